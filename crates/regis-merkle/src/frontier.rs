@@ -21,13 +21,19 @@ pub struct Frontier {
 impl Frontier {
     /// The empty tree.
     pub fn new() -> Self {
-        Frontier { size: 0, peaks: [[0; 32]; MAX_LEVELS] }
+        Frontier {
+            size: 0,
+            peaks: [[0; 32]; MAX_LEVELS],
+        }
     }
 
     /// Rebuilds the right edge of the tree of `size` leaves from stored
     /// hashes: one read per set bit of `size`, no hashing.
     pub fn from_reader<R: HashReader + ?Sized>(reader: &R, size: u64) -> Result<Self, R::Error> {
-        let mut frontier = Frontier { size, peaks: [[0; 32]; MAX_LEVELS] };
+        let mut frontier = Frontier {
+            size,
+            peaks: [[0; 32]; MAX_LEVELS],
+        };
         let mut start = 0u64;
         for level in (0..MAX_LEVELS).rev() {
             if size >> level & 1 == 1 {
@@ -107,7 +113,9 @@ impl Default for Frontier {
 
 impl std::fmt::Debug for Frontier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frontier").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("Frontier")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,9 +137,9 @@ impl Edge {
     pub fn new(frontier: &Frontier) -> Self {
         let mut hashes = [[0; 32]; MAX_LEVELS + 1];
         let mut acc: Option<Hash> = None;
-        for level in 0..MAX_LEVELS {
+        for (level, slot) in hashes.iter_mut().take(MAX_LEVELS).enumerate() {
             if let Some(hash) = acc {
-                hashes[level] = hash;
+                *slot = hash;
             }
             if frontier.size >> level & 1 == 1 {
                 acc = Some(match acc {
@@ -141,7 +149,10 @@ impl Edge {
             }
         }
         hashes[MAX_LEVELS] = acc.unwrap_or(EMPTY_ROOT);
-        Edge { size: frontier.size, hashes }
+        Edge {
+            size: frontier.size,
+            hashes,
+        }
     }
 
     /// Reads the right edge of the tree of `size` leaves from stored hashes.
@@ -164,13 +175,19 @@ impl Edge {
     pub(crate) fn right_subtree(&self, start: u64) -> Option<&Hash> {
         let len = self.size.checked_sub(start).filter(|&len| len > 0)?;
         let level = (u64::BITS - len.leading_zeros()) as usize;
-        let mask = if level == 64 { u64::MAX } else { (1u64 << level) - 1 };
+        let mask = if level == 64 {
+            u64::MAX
+        } else {
+            (1u64 << level) - 1
+        };
         (start == self.size & !mask).then_some(&self.hashes[level])
     }
 }
 
 impl std::fmt::Debug for Edge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Edge").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("Edge")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }

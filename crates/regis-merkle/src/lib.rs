@@ -10,7 +10,10 @@
 //!
 //! Pure: no I/O, no clock, no randomness, no panics on any input.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod frontier;
 mod hash;

@@ -65,7 +65,10 @@ pub fn consistency_proof<R: HashReader + ?Sized>(
 ) -> Result<Vec<Hash>, ProofError<R::Error>> {
     let size = edge.size();
     if old_size > size {
-        return Err(ProofError::SizeOutOfRange { old: old_size, new: size });
+        return Err(ProofError::SizeOutOfRange {
+            old: old_size,
+            new: size,
+        });
     }
     let mut path = Vec::with_capacity(64);
     consistency_ranges(old_size, size, |lo, hi| {
@@ -148,15 +151,20 @@ fn subtree_hash<R: HashReader + ?Sized>(
     hi: u64,
 ) -> Result<Hash, ProofError<R::Error>> {
     let len = hi - lo;
-    if len.is_power_of_two() && lo % len == 0 {
+    if len.is_power_of_two() && lo.is_multiple_of(len) {
         let level = len.trailing_zeros() as u8;
-        return reader.read_hash(level, lo >> level).map_err(ProofError::Read);
+        return reader
+            .read_hash(level, lo >> level)
+            .map_err(ProofError::Read);
     }
     // The recursions only produce ranges that are perfect or end at the tree
     // size, and every such range has an `Edge` hash: a miss here would be a
     // bug in this module, never a property of the input.
     match edge.right_subtree(lo) {
         Some(hash) if hi == edge.size() => Ok(*hash),
-        _ => unreachable!("proof recursion asked for D[{lo}:{hi}] in a tree of {}", edge.size()),
+        _ => unreachable!(
+            "proof recursion asked for D[{lo}:{hi}] in a tree of {}",
+            edge.size()
+        ),
     }
 }

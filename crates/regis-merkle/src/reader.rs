@@ -81,7 +81,11 @@ impl MemoryHashes {
         if self.levels.len() <= level {
             self.levels.resize_with(level + 1, Vec::new);
         }
-        debug_assert_eq!(self.levels[level].len() as u64, index, "stored out of order");
+        debug_assert_eq!(
+            self.levels[level].len() as u64,
+            index,
+            "stored out of order"
+        );
         self.levels[level].push(*hash);
     }
 

@@ -51,7 +51,9 @@ pub enum TilePathError {
     #[error("the tile level must be \"entries\" or a number from 0 to 63 without leading zeros")]
     Level,
     /// The index is not in canonical `x001/x234/067` form, or overflows.
-    #[error("the tile index must be 3-digit groups, all but the last prefixed by 'x', no leading zero group, at most 2^64-1")]
+    #[error(
+        "the tile index must be 3-digit groups, all but the last prefixed by 'x', no leading zero group, at most 2^64-1"
+    )]
     Index,
     /// The width is not a decimal 1–255 without leading zeros.
     #[error("a partial tile width must be a number from 1 to 255 without leading zeros")]
@@ -96,9 +98,16 @@ impl TilePath {
         };
         let stored = hashes_at_tile_level(level, tree_size);
         let start = index.checked_mul(u64::from(TILE_WIDTH))?;
-        let width = stored.checked_sub(start).filter(|&w| w > 0)?.min(u64::from(TILE_WIDTH));
+        let width = stored
+            .checked_sub(start)
+            .filter(|&w| w > 0)?
+            .min(u64::from(TILE_WIDTH));
         // `width` is 1..=256 by construction.
-        Some(TilePath { kind, index, width: width as u16 })
+        Some(TilePath {
+            kind,
+            index,
+            width: width as u16,
+        })
     }
 
     /// Parses `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, strictly.
@@ -108,7 +117,8 @@ impl TilePath {
         let kind = if level == "entries" {
             TileKind::Entries
         } else {
-            let level = parse_decimal(level, u64::from(MAX_TILE_LEVEL)).ok_or(TilePathError::Level)?;
+            let level =
+                parse_decimal(level, u64::from(MAX_TILE_LEVEL)).ok_or(TilePathError::Level)?;
             TileKind::Hashes { level: level as u8 }
         };
         let (index, width) = match rest.split_once(".p/") {
@@ -193,7 +203,9 @@ impl fmt::Display for TilePath {
 
 /// Stored hashes at tree level `8 * tile_level` in a tree of `tree_size`.
 fn hashes_at_tile_level(tile_level: u8, tree_size: u64) -> u64 {
-    tree_size.checked_shr(u32::from(tile_level) * TILE_HEIGHT).unwrap_or(0)
+    tree_size
+        .checked_shr(u32::from(tile_level) * TILE_HEIGHT)
+        .unwrap_or(0)
 }
 
 /// A decimal without sign or leading zeros, at most `max`.
@@ -216,7 +228,11 @@ fn parse_index(text: &str) -> Option<u64> {
     let mut index: u64 = 0;
     for (i, group) in groups.iter().enumerate() {
         let last = i + 1 == groups.len();
-        let digits = if last { *group } else { group.strip_prefix('x')? };
+        let digits = if last {
+            *group
+        } else {
+            group.strip_prefix('x')?
+        };
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -234,7 +250,12 @@ pub fn read_tile<R: HashReader + ?Sized>(reader: &R, tile: &TilePath) -> Result<
     let range = tile.stored_range();
     let mut hashes: Vec<Hash> = Vec::with_capacity(usize::from(tile.width));
     // Hash tiles exist only for tree levels below 64, so the level fits a u8.
-    reader.read_hashes(tile.tree_level() as u8, range.start, range.end - range.start, &mut hashes)?;
+    reader.read_hashes(
+        tile.tree_level() as u8,
+        range.start,
+        range.end - range.start,
+        &mut hashes,
+    )?;
     Ok(hashes.concat())
 }
 
@@ -280,7 +301,9 @@ pub fn parse_bundle(mut bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
         if index == usize::from(TILE_WIDTH) {
             return Err(BundleError::TooManyEntries);
         }
-        let (len, rest) = bytes.split_first_chunk::<2>().ok_or(BundleError::Truncated { index })?;
+        let (len, rest) = bytes
+            .split_first_chunk::<2>()
+            .ok_or(BundleError::Truncated { index })?;
         let len = usize::from(u16::from_be_bytes(*len));
         if rest.len() < len {
             return Err(BundleError::Truncated { index });
@@ -302,22 +325,54 @@ mod tests {
         assert_eq!(tile.to_string(), "tile/0/x001/x234/067");
         let tile = TilePath::entries(1_234_067, 3).unwrap();
         assert_eq!(tile.to_string(), "tile/entries/x001/x234/067.p/3");
-        assert_eq!(TilePath::hashes(2, 0, 1).unwrap().to_string(), "tile/2/000.p/1");
+        assert_eq!(
+            TilePath::hashes(2, 0, 1).unwrap().to_string(),
+            "tile/2/000.p/1"
+        );
         let max = TilePath::hashes(63, u64::MAX, 255).unwrap();
-        assert_eq!(max.to_string(), "tile/63/x018/x446/x744/x073/x709/x551/615.p/255");
+        assert_eq!(
+            max.to_string(),
+            "tile/63/x018/x446/x744/x073/x709/x551/615.p/255"
+        );
         assert_eq!(TilePath::parse(&max.to_string()), Ok(max));
     }
 
     #[test]
     fn rejects_non_canonical_paths() {
         for bad in [
-            "", "tile", "tile/", "tile/0", "tile/0/", "tile/00/000", "tile/64/000", "tile/-1/000",
-            "tile/+1/000", "tile/0/00", "tile/0/0000", "tile/0/x000/001", "tile/0/001/002",
-            "tile/0/x001", "tile/0/x001/", "tile/0/x1/000", "tile/0/000.p/0", "tile/0/000.p/256",
-            "tile/0/000.p/08", "tile/0/000.p/", "tile/0/000.p/1/", "tile/0/000/", "tile/0/../000",
-            "tile/0/x018/x446/x744/x073/x709/x551/616", "tile/0/x001/x002/x003/x004/x005/x006/x007/008",
-            "tile/entries/000.p/1.p/1", "tile/ENTRIES/000", "tile/0/abc", "tile/0/0x1",
-            "tile/0/ 001", "tile/0/000.P/1", "tile/data/000", "/tile/0/000",
+            "",
+            "tile",
+            "tile/",
+            "tile/0",
+            "tile/0/",
+            "tile/00/000",
+            "tile/64/000",
+            "tile/-1/000",
+            "tile/+1/000",
+            "tile/0/00",
+            "tile/0/0000",
+            "tile/0/x000/001",
+            "tile/0/001/002",
+            "tile/0/x001",
+            "tile/0/x001/",
+            "tile/0/x1/000",
+            "tile/0/000.p/0",
+            "tile/0/000.p/256",
+            "tile/0/000.p/08",
+            "tile/0/000.p/",
+            "tile/0/000.p/1/",
+            "tile/0/000/",
+            "tile/0/../000",
+            "tile/0/x018/x446/x744/x073/x709/x551/616",
+            "tile/0/x001/x002/x003/x004/x005/x006/x007/008",
+            "tile/entries/000.p/1.p/1",
+            "tile/ENTRIES/000",
+            "tile/0/abc",
+            "tile/0/0x1",
+            "tile/0/ 001",
+            "tile/0/000.P/1",
+            "tile/data/000",
+            "/tile/0/000",
         ] {
             assert!(TilePath::parse(bad).is_err(), "accepted {bad:?}");
         }
@@ -329,14 +384,22 @@ mod tests {
         let size = 70_000;
         let hashes = |level| TileKind::Hashes { level };
         assert!(TilePath::in_tree(hashes(0), 272, size).unwrap().is_full());
-        assert_eq!(TilePath::in_tree(hashes(0), 273, size).unwrap().width(), 112);
+        assert_eq!(
+            TilePath::in_tree(hashes(0), 273, size).unwrap().width(),
+            112
+        );
         assert_eq!(TilePath::in_tree(hashes(0), 274, size), None);
         assert!(TilePath::in_tree(hashes(1), 0, size).unwrap().is_full());
         assert_eq!(TilePath::in_tree(hashes(1), 1, size).unwrap().width(), 17);
         assert_eq!(TilePath::in_tree(hashes(2), 0, size).unwrap().width(), 1);
         assert_eq!(TilePath::in_tree(hashes(3), 0, size), None);
         assert_eq!(TilePath::in_tree(hashes(8), 0, u64::MAX), None);
-        assert_eq!(TilePath::in_tree(TileKind::Entries, 273, size).unwrap().width(), 112);
+        assert_eq!(
+            TilePath::in_tree(TileKind::Entries, 273, size)
+                .unwrap()
+                .width(),
+            112
+        );
         assert_eq!(TilePath::in_tree(hashes(1), 0, 256).unwrap().width(), 1);
     }
 
@@ -348,7 +411,10 @@ mod tests {
         }
         let entries = parse_bundle(&bundle).unwrap();
         assert_eq!(entries, vec![&b"one"[..], b"", &[7u8; 300]]);
-        assert_eq!(parse_bundle(&bundle[..bundle.len() - 1]), Err(BundleError::Truncated { index: 2 }));
+        assert_eq!(
+            parse_bundle(&bundle[..bundle.len() - 1]),
+            Err(BundleError::Truncated { index: 2 })
+        );
         assert!(push_bundle_entry(&mut bundle, &vec![0; 65536]).is_err());
     }
 }

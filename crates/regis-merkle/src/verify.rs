@@ -51,7 +51,10 @@ pub fn verify_inclusion(
     }
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(VerifyError::WrongLength { got: proof.len(), expected });
+        return Err(VerifyError::WrongLength {
+            got: proof.len(),
+            expected,
+        });
     }
     let (mut fnode, mut snode) = (index, size - 1);
     let mut hash = *leaf_hash;
@@ -68,7 +71,11 @@ pub fn verify_inclusion(
         fnode >>= 1;
         snode >>= 1;
     }
-    if hash == *root { Ok(()) } else { Err(VerifyError::RootMismatch) }
+    if hash == *root {
+        Ok(())
+    } else {
+        Err(VerifyError::RootMismatch)
+    }
 }
 
 /// Checks that the tree of `old_size` leaves with root `old_root` is a prefix
@@ -89,17 +96,31 @@ pub fn verify_consistency(
     new_root: &Hash,
 ) -> Result<(), VerifyError> {
     if old_size > new_size {
-        return Err(VerifyError::SizeOutOfRange { old: old_size, new: new_size });
+        return Err(VerifyError::SizeOutOfRange {
+            old: old_size,
+            new: new_size,
+        });
     }
     let expected = consistency_proof_len(old_size, new_size);
     if proof.len() != expected {
-        return Err(VerifyError::WrongLength { got: proof.len(), expected });
+        return Err(VerifyError::WrongLength {
+            got: proof.len(),
+            expected,
+        });
     }
     if old_size == 0 {
-        return if *old_root == EMPTY_ROOT { Ok(()) } else { Err(VerifyError::OldRootMismatch) };
+        return if *old_root == EMPTY_ROOT {
+            Ok(())
+        } else {
+            Err(VerifyError::OldRootMismatch)
+        };
     }
     if old_size == new_size {
-        return if old_root == new_root { Ok(()) } else { Err(VerifyError::RootMismatch) };
+        return if old_root == new_root {
+            Ok(())
+        } else {
+            Err(VerifyError::RootMismatch)
+        };
     }
     // When the old tree is a perfect subtree, the proof omits its root: the
     // verifier supplies it as the first node.
