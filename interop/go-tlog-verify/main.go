@@ -265,4 +265,3 @@ func main() {
 		os.Exit(1)
 	}
 }
-
