@@ -11,6 +11,7 @@
 use crate::frontier::Edge;
 use crate::hash::Hash;
 use crate::reader::HashReader;
+use crate::verify::{consistency_proof_len, inclusion_proof_len};
 
 /// Why a proof could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,12 +47,14 @@ pub fn inclusion_proof<R: HashReader + ?Sized>(
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
-    let mut path = Vec::with_capacity(64);
+    // The walk is top-down and the proof bottom-up: fill from the end.
+    let mut path = vec![[0; 32]; inclusion_proof_len(index, size)];
+    let mut slot = path.len();
     inclusion_ranges(index, size, |lo, hi| {
-        path.push(subtree_hash(reader, edge, lo, hi)?);
+        slot -= 1;
+        path[slot] = subtree_hash(reader, edge, lo, hi)?;
         Ok(())
     })?;
-    path.reverse();
     Ok(path)
 }
 
@@ -70,12 +73,13 @@ pub fn consistency_proof<R: HashReader + ?Sized>(
             new: size,
         });
     }
-    let mut path = Vec::with_capacity(64);
+    let mut path = vec![[0; 32]; consistency_proof_len(old_size, size)];
+    let mut slot = path.len();
     consistency_ranges(old_size, size, |lo, hi| {
-        path.push(subtree_hash(reader, edge, lo, hi)?);
+        slot -= 1;
+        path[slot] = subtree_hash(reader, edge, lo, hi)?;
         Ok(())
     })?;
-    path.reverse();
     Ok(path)
 }
 
