@@ -1,1 +1,47 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+//! The GOV.UK Registers data model, as Regis serves it.
+//!
+//! - [`Item`]: a flat JSON object of strings and string arrays, in canonical
+//!   JSON, identified by [`ItemHash`] (`sha-256:<hex>` of those bytes).
+//! - [`Entry`]: a key taking some items' value at a time, in the user or
+//!   system log ([`EntryType`]); its v1 leaf bytes are the input of the log's
+//!   RFC 6962 tree ([`regis_merkle`]).
+//! - [`Schema`]: the register's definition, folded from system entries, with
+//!   [`Datatype`] validators; it validates user items.
+//! - [`rsf`]: the Register Serialisation Format, read as a stream, loaded
+//!   with every validity rule, and written (full dump and delta).
+//! - [`import`]: custodians' TSV and CSV files into entries; [`api`]: the v1
+//!   API's JSON and CSV bodies.
+//! - [`Register`]: a whole register in memory (records, histories, proofs),
+//!   for tests and small tools.
+//!
+//! Pure: no I/O beyond the readers and writers a caller passes in, no clock
+//! (timestamps come from the caller), no panic on any input.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+mod datatype;
+mod digest;
+mod entry;
+pub mod import;
+mod item;
+mod json;
+mod register;
+pub mod rsf;
+mod schema;
+
+pub use datatype::Datatype;
+pub use digest::{HashError, ItemHash, format_hash, parse_hash};
+pub use entry::{
+    Entry, EntryType, KeyError, LeafError, Timestamp, TimestampError, check_key, check_key_syntax,
+    entry_number, leaf_index,
+};
+pub use item::{Fields, Item, ItemError, Value};
+pub use json::compare_keys;
+pub use register::{DeltaError, Record, Register};
+pub use schema::{
+    Cardinality, Field, RegisterDefinition, Schema, SchemaError, SystemKey, ValidationError,
+};

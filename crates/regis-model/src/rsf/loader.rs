@@ -1,0 +1,369 @@
+//! Loading RSF: applying commands to a register and enforcing what makes a
+//! document valid.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+use regis_merkle::{Frontier, Hash, leaf_hash};
+
+use crate::digest::ItemHash;
+use crate::entry::{Entry, EntryType, check_key};
+use crate::item::{Item, Value};
+use crate::rsf::{Command, RsfError, RsfErrorKind, RsfReader};
+use crate::schema::{Schema, SystemKey};
+
+/// Where a [`Loader`] puts what it accepts, and what it needs to know about
+/// the register it loads into (a store, or the in-memory
+/// [`Register`](crate::Register)).
+pub trait LoadTarget {
+    /// Why the target failed.
+    type Error: Into<Box<dyn std::error::Error + Send + Sync>>;
+
+    /// Whether the target already holds an item (entries may use items
+    /// loaded before this document).
+    fn contains_item(&self, hash: &ItemHash) -> Result<bool, Self::Error>;
+
+    /// An item the target holds (including those added by this document).
+    fn item(&self, hash: &ItemHash) -> Result<Option<Item>, Self::Error>;
+
+    /// Whether the record of `key` in the `log` points at exactly `items`.
+    fn record_is(&self, log: EntryType, key: &str, items: &[ItemHash])
+    -> Result<bool, Self::Error>;
+
+    /// Keeps an item; returns whether it was new. Items arrive when their
+    /// line is read, before any entry uses them; on a load error the caller
+    /// discards everything the load gave.
+    fn add_item(&mut self, hash: ItemHash, item: Item) -> Result<bool, Self::Error>;
+
+    /// Appends entry `number` of its log, with the leaf hash of its v1 leaf
+    /// bytes.
+    fn append_entry(
+        &mut self,
+        number: u64,
+        entry: Entry,
+        leaf_hash: Hash,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Which rules beyond RSF's own a load enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Accept an entry whose items are already its key's record. Real
+    /// histories have such entries (user and system), so an import must keep
+    /// them or the roots would not reproduce.
+    pub allow_repeated_items: bool,
+    /// Hold user keys to [`check_key`].
+    pub check_keys: bool,
+    /// Validate user items against the register's definition
+    /// ([`Schema::validate`]).
+    pub validate_items: bool,
+    /// Hold `field:<f>` and `register:<r>` items to naming `f` and `r`
+    /// ([`Schema::check_names`]; one published definition does not).
+    pub check_definitions: bool,
+    /// GOV.UK's "invalid entry ordering": once user entries exist, a system
+    /// entry `register:<name>` of the register itself may change only the
+    /// definition's `text`.
+    pub freeze_definition: bool,
+}
+
+impl Policy {
+    /// For history: take the document as it is (apart from RSF's own rules).
+    pub const IMPORT: Policy = Policy {
+        allow_repeated_items: true,
+        check_keys: false,
+        validate_items: false,
+        check_definitions: false,
+        freeze_definition: false,
+    };
+
+    /// For new appends: every rule.
+    pub const APPEND: Policy = Policy {
+        allow_repeated_items: false,
+        check_keys: true,
+        validate_items: true,
+        check_definitions: true,
+        freeze_definition: true,
+    };
+}
+
+/// What a load did, and where it left the logs.
+#[derive(Clone, Debug)]
+pub struct LoadSummary {
+    /// Items the target did not hold before.
+    pub items_added: u64,
+    /// User entries appended.
+    pub user_entries: u64,
+    /// System entries appended.
+    pub system_entries: u64,
+    /// `assert-root-hash` lines checked.
+    pub assertions: u64,
+    /// The user log's tree after the load.
+    pub user_log: Frontier,
+    /// The system log's tree after the load.
+    pub system_log: Frontier,
+    /// The register's definition after the load.
+    pub schema: Schema,
+}
+
+/// Applies RSF commands to a [`LoadTarget`], checking as it goes: items
+/// canonical (the reader's part), every entry's items added before it or
+/// already held, no item added without an entry after it, every assertion
+/// true, system entries well-formed definitions, and the [`Policy`].
+///
+/// Memory: the two trees (O(log n)), the definition, and the hashes of the
+/// items added but not yet used (in a dump, which adds every item before
+/// any entry, that is every item; in authoring order, a handful).
+#[derive(Debug)]
+pub struct Loader<'t, T> {
+    target: &'t mut T,
+    policy: Policy,
+    user: Frontier,
+    system: Frontier,
+    schema: Schema,
+    /// Items added and not yet used, with the line that added them.
+    pending: HashMap<ItemHash, u64>,
+    leaf: String,
+    items_added: u64,
+    user_entries: u64,
+    system_entries: u64,
+    assertions: u64,
+}
+
+impl<'t, T: LoadTarget> Loader<'t, T> {
+    /// A loader into an empty register.
+    pub fn new(target: &'t mut T, policy: Policy) -> Self {
+        Loader::resume(
+            target,
+            policy,
+            Frontier::new(),
+            Frontier::new(),
+            Schema::new(),
+        )
+    }
+
+    /// A loader into a register whose logs and definition stand as given.
+    pub fn resume(
+        target: &'t mut T,
+        policy: Policy,
+        user_log: Frontier,
+        system_log: Frontier,
+        schema: Schema,
+    ) -> Self {
+        Loader {
+            target,
+            policy,
+            user: user_log,
+            system: system_log,
+            schema,
+            pending: HashMap::new(),
+            leaf: String::with_capacity(256),
+            items_added: 0,
+            user_entries: 0,
+            system_entries: 0,
+            assertions: 0,
+        }
+    }
+
+    /// Reads and applies a whole document, then [`Self::finish`]es.
+    pub fn load<R: BufRead>(mut self, reader: RsfReader<R>) -> Result<LoadSummary, RsfError> {
+        for command in reader {
+            let (line, command) = command?;
+            self.apply(line, command)?;
+        }
+        self.finish()
+    }
+
+    /// Applies the command of line `line`.
+    pub fn apply(&mut self, line: u64, command: Command) -> Result<(), RsfError> {
+        let result = match command {
+            Command::AddItem(item) => self.add_item(line, item),
+            Command::AppendEntry(entry) => self.append_entry(entry),
+            Command::AssertRootHash(asserted) => self.assert_root(asserted),
+        };
+        result.map_err(|kind| kind.at(line))
+    }
+
+    /// Ends the document: every item added must have been used.
+    pub fn finish(self) -> Result<LoadSummary, RsfError> {
+        if let Some((hash, line)) = self.pending.iter().min_by_key(|(_, line)| **line) {
+            return Err(RsfErrorKind::OrphanItem(*hash).at(*line));
+        }
+        Ok(LoadSummary {
+            items_added: self.items_added,
+            user_entries: self.user_entries,
+            system_entries: self.system_entries,
+            assertions: self.assertions,
+            user_log: self.user,
+            system_log: self.system,
+            schema: self.schema,
+        })
+    }
+
+    fn add_item(&mut self, line: u64, item: Item) -> Result<(), RsfErrorKind> {
+        let hash = item.hash();
+        if self.pending.contains_key(&hash) {
+            return Ok(());
+        }
+        self.pending.insert(hash, line);
+        if self.target.add_item(hash, item).map_err(target)? {
+            self.items_added += 1;
+        }
+        Ok(())
+    }
+
+    fn append_entry(&mut self, entry: Entry) -> Result<(), RsfErrorKind> {
+        let system_key = match entry.entry_type {
+            EntryType::User if self.policy.check_keys => {
+                check_key(&entry.key)?;
+                None
+            }
+            EntryType::User => None,
+            EntryType::System => Some(SystemKey::parse(&entry.key)?),
+        };
+        for hash in &entry.item_hashes {
+            if self.pending.remove(hash).is_none()
+                && !self.target.contains_item(hash).map_err(target)?
+            {
+                return Err(RsfErrorKind::DanglingEntry(*hash));
+            }
+        }
+        if !self.policy.allow_repeated_items
+            && self
+                .target
+                .record_is(entry.entry_type, &entry.key, &entry.item_hashes)
+                .map_err(target)?
+        {
+            return Err(RsfErrorKind::RepeatedItem { key: entry.key });
+        }
+        match system_key {
+            Some(key) => self.define(&entry, &key)?,
+            None if self.policy.validate_items => {
+                for hash in &entry.item_hashes {
+                    let item = self.read_item(hash)?;
+                    self.schema.validate(&entry.key, &item).map_err(|error| {
+                        RsfErrorKind::Invalid {
+                            key: entry.key.clone(),
+                            error,
+                        }
+                    })?;
+                }
+            }
+            None => {}
+        }
+        let log = match entry.entry_type {
+            EntryType::User => &mut self.user,
+            EntryType::System => &mut self.system,
+        };
+        let number = log.size() + 1;
+        self.leaf.clear();
+        entry.push_leaf(number, &mut self.leaf);
+        let hash = leaf_hash(self.leaf.as_bytes());
+        log.push_hash(hash, |_, _, _| {})
+            .map_err(|_| RsfErrorKind::LogFull)?;
+        match entry.entry_type {
+            EntryType::User => self.user_entries += 1,
+            EntryType::System => self.system_entries += 1,
+        }
+        self.target
+            .append_entry(number, entry, hash)
+            .map_err(target)
+    }
+
+    /// Folds a system entry into the definition.
+    fn define(&mut self, entry: &Entry, key: &SystemKey) -> Result<(), RsfErrorKind> {
+        for hash in &entry.item_hashes {
+            let item = self.read_item(hash)?;
+            if self.policy.check_definitions {
+                Schema::check_names(&entry.key, &item)?;
+            }
+            if self.policy.freeze_definition
+                && self.user.size() > 0
+                && let SystemKey::Register(name) = key
+                && self.schema.name() == Some(name.as_str())
+                && let Some(current) = self.schema.register(name)
+                && let Some(property) = changed_property(&current.item, &item)
+            {
+                return Err(RsfErrorKind::DefinitionChanged {
+                    register: name.clone(),
+                    property,
+                });
+            }
+            self.schema.apply(&entry.key, &item)?;
+        }
+        Ok(())
+    }
+
+    fn read_item(&self, hash: &ItemHash) -> Result<Item, RsfErrorKind> {
+        self.target
+            .item(hash)
+            .map_err(target)?
+            .ok_or(RsfErrorKind::UnreadableItem(*hash))
+    }
+
+    fn assert_root(&mut self, asserted: Hash) -> Result<(), RsfErrorKind> {
+        let computed = self.user.root();
+        if computed != asserted {
+            return Err(RsfErrorKind::RootMismatch {
+                size: self.user.size(),
+                asserted,
+                computed,
+            });
+        }
+        self.assertions += 1;
+        Ok(())
+    }
+}
+
+fn target(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RsfErrorKind {
+    RsfErrorKind::Target(error.into())
+}
+
+/// The first property, other than `text`, whose value differs between two
+/// definitions (present in one only counts).
+fn changed_property(old: &Item, new: &Item) -> Option<String> {
+    let without_text = |item: &Item| -> BTreeMap<String, Value<'static>> {
+        item.fields()
+            .filter(|(name, _)| name != "text")
+            .map(|(name, value)| (Cow::into_owned(name), value.into_owned()))
+            .collect()
+    };
+    let (old, new) = (without_text(old), without_text(new));
+    old.keys()
+        .chain(new.keys())
+        .filter(|name| old.get(*name) != new.get(*name))
+        .min()
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_text_may_change() {
+        let item = |json| Item::from_canonical(json).unwrap();
+        let old = item(r#"{"fields":["a"],"phase":"alpha","register":"r","text":"x"}"#);
+        assert_eq!(
+            changed_property(
+                &old,
+                &item(r#"{"fields":["a"],"phase":"alpha","register":"r","text":"y"}"#)
+            ),
+            None
+        );
+        assert_eq!(
+            changed_property(
+                &old,
+                &item(r#"{"fields":["a"],"phase":"beta","register":"r","text":"x"}"#)
+            ),
+            Some("phase".into())
+        );
+        assert_eq!(
+            changed_property(
+                &old,
+                &item(r#"{"copyright":"c","fields":["a"],"phase":"alpha","register":"r"}"#)
+            ),
+            Some("copyright".into())
+        );
+    }
+}

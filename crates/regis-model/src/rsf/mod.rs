@@ -1,0 +1,221 @@
+//! The Register Serialisation Format: reading, loading and writing.
+//!
+//! RSF is UTF-8 text, one command per line, fields separated by TAB, with no
+//! escaping layer (canonical JSON never holds a raw TAB or newline):
+//!
+//! ```text
+//! add-item→{"country":"GB","name":"United Kingdom"}
+//! append-entry→user→GB→2016-04-05T13:23:05Z→sha-256:6b18…
+//! assert-root-hash→sha-256:3bac…
+//! ```
+//!
+//! (`→` is a TAB.)
+//!
+//! - `add-item<TAB><JSON>`: the JSON must already be canonical.
+//! - `append-entry<TAB>user|system<TAB><key><TAB><timestamp><TAB><hashes>`,
+//!   where `<hashes>` is one `sha-256:<hex>` or several joined by `;` (as the
+//!   reference implementation allowed). Two historical forms are read as user
+//!   entries: `append-entry<TAB><timestamp><TAB><hash><TAB><key>` (2016 to May
+//!   2017) and `append-entry<TAB><key><TAB><timestamp><TAB><hash>` (one week
+//!   of May 2017); they are told apart by where the hash stands.
+//! - `assert-root-hash<TAB>sha-256:<hex>`: the root of the user log as it
+//!   stands at that line (system entries are in no GOV.UK tree). Anywhere.
+//!
+//! Lines may end with CRLF, the last one may lack its newline.
+//!
+//! [`RsfReader`] turns bytes into [`Command`]s, streaming: it holds one line.
+//! [`Loader`] applies commands to a [`LoadTarget`] and enforces what makes a
+//! document valid (canonical items, no orphan item, no dangling entry, every
+//! assertion true, and the rules of its [`Policy`]). [`RsfWriter`] writes.
+//!
+//! # Layouts
+//!
+//! **Full dump** ([`write_dump`]), byte for byte GOV.UK's `download-rsf`:
+//!
+//! 1. `assert-root-hash` of the empty tree;
+//! 2. `add-item` for every item the system entries use, then for every
+//!    item the user entries use (an item both use appears in both blocks,
+//!    as in GOV.UK's dumps, which kept system and user items apart);
+//! 3. every system entry, in order;
+//! 4. every user entry, in order;
+//! 5. `assert-root-hash` of the user log.
+//!
+//! GOV.UK wrote each block of items in its database's order, which no rule
+//! recovers, so the caller passes the items in the order it wants; Regis
+//! uses the order in which entries first use them.
+//!
+//! **Delta** `{a}/{b}` (`download-rsf/{a}/{b}`, `0 <= a <= b <=` user size),
+//! Regis's design. Unlike GOV.UK's it carries system entries, so a consumer
+//! keeping up through deltas also keeps the register's definition:
+//!
+//! 1. `assert-root-hash` of the user log at size `a`;
+//! 2. in the order they were appended, the system entries appended while the
+//!    user log had between `a` and `b - 1` entries, and user entries `a + 1`
+//!    to `b`; each entry is immediately preceded by an `add-item` line for
+//!    each of its items, repeated if an item is used again (content
+//!    addressing makes a repeat harmless), so neither the writer nor a reader
+//!    needs memory or look-ahead;
+//! 3. `assert-root-hash` of the user log at size `b`.
+//!
+//! Where each system entry goes is fixed by the user-log size when it was
+//! appended, so the deltas `0/a`, `a/b`, `b/c`… partition the history with
+//! nothing missed or repeated, and a delta never changes once `b` entries
+//! exist: it can be cached like a full tile. A system entry appended after
+//! the latest user entry appears in the next delta (and at once in the
+//! system log's own checkpoint). A GOV.UK reader applies a delta as any
+//! authoring-style RSF. A chain of deltas starts at `0`: a full dump taken at
+//! user size `n` already holds the system entries appended at size `n`,
+//! which the delta `n/m` carries again. (A store serving deltas must keep,
+//! for each system entry, the user-log size when it was appended.)
+
+mod loader;
+mod reader;
+mod writer;
+
+pub use loader::{LoadSummary, LoadTarget, Loader, Policy};
+pub use reader::{DEFAULT_MAX_LINE, RsfReader};
+pub use writer::{RsfWriter, write_dump};
+
+use regis_merkle::Hash;
+
+use crate::digest::{HashError, ItemHash, format_hash};
+use crate::entry::{Entry, KeyError, TimestampError};
+use crate::item::{Item, ItemError};
+use crate::schema::{SchemaError, ValidationError};
+
+/// One RSF line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `add-item`: an item, canonical.
+    AddItem(Item),
+    /// `append-entry`: an entry (numbered by its position in its log).
+    AppendEntry(Entry),
+    /// `assert-root-hash`: the user log's root at this point.
+    AssertRootHash(Hash),
+}
+
+/// An RSF document that cannot be read or loaded, and the line where it
+/// went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("RSF line {line}: {kind}")]
+pub struct RsfError {
+    /// 1-based line number (for an orphan item, the line that added it).
+    pub line: u64,
+    /// What is wrong.
+    pub kind: RsfErrorKind,
+}
+
+/// What is wrong with an RSF document.
+#[derive(Debug, thiserror::Error)]
+pub enum RsfErrorKind {
+    /// Reading the input failed.
+    #[error("reading failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line longer than the reader's limit.
+    #[error("the line is longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A line that is not UTF-8.
+    #[error("the line is not UTF-8")]
+    NotUtf8,
+    /// An empty line.
+    #[error("the line is empty")]
+    EmptyLine,
+    /// An unknown command.
+    #[error("unknown command `{0}` (expected add-item, append-entry or assert-root-hash)")]
+    UnknownCommand(String),
+    /// A command with the wrong number of TAB-separated fields.
+    #[error("`{command}` takes {expected}, found {found} field(s)")]
+    FieldCount {
+        /// The command.
+        command: &'static str,
+        /// The forms it takes.
+        expected: &'static str,
+        /// How many fields the line has after the command.
+        found: usize,
+    },
+    /// An entry type other than `user` or `system`.
+    #[error("entry type `{0}` is neither `user` nor `system`")]
+    EntryType(String),
+    /// A bad timestamp.
+    #[error("{0}")]
+    Timestamp(#[from] TimestampError),
+    /// A bad hash.
+    #[error("{0}")]
+    Hash(#[from] HashError),
+    /// An `add-item` line whose JSON is not a canonical item.
+    #[error("{0}")]
+    Item(#[from] ItemError),
+    /// A key that is empty or holds a control character, or a user key that
+    /// breaks the key rule (when the policy checks keys).
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// A system entry that does not define what its key says.
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    /// A user item that its register's definition does not allow (when the
+    /// policy validates items).
+    #[error("entry `{key}`: {error}")]
+    Invalid {
+        /// The entry's key.
+        key: String,
+        /// What is wrong with its item.
+        error: ValidationError,
+    },
+    /// An entry whose item was neither added before it nor already held.
+    #[error("the entry references item {0}, which no add-item line before it added")]
+    DanglingEntry(ItemHash),
+    /// An item no entry references.
+    #[error("item {0} is added but no entry after it references it")]
+    OrphanItem(ItemHash),
+    /// An item the target says it holds but does not give back.
+    #[error("item {0} is held but could not be read back")]
+    UnreadableItem(ItemHash),
+    /// An `assert-root-hash` that does not hold.
+    #[error(
+        "assert-root-hash {} does not match the root of the {size} user entries so far, {}",
+        format_hash(asserted),
+        format_hash(computed)
+    )]
+    RootMismatch {
+        /// Number of user entries at the assertion.
+        size: u64,
+        /// The root the line asserts.
+        asserted: Hash,
+        /// The root of the entries read.
+        computed: Hash,
+    },
+    /// An entry whose items are already its key's record (when the policy
+    /// refuses them).
+    #[error("entry `{key}` points at the item its record already has")]
+    RepeatedItem {
+        /// The entry's key.
+        key: String,
+    },
+    /// A late change to the register's own definition (when the policy
+    /// freezes it): GOV.UK's "invalid entry ordering".
+    #[error(
+        "system entry `register:{register}` changes `{property}` after user entries exist; only `text` may change"
+    )]
+    DefinitionChanged {
+        /// The register.
+        register: String,
+        /// The first property that differs.
+        property: String,
+    },
+    /// A log with 2^64 - 1 entries.
+    #[error("the log is full")]
+    LogFull,
+    /// The load target failed.
+    #[error("storing failed: {0}")]
+    Target(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RsfErrorKind {
+    /// This error at `line`.
+    pub fn at(self, line: u64) -> RsfError {
+        RsfError { line, kind: self }
+    }
+}
