@@ -11,7 +11,6 @@
 use crate::frontier::Edge;
 use crate::hash::Hash;
 use crate::reader::HashReader;
-use crate::verify::{consistency_proof_len, inclusion_proof_len};
 
 /// Why a proof could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,13 +47,12 @@ pub fn inclusion_proof<R: HashReader + ?Sized>(
         return Err(ProofError::IndexOutOfRange { index, size });
     }
     // The walk is top-down and the proof bottom-up: fill from the end.
-    let mut path = vec![[0; 32]; inclusion_proof_len(index, size)];
-    let mut slot = path.len();
+    let mut path = Vec::with_capacity(64);
     inclusion_ranges(index, size, |lo, hi| {
-        slot -= 1;
-        path[slot] = subtree_hash(reader, edge, lo, hi)?;
+        path.push(subtree_hash(reader, edge, lo, hi)?);
         Ok(())
     })?;
+    path.reverse();
     Ok(path)
 }
 
@@ -73,13 +71,12 @@ pub fn consistency_proof<R: HashReader + ?Sized>(
             new: size,
         });
     }
-    let mut path = vec![[0; 32]; consistency_proof_len(old_size, size)];
-    let mut slot = path.len();
+    let mut path = Vec::with_capacity(64);
     consistency_ranges(old_size, size, |lo, hi| {
-        slot -= 1;
-        path[slot] = subtree_hash(reader, edge, lo, hi)?;
+        path.push(subtree_hash(reader, edge, lo, hi)?);
         Ok(())
     })?;
+    path.reverse();
     Ok(path)
 }
 
