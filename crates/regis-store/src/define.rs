@@ -1,0 +1,84 @@
+//! Defining a new register by name and fields: the system entries GOV.UK
+//! registers begin with, built from regis-model's types, ready to load.
+
+use regis_model::rsf::Command;
+use regis_model::{Entry, EntryType, Field, Item, ItemError, Timestamp, Value};
+
+use crate::RegisterName;
+
+/// Why a definition cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// A register's records are keyed by the field named like it.
+    #[error("register {0} needs a field named {0}, its primary key")]
+    NoPrimaryKey(String),
+    /// Two fields of one name.
+    #[error("field {0} is defined twice")]
+    DuplicateField(String),
+    /// An item could not be made (a bad name or text).
+    #[error(transparent)]
+    Item(#[from] ItemError),
+}
+
+/// The system entries that define register `name` with `fields` (the
+/// first named like the register is its primary key), described by
+/// `text`: `name`, one `field:<f>` per field, then `register:<name>`, each
+/// after its item, all stamped `timestamp`. Load them with
+/// [`crate::Request::Load`] and `Policy::APPEND`: the loader checks them as
+/// it checks any definition.
+pub fn definition_commands(
+    name: &RegisterName,
+    fields: &[Field],
+    text: &str,
+    timestamp: Timestamp,
+) -> Result<Vec<(u64, Command)>, DefinitionError> {
+    if !fields.iter().any(|field| field.name == name.as_str()) {
+        return Err(DefinitionError::NoPrimaryKey(name.to_string()));
+    }
+    for (i, field) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|other| other.name == field.name) {
+            return Err(DefinitionError::DuplicateField(field.name.clone()));
+        }
+    }
+    let mut entries = vec![(
+        "name".to_owned(),
+        Item::from_fields(vec![("name", Value::one(name.as_str()))])?,
+    )];
+    for field in fields {
+        let mut properties = vec![
+            ("cardinality", Value::one(field.cardinality.as_str())),
+            ("datatype", Value::one(field.datatype.name())),
+            ("field", Value::one(field.name.as_str())),
+        ];
+        let optional = [
+            ("register", &field.register),
+            ("text", &field.text),
+            ("phase", &field.phase),
+        ];
+        for (property, value) in optional {
+            if let Some(value) = value {
+                properties.push((property, Value::one(value.as_str())));
+            }
+        }
+        entries.push((
+            format!("field:{}", field.name),
+            Item::from_fields(properties)?,
+        ));
+    }
+    let definition = Item::from_fields(vec![
+        (
+            "fields",
+            Value::many(fields.iter().map(|field| field.name.as_str())),
+        ),
+        ("register", Value::one(name.as_str())),
+        ("text", Value::one(text)),
+    ])?;
+    entries.push((format!("register:{name}"), definition));
+    let mut commands = Vec::with_capacity(entries.len() * 2);
+    for (line, (key, item)) in (1u64..).step_by(2).zip(entries) {
+        let entry = Entry::new(EntryType::System, key, timestamp, item.hash());
+        commands.push((line, Command::AddItem(item)));
+        commands.push((line + 1, Command::AppendEntry(entry)));
+    }
+    Ok(commands)
+}

@@ -1,0 +1,98 @@
+//! The one error type of the store.
+
+use crate::Log;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database itself failed (I/O, a lock held by another process…).
+    /// Its message is in this one's (not a separate source), so that a
+    /// one-line report does not repeat it.
+    #[error("storage backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// What is on disk contradicts itself or the last signed checkpoint:
+    /// the register must not be served.
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by another layout version.
+    #[error("store layout version {found}, this build reads version {expected}")]
+    Format {
+        /// Version found on disk.
+        found: u32,
+        /// Version this build writes.
+        expected: u32,
+    },
+    /// A batch that would break an invariant; nothing was written.
+    #[error("batch refused: {0}")]
+    Batch(#[from] BatchError),
+}
+
+/// Why a batch was refused. Nothing of a refused batch is written.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Entries must be numbered densely from the current size plus one.
+    #[error("{log} entry numbered {found}, expected {expected}")]
+    EntryNumber {
+        /// Log of the entry.
+        log: Log,
+        /// Number the batch gave.
+        found: u64,
+        /// The next number of that log.
+        expected: u64,
+    },
+    /// An entry refers to an item that is neither stored nor in the batch.
+    #[error("{log} entry {number} refers to item sha-256:{item} that is not stored")]
+    MissingItem {
+        /// Log of the entry.
+        log: Log,
+        /// Its number.
+        number: u64,
+        /// The item hash, hex.
+        item: String,
+    },
+    /// An item's bytes do not hash to the hash it was given under.
+    #[error("item given as sha-256:{0} does not hash to it")]
+    ItemHash(String),
+    /// An item is not canonical item JSON (a flat object of strings and
+    /// arrays of strings, in regis-model's canonical form).
+    #[error("item sha-256:{0} is not canonical item JSON")]
+    ItemShape(String),
+    /// A leaf too long for an entry bundle's u16 length prefix.
+    #[error("{log} entry {number} is {len} bytes; an entry bundle holds at most 65535")]
+    LeafTooLong {
+        /// Log of the entry.
+        log: Log,
+        /// Its number.
+        number: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// The log already holds 2^64 - 1 entries.
+    #[error("the {0} log is full")]
+    TreeFull(Log),
+    /// A checkpoint for a size other than the log's size after the batch.
+    #[error("{log} checkpoint for size {size}, but the tree will have {tree} entries")]
+    CheckpointSize {
+        /// Log of the checkpoint.
+        log: Log,
+        /// Size it states.
+        size: u64,
+        /// Size of the tree after the batch.
+        tree: u64,
+    },
+    /// A checkpoint whose root is not the tree's root.
+    #[error("{log} checkpoint root differs from the tree's root at size {size}")]
+    CheckpointRoot {
+        /// Log of the checkpoint.
+        log: Log,
+        /// Its size.
+        size: u64,
+    },
+}
+
+impl StoreError {
+    /// Wraps a backend's own error.
+    pub(crate) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
+}

@@ -1,0 +1,190 @@
+//! The small key-value interface both backends implement; everything that
+//! knows what the keys mean lives above it, once, in [`crate::store`].
+
+use std::path::Path;
+
+use crate::StoreError;
+
+/// The tables of a register's database (`spec/store.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// User entry number → leaf bytes.
+    UserEntries,
+    /// System entry number → leaf bytes.
+    SystemEntries,
+    /// Item SHA-256 → canonical JSON.
+    Items,
+    /// (level, index) → stored hash of the user log.
+    UserHashes,
+    /// (level, index) → stored hash of the system log.
+    SystemHashes,
+    /// (log, key) → latest entry number and item hash.
+    Records,
+    /// (log, key, entry number) → item hash.
+    History,
+    /// (field, value, key) → nothing: user records by field value.
+    FieldIndex,
+    /// Named values: layout version, sizes, checkpoints.
+    Meta,
+}
+
+impl Table {
+    /// Every table, in id order.
+    pub const ALL: [Table; 9] = [
+        Table::UserEntries,
+        Table::SystemEntries,
+        Table::Items,
+        Table::UserHashes,
+        Table::SystemHashes,
+        Table::Records,
+        Table::History,
+        Table::FieldIndex,
+        Table::Meta,
+    ];
+
+    /// The table's name (a redb table name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::UserEntries => "user_entries",
+            Table::SystemEntries => "system_entries",
+            Table::Items => "items",
+            Table::UserHashes => "user_hashes",
+            Table::SystemHashes => "system_hashes",
+            Table::Records => "records",
+            Table::History => "history",
+            Table::FieldIndex => "field_index",
+            Table::Meta => "meta",
+        }
+    }
+
+    /// The table's id byte (a sled key prefix), 1 to 9.
+    pub fn id(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// Position in [`Table::ALL`].
+    pub(crate) fn position(self) -> usize {
+        self as usize
+    }
+}
+
+/// One write: a value to put, or `None` to delete the key.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// Writes to apply in one atomic commit, kept per table in the order they
+/// were made (a later write to the same key wins).
+#[derive(Debug, Default)]
+pub struct KvBatch {
+    tables: [Vec<Write>; Table::ALL.len()],
+}
+
+impl KvBatch {
+    /// No writes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` in `table`.
+    pub fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        self.tables[table.position()].push((key, Some(value)));
+    }
+
+    /// Deletes `key` from `table`.
+    pub fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.tables[table.position()].push((key, None));
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tables.iter().all(Vec::is_empty)
+    }
+
+    /// Each table with its writes, in order.
+    pub fn tables(&self) -> impl Iterator<Item = (Table, &[Write])> {
+        Table::ALL
+            .iter()
+            .zip(&self.tables)
+            .map(|(table, writes)| (*table, writes.as_slice()))
+    }
+}
+
+/// What a scan calls for each row: `Ok(true)` to go on, `Ok(false)` to
+/// stop, an error to stop and fail the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
+/// A key-value database with atomic, durable multi-table commits.
+pub trait KvBackend: Send + Sync + 'static {
+    /// A consistent read view.
+    type Snapshot: KvSnapshot;
+
+    /// A read view. On backends without multi-key snapshots (sled) every
+    /// single read must still see either all or none of any commit.
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
+
+    /// Applies `batch` atomically and durably: once this returns `Ok`, a
+    /// crash keeps all of it; if it fails, or the process dies before it
+    /// returns, either all or none of it is there after reopening.
+    fn commit(&self, batch: KvBatch) -> Result<(), StoreError>;
+}
+
+/// A backend that keeps a register's database in the register's directory.
+pub trait DirBackend: KvBackend + Sized {
+    /// Whether `dir` holds a database of this backend.
+    fn exists_in(dir: &Path) -> bool;
+
+    /// Opens the database in `dir`, creating `dir` and an empty database if
+    /// needed.
+    fn open_dir(dir: &Path) -> Result<Self, StoreError>;
+}
+
+/// Reads from a [`KvBackend`] view.
+pub trait KvSnapshot: Send {
+    /// The value at `key`.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Calls `visit(key, value)` for the keys in `[start, end)` (to the
+    /// end of the table when `end` is `None`), in key order or in reverse,
+    /// until `visit` returns `false`.
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The first key after every key that starts with `prefix`, or `None` if
+/// there is none (the prefix is all `0xff`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn table_ids_are_positions_plus_one() {
+        for (position, table) in Table::ALL.iter().enumerate() {
+            assert_eq!(table.position(), position);
+            assert_eq!(usize::from(table.id()), position + 1);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Durable storage for Regis registers: one database per register holding
+//! entries, items, record indexes and the stored Merkle hashes of both logs,
+//! changed only by one atomic, durable commit at a time (`spec/store.md`).
+//!
+//! - [`KvBackend`], [`KvSnapshot`]: the small key-value interface the
+//!   backends implement: [`RedbBackend`] (default) and `SledBackend`
+//!   (feature `sled`).
+//! - [`Store`], [`Writer`], [`Snapshot`]: everything that knows what the
+//!   keys mean, once, for every backend: atomic [`Batch`] commits, the
+//!   open-time check against the last signed checkpoint, reads of entries,
+//!   items, records, histories, stored hashes ([`LogHashes`] is a
+//!   `regis_merkle::HashReader`), tiles and entry bundles.
+//! - [`Sequencer`]: the one writer of a register: batches requests,
+//!   validates them with regis-model's loader, signs, commits entries and
+//!   checkpoints at once, then answers.
+//! - [`Registry`]: register directories, names, signing keys and origins;
+//!   [`definition_commands`] defines a new register by name and fields.
+//! - [`fsck()`]: recomputes everything and reports the first difference.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod define;
+mod error;
+mod fsck;
+mod keys;
+mod kv;
+mod redb_backend;
+mod registry;
+mod sequencer;
+#[cfg(feature = "sled")]
+mod sled_backend;
+mod store;
+
+pub use define::{DefinitionError, definition_commands};
+pub use error::{BatchError, StoreError};
+pub use fsck::{FsckError, FsckReport, fsck};
+pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, Table, Visit, Write};
+pub use redb_backend::{REDB_FILE, RedbBackend, RedbSnapshot};
+pub use registry::{
+    HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,
+};
+pub use sequencer::{
+    Appended, Clock, Receipt, Request, Sequencer, SequencerConfig, SequencerError, SequencerHandle,
+    Ticket, load_schema, system_clock,
+};
+#[cfg(feature = "sled")]
+pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
+pub use store::{
+    Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Writer,
+};
+
+/// Page cache per register database. The backends' defaults (1 GiB) are
+/// per database and a server holds one database per register; the cache
+/// bounds memory whatever the size of the log.
+pub const CACHE_BYTES: usize = 64 << 20;
+
+/// Which of a register's two logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Log {
+    /// The data.
+    User,
+    /// The register's own definition.
+    System,
+}
+
+impl std::fmt::Display for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Log::User => "user",
+            Log::System => "system",
+        })
+    }
+}

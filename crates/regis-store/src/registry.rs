@@ -1,0 +1,336 @@
+//! Where registers live on disk, and what each one needs to sign: the
+//! register directories under `DIR/registers/`, their databases and their
+//! Ed25519 signing keys.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use regis_note::{Checkpoint, KeyName, NoteSigner, SignedCheckpoint, Verifier};
+
+use crate::{DirBackend, Log, SignedTree, Store, StoreError, TreeHead, Writer};
+
+/// The register's signing key: PKCS#8 PEM, mode 0600.
+pub const KEY_FILE: &str = "signing.key";
+
+/// The host the register's origins were made with when it was created. A
+/// log's origin is in every checkpoint it signs, so it never changes after.
+pub const HOST_FILE: &str = "host";
+
+/// Why a register could not be listed, created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A file or directory operation failed.
+    #[error("{what} {path}: {error}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// Not a register name.
+    #[error(
+        "invalid register name {0:?}: use 1 to 64 lowercase letters, digits and '-', starting with a letter or digit"
+    )]
+    Name(String),
+    /// `create` of a register that exists.
+    #[error("register {0} already exists")]
+    Exists(String),
+    /// `open` of a register that does not exist.
+    #[error("no register {0}")]
+    NotFound(String),
+    /// The signing key is missing or unreadable.
+    #[error("the signing key of register {name}: {reason}")]
+    Key {
+        /// The register.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Random(getrandom::Error),
+    /// The host makes an origin that is not a valid key name.
+    #[error("origin {0:?} is not a valid note key name (no spaces, '+' or control characters)")]
+    Origin(String),
+    /// The register's store.
+    #[error("register {name}: {error}")]
+    Store {
+        /// The register.
+        name: String,
+        /// The error.
+        error: StoreError,
+    },
+}
+
+/// A register name: 1 to 64 of `a-z`, `0-9` and `-`, not starting with `-`
+/// (GOV.UK's names, such as `local-authority-eng`). Being a path component
+/// and part of URLs and origins, nothing else is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegisterName(String);
+
+impl RegisterName {
+    /// Checks `name`.
+    pub fn new(name: &str) -> Result<Self, RegistryError> {
+        let valid = (1..=64).contains(&name.len())
+            && !name.starts_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            Ok(RegisterName(name.to_owned()))
+        } else {
+            Err(RegistryError::Name(name.to_owned()))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RegisterName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The registers of one data directory, served under one host name.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    registers: PathBuf,
+    host: String,
+}
+
+/// An open register: its store, its single writer and its signers.
+#[derive(Debug)]
+pub struct Register<B> {
+    /// Its name.
+    pub name: RegisterName,
+    /// The read side, shared.
+    pub store: Store<B>,
+    /// The write side: hand it to the register's sequencer.
+    pub writer: Writer<B>,
+    /// Signs both logs' checkpoints.
+    pub signers: LogSigners,
+}
+
+/// The checkpoint signers of a register's two logs: one Ed25519 key, named
+/// by each log's origin (so the two verifier keys differ in name and id).
+#[derive(Debug)]
+pub struct LogSigners {
+    user: NoteSigner,
+    system: NoteSigner,
+}
+
+impl LogSigners {
+    /// Signers for `name` on `host` from the key's RFC 8032 seed.
+    fn new(host: &str, name: &RegisterName, pem: &str) -> Result<Self, RegistryError> {
+        let signer = |log| {
+            let origin = origin(host, name, log);
+            let key_name =
+                KeyName::new(origin.clone()).map_err(|_| RegistryError::Origin(origin))?;
+            NoteSigner::from_pkcs8_pem(key_name, pem).map_err(|e| RegistryError::Key {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(LogSigners {
+            user: signer(Log::User)?,
+            system: signer(Log::System)?,
+        })
+    }
+
+    fn signer(&self, log: Log) -> &NoteSigner {
+        match log {
+            Log::User => &self.user,
+            Log::System => &self.system,
+        }
+    }
+
+    /// The log's origin (its checkpoints' first line and its key name).
+    pub fn origin(&self, log: Log) -> &str {
+        self.signer(log).name().as_str()
+    }
+
+    /// The log's verifier key (`name+<hex id>+<base64>`).
+    pub fn verifier(&self, log: Log) -> Verifier {
+        self.signer(log).verifier()
+    }
+
+    /// Signs `head` as `log`'s checkpoint.
+    pub fn sign(&self, log: Log, head: TreeHead) -> Result<SignedTree, RegistryError> {
+        let origin = self.origin(log);
+        let checkpoint = Checkpoint::new(origin, head.size, head.root)
+            .map_err(|_| RegistryError::Origin(origin.to_owned()))?;
+        let text = SignedCheckpoint::sign(checkpoint, self.signer(log)).to_string();
+        Ok(SignedTree {
+            size: head.size,
+            root: head.root,
+            text,
+        })
+    }
+}
+
+/// `<host>/registers/<name>` for the user log, `…/system` for the system log.
+pub fn origin(host: &str, name: &RegisterName, log: Log) -> String {
+    match log {
+        Log::User => format!("{host}/registers/{name}"),
+        Log::System => format!("{host}/registers/{name}/system"),
+    }
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
+    let path = path.to_owned();
+    move |error| RegistryError::Io { what, path, error }
+}
+
+impl Registry {
+    /// The registers under `data_dir/registers`, with origins on `host`
+    /// (such as `registers.example.gov.uk`).
+    pub fn new(data_dir: &Path, host: &str) -> Self {
+        Registry {
+            registers: data_dir.join("registers"),
+            host: host.to_owned(),
+        }
+    }
+
+    /// `DIR/registers/<name>`.
+    pub fn dir(&self, name: &RegisterName) -> PathBuf {
+        self.registers.join(name.as_str())
+    }
+
+    /// The host origins of new registers are made from.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether `name` exists (has a database of backend `B`).
+    pub fn exists<B: DirBackend>(&self, name: &RegisterName) -> bool {
+        B::exists_in(&self.dir(name))
+    }
+
+    /// The registers that exist, by name.
+    pub fn list<B: DirBackend>(&self) -> Result<Vec<RegisterName>, RegistryError> {
+        let entries = match fs::read_dir(&self.registers) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(io("listing", &self.registers))?,
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("listing", &self.registers))?;
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| RegisterName::new(n).ok())
+            else {
+                continue;
+            };
+            if self.exists::<B>(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates an empty register with a new signing key. A directory left
+    /// by a crash during an earlier `create` (a key but no database) is
+    /// completed, keeping its key: no checkpoint was ever signed with it.
+    pub fn create<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
+        if self.exists::<B>(name) {
+            return Err(RegistryError::Exists(name.to_string()));
+        }
+        let dir = self.dir(name);
+        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let key = dir.join(KEY_FILE);
+        if !key.exists() {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(RegistryError::Random)?;
+            // The key name is irrelevant to the PEM, which holds the seed only.
+            let placeholder =
+                KeyName::new(name.as_str()).map_err(|_| RegistryError::Name(name.to_string()))?;
+            let pem = NoteSigner::from_seed(placeholder, &seed)
+                .to_pkcs8_pem()
+                .map_err(|e| RegistryError::Key {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                })?;
+            write_atomically(&dir, KEY_FILE, pem.as_bytes(), 0o600)?;
+        }
+        if !dir.join(HOST_FILE).exists() {
+            write_atomically(&dir, HOST_FILE, self.host.as_bytes(), 0o644)?;
+        }
+        self.open(name)
+    }
+
+    /// Opens an existing register; fails if its store does not match its
+    /// last signed checkpoint.
+    pub fn open<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
+        let dir = self.dir(name);
+        let key = dir.join(KEY_FILE);
+        let pem = match fs::read_to_string(&key) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && B::exists_in(&dir) => {
+                return Err(RegistryError::Key {
+                    name: name.to_string(),
+                    reason: format!("{} is missing", key.display()),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(name.to_string()));
+            }
+            other => other.map_err(io("reading", &key))?,
+        };
+        // The origins are those the register was created with.
+        let host_file = dir.join(HOST_FILE);
+        let host = match fs::read_to_string(&host_file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.host.clone(),
+            other => other.map_err(io("reading", &host_file))?,
+        };
+        let signers = LogSigners::new(&host, name, &pem)?;
+        let store_error = |error| RegistryError::Store {
+            name: name.to_string(),
+            error,
+        };
+        let (store, writer) =
+            Store::open(B::open_dir(&dir).map_err(store_error)?).map_err(store_error)?;
+        Ok(Register {
+            name: name.clone(),
+            store,
+            writer,
+            signers,
+        })
+    }
+}
+
+/// Writes `bytes` to `dir/file` with permissions `mode`, atomically: a
+/// temporary file, synced, renamed into place, and the directory synced.
+fn write_atomically(dir: &Path, file: &str, bytes: &[u8], mode: u32) -> Result<(), RegistryError> {
+    let path = dir.join(file);
+    let temporary = dir.join(format!("{file}.new"));
+    match fs::remove_file(&temporary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("removing", &temporary)(e));
+        }
+        _ => {}
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut out = options
+        .open(&temporary)
+        .map_err(io("creating", &temporary))?;
+    out.write_all(bytes)
+        .and_then(|()| out.sync_all())
+        .map_err(io("writing", &temporary))?;
+    fs::rename(&temporary, &path).map_err(io("renaming", &temporary))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
+}

@@ -1,0 +1,728 @@
+//! The sequencer: the one writer of a register. It owns the [`Writer`],
+//! takes requests from a bounded channel, stages a batch of them (up to
+//! `max_entries` entries or `max_delay` after the first), validates each
+//! with regis-model's [`Loader`] so that a bad request fails alone, signs
+//! the new checkpoints in memory, commits the batch and its checkpoints in
+//! ONE atomic, durable commit, THEN answers every request with the
+//! checkpoint that covers it. Writers are serialised by the channel, never by a lock held
+//! across requests; readers use [`Store`] snapshots and never wait for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use regis_merkle::Hash;
+use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfError};
+use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, Timestamp};
+use tokio::sync::{oneshot, watch};
+
+use crate::registry::{LogSigners, RegistryError};
+use crate::{
+    Batch, KvBackend, Log, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Writer,
+};
+
+/// How the sequencer batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequencerConfig {
+    /// Stop gathering requests once they hold this many entries.
+    pub max_entries: usize,
+    /// Stop gathering this long after the first request of a batch.
+    pub max_delay: Duration,
+    /// Requests that may wait in the channel; beyond, senders wait
+    /// ([`SequencerHandle::submit`]) or are refused ([`SequencerHandle::try_submit`]).
+    pub queue: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        SequencerConfig {
+            max_entries: 4096,
+            max_delay: Duration::from_millis(5),
+            queue: 256,
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// New user entries: each key takes its item, stamped with the
+    /// sequencer's clock, under every rule ([`Policy::APPEND`]).
+    Append(Vec<(String, Item)>),
+    /// An RSF document's commands, with their line numbers, applied all or
+    /// nothing under `policy`.
+    Load {
+        /// The commands.
+        commands: Vec<(u64, Command)>,
+        /// The rules to apply.
+        policy: Policy,
+    },
+}
+
+impl Request {
+    fn weight(&self) -> usize {
+        match self {
+            Request::Append(entries) => entries.len(),
+            Request::Load { commands, .. } => commands
+                .iter()
+                .filter(|(_, command)| matches!(command, Command::AppendEntry(_)))
+                .count(),
+        }
+    }
+}
+
+/// One entry a request appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Its log.
+    pub log: Log,
+    /// Its entry number.
+    pub number: u64,
+    /// Its key.
+    pub key: String,
+    /// Its item.
+    pub item_hash: Hash,
+    /// The RFC 6962 leaf hash of its leaf bytes.
+    pub leaf_hash: Hash,
+}
+
+/// The answer to a request that was committed and signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The entries an [`Request::Append`] made (empty for a load, which
+    /// may be large: its counts are below).
+    pub entries: Vec<Appended>,
+    /// Items the store did not hold before.
+    pub items_added: u64,
+    /// User entries appended.
+    pub user_entries: u64,
+    /// System entries appended.
+    pub system_entries: u64,
+    /// `assert-root-hash` lines checked.
+    pub assertions: u64,
+    /// The user log's checkpoint covering the request.
+    pub user_checkpoint: SignedTree,
+    /// The system log's checkpoint covering the request.
+    pub system_checkpoint: SignedTree,
+}
+
+/// Why a request was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    /// The request is invalid (bad RSF, a failed assertion, an item its
+    /// schema refuses…): nothing of it was written. The client's fault.
+    #[error(transparent)]
+    Rejected(#[from] RsfError),
+    /// A document that defines another register than the one it is
+    /// loaded into; nothing of it was written.
+    #[error("the document defines register {defined:?}, not {register:?}")]
+    WrongRegister {
+        /// The name its `name` system entry gives.
+        defined: String,
+        /// The register it was sent to.
+        register: String,
+    },
+    /// The server's clock is outside the years 0000–9999; appends are
+    /// refused.
+    #[error("the server's clock is outside the years 0000-9999")]
+    Clock,
+    /// The store failed; nothing of the batch is acknowledged.
+    #[error("storing failed: {0}")]
+    Store(Arc<StoreError>),
+    /// The entries are durable but could not be signed.
+    #[error("signing failed: {0}")]
+    Sign(Arc<RegistryError>),
+    /// The sequencer has stopped.
+    #[error("the register's sequencer has stopped")]
+    Stopped,
+    /// The queue is full ([`SequencerHandle::try_submit`] only).
+    #[error("the register is busy; retry later")]
+    Busy,
+}
+
+/// The answer to come for one request.
+pub type Ticket = oneshot::Receiver<Result<Receipt, SequencerError>>;
+
+struct Job {
+    request: Request,
+    reply: oneshot::Sender<Result<Receipt, SequencerError>>,
+}
+
+/// Sends requests to a register's sequencer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SequencerHandle {
+    sender: SyncSender<Job>,
+    published: watch::Receiver<[SignedTree; 2]>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl SequencerHandle {
+    /// Queues `request`, waiting while the queue is full. Await the ticket
+    /// (or `blocking_recv` it outside async code) for the receipt.
+    pub fn submit(&self, request: Request) -> Result<Ticket, SequencerError> {
+        let (reply, ticket) = oneshot::channel();
+        self.sender
+            .send(Job { request, reply })
+            .map_err(|_| SequencerError::Stopped)?;
+        Ok(ticket)
+    }
+
+    /// Queues `request`, or refuses it at once with [`SequencerError::Busy`]
+    /// when the queue is full (for async callers, which must not block).
+    pub fn try_submit(&self, request: Request) -> Result<Ticket, SequencerError> {
+        let (reply, ticket) = oneshot::channel();
+        self.sender
+            .try_send(Job { request, reply })
+            .map_err(|error| match error {
+                TrySendError::Full(_) => SequencerError::Busy,
+                TrySendError::Disconnected(_) => SequencerError::Stopped,
+            })?;
+        Ok(ticket)
+    }
+
+    /// The latest (user, system) checkpoints, updated each time the
+    /// sequencer stores new ones (what `/events` streams).
+    pub fn checkpoints(&self) -> watch::Receiver<[SignedTree; 2]> {
+        self.published.clone()
+    }
+
+    /// Submits and waits for the receipt (for threads, not async tasks).
+    pub fn run(&self, request: Request) -> Result<Receipt, SequencerError> {
+        self.submit(request)?
+            .blocking_recv()
+            .map_err(|_| SequencerError::Stopped)?
+    }
+}
+
+/// Where the sequencer reads the time for new entries; `None` when the
+/// clock is outside the years 0000–9999 (appends are then refused).
+pub type Clock = Box<dyn Fn() -> Option<Timestamp> + Send>;
+
+/// The system clock, in whole seconds.
+pub fn system_clock() -> Clock {
+    Box::new(|| {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Timestamp::from_unix_seconds(i64::try_from(seconds).ok()?)
+    })
+}
+
+/// A running sequencer.
+#[derive(Debug)]
+pub struct Sequencer {
+    handle: SequencerHandle,
+    thread: JoinHandle<()>,
+}
+
+impl Sequencer {
+    /// Starts the sequencer of a register on its own thread. First, if the
+    /// store holds entries no checkpoint covers (written by another path,
+    /// such as an interrupted offline load) or no checkpoint at all, signs
+    /// and stores them.
+    pub fn spawn<B: KvBackend>(
+        name: &str,
+        store: Store<B>,
+        writer: Writer<B>,
+        signers: LogSigners,
+        config: SequencerConfig,
+        clock: Clock,
+    ) -> Result<Sequencer, SequencerError> {
+        let schema = load_schema(name, &store)?;
+        let mut writer = writer;
+        let latest = sign_if_behind(&store, &mut writer, &signers)?;
+        let (published, watcher) = watch::channel(latest);
+        let state = State {
+            name: name.to_owned(),
+            store,
+            writer,
+            signers,
+            schema,
+            clock,
+            config,
+            published,
+        };
+        let (sender, receiver) = sync_channel(config.queue.max(1));
+        let thread = std::thread::Builder::new()
+            .name(format!("sequencer {name}"))
+            .spawn(move || state.run(receiver))
+            .map_err(|e| SequencerError::Store(Arc::new(StoreError::backend(e))))?;
+        Ok(Sequencer {
+            handle: SequencerHandle {
+                sender,
+                published: watcher,
+            },
+            thread,
+        })
+    }
+
+    /// A handle to send requests with.
+    pub fn handle(&self) -> SequencerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops once every handle is dropped and the queue is drained.
+    pub fn join(self) {
+        drop(self.handle);
+        // A panic in the sequencer thread has already failed its requests;
+        // there is nothing more to report here.
+        let _ = self.thread.join();
+    }
+}
+
+/// The register's definition: named after the register (as GOV.UK's
+/// configuration did) and its system records folded in (each key's latest
+/// item; `Schema::apply` keeps the latest per key, so order does not
+/// matter). Reads one row per system key, not the system log.
+pub fn load_schema<B: KvBackend>(name: &str, store: &Store<B>) -> Result<Schema, SequencerError> {
+    let store_error = |e| SequencerError::Store(Arc::new(e));
+    let snapshot = store.snapshot().map_err(store_error)?;
+    let mut schema = Schema::named(name);
+    for record in snapshot
+        .records(Log::System, 0, u64::MAX)
+        .map_err(store_error)?
+    {
+        let item = stored_item(&snapshot, &ItemHash(record.item_hash))
+            .map_err(|e| store_error(StoreError::Corrupt(e.to_string())))?
+            .ok_or_else(|| store_error(StoreError::Corrupt("system item missing".into())))?;
+        schema.apply(&record.key, &item).map_err(|e| {
+            store_error(StoreError::Corrupt(format!(
+                "system record {}: {e}",
+                record.key
+            )))
+        })?;
+    }
+    Ok(schema)
+}
+
+struct State<B> {
+    name: String,
+    store: Store<B>,
+    writer: Writer<B>,
+    signers: LogSigners,
+    schema: Schema,
+    clock: Clock,
+    config: SequencerConfig,
+    /// The latest checkpoints, for subscribers.
+    published: watch::Sender<[SignedTree; 2]>,
+}
+
+/// A request accepted into the batch, waiting for the commit.
+struct Accepted {
+    reply: oneshot::Sender<Result<Receipt, SequencerError>>,
+    entries: Vec<Appended>,
+    counts: [u64; 4],
+}
+
+impl<B: KvBackend> State<B> {
+    fn run(mut self, receiver: Receiver<Job>) {
+        while let Ok(first) = receiver.recv() {
+            let deadline = Instant::now() + self.config.max_delay;
+            let mut weight = first.request.weight();
+            let mut jobs = vec![first];
+            while weight < self.config.max_entries {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match receiver.recv_timeout(left) {
+                    Ok(job) => {
+                        weight += job.request.weight();
+                        jobs.push(job);
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.batch(jobs);
+        }
+    }
+
+    /// Stages, commits, signs and answers one batch of requests.
+    fn batch(&mut self, jobs: Vec<Job>) {
+        let snapshot = match self.store.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => return fail_all(jobs.into_iter().map(|job| job.reply), error),
+        };
+        let mut staged = Staged::default();
+        let mut user = self.writer.frontier(Log::User).clone();
+        let mut system = self.writer.frontier(Log::System).clone();
+        let mut schema = self.schema.clone();
+        let mut accepted = Vec::new();
+        for job in jobs {
+            let (commands, policy) = match job.request {
+                Request::Append(entries) => match self.append_commands(entries) {
+                    Ok(commands) => (commands, Policy::APPEND),
+                    Err(error) => {
+                        let _ = job.reply.send(Err(error));
+                        continue;
+                    }
+                },
+                Request::Load { commands, policy } => (commands, policy),
+            };
+            let mut target = RequestTarget {
+                snapshot: &snapshot,
+                batch: &staged,
+                own: Staged::default(),
+            };
+            let loaded = load(
+                Loader::resume(
+                    &mut target,
+                    policy,
+                    user.clone(),
+                    system.clone(),
+                    schema.clone(),
+                ),
+                commands,
+            )
+            .map_err(SequencerError::Rejected)
+            .and_then(|summary| self.check_name(&summary.schema).map(|()| summary));
+            match loaded {
+                Ok(summary) => {
+                    let entries = if policy == Policy::APPEND {
+                        target.own.appended()
+                    } else {
+                        Vec::new()
+                    };
+                    staged.merge(target.own);
+                    user = summary.user_log;
+                    system = summary.system_log;
+                    schema = summary.schema;
+                    accepted.push(Accepted {
+                        reply: job.reply,
+                        entries,
+                        counts: [
+                            summary.items_added,
+                            summary.user_entries,
+                            summary.system_entries,
+                            summary.assertions,
+                        ],
+                    });
+                }
+                Err(error) => {
+                    let _ = job.reply.send(Err(error));
+                }
+            }
+        }
+        drop(snapshot);
+        if accepted.is_empty() {
+            return;
+        }
+        // Sign the new trees now, but publish the signatures only through
+        // the same atomic, durable commit as the entries they cover: a
+        // checkpoint never leaves this process before its data is on disk,
+        // and no reader ever sees entries that no checkpoint covers.
+        let mut batch = staged.into_batch();
+        let mut checkpoints = self.published.borrow().clone();
+        let [user_latest, system_latest] = &mut checkpoints;
+        for (log, tree, latest) in [
+            (Log::User, &user, user_latest),
+            (Log::System, &system, system_latest),
+        ] {
+            if latest.size == tree.size() {
+                continue;
+            }
+            let head = TreeHead {
+                size: tree.size(),
+                root: tree.root(),
+            };
+            match self.signers.sign(log, head) {
+                Ok(signed) => {
+                    batch.set_checkpoint(log, signed.clone());
+                    *latest = signed;
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    for waiter in accepted {
+                        let _ = waiter
+                            .reply
+                            .send(Err(SequencerError::Sign(Arc::clone(&error))));
+                    }
+                    return;
+                }
+            }
+        }
+        if let Err(error) = self.writer.commit(&batch) {
+            return fail_all(accepted.into_iter().map(|a| a.reply), error);
+        }
+        self.schema = schema;
+        self.published.send_if_modified(|published| {
+            let changed = *published != checkpoints;
+            if changed {
+                published.clone_from(&checkpoints);
+            }
+            changed
+        });
+        let [user_checkpoint, system_checkpoint] = checkpoints;
+        for waiter in accepted {
+            let [items_added, user_entries, system_entries, assertions] = waiter.counts;
+            let _ = waiter.reply.send(Ok(Receipt {
+                entries: waiter.entries,
+                items_added,
+                user_entries,
+                system_entries,
+                assertions,
+                user_checkpoint: user_checkpoint.clone(),
+                system_checkpoint: system_checkpoint.clone(),
+            }));
+        }
+    }
+
+    /// An append as RSF commands: each item, then its entry, stamped now.
+    fn append_commands(
+        &self,
+        entries: Vec<(String, Item)>,
+    ) -> Result<Vec<(u64, Command)>, SequencerError> {
+        let now = (self.clock)().ok_or(SequencerError::Clock)?;
+        let mut commands = Vec::with_capacity(entries.len() * 2);
+        for (position, (key, item)) in (1u64..).zip(entries) {
+            let hash = item.hash();
+            // "Line" numbers name the entry's position in the request.
+            commands.push((position, Command::AddItem(item)));
+            commands.push((
+                position,
+                Command::AppendEntry(Entry::new(EntryType::User, key, now, hash)),
+            ));
+        }
+        Ok(commands)
+    }
+
+    /// A register's documents must name the register they are loaded into.
+    fn check_name(&self, schema: &Schema) -> Result<(), SequencerError> {
+        match schema.name() {
+            Some(name) if name != self.name => Err(SequencerError::WrongRegister {
+                defined: name.to_owned(),
+                register: self.name.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Signs and stores the checkpoint of each log whose tree has grown past
+/// its last checkpoint (or has none); returns both logs' latest.
+fn sign_if_behind<B: KvBackend>(
+    store: &Store<B>,
+    writer: &mut Writer<B>,
+    signers: &LogSigners,
+) -> Result<[SignedTree; 2], SequencerError> {
+    let store_error = |e| SequencerError::Store(Arc::new(e));
+    let snapshot = store.snapshot().map_err(store_error)?;
+    let mut batch = Batch::new();
+    let mut latest = |log| -> Result<SignedTree, SequencerError> {
+        let head = writer.head(log);
+        match snapshot.checkpoint(log).map_err(store_error)? {
+            Some(checkpoint) if checkpoint.size == head.size => Ok(checkpoint),
+            _ => {
+                let signed = signers
+                    .sign(log, head)
+                    .map_err(|e| SequencerError::Sign(Arc::new(e)))?;
+                batch.set_checkpoint(log, signed.clone());
+                Ok(signed)
+            }
+        }
+    };
+    let both = [latest(Log::User)?, latest(Log::System)?];
+    drop(snapshot);
+    if !batch.is_empty() {
+        writer.commit(&batch).map_err(store_error)?;
+    }
+    Ok(both)
+}
+
+fn load<T: LoadTarget>(
+    mut loader: Loader<'_, T>,
+    commands: Vec<(u64, Command)>,
+) -> Result<LoadSummary, RsfError> {
+    for (line, command) in commands {
+        loader.apply(line, command)?;
+    }
+    loader.finish()
+}
+
+fn fail_all(
+    replies: impl Iterator<Item = oneshot::Sender<Result<Receipt, SequencerError>>>,
+    error: StoreError,
+) {
+    let error = Arc::new(error);
+    for reply in replies {
+        let _ = reply.send(Err(SequencerError::Store(Arc::clone(&error))));
+    }
+}
+
+/// What requests have staged: items, records and entries not yet committed.
+#[derive(Default)]
+struct Staged {
+    items: HashMap<ItemHash, Item>,
+    /// Items in the order they were added (the commit writes them so).
+    item_order: Vec<ItemHash>,
+    records: HashMap<(Log, String), ItemHash>,
+    entries: Vec<(Log, u64, Entry, Hash)>,
+}
+
+impl Staged {
+    fn merge(&mut self, other: Staged) {
+        self.items.extend(other.items);
+        self.item_order.extend(other.item_order);
+        self.records.extend(other.records);
+        self.entries.extend(other.entries);
+    }
+
+    fn appended(&self) -> Vec<Appended> {
+        self.entries
+            .iter()
+            .map(|(log, number, entry, leaf_hash)| Appended {
+                log: *log,
+                number: *number,
+                key: entry.key.clone(),
+                item_hash: first_item(entry).map_or([0; 32], |h| h.0),
+                leaf_hash: *leaf_hash,
+            })
+            .collect()
+    }
+
+    fn into_batch(self) -> Batch {
+        let mut batch = Batch::new();
+        let Staged {
+            mut items,
+            item_order,
+            entries,
+            ..
+        } = self;
+        for hash in item_order {
+            if let Some(item) = items.remove(&hash) {
+                batch.add_item(hash.0, item.as_str().as_bytes().to_vec());
+            }
+        }
+        for (log, number, entry, _) in entries {
+            let leaf = entry.leaf_bytes(number);
+            if let Some(&item) = first_item(&entry) {
+                batch.add_entry(NewEntry {
+                    log,
+                    number,
+                    key: entry.key,
+                    item_hash: item.0,
+                    leaf,
+                });
+            }
+        }
+        batch
+    }
+}
+
+fn first_item(entry: &Entry) -> Option<&ItemHash> {
+    entry.item_hashes.first()
+}
+
+fn log_of(entry_type: EntryType) -> Log {
+    match entry_type {
+        EntryType::User => Log::User,
+        EntryType::System => Log::System,
+    }
+}
+
+/// Why staging a request failed on the store's side.
+#[derive(Debug, thiserror::Error)]
+enum TargetError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored item is not canonical: {0}")]
+    Item(#[from] ItemError),
+    #[error("an entry with {0} items: Regis stores entries of exactly one item")]
+    ItemCount(usize),
+}
+
+fn stored_item<S: crate::KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    hash: &ItemHash,
+) -> Result<Option<Item>, TargetError> {
+    let Some(json) = snapshot.item(hash.as_bytes())? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(json)
+        .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
+    Ok(Some(Item::from_canonical(&text)?))
+}
+
+/// One request's view: what it staged, over what earlier requests of the
+/// batch staged, over the store.
+struct RequestTarget<'a, S> {
+    snapshot: &'a Snapshot<S>,
+    batch: &'a Staged,
+    own: Staged,
+}
+
+impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
+    type Error = TargetError;
+
+    fn contains_item(&self, hash: &ItemHash) -> Result<bool, TargetError> {
+        Ok(self.own.items.contains_key(hash)
+            || self.batch.items.contains_key(hash)
+            || self.snapshot.item(hash.as_bytes())?.is_some())
+    }
+
+    fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
+        if let Some(item) = self
+            .own
+            .items
+            .get(hash)
+            .or_else(|| self.batch.items.get(hash))
+        {
+            return Ok(Some(item.clone()));
+        }
+        stored_item(self.snapshot, hash)
+    }
+
+    fn record_is(
+        &self,
+        entry_type: EntryType,
+        key: &str,
+        items: &[ItemHash],
+    ) -> Result<bool, TargetError> {
+        let log = log_of(entry_type);
+        let index = (log, key.to_owned());
+        let current = match self
+            .own
+            .records
+            .get(&index)
+            .or_else(|| self.batch.records.get(&index))
+        {
+            Some(hash) => Some(*hash),
+            None => self
+                .snapshot
+                .record(log, key)?
+                .map(|record| ItemHash(record.item_hash)),
+        };
+        Ok(matches!((current, items), (Some(current), [only]) if current == *only))
+    }
+
+    fn add_item(&mut self, hash: ItemHash, item: Item) -> Result<bool, TargetError> {
+        if self.contains_item(&hash)? {
+            return Ok(false);
+        }
+        self.own.item_order.push(hash);
+        self.own.items.insert(hash, item);
+        Ok(true)
+    }
+
+    fn append_entry(
+        &mut self,
+        number: u64,
+        entry: Entry,
+        leaf_hash: Hash,
+    ) -> Result<(), TargetError> {
+        let [item] = entry.item_hashes.as_slice() else {
+            return Err(TargetError::ItemCount(entry.item_hashes.len()));
+        };
+        let log = log_of(entry.entry_type);
+        self.own.records.insert((log, entry.key.clone()), *item);
+        self.own.entries.push((log, number, entry, leaf_hash));
+        Ok(())
+    }
+}

@@ -1,0 +1,535 @@
+//! The sequencer: batching, validation, durability before signing, and
+//! answers that carry the checkpoint covering them.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::rsf_commands;
+use regis_merkle::{Hash, leaf_hash};
+use regis_model::rsf::Policy;
+use regis_model::{Entry, EntryType, Item, Timestamp};
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_store::{
+    Batch, Clock, Log, NewEntry, Receipt, RedbBackend, RegisterName, Registry, Request, Sequencer,
+    SequencerConfig, SequencerError, Store,
+};
+
+fn fixed_clock() -> Clock {
+    Box::new(|| Timestamp::parse("2026-11-26T12:00:00Z").ok())
+}
+
+struct Country {
+    sequencer: Sequencer,
+    store: Store<RedbBackend>,
+    origin: String,
+    verifier: Verifier,
+}
+
+/// The api-client country register, loaded, with its sequencer running.
+fn country(data: &Path, config: SequencerConfig) -> Country {
+    let registry = Registry::new(data, "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    let register = if registry.exists::<RedbBackend>(&name) {
+        registry.open::<RedbBackend>(&name).unwrap()
+    } else {
+        registry.create::<RedbBackend>(&name).unwrap()
+    };
+    let origin = register.signers.origin(Log::User).to_owned();
+    let verifier = register.signers.verifier(Log::User);
+    let store = register.store.clone();
+    let sequencer = Sequencer::spawn(
+        "country",
+        register.store,
+        register.writer,
+        register.signers,
+        config,
+        fixed_clock(),
+    )
+    .unwrap();
+    if store.snapshot().unwrap().size(Log::User) == 0 {
+        sequencer
+            .handle()
+            .run(Request::Load {
+                commands: rsf_commands("registers/api-client/country_register.rsf"),
+                policy: Policy::IMPORT,
+            })
+            .unwrap();
+    }
+    Country {
+        sequencer,
+        store,
+        origin,
+        verifier,
+    }
+}
+
+fn country_item(code: &str, name: &str) -> Item {
+    Item::parse(&format!(r#"{{"country":"{code}","name":"{name}"}}"#)).unwrap()
+}
+
+/// The receipt's user checkpoint verifies, and covers each appended entry:
+/// its leaf is in the signed tree at the number it was given.
+fn assert_covered(country: &Country, receipt: &Receipt) {
+    let checkpoint = &receipt.user_checkpoint;
+    let parsed = SignedCheckpoint::parse(checkpoint.text.as_bytes()).unwrap();
+    parsed
+        .verify(&country.origin, &country.verifier, &Verifiers::default())
+        .unwrap();
+    assert_eq!(parsed.checkpoint().size(), checkpoint.size);
+    let snapshot = country.store.snapshot().unwrap();
+    let hashes = snapshot.hashes(Log::User);
+    let edge = regis_merkle::Edge::from_reader(&hashes, checkpoint.size).unwrap();
+    assert_eq!(&edge.root(), parsed.checkpoint().root_hash());
+    for appended in &receipt.entries {
+        assert!(appended.number <= checkpoint.size);
+        let leaf = snapshot.entry(Log::User, appended.number).unwrap().unwrap();
+        assert_eq!(leaf_hash(&leaf), appended.leaf_hash);
+        let proof = regis_merkle::inclusion_proof(&hashes, &edge, appended.number - 1).unwrap();
+        regis_merkle::verify_inclusion(
+            &appended.leaf_hash,
+            appended.number - 1,
+            checkpoint.size,
+            &proof,
+            &edge.root(),
+        )
+        .unwrap();
+        let record = snapshot.record(Log::User, &appended.key).unwrap().unwrap();
+        assert!(record.entry_number >= appended.number);
+    }
+}
+
+#[test]
+fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
+    let data = tempfile::tempdir().unwrap();
+    let country = country(data.path(), SequencerConfig::default());
+    let handle = country.sequencer.handle();
+    let mut watcher = handle.checkpoints();
+    watcher.mark_unchanged();
+    let before = country.store.snapshot().unwrap().size(Log::User);
+    assert_eq!(watcher.borrow()[0].size, before);
+    let receipt = handle
+        .run(Request::Append(vec![
+            ("ZZ".into(), country_item("ZZ", "Zedland")),
+            ("ZY".into(), country_item("ZY", "Zyland")),
+        ]))
+        .unwrap();
+    assert_eq!(
+        receipt.entries.iter().map(|e| e.number).collect::<Vec<_>>(),
+        vec![before + 1, before + 2]
+    );
+    assert_eq!(receipt.user_checkpoint.size, before + 2);
+    assert_eq!(receipt.items_added, 2);
+    assert_covered(&country, &receipt);
+    // Subscribers see the new checkpoints.
+    assert!(watcher.has_changed().unwrap());
+    let published = handle.checkpoints();
+    assert_eq!(published.borrow()[0], receipt.user_checkpoint);
+    assert_eq!(published.borrow()[1], receipt.system_checkpoint);
+    // The entry is stamped by the sequencer's clock and is regis-model's.
+    let snapshot = country.store.snapshot().unwrap();
+    let leaf = snapshot.entry(Log::User, before + 1).unwrap().unwrap();
+    let item = country_item("ZZ", "Zedland");
+    let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
+    let entry = Entry::new(EntryType::User, "ZZ", timestamp, item.hash());
+    assert_eq!(leaf, entry.leaf_bytes(before + 1));
+    assert_eq!(
+        snapshot
+            .records_by_field("name", "Zedland", 0, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(handle);
+    country.sequencer.join();
+}
+
+#[test]
+fn concurrent_writers_are_batched_and_serialised() {
+    let data = tempfile::tempdir().unwrap();
+    let config = SequencerConfig {
+        max_entries: 1000,
+        max_delay: Duration::from_millis(100),
+        queue: 4,
+    };
+    let country = country(data.path(), config);
+    let before = country.store.snapshot().unwrap().size(Log::User);
+    let threads: Vec<_> = (0..6)
+        .map(|thread| {
+            let handle = country.sequencer.handle();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        let code = format!("Q{}{}", (b'A' + thread) as char, (b'A' + i) as char);
+                        handle
+                            .run(Request::Append(vec![(
+                                code.clone(),
+                                country_item(&code, "Q"),
+                            )]))
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let receipts: Vec<Receipt> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let mut numbers: Vec<u64> = receipts
+        .iter()
+        .flat_map(|r| r.entries.iter().map(|e| e.number))
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (before + 1..=before + 60).collect::<Vec<_>>());
+    for receipt in &receipts {
+        assert_covered(&country, receipt);
+    }
+    // Six writers waiting together share commits: fewer checkpoints than
+    // requests.
+    let mut sizes: Vec<u64> = receipts.iter().map(|r| r.user_checkpoint.size).collect();
+    sizes.dedup();
+    sizes.sort();
+    sizes.dedup();
+    assert!(sizes.len() < receipts.len(), "{} batches", sizes.len());
+    country.sequencer.join();
+}
+
+#[test]
+fn a_bad_request_fails_alone_in_its_batch() {
+    let data = tempfile::tempdir().unwrap();
+    let config = SequencerConfig {
+        max_entries: 1000,
+        max_delay: Duration::from_millis(300),
+        queue: 8,
+    };
+    let country = country(data.path(), config);
+    let handle = country.sequencer.handle();
+    let before = country.store.snapshot().unwrap().size(Log::User);
+    let good = handle
+        .submit(Request::Append(vec![(
+            "QA".into(),
+            country_item("QA", "A"),
+        )]))
+        .unwrap();
+    // A field the register does not define.
+    let unknown = Item::parse(r#"{"country":"QB","colour":"blue"}"#).unwrap();
+    let bad = handle
+        .submit(Request::Append(vec![
+            ("QC".into(), country_item("QC", "C")),
+            ("QB".into(), unknown),
+        ]))
+        .unwrap();
+    // An item the record already has (GOV.UK refused these on append).
+    let repeated = handle
+        .submit(Request::Append(vec![(
+            "QA".into(),
+            country_item("QA", "A"),
+        )]))
+        .unwrap();
+    let also_good = handle
+        .submit(Request::Append(vec![(
+            "QD".into(),
+            country_item("QD", "D"),
+        )]))
+        .unwrap();
+    let good = good.blocking_recv().unwrap().unwrap();
+    let bad = bad.blocking_recv().unwrap();
+    let repeated = repeated.blocking_recv().unwrap();
+    let also_good = also_good.blocking_recv().unwrap().unwrap();
+    assert!(matches!(bad, Err(SequencerError::Rejected(_))), "{bad:?}");
+    assert!(
+        matches!(repeated, Err(SequencerError::Rejected(_))),
+        "{repeated:?}"
+    );
+    assert_eq!(good.entries[0].number, before + 1);
+    assert_eq!(also_good.entries[0].number, before + 2);
+    // One batch: both good requests are answered by the same checkpoint.
+    assert_eq!(good.user_checkpoint, also_good.user_checkpoint);
+    let snapshot = country.store.snapshot().unwrap();
+    assert_eq!(snapshot.size(Log::User), before + 2);
+    assert_eq!(snapshot.record(Log::User, "QC").unwrap(), None);
+    assert_covered(&country, &good);
+    drop(handle);
+    country.sequencer.join();
+}
+
+#[test]
+fn restart_signs_entries_no_checkpoint_covers() {
+    let data = tempfile::tempdir().unwrap();
+    let country_before = country(data.path(), SequencerConfig::default());
+    let signed = country_before
+        .store
+        .snapshot()
+        .unwrap()
+        .checkpoint(Log::User)
+        .unwrap()
+        .unwrap();
+    drop(country_before.store);
+    country_before.sequencer.join();
+
+    // A crash between a batch's two commits: entries durable, not signed.
+    let registry = Registry::new(data.path(), "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    let mut register = registry.open::<RedbBackend>(&name).unwrap();
+    let item = country_item("QQ", "Q");
+    let hash: Hash = item.hash().0;
+    let number = signed.size + 1;
+    let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
+    let leaf = Entry::new(EntryType::User, "QQ", timestamp, item.hash()).leaf_bytes(number);
+    let mut batch = Batch::new();
+    batch.add_item(hash, item.as_str().as_bytes().to_vec());
+    batch.add_entry(NewEntry {
+        log: Log::User,
+        number,
+        key: "QQ".into(),
+        item_hash: hash,
+        leaf,
+    });
+    register.writer.commit(&batch).unwrap();
+    assert_eq!(
+        register
+            .store
+            .snapshot()
+            .unwrap()
+            .checkpoint(Log::User)
+            .unwrap(),
+        Some(signed.clone())
+    );
+    drop(register);
+
+    let country = country(data.path(), SequencerConfig::default());
+    let checkpoint = country
+        .store
+        .snapshot()
+        .unwrap()
+        .checkpoint(Log::User)
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.size, number);
+    let parsed = SignedCheckpoint::parse(checkpoint.text.as_bytes()).unwrap();
+    parsed
+        .verify(&country.origin, &country.verifier, &Verifiers::default())
+        .unwrap();
+    country.sequencer.join();
+}
+
+#[test]
+fn a_clock_out_of_range_refuses_appends() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let register = registry
+        .create::<RedbBackend>(&RegisterName::new("country").unwrap())
+        .unwrap();
+    let sequencer = Sequencer::spawn(
+        "country",
+        register.store,
+        register.writer,
+        register.signers,
+        SequencerConfig::default(),
+        Box::new(|| None),
+    )
+    .unwrap();
+    let result = sequencer.handle().run(Request::Append(vec![(
+        "QA".into(),
+        country_item("QA", "A"),
+    )]));
+    assert!(matches!(result, Err(SequencerError::Clock)), "{result:?}");
+    sequencer.join();
+}
+
+#[test]
+fn documents_for_another_register_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let register = registry
+        .create::<RedbBackend>(&RegisterName::new("territory").unwrap())
+        .unwrap();
+    let store = register.store.clone();
+    let sequencer = Sequencer::spawn(
+        "territory",
+        register.store,
+        register.writer,
+        register.signers,
+        SequencerConfig::default(),
+        fixed_clock(),
+    )
+    .unwrap();
+    let result = sequencer.handle().run(Request::Load {
+        commands: rsf_commands("registers/api-client/country_register.rsf"),
+        policy: Policy::IMPORT,
+    });
+    assert!(
+        matches!(result, Err(SequencerError::WrongRegister { .. })),
+        "{result:?}"
+    );
+    assert_eq!(store.snapshot().unwrap().size(Log::System), 0);
+    sequencer.join();
+}
+
+/// A backend whose commits fail while `failing` is set: a full disk.
+#[derive(Debug)]
+struct Flaky {
+    inner: RedbBackend,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl regis_store::KvBackend for Flaky {
+    type Snapshot = <RedbBackend as regis_store::KvBackend>::Snapshot;
+
+    fn snapshot(&self) -> Result<Self::Snapshot, regis_store::StoreError> {
+        self.inner.snapshot()
+    }
+
+    fn commit(&self, batch: regis_store::KvBatch) -> Result<(), regis_store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(regis_store::StoreError::Backend("disk full".into()));
+        }
+        self.inner.commit(batch)
+    }
+}
+
+#[test]
+fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
+    use regis_store::DirBackend;
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    let register = registry.create::<RedbBackend>(&name).unwrap();
+    let signers = register.signers;
+    drop((register.store, register.writer));
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kv = Flaky {
+        inner: RedbBackend::open_dir(&registry.dir(&name)).unwrap(),
+        failing: failing.clone(),
+    };
+    let (store, writer) = Store::open(kv).unwrap();
+    let sequencer = Sequencer::spawn(
+        "country",
+        store.clone(),
+        writer,
+        signers,
+        SequencerConfig::default(),
+        fixed_clock(),
+    )
+    .unwrap();
+    let handle = sequencer.handle();
+    handle
+        .run(Request::Load {
+            commands: rsf_commands("registers/api-client/country_register.rsf"),
+            policy: Policy::IMPORT,
+        })
+        .unwrap();
+    let before = store.snapshot().unwrap();
+    let (size, checkpoint) = (
+        before.size(Log::User),
+        before.checkpoint(Log::User).unwrap(),
+    );
+    drop(before);
+
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = handle.run(Request::Append(vec![(
+        "QA".into(),
+        country_item("QA", "A"),
+    )]));
+    assert!(
+        matches!(result, Err(SequencerError::Store(_))),
+        "{result:?}"
+    );
+    let after = store.snapshot().unwrap();
+    assert_eq!(after.size(Log::User), size);
+    assert_eq!(after.checkpoint(Log::User).unwrap(), checkpoint);
+    drop(after);
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let receipt = handle
+        .run(Request::Append(vec![(
+            "QA".into(),
+            country_item("QA", "A"),
+        )]))
+        .unwrap();
+    assert_eq!(receipt.entries[0].number, size + 1);
+    assert_eq!(receipt.user_checkpoint.size, size + 1);
+    assert_eq!(
+        receipt.user_checkpoint.root,
+        store.snapshot().unwrap().root(Log::User).unwrap()
+    );
+    drop(handle);
+    sequencer.join();
+}
+
+#[test]
+fn a_register_defined_by_name_and_fields_validates_its_items() {
+    use regis_model::{Cardinality, Datatype, Field};
+    let field = |name: &str, datatype, cardinality| Field {
+        name: name.into(),
+        datatype,
+        cardinality,
+        register: None,
+        text: Some(format!("The {name}.")),
+        phase: None,
+    };
+    let fields = [
+        field("fruit", Datatype::String, Cardinality::One),
+        field("colours", Datatype::String, Cardinality::Many),
+        field("weight", Datatype::Integer, Cardinality::One),
+    ];
+    let name = RegisterName::new("fruit").unwrap();
+    let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
+    assert!(matches!(
+        regis_store::definition_commands(&name, &fields[1..], "Fruit.", timestamp),
+        Err(regis_store::DefinitionError::NoPrimaryKey(_))
+    ));
+    let commands = regis_store::definition_commands(&name, &fields, "Fruit.", timestamp).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let register = registry.create::<RedbBackend>(&name).unwrap();
+    let store = register.store.clone();
+    let sequencer = Sequencer::spawn(
+        "fruit",
+        register.store,
+        register.writer,
+        register.signers,
+        SequencerConfig::default(),
+        fixed_clock(),
+    )
+    .unwrap();
+    let handle = sequencer.handle();
+    let receipt = handle
+        .run(Request::Load {
+            commands,
+            policy: Policy::APPEND,
+        })
+        .unwrap();
+    assert_eq!(receipt.system_entries, 5);
+    let item = |json: &str| Item::parse(json).unwrap();
+    let good = handle.run(Request::Append(vec![(
+        "apple".into(),
+        item(r#"{"fruit":"apple","colours":["red","green"],"weight":"150"}"#),
+    )]));
+    assert!(good.is_ok(), "{good:?}");
+    for bad in [
+        r#"{"fruit":"pear","colours":"green"}"#,
+        r#"{"fruit":"pear","weight":"heavy"}"#,
+        r#"{"fruit":"pear","taste":"sweet"}"#,
+    ] {
+        let result = handle.run(Request::Append(vec![("pear".into(), item(bad))]));
+        assert!(
+            matches!(result, Err(SequencerError::Rejected(_))),
+            "{bad}: {result:?}"
+        );
+    }
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.size(Log::User), 1);
+    assert_eq!(
+        snapshot
+            .records_by_field("colours", "green", 0, 10)
+            .unwrap()[0]
+            .key,
+        "apple"
+    );
+    drop(handle);
+    sequencer.join();
+}

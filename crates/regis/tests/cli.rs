@@ -1,0 +1,235 @@
+//! The `regis` binary, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use regis_merkle::EMPTY_ROOT;
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_store::{Log, RedbBackend, RegisterName, Registry};
+
+fn regis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regis"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fixture(relative: &str) -> String {
+    regis_fixtures::path(format!("registers/{relative}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn load(data: &Path, register: &str, file: &str) -> Output {
+    regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        register,
+        "--host",
+        "regis.test",
+        &fixture(file),
+    ])
+}
+
+/// (size, root) of a register's user log, read from its store.
+fn user_log(data: &Path, register: &str) -> (u64, [u8; 32]) {
+    let registry = Registry::new(data, "regis.test");
+    let opened = registry
+        .open::<RedbBackend>(&RegisterName::new(register).unwrap())
+        .unwrap();
+    let snapshot = opened.store.snapshot().unwrap();
+    (snapshot.size(Log::User), snapshot.root(Log::User).unwrap())
+}
+
+#[test]
+fn load_key_and_fsck() {
+    let data = tempfile::tempdir().unwrap();
+    let output = load(data.path(), "country", "api-client/country_register.rsf");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("7 user entries, 12 system entries"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sha-256:401ce60c619a0bd305264adb5f3992f19b758ded8754e0ffe0bed3832b3de28d"),
+        "{stdout}"
+    );
+    let output = load(
+        data.path(),
+        "country",
+        "api-client/country_register_update.rsf",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("2 root assertions checked"));
+
+    let output = regis(&[
+        "key",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--register",
+        "country",
+    ]);
+    assert!(output.status.success());
+    let keys = text(&output.stdout);
+    let line = |prefix: &str| {
+        keys.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(line("log-origin: "), "regis.test/registers/country");
+    // The printed key verifies the stored checkpoint.
+    let verifier = Verifier::parse(&line("log-public-key: ")).unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let opened = registry
+        .open::<RedbBackend>(&RegisterName::new("country").unwrap())
+        .unwrap();
+    let checkpoint = opened
+        .store
+        .snapshot()
+        .unwrap()
+        .checkpoint(Log::User)
+        .unwrap()
+        .unwrap();
+    drop(opened);
+    SignedCheckpoint::parse(checkpoint.text.as_bytes())
+        .unwrap()
+        .verify(
+            "regis.test/registers/country",
+            &verifier,
+            &Verifiers::default(),
+        )
+        .unwrap();
+
+    let output = regis(&["fsck", "--data", data.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("country: ok: 9 user and 13 system entries"));
+}
+
+#[test]
+fn a_failed_load_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    assert!(
+        load(data.path(), "country", "api-client/country_register.rsf")
+            .status
+            .success()
+    );
+    assert!(
+        load(
+            data.path(),
+            "country",
+            "api-client/country_register_update.rsf"
+        )
+        .status
+        .success()
+    );
+    let before = user_log(data.path(), "country");
+    // Applying the update again: its first assert-root-hash is now wrong.
+    let output = load(
+        data.path(),
+        "country",
+        "api-client/country_register_update.rsf",
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("regis: ") && stderr.contains("assert-root-hash"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert_eq!(user_log(data.path(), "country"), before);
+
+    // A new register whose load fails is not left behind.
+    let output = load(
+        data.path(),
+        "country2",
+        "api-client/country_register_update.rsf",
+    );
+    assert!(!output.status.success());
+    assert!(!data.path().join("registers/country2").exists());
+    // Nor one whose RSF is malformed (a non-canonical item; GOV.UK's test
+    // files are RSF under a .tsv name).
+    let output = load(
+        data.path(),
+        "other",
+        "openregister-java/serialized-negative/register-register-non-canonical-item.tsv",
+    );
+    assert!(!output.status.success());
+    assert!(!data.path().join("registers/other").exists());
+}
+
+#[test]
+fn fsck_reports_the_first_difference() {
+    let data = tempfile::tempdir().unwrap();
+    assert!(
+        load(data.path(), "country", "api-client/country_register.rsf")
+            .status
+            .success()
+    );
+    {
+        use regis_store::{DirBackend, KvBackend, KvBatch, Table};
+        let kv = RedbBackend::open_dir(&data.path().join("registers/country")).unwrap();
+        let mut batch = KvBatch::new();
+        let mut key = vec![0u8];
+        key.extend_from_slice(&1u64.to_be_bytes());
+        batch.put(Table::UserHashes, key, vec![0; 32]);
+        kv.commit(batch).unwrap();
+    }
+    let output = regis(&["fsck", "--data", data.path().to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("register country") && stderr.contains("stored hash (level 0, index 1)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn empty_registers_have_the_empty_root() {
+    let data = tempfile::tempdir().unwrap();
+    let output = load(
+        data.path(),
+        "country",
+        "api-client/country_register_system_only.rsf",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(user_log(data.path(), "country"), (0, EMPTY_ROOT));
+}
+
+#[test]
+fn a_custodians_tsv_loads_into_a_defined_register() {
+    let data = tempfile::tempdir().unwrap();
+    // Undefined register: the TSV has no schema to be read with.
+    let output = load(
+        data.path(),
+        "country",
+        "source-tsv-yaml/country-data_countries.tsv",
+    );
+    assert!(!output.status.success());
+    assert!(!data.path().join("registers/country").exists());
+
+    let output = load(
+        data.path(),
+        "country",
+        "api-client/country_register_system_only.rsf",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = load(
+        data.path(),
+        "country",
+        "source-tsv-yaml/country-data_countries.tsv",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("206 user entries"));
+    assert_eq!(user_log(data.path(), "country").0, 206);
+    let output = regis(&["fsck", "--data", data.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

@@ -1,0 +1,167 @@
+//! Real crashes: `regis load` killed with SIGKILL at random moments, then
+//! restarted. After every kill the data directory passes `regis fsck`, the
+//! register is at a state some whole load produced (all or nothing), and
+//! every checkpoint it ever stored is consistent with every later one.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use regis_merkle::{Edge, consistency_proof, verify_consistency};
+use regis_store::{DirBackend, Log, RedbBackend, RegisterName, Registry};
+
+const BASE: &str = "registers/api-client/country_register.rsf";
+const UPDATE: &str = "registers/api-client/country_register_update.rsf";
+
+/// A deterministic xorshift generator: the kill delays of a failing run can
+/// be replayed from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn regis(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_regis"));
+    command.args(args);
+    command
+}
+
+/// The register's user log (size, root) and its stored checkpoint, if the
+/// register exists.
+type State = (u64, [u8; 32], Option<(u64, [u8; 32])>);
+
+fn state<B: DirBackend>(data: &Path) -> Option<State> {
+    let registry = Registry::new(data, "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    if !registry.exists::<B>(&name) {
+        return None;
+    }
+    let opened = registry.open::<B>(&name).unwrap();
+    let snapshot = opened.store.snapshot().unwrap();
+    let checkpoint = snapshot
+        .checkpoint(Log::User)
+        .unwrap()
+        .map(|c| (c.size, c.root));
+    Some((
+        snapshot.size(Log::User),
+        snapshot.root(Log::User).unwrap(),
+        checkpoint,
+    ))
+}
+
+#[test]
+fn kill_9_during_loads_leaves_a_consistent_register() {
+    kill_loads::<RedbBackend>("redb", 30);
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn kill_9_during_loads_leaves_a_consistent_sled_register() {
+    kill_loads::<regis_store::SledBackend>("sled", 20);
+}
+
+fn kill_loads<B: DirBackend>(backend: &str, min_kills: u32) {
+    let expected = regis_fixtures::read_json("registers/expected.json");
+    let base_root = expected["incremental_rsf_pair"]["base_root"]
+        .as_str()
+        .unwrap();
+    let final_root = expected["incremental_rsf_pair"]["root_after_update"]
+        .as_str()
+        .unwrap();
+    let whole_loads = |size: u64, root: &[u8; 32]| match size {
+        0 => *root == regis_merkle::EMPTY_ROOT,
+        7 => regis_model::format_hash(root) == base_root,
+        9 => regis_model::format_hash(root) == final_root,
+        _ => false,
+    };
+    let seed = 0x2545_f491_4f6c_dd1d;
+    let mut rng = Rng(seed);
+    let (mut kills, mut chains) = (0, 0);
+    // Enough chains (base then update, in a new directory) to have killed
+    // loads often, within a bound.
+    while (chains < 6 || kills < min_kills) && chains < 200 {
+        chains += 1;
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().to_str().unwrap();
+        // Every checkpoint seen in this data directory, in order.
+        let mut checkpoints: Vec<(u64, [u8; 32])> = Vec::new();
+        // The bound only stops a broken run.
+        for _ in 0..500 {
+            let current = state::<B>(data.path());
+            let size = current.map_or(0, |(size, _, _)| size);
+            let file = match size {
+                0 => BASE,
+                7 => UPDATE,
+                _ => break,
+            };
+            let file = regis_fixtures::path(file);
+            let mut child = regis(&[
+                "load",
+                "--data",
+                dir,
+                "--register",
+                "country",
+                "--host",
+                "regis.test",
+                "--backend",
+                backend,
+                file.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+            // Loads take a few to tens of milliseconds here: kill within that,
+            // or now and then let one finish.
+            let delay = rng.below(15_000);
+            std::thread::sleep(Duration::from_micros(delay));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap();
+                kills += 1;
+            }
+            child.wait().unwrap();
+
+            let Some((size, root, checkpoint)) = state::<B>(data.path()) else {
+                continue;
+            };
+            assert!(
+                whole_loads(size, &root),
+                "seed {seed:#x}, delay {delay}µs: size {size} is no whole load"
+            );
+            let fsck = regis(&["fsck", "--data", dir, "--backend", backend])
+                .output()
+                .unwrap();
+            assert!(
+                fsck.status.success(),
+                "seed {seed:#x}, delay {delay}µs: {}",
+                String::from_utf8_lossy(&fsck.stderr)
+            );
+            if let Some(checkpoint) = checkpoint {
+                assert!(checkpoint.0 <= size);
+                if checkpoints.last() != Some(&checkpoint) {
+                    checkpoints.push(checkpoint);
+                }
+            }
+        }
+        // Each stored checkpoint is a prefix of every later one.
+        let registry = Registry::new(data.path(), "regis.test");
+        let opened = registry
+            .open::<B>(&RegisterName::new("country").unwrap())
+            .unwrap();
+        let snapshot = opened.store.snapshot().unwrap();
+        let hashes = snapshot.hashes(Log::User);
+        for pair in checkpoints.windows(2) {
+            let ((old_size, old_root), (new_size, new_root)) = (pair[0], pair[1]);
+            let edge = Edge::from_reader(&hashes, new_size).unwrap();
+            let proof = consistency_proof(&hashes, &edge, old_size).unwrap();
+            verify_consistency(old_size, new_size, &proof, &old_root, &new_root).unwrap();
+        }
+    }
+    assert!(kills >= min_kills, "only {kills} loads were killed");
+}
