@@ -6,7 +6,9 @@
 //! - [`Edge`], [`inclusion_proof`], [`consistency_proof`]: proofs from stored
 //!   hashes, without the tree in memory.
 //! - [`verify_inclusion`], [`verify_consistency`]: RFC 9162 checks.
-//! - [`tile`]: tile paths, widths, contents and entry bundles.
+//! - [`tile`]: tile paths, widths, contents and entry bundles;
+//!   [`TileHashReader`]: stored hashes read from untrusted tiles, each tile
+//!   verified against a trusted root before use.
 //!
 //! Pure: no I/O, no clock, no randomness, no panics on any input.
 
@@ -20,12 +22,14 @@ mod hash;
 mod proof;
 mod reader;
 pub mod tile;
+mod tile_reader;
 mod verify;
 
 pub use frontier::{Edge, Frontier};
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 pub use proof::{ProofError, consistency_proof, inclusion_proof};
 pub use reader::{HashReader, MemoryHashes, MissingHash};
+pub use tile_reader::{TileHashReader, TileSource, TileVerifyError};
 pub use verify::{
     VerifyError, consistency_proof_len, inclusion_proof_len, verify_consistency, verify_inclusion,
 };
