@@ -1,12 +1,15 @@
 //! Benchmarks: signing a checkpoint note, parsing and verifying a signed
 //! checkpoint (one signature; one known and five unknown), cosigning and
-//! verifying a cosigned checkpoint, and parsing a verifier key.
+//! verifying a cosigned checkpoint, and parsing a verifier key; and, as the
+//! peer, bare ed25519-dalek signing and strict verification of the same text
+//! (the floor: what a note adds is everything above it).
 //!
 //! `cargo bench -p regis-note --bench note` (add `-- --quick` for a short run).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ed25519_dalek::{Signer as _, SigningKey};
 use regis_note::{
     Checkpoint, Cosigner, KeyId, KeyName, Note, NoteSignature, NoteSigner, SignedCheckpoint,
     Verifier, Verifiers,
@@ -90,6 +93,21 @@ fn bench(c: &mut Criterion) {
                 .verify(ORIGIN, &log_verifier, &witnesses)
                 .unwrap()
                 .len()
+        })
+    });
+
+    let raw = SigningKey::from_bytes(&[1; 32]);
+    let text = checkpoint().to_string();
+    c.bench_function("peer: ed25519-dalek sign, same text", |b| {
+        b.iter(|| raw.sign(black_box(text.as_bytes())))
+    });
+    let signature = raw.sign(text.as_bytes());
+    let raw_verifier = raw.verifying_key();
+    c.bench_function("peer: ed25519-dalek verify_strict, same text", |b| {
+        b.iter(|| {
+            raw_verifier
+                .verify_strict(black_box(text.as_bytes()), &signature)
+                .unwrap()
         })
     });
 
