@@ -125,6 +125,70 @@ pub trait KvBackend: Send + Sync + 'static {
     /// crash keeps all of it; if it fails, or the process dies before it
     /// returns, either all or none of it is there after reopening.
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError>;
+
+    /// Runs `work` in one write transaction, which reads its own writes,
+    /// and commits what it wrote atomically and durably (as [`Self::commit`])
+    /// if it returns `Ok`; if it returns an error, nothing of it is written.
+    ///
+    /// The default gathers the writes in memory over a snapshot and commits
+    /// them as one [`KvBatch`], so its memory grows with what `work` writes.
+    /// Both backends override it so that a load of any size runs in bounded
+    /// memory: redb's transactions spill to the file, sled's to a redo tree.
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut overlay = Overlay {
+            snapshot: self.snapshot()?,
+            tables: Default::default(),
+        };
+        let done = work(&mut overlay)?;
+        let mut batch = KvBatch::new();
+        for (table, writes) in Table::ALL.into_iter().zip(overlay.tables) {
+            batch.tables[table.position()].extend(writes);
+        }
+        self.commit(batch)?;
+        Ok(done)
+    }
+}
+
+/// The reads and writes of one write transaction ([`KvBackend::transact`]):
+/// a read sees the transaction's own earlier writes.
+pub trait KvWriter {
+    /// The value at `key`, as this transaction left it.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets `key` to `value` in `table`.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+
+    /// Deletes `key` from `table`.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The default transaction: a snapshot with the writes so far over it, the
+/// last write to each key only.
+struct Overlay<S> {
+    snapshot: S,
+    tables: [std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+}
+
+impl<S: KvSnapshot> KvWriter for Overlay<S> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.tables[table.position()].get(key) {
+            Some(written) => Ok(written.clone()),
+            None => self.snapshot.get(table, key),
+        }
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tables[table.position()].insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
+        self.tables[table.position()].insert(key.to_vec(), None);
+        Ok(())
+    }
 }
 
 /// A backend that keeps a register's database in the register's directory.

@@ -6,13 +6,16 @@
 //!   backends implement: [`RedbBackend`] (default) and `SledBackend`
 //!   (feature `sled`).
 //! - [`Store`], [`Writer`], [`Snapshot`]: everything that knows what the
-//!   keys mean, once, for every backend: atomic [`Batch`] commits, the
-//!   open-time check against the last signed checkpoint, reads of entries,
-//!   items, records, histories, stored hashes ([`LogHashes`] is a
+//!   keys mean, once, for every backend: atomic [`Batch`] commits and
+//!   write transactions ([`Txn`], which a bulk load of any size streams
+//!   into), the open-time check against the last signed
+//!   checkpoint, reads of entries, items, records, histories, stored
+//!   hashes ([`LogHashes`] is a
 //!   `regis_merkle::HashReader`), tiles and entry bundles.
 //! - [`Sequencer`]: the one writer of a register: batches requests,
 //!   validates them with regis-model's loader, signs, commits entries and
-//!   checkpoints at once, then answers.
+//!   checkpoints at once, then answers; a [`Request::Stream`] is loaded as
+//!   it is read, in a transaction of its own.
 //! - [`Registry`]: register directories, names, signing keys and origins;
 //!   [`definition_commands`] defines a new register by name and fields.
 //! - [`fsck()`]: recomputes everything and reports the first difference.
@@ -37,19 +40,19 @@ mod store;
 pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
 pub use fsck::{FsckError, FsckReport, fsck};
-pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, Table, Visit, Write};
+pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, Write};
 pub use redb_backend::{REDB_FILE, RedbBackend, RedbSnapshot};
 pub use registry::{
     HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,
 };
 pub use sequencer::{
-    Appended, Clock, Receipt, Request, Sequencer, SequencerConfig, SequencerError, SequencerHandle,
-    Ticket, load_schema, system_clock,
+    Appended, Clock, Commands, Receipt, Request, Sequencer, SequencerConfig, SequencerError,
+    SequencerHandle, Ticket, load_schema, system_clock,
 };
 #[cfg(feature = "sled")]
 pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
 pub use store::{
-    Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Writer,
+    Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Txn, Writer,
 };
 
 /// Page cache per register database. The backends' defaults (1 GiB) are

@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition,
 };
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, Table, Visit};
+use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit};
 
 /// The database file inside a register's directory.
 pub const REDB_FILE: &str = "store.redb";
@@ -94,30 +95,82 @@ impl KvBackend for RedbBackend {
     }
 
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError> {
+        self.transact(|writer| {
+            for (table, writes) in batch.tables() {
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => writer.put(table, key, value)?,
+                        None => writer.delete(table, key)?,
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// One redb write transaction for the whole of `work`. redb bounds the
+    /// dirty pages it keeps in memory (its write buffer, part of
+    /// `CACHE_BYTES`) and writes the rest to free space in the file, which
+    /// no committed root references until the commit: so memory does not
+    /// grow with what `work` writes, and a crash before the commit's header
+    /// flip leaves the last commit as it was.
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut txn = self.db.begin_write().map_err(backend_error)?;
         // Immediate is redb's default; set it so that no future default can
         // weaken what `commit` promises.
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
-        for (table, writes) in batch.tables() {
-            if writes.is_empty() {
-                continue;
-            }
-            let mut open = txn.open_table(definition(table)).map_err(backend_error)?;
-            for (key, value) in writes {
-                match value {
-                    Some(value) => {
-                        open.insert(key.as_slice(), value.as_slice())
-                            .map_err(backend_error)?;
-                    }
-                    None => {
-                        open.remove(key.as_slice()).map_err(backend_error)?;
-                    }
-                }
-            }
-        }
-        // Dropping an uncommitted transaction on an error path aborts it.
-        txn.commit().map_err(backend_error)
+        let done = {
+            let mut writer = RedbWriter {
+                tables: Table::ALL
+                    .iter()
+                    .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            work(&mut writer)?
+        };
+        // An error above drops the transaction uncommitted: redb aborts it.
+        txn.commit().map_err(backend_error)?;
+        Ok(done)
+    }
+}
+
+/// The tables of one redb write transaction, indexed by [`Table`] position.
+struct RedbWriter<'t> {
+    tables: Vec<redb::Table<'t, Bytes, Bytes>>,
+}
+
+impl<'t> RedbWriter<'t> {
+    fn table(&mut self, table: Table) -> Result<&mut redb::Table<'t, Bytes, Bytes>, StoreError> {
+        self.tables
+            .get_mut(table.position())
+            .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))
+    }
+}
+
+impl KvWriter for RedbWriter<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let open = self
+            .tables
+            .get(table.position())
+            .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))?;
+        let value = open.get(key).map_err(backend_error)?;
+        Ok(value.map(|guard| guard.value().to_vec()))
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.table(table)?
+            .insert(key, value)
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
+        self.table(table)?.remove(key).map_err(backend_error)?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,9 @@
 //! the new checkpoints in memory, commits the batch and its checkpoints in
 //! ONE atomic, durable commit, THEN answers every request with the
 //! checkpoint that covers it. Writers are serialised by the channel, never by a lock held
-//! across requests; readers use [`Store`] snapshots and never wait for it.
+//! across requests; readers use [`Store`] snapshots and never wait for it. A document of any
+//! size ([`Request::Stream`]) is applied as it is read, straight into one write transaction
+//! ([`Txn`]) that also holds its checkpoints, instead of being staged in memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +15,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use regis_merkle::Hash;
+use regis_merkle::{Frontier, Hash};
 use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfError};
 use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, Timestamp};
 use tokio::sync::{oneshot, watch};
 
 use crate::registry::{LogSigners, RegistryError};
 use crate::{
-    Batch, KvBackend, Log, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Writer,
+    Batch, KvBackend, Log, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Writer,
 };
 
 /// How the sequencer batches.
@@ -59,6 +61,16 @@ pub enum Request {
         /// The rules to apply.
         policy: Policy,
     },
+    /// A document of any size, read as it is applied (a bulk load): all or
+    /// nothing under `policy`, in a write transaction of its own, never
+    /// batched with other requests. Its memory does not grow with the
+    /// document (`spec/store.md`, "Bulk loads").
+    Stream {
+        /// The commands, read one at a time; the first error fails the load.
+        commands: Commands,
+        /// The rules to apply.
+        policy: Policy,
+    },
 }
 
 impl Request {
@@ -69,7 +81,28 @@ impl Request {
                 .iter()
                 .filter(|(_, command)| matches!(command, Command::AppendEntry(_)))
                 .count(),
+            // Fills a batch on its own.
+            Request::Stream { .. } => usize::MAX,
         }
+    }
+}
+
+/// A document's commands with their line numbers, read as they are applied
+/// ([`Request::Stream`]): an `RsfReader`, for instance.
+pub struct Commands(Box<dyn Iterator<Item = Result<(u64, Command), RsfError>> + Send>);
+
+impl Commands {
+    /// Wraps a command source.
+    pub fn new(
+        commands: impl Iterator<Item = Result<(u64, Command), RsfError>> + Send + 'static,
+    ) -> Self {
+        Commands(Box::new(commands))
+    }
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Commands(..)")
     }
 }
 
@@ -140,6 +173,12 @@ pub enum SequencerError {
     /// The queue is full ([`SequencerHandle::try_submit`] only).
     #[error("the register is busy; retry later")]
     Busy,
+}
+
+impl From<StoreError> for SequencerError {
+    fn from(error: StoreError) -> Self {
+        SequencerError::Store(Arc::new(error))
+    }
 }
 
 /// The answer to come for one request.
@@ -317,9 +356,15 @@ struct State<B> {
     published: watch::Sender<[SignedTree; 2]>,
 }
 
+/// Where a request's answer goes.
+type Reply = oneshot::Sender<Result<Receipt, SequencerError>>;
+
+/// A request held in memory, as commands under a policy, with its reply.
+type StagedJob = (Vec<(u64, Command)>, Policy, Reply);
+
 /// A request accepted into the batch, waiting for the commit.
 struct Accepted {
-    reply: oneshot::Sender<Result<Receipt, SequencerError>>,
+    reply: Reply,
     entries: Vec<Appended>,
     counts: [u64; 4],
 }
@@ -334,7 +379,7 @@ impl<B: KvBackend> State<B> {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match receiver.recv_timeout(left) {
                     Ok(job) => {
-                        weight += job.request.weight();
+                        weight = weight.saturating_add(job.request.weight());
                         jobs.push(job);
                     }
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
@@ -344,28 +389,44 @@ impl<B: KvBackend> State<B> {
         }
     }
 
-    /// Stages, commits, signs and answers one batch of requests.
+    /// Answers the requests gathered: each stream on its own, in its
+    /// place; the others staged, committed and signed together.
     fn batch(&mut self, jobs: Vec<Job>) {
+        let mut staged = Vec::new();
+        for job in jobs {
+            match job.request {
+                Request::Stream { commands, policy } => {
+                    self.commit_staged(std::mem::take(&mut staged));
+                    self.stream(commands, policy, job.reply);
+                }
+                Request::Append(entries) => match self.append_commands(entries) {
+                    Ok(commands) => staged.push((commands, Policy::APPEND, job.reply)),
+                    Err(error) => {
+                        let _ = job.reply.send(Err(error));
+                    }
+                },
+                Request::Load { commands, policy } => staged.push((commands, policy, job.reply)),
+            }
+        }
+        self.commit_staged(staged);
+    }
+
+    /// Stages, commits, signs and answers a batch of requests held in
+    /// memory.
+    fn commit_staged(&mut self, jobs: Vec<StagedJob>) {
+        if jobs.is_empty() {
+            return;
+        }
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
-            Err(error) => return fail_all(jobs.into_iter().map(|job| job.reply), error),
+            Err(error) => return fail_all(jobs.into_iter().map(|(_, _, reply)| reply), error),
         };
         let mut staged = Staged::default();
         let mut user = self.writer.frontier(Log::User).clone();
         let mut system = self.writer.frontier(Log::System).clone();
         let mut schema = self.schema.clone();
         let mut accepted = Vec::new();
-        for job in jobs {
-            let (commands, policy) = match job.request {
-                Request::Append(entries) => match self.append_commands(entries) {
-                    Ok(commands) => (commands, Policy::APPEND),
-                    Err(error) => {
-                        let _ = job.reply.send(Err(error));
-                        continue;
-                    }
-                },
-                Request::Load { commands, policy } => (commands, policy),
-            };
+        for (commands, policy, reply) in jobs {
             let mut target = RequestTarget {
                 snapshot: &snapshot,
                 batch: &staged,
@@ -382,7 +443,7 @@ impl<B: KvBackend> State<B> {
                 commands,
             )
             .map_err(SequencerError::Rejected)
-            .and_then(|summary| self.check_name(&summary.schema).map(|()| summary));
+            .and_then(|summary| check_name(&self.name, &summary.schema).map(|()| summary));
             match loaded {
                 Ok(summary) => {
                     let entries = if policy == Policy::APPEND {
@@ -391,22 +452,17 @@ impl<B: KvBackend> State<B> {
                         Vec::new()
                     };
                     staged.merge(target.own);
+                    accepted.push(Accepted {
+                        reply,
+                        entries,
+                        counts: counts(&summary),
+                    });
                     user = summary.user_log;
                     system = summary.system_log;
                     schema = summary.schema;
-                    accepted.push(Accepted {
-                        reply: job.reply,
-                        entries,
-                        counts: [
-                            summary.items_added,
-                            summary.user_entries,
-                            summary.system_entries,
-                            summary.assertions,
-                        ],
-                    });
                 }
                 Err(error) => {
-                    let _ = job.reply.send(Err(error));
+                    let _ = reply.send(Err(error));
                 }
             }
         }
@@ -419,39 +475,77 @@ impl<B: KvBackend> State<B> {
         // checkpoint never leaves this process before its data is on disk,
         // and no reader ever sees entries that no checkpoint covers.
         let mut batch = staged.into_batch();
-        let mut checkpoints = self.published.borrow().clone();
-        let [user_latest, system_latest] = &mut checkpoints;
-        for (log, tree, latest) in [
-            (Log::User, &user, user_latest),
-            (Log::System, &system, system_latest),
-        ] {
-            if latest.size == tree.size() {
-                continue;
-            }
-            let head = TreeHead {
-                size: tree.size(),
-                root: tree.root(),
-            };
-            match self.signers.sign(log, head) {
-                Ok(signed) => {
-                    batch.set_checkpoint(log, signed.clone());
-                    *latest = signed;
+        let signed = match sign_grown(&self.signers, &self.published.borrow(), [&user, &system]) {
+            Ok(signed) => signed,
+            Err(error) => {
+                let error = Arc::new(error);
+                for waiter in accepted {
+                    let _ = waiter
+                        .reply
+                        .send(Err(SequencerError::Sign(Arc::clone(&error))));
                 }
-                Err(error) => {
-                    let error = Arc::new(error);
-                    for waiter in accepted {
-                        let _ = waiter
-                            .reply
-                            .send(Err(SequencerError::Sign(Arc::clone(&error))));
-                    }
-                    return;
-                }
+                return;
             }
+        };
+        for (log, checkpoint) in &signed {
+            batch.set_checkpoint(*log, checkpoint.clone());
         }
         if let Err(error) = self.writer.commit(&batch) {
             return fail_all(accepted.into_iter().map(|a| a.reply), error);
         }
         self.schema = schema;
+        let checkpoints = self.publish(signed);
+        for waiter in accepted {
+            let _ = waiter
+                .reply
+                .send(Ok(receipt(waiter.entries, waiter.counts, &checkpoints)));
+        }
+    }
+
+    /// Loads a document as it is read, in one write transaction of its own
+    /// that also stores the checkpoints of the trees it leaves: on error
+    /// nothing of it is written and nothing is signed for it.
+    fn stream(&mut self, commands: Commands, policy: Policy, reply: Reply) {
+        let latest = self.published.borrow().clone();
+        let (name, signers, schema) = (&self.name, &self.signers, &self.schema);
+        let result = self.writer.transact(|txn| {
+            let user = txn.frontier(Log::User).clone();
+            let system = txn.frontier(Log::System).clone();
+            let mut target = TxnTarget { txn: &mut *txn };
+            let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
+            for command in commands.0 {
+                let (line, command) = command?;
+                loader.apply(line, command)?;
+            }
+            let summary = loader.finish()?;
+            check_name(name, &summary.schema)?;
+            let signed = sign_grown(signers, &latest, [&summary.user_log, &summary.system_log])
+                .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+            for (log, checkpoint) in &signed {
+                txn.set_checkpoint(*log, checkpoint)?;
+            }
+            Ok::<_, SequencerError>((summary, signed))
+        });
+        let answer = result.map(|(summary, signed)| {
+            let counts = counts(&summary);
+            self.schema = summary.schema;
+            let checkpoints = self.publish(signed);
+            receipt(Vec::new(), counts, &checkpoints)
+        });
+        let _ = reply.send(answer);
+    }
+
+    /// Tells subscribers of checkpoints just stored; returns both logs'
+    /// latest.
+    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> [SignedTree; 2] {
+        let mut checkpoints = self.published.borrow().clone();
+        for (log, checkpoint) in signed {
+            let [user, system] = &mut checkpoints;
+            match log {
+                Log::User => *user = checkpoint,
+                Log::System => *system = checkpoint,
+            }
+        }
         self.published.send_if_modified(|published| {
             let changed = *published != checkpoints;
             if changed {
@@ -459,19 +553,7 @@ impl<B: KvBackend> State<B> {
             }
             changed
         });
-        let [user_checkpoint, system_checkpoint] = checkpoints;
-        for waiter in accepted {
-            let [items_added, user_entries, system_entries, assertions] = waiter.counts;
-            let _ = waiter.reply.send(Ok(Receipt {
-                entries: waiter.entries,
-                items_added,
-                user_entries,
-                system_entries,
-                assertions,
-                user_checkpoint: user_checkpoint.clone(),
-                system_checkpoint: system_checkpoint.clone(),
-            }));
-        }
+        checkpoints
     }
 
     /// An append as RSF commands: each item, then its entry, stamped now.
@@ -492,16 +574,61 @@ impl<B: KvBackend> State<B> {
         }
         Ok(commands)
     }
+}
 
-    /// A register's documents must name the register they are loaded into.
-    fn check_name(&self, schema: &Schema) -> Result<(), SequencerError> {
-        match schema.name() {
-            Some(name) if name != self.name => Err(SequencerError::WrongRegister {
-                defined: name.to_owned(),
-                register: self.name.clone(),
-            }),
-            _ => Ok(()),
+/// A register's documents must name the register they are loaded into.
+fn check_name(register: &str, schema: &Schema) -> Result<(), SequencerError> {
+    match schema.name() {
+        Some(name) if name != register => Err(SequencerError::WrongRegister {
+            defined: name.to_owned(),
+            register: register.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The checkpoints of the trees that have grown past their latest one,
+/// signed in memory; the caller stores them with the entries they cover.
+fn sign_grown(
+    signers: &LogSigners,
+    latest: &[SignedTree; 2],
+    trees: [&Frontier; 2],
+) -> Result<Vec<(Log, SignedTree)>, RegistryError> {
+    let mut signed = Vec::new();
+    for ((log, tree), latest) in [Log::User, Log::System].into_iter().zip(trees).zip(latest) {
+        if latest.size == tree.size() {
+            continue;
         }
+        let head = TreeHead {
+            size: tree.size(),
+            root: tree.root(),
+        };
+        signed.push((log, signers.sign(log, head)?));
+    }
+    Ok(signed)
+}
+
+/// A load's counts: items added, user and system entries, assertions.
+fn counts(summary: &LoadSummary) -> [u64; 4] {
+    [
+        summary.items_added,
+        summary.user_entries,
+        summary.system_entries,
+        summary.assertions,
+    ]
+}
+
+fn receipt(entries: Vec<Appended>, counts: [u64; 4], checkpoints: &[SignedTree; 2]) -> Receipt {
+    let [items_added, user_entries, system_entries, assertions] = counts;
+    let [user_checkpoint, system_checkpoint] = checkpoints;
+    Receipt {
+        entries,
+        items_added,
+        user_entries,
+        system_entries,
+        assertions,
+        user_checkpoint: user_checkpoint.clone(),
+        system_checkpoint: system_checkpoint.clone(),
     }
 }
 
@@ -724,5 +851,64 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         self.own.records.insert((log, entry.key.clone()), *item);
         self.own.entries.push((log, number, entry, leaf_hash));
         Ok(())
+    }
+}
+
+/// A streamed document's view: the write transaction it loads into, which
+/// reads its own writes, so nothing is staged in memory.
+struct TxnTarget<'t, 'w> {
+    txn: &'t mut Txn<'w>,
+}
+
+impl LoadTarget for TxnTarget<'_, '_> {
+    type Error = TargetError;
+
+    fn contains_item(&self, hash: &ItemHash) -> Result<bool, TargetError> {
+        Ok(self.txn.item(hash.as_bytes())?.is_some())
+    }
+
+    fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
+        let Some(json) = self.txn.item(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(json)
+            .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
+        Ok(Some(Item::from_canonical(&text)?))
+    }
+
+    fn record_is(
+        &self,
+        entry_type: EntryType,
+        key: &str,
+        items: &[ItemHash],
+    ) -> Result<bool, TargetError> {
+        let current = self.txn.record(log_of(entry_type), key)?;
+        Ok(matches!((current, items), (Some((_, current)), [only]) if current == only.0))
+    }
+
+    fn add_item(&mut self, hash: ItemHash, item: Item) -> Result<bool, TargetError> {
+        // An `Item` is canonical and `hash` is its hash, by construction.
+        Ok(self
+            .txn
+            .add_canonical_item(hash.as_bytes(), item.as_str().as_bytes())?)
+    }
+
+    fn append_entry(
+        &mut self,
+        number: u64,
+        entry: Entry,
+        _leaf_hash: Hash,
+    ) -> Result<(), TargetError> {
+        let [item] = entry.item_hashes.as_slice() else {
+            return Err(TargetError::ItemCount(entry.item_hashes.len()));
+        };
+        let new = NewEntry {
+            log: log_of(entry.entry_type),
+            number,
+            item_hash: item.0,
+            leaf: entry.leaf_bytes(number),
+            key: entry.key,
+        };
+        Ok(self.txn.add_entry(&new)?)
     }
 }

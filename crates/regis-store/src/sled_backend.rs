@@ -2,11 +2,38 @@
 //! does not fully sync on Linux (`sync_file_range`, sled issues #1452 and
 //! #1351), so an acknowledged commit can be lost on power failure, though
 //! not on a process crash. See `spec/store.md`.
+//!
+//! A `sled::Batch` is applied from memory, so a transaction larger than
+//! [`SPILL_BYTES`] (a bulk load) spills its writes to a redo tree and
+//! commits by marking that tree committed, then applies it to the data in
+//! bounded batches; opening the database finishes a committed redo tree or
+//! drops an uncommitted one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, Table, Visit};
+use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit};
+
+/// Bytes of keys and values a transaction gathers in memory before it
+/// spills them to the redo tree.
+const SPILL_BYTES: usize = 4 << 20;
+
+/// Rows applied per batch when a redo tree is applied to the data.
+const APPLY_ROWS: usize = 8192;
+
+/// The tree a large transaction spills to: the data tree's keys, each value
+/// tagged `PUT` or `DELETE`, and the `REDO_COMMITTED` marker.
+const REDO_TREE: &str = "redo";
+
+/// Present once a spilled transaction is durable: from then on it is
+/// committed, and applying the redo tree (again, if a crash interrupted it)
+/// finishes it. Table ids start at 1, so no row sorts before it.
+const REDO_COMMITTED: &[u8] = &[0];
+
+const DELETE: u8 = 0;
+const PUT: u8 = 1;
 
 /// The database directory inside a register's directory.
 pub const SLED_DIR: &str = "sled";
@@ -17,6 +44,11 @@ pub const SLED_DIR: &str = "sled";
 #[derive(Debug)]
 pub struct SledBackend {
     db: sled::Db,
+    redo: sled::Tree,
+    /// Set when writing the commit marker, or applying a committed redo
+    /// tree, failed: whether the transaction is committed is then known
+    /// only to the next open, so nothing more is written until then.
+    poisoned: AtomicBool,
 }
 
 fn prefixed(table: Table, key: &[u8]) -> Vec<u8> {
@@ -44,7 +76,16 @@ impl DirBackend for SledBackend {
         let mut attempts = 0;
         loop {
             match config.open() {
-                Ok(db) => return Ok(SledBackend { db }),
+                Ok(db) => {
+                    let redo = db.open_tree(REDO_TREE).map_err(StoreError::backend)?;
+                    let backend = SledBackend {
+                        db,
+                        redo,
+                        poisoned: AtomicBool::new(false),
+                    };
+                    backend.recover()?;
+                    return Ok(backend);
+                }
                 // sled 0.34 (its last release) reports a held lock only in
                 // this message.
                 Err(sled::Error::Io(e))
@@ -71,6 +112,7 @@ impl KvBackend for SledBackend {
     }
 
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError> {
+        self.check_poisoned()?;
         let mut writes = sled::Batch::default();
         for (table, table_writes) in batch.tables() {
             for (key, value) in table_writes {
@@ -84,6 +126,197 @@ impl KvBackend for SledBackend {
         self.db.apply_batch(writes).map_err(StoreError::backend)?;
         self.db.flush().map_err(StoreError::backend)?;
         Ok(())
+    }
+
+    /// Gathers the writes in memory; past [`SPILL_BYTES`], spills them to
+    /// the redo tree. A transaction that never spilled commits as one
+    /// batch. One that did: the rest is spilled, the redo tree flushed,
+    /// then the `REDO_COMMITTED` marker written and flushed (the commit
+    /// point: a crash before it leaves the data as it was, after it the
+    /// transaction is finished on open), then applied in batches of
+    /// [`APPLY_ROWS`]. Readers of the data see it applied table by table,
+    /// `meta` (and so `head`) last; see `spec/store.md`, "Bulk loads".
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.check_poisoned()?;
+        let mut txn = SledTxn {
+            backend: self,
+            writes: BTreeMap::new(),
+            bytes: 0,
+            spilled: false,
+        };
+        let done = match work(&mut txn) {
+            Ok(done) => done,
+            Err(error) => {
+                if txn.spilled {
+                    // Best effort: rows left without the marker are
+                    // dropped on open, and the next spill clears the tree
+                    // first, so they are never applied.
+                    let _ = self.redo.clear();
+                }
+                return Err(error);
+            }
+        };
+        if !txn.spilled {
+            let mut writes = sled::Batch::default();
+            for (key, value) in txn.writes {
+                match value {
+                    Some(value) => writes.insert(key, value),
+                    None => writes.remove(key),
+                }
+            }
+            self.db.apply_batch(writes).map_err(StoreError::backend)?;
+            self.db.flush().map_err(StoreError::backend)?;
+            return Ok(done);
+        }
+        txn.spill()?;
+        self.db.flush().map_err(StoreError::backend)?;
+        let committed = self
+            .redo
+            .insert(REDO_COMMITTED, &[])
+            .map_err(StoreError::backend)
+            .and_then(|_| self.db.flush().map_err(StoreError::backend))
+            .and_then(|_| self.apply_redo());
+        if let Err(error) = committed {
+            self.poisoned.store(true, Ordering::SeqCst);
+            return Err(error.into());
+        }
+        Ok(done)
+    }
+}
+
+impl SledBackend {
+    fn check_poisoned(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt(
+                "a large sled transaction failed after its commit point: reopen the register to \
+                 finish or drop it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finishes a transaction committed before a crash, or drops one that
+    /// was not.
+    fn recover(&self) -> Result<(), StoreError> {
+        let backend = StoreError::backend;
+        if self.redo.get(REDO_COMMITTED).map_err(backend)?.is_some() {
+            return self.apply_redo();
+        }
+        if !self.redo.is_empty() {
+            self.redo.clear().map_err(backend)?;
+            self.db.flush().map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the committed redo tree to the data, in key order (so table
+    /// by table, `meta` last), then removes the marker and the rows. Each
+    /// row states a key's final value, so applying it again after a crash
+    /// gives the same data.
+    fn apply_redo(&self) -> Result<(), StoreError> {
+        let backend = StoreError::backend;
+        let mut batch = sled::Batch::default();
+        let mut rows = 0;
+        for row in self.redo.range(&[1u8][..]..) {
+            let (key, value) = row.map_err(backend)?;
+            match value.split_first() {
+                Some((&PUT, value)) => batch.insert(key, value),
+                Some((&DELETE, [])) => batch.remove(key),
+                _ => return Err(StoreError::Corrupt("a malformed redo row".into())),
+            }
+            rows += 1;
+            if rows == APPLY_ROWS {
+                self.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(backend)?;
+                rows = 0;
+            }
+        }
+        self.db.apply_batch(batch).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        self.redo.remove(REDO_COMMITTED).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        // Not atomic, and need not be: without the marker, what is left is
+        // dropped on open.
+        self.redo.clear().map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// A sled write transaction: its writes so far (keys prefixed as in the
+/// data tree), over the redo tree once it has spilled, over the data.
+struct SledTxn<'b> {
+    backend: &'b SledBackend,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    spilled: bool,
+}
+
+impl SledTxn<'_> {
+    /// Moves the gathered writes to the redo tree.
+    fn spill(&mut self) -> Result<(), StoreError> {
+        let redo = &self.backend.redo;
+        if !self.spilled {
+            // Rows an aborted transaction may have left.
+            redo.clear().map_err(StoreError::backend)?;
+            self.spilled = true;
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in std::mem::take(&mut self.writes) {
+            let tagged = match value {
+                Some(mut value) => {
+                    value.insert(0, PUT);
+                    value
+                }
+                None => vec![DELETE],
+            };
+            batch.insert(key, tagged);
+        }
+        self.bytes = 0;
+        redo.apply_batch(batch).map_err(StoreError::backend)
+    }
+
+    fn write(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.bytes += 1 + key.len() + value.map_or(0, <[u8]>::len);
+        self.writes
+            .insert(prefixed(table, key), value.map(<[u8]>::to_vec));
+        if self.bytes >= SPILL_BYTES {
+            self.spill()?;
+        }
+        Ok(())
+    }
+}
+
+impl KvWriter for SledTxn<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = prefixed(table, key);
+        if let Some(written) = self.writes.get(&key) {
+            return Ok(written.clone());
+        }
+        if self.spilled
+            && let Some(row) = self.backend.redo.get(&key).map_err(StoreError::backend)?
+        {
+            return match row.split_first() {
+                Some((&PUT, value)) => Ok(Some(value.to_vec())),
+                Some((&DELETE, [])) => Ok(None),
+                _ => Err(StoreError::Corrupt("a malformed redo row".into())),
+            };
+        }
+        let value = self.backend.db.get(&key).map_err(StoreError::backend)?;
+        Ok(value.map(|value| value.to_vec()))
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.write(table, key, Some(value))
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
+        self.write(table, key, None)
     }
 }
 
@@ -135,5 +368,92 @@ impl KvSnapshot for SledSnapshot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(table: &SledBackend, key: &[u8]) -> Option<Vec<u8>> {
+        table.snapshot().unwrap().get(Table::Items, key).unwrap()
+    }
+
+    /// Enough rows to spill more than once.
+    fn rows() -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+        (0u32..3 * SPILL_BYTES as u32 / 1000).map(|i| (i.to_be_bytes().to_vec(), vec![7; 1000]))
+    }
+
+    #[test]
+    fn a_spilled_transaction_reads_its_writes_and_commits_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SledBackend::open_dir(dir.path()).unwrap();
+        let mut batch = KvBatch::new();
+        batch.put(Table::Items, b"old".to_vec(), b"kept".to_vec());
+        backend.commit(batch).unwrap();
+
+        // Fails after spilling: nothing of it is written.
+        let failed: Result<(), StoreError> = backend.transact(|txn| {
+            for (key, value) in rows() {
+                txn.put(Table::Items, &key, &value)?;
+            }
+            txn.delete(Table::Items, b"old")?;
+            Err(StoreError::Corrupt("refused".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(value(&backend, &0u32.to_be_bytes()), None);
+        assert_eq!(value(&backend, b"old"), Some(b"kept".to_vec()));
+
+        // Succeeds: reads its spilled writes back, and all of it lands.
+        backend
+            .transact(|txn| {
+                for (key, value) in rows() {
+                    txn.put(Table::Items, &key, &value)?;
+                }
+                txn.delete(Table::Items, b"old")?;
+                assert_eq!(
+                    txn.get(Table::Items, &0u32.to_be_bytes())?,
+                    Some(vec![7; 1000])
+                );
+                assert_eq!(txn.get(Table::Items, b"old")?, None);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        for (key, expected) in rows() {
+            assert_eq!(value(&backend, &key), Some(expected));
+        }
+        assert_eq!(value(&backend, b"old"), None);
+        assert!(backend.redo.is_empty());
+    }
+
+    #[test]
+    fn open_finishes_a_committed_redo_tree_and_drops_an_uncommitted_one() {
+        for committed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let backend = SledBackend::open_dir(dir.path()).unwrap();
+                let mut batch = KvBatch::new();
+                batch.put(Table::Items, b"gone".to_vec(), b"x".to_vec());
+                backend.commit(batch).unwrap();
+                // What a crash between the spill and the end of the apply
+                // leaves: tagged rows, and the marker if it was committed.
+                let key = |k: &[u8]| prefixed(Table::Items, k);
+                backend.redo.insert(key(b"new"), &[PUT, 1, 2][..]).unwrap();
+                backend.redo.insert(key(b"gone"), &[DELETE][..]).unwrap();
+                if committed {
+                    backend.redo.insert(REDO_COMMITTED, &[][..]).unwrap();
+                }
+                backend.db.flush().unwrap();
+            }
+            let backend = SledBackend::open_dir(dir.path()).unwrap();
+            assert!(backend.redo.is_empty());
+            if committed {
+                assert_eq!(value(&backend, b"new"), Some(vec![1, 2]));
+                assert_eq!(value(&backend, b"gone"), None);
+            } else {
+                assert_eq!(value(&backend, b"new"), None);
+                assert_eq!(value(&backend, b"gone"), Some(b"x".to_vec()));
+            }
+        }
     }
 }

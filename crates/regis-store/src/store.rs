@@ -1,8 +1,6 @@
 //! What the keys mean: commits, the open-time check, and every read, written
 //! once over [`KvBackend`] so that both backends share it.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use regis_merkle::tile::{TileKind, TilePath, push_bundle_entry, read_tile};
@@ -10,7 +8,7 @@ use regis_merkle::{Frontier, Hash, HashReader, leaf_hash};
 use regis_model::{Item, ItemHash};
 
 use crate::keys::{self, FORMAT_VERSION, Head, META_FORMAT, META_HEAD, corrupt};
-use crate::kv::{KvBackend, KvBatch, KvSnapshot, Table, prefix_end};
+use crate::kv::{KvBackend, KvBatch, KvSnapshot, KvWriter, Table, prefix_end};
 use crate::{BatchError, Log, StoreError};
 
 /// A checkpoint as the store keeps it: the size and root that were signed,
@@ -235,86 +233,133 @@ impl<B: KvBackend> Writer<B> {
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
     /// trees as they stand after it.
     pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
-        let snapshot = self.kv.snapshot()?;
-        let mut pending = Pending {
-            snapshot: &snapshot,
-            out: KvBatch::new(),
-            items: HashMap::new(),
-            records: HashMap::new(),
-            record_count: self.records,
-            user: self.user.clone(),
-            system: self.system.clone(),
-        };
-        for (hash, json) in &batch.items {
-            pending.add_item(hash, json)?;
-        }
-        for entry in &batch.entries {
-            pending.add_entry(entry)?;
-        }
-        for (log, checkpoint) in &batch.checkpoints {
-            pending.set_checkpoint(*log, checkpoint)?;
-        }
-        let head = Head {
-            user: pending.user.size(),
-            system: pending.system.size(),
-            records: pending.record_count,
-        };
-        let Pending {
-            mut out,
-            user,
-            system,
-            record_count,
-            ..
-        } = pending;
-        out.put(Table::Meta, META_HEAD.to_vec(), head.encode());
-        drop(snapshot);
-        self.kv.commit(out)?;
-        // Only a durable commit moves the writer's state.
-        self.user = user;
-        self.system = system;
-        self.records = record_count;
+        self.transact(|txn| {
+            for (hash, json) in &batch.items {
+                txn.add_item(hash, json)?;
+            }
+            for entry in &batch.entries {
+                txn.add_entry(entry)?;
+            }
+            for (log, checkpoint) in &batch.checkpoints {
+                txn.set_checkpoint(*log, checkpoint)?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
         Ok([self.head(Log::User), self.head(Log::System)])
+    }
+
+    /// Runs `work` in one write transaction ([`Txn`]) and commits what it
+    /// appended, with the new `head`, atomically and durably; if `work`
+    /// fails, nothing of it is written and the writer stays as it was.
+    ///
+    /// Both backends spill a large transaction to disk (redb to free pages
+    /// of its file, sled to a redo tree), so `work` may append any number of
+    /// entries (a bulk load) in bounded memory (`spec/store.md`, "Bulk
+    /// loads").
+    pub fn transact<T, E: From<StoreError>>(
+        &mut self,
+        work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut after = None;
+        let done = self.kv.transact(|kv| -> Result<T, E> {
+            let mut txn = Txn {
+                kv,
+                user: self.user.clone(),
+                system: self.system.clone(),
+                records: self.records,
+            };
+            let done = work(&mut txn)?;
+            let head = Head {
+                user: txn.user.size(),
+                system: txn.system.size(),
+                records: txn.records,
+            };
+            txn.kv.put(Table::Meta, META_HEAD, &head.encode())?;
+            after = Some((txn.user, txn.system, txn.records));
+            Ok(done)
+        })?;
+        // Only a durable commit moves the writer's state.
+        if let Some((user, system, records)) = after {
+            self.user = user;
+            self.system = system;
+            self.records = records;
+        }
+        Ok(done)
     }
 }
 
-/// A batch being turned into key-value writes, reading through to the
-/// snapshot for what the batch itself has not written.
-struct Pending<'a, S> {
-    snapshot: &'a S,
-    out: KvBatch,
-    /// Items the batch writes.
-    items: HashMap<Hash, &'a [u8]>,
-    /// Record rows the batch writes.
-    records: HashMap<(Log, &'a str), (u64, Hash)>,
-    record_count: u64,
+/// One write transaction of a [`Writer`]: appends entries and items and
+/// keeps every index, reading its own writes. Nothing of it is visible to
+/// readers until [`Writer::transact`] commits it, and then all of it is.
+pub struct Txn<'w> {
+    kv: &'w mut dyn KvWriter,
     user: Frontier,
     system: Frontier,
+    records: u64,
 }
 
-impl<'a, S: KvSnapshot> Pending<'a, S> {
-    fn add_item(&mut self, hash: &Hash, json: &'a [u8]) -> Result<(), StoreError> {
+impl std::fmt::Debug for Txn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn")
+            .field("user", &self.user.size())
+            .field("system", &self.system.size())
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Txn<'_> {
+    /// The right edge of `log` with this transaction's entries.
+    pub fn frontier(&self, log: Log) -> &Frontier {
+        match log {
+            Log::User => &self.user,
+            Log::System => &self.system,
+        }
+    }
+
+    /// Adds an item, its SHA-256 and canonical JSON, both checked; returns
+    /// whether it was new (an item already stored is not written again).
+    pub fn add_item(&mut self, hash: &Hash, json: &[u8]) -> Result<bool, StoreError> {
         if ItemHash::of(json).as_bytes() != hash {
             return Err(BatchError::ItemHash(hex(hash)).into());
         }
         if item_fields(json).is_none() {
             return Err(BatchError::ItemShape(hex(hash)).into());
         }
-        if !self.items.contains_key(hash) && self.snapshot.get(Table::Items, hash)?.is_none() {
-            self.out.put(Table::Items, hash.to_vec(), json.to_vec());
-        }
-        self.items.insert(*hash, json);
-        Ok(())
+        self.add_canonical_item(hash, json)
     }
 
-    /// The item's JSON, from the batch (borrowed) or the store.
-    fn item(&self, hash: &Hash) -> Result<Option<Cow<'a, [u8]>>, StoreError> {
-        match self.items.get(hash) {
-            Some(json) => Ok(Some(Cow::Borrowed(*json))),
-            None => Ok(self.snapshot.get(Table::Items, hash)?.map(Cow::Owned)),
+    /// [`Self::add_item`] for an item known to be canonical JSON that hashes
+    /// to `hash` (a regis-model `Item`, which is so by construction).
+    pub(crate) fn add_canonical_item(
+        &mut self,
+        hash: &Hash,
+        json: &[u8],
+    ) -> Result<bool, StoreError> {
+        if self.kv.get(Table::Items, hash)?.is_some() {
+            return Ok(false);
         }
+        self.kv.put(Table::Items, hash, json)?;
+        Ok(true)
     }
 
-    fn add_entry(&mut self, entry: &'a NewEntry) -> Result<(), StoreError> {
+    /// An item's JSON, stored or added by this transaction.
+    pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(Table::Items, hash)
+    }
+
+    /// `key`'s latest entry in `log` (number and item hash), counting this
+    /// transaction's entries.
+    pub fn record(&self, log: Log, key: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        self.kv
+            .get(Table::Records, &keys::record_key(log, key))?
+            .map(|row| keys::parse_record_value(&row))
+            .transpose()
+    }
+
+    /// Appends an entry: its number must be its log's next, and its item
+    /// stored or added before it.
+    pub fn add_entry(&mut self, entry: &NewEntry) -> Result<(), StoreError> {
         let log = entry.log;
         let (frontier, entries, hashes) = match log {
             Log::User => (&mut self.user, Table::UserEntries, Table::UserHashes),
@@ -337,18 +382,7 @@ impl<'a, S: KvSnapshot> Pending<'a, S> {
             }
             .into());
         }
-        let out = &mut self.out;
-        frontier
-            .push_hash(leaf_hash(&entry.leaf), |level, index, hash| {
-                out.put(hashes, keys::hash_key(level, index).to_vec(), hash.to_vec());
-            })
-            .map_err(|_| BatchError::TreeFull(log))?;
-        out.put(
-            entries,
-            keys::entry_key(entry.number).to_vec(),
-            entry.leaf.clone(),
-        );
-        let Some(new_item) = self.item(&entry.item_hash)? else {
+        let Some(new_item) = self.kv.get(Table::Items, &entry.item_hash)? else {
             return Err(BatchError::MissingItem {
                 log,
                 number: entry.number,
@@ -356,31 +390,36 @@ impl<'a, S: KvSnapshot> Pending<'a, S> {
             }
             .into());
         };
-        self.out.put(
+        // The frontier reports each new stored hash through a callback that
+        // cannot fail; the first failed write is kept and reported after
+        // (any error aborts the whole transaction, frontier included).
+        let kv = &mut *self.kv;
+        let mut written = Ok(());
+        frontier
+            .push_hash(leaf_hash(&entry.leaf), |level, index, hash| {
+                if written.is_ok() {
+                    written = kv.put(hashes, &keys::hash_key(level, index), hash);
+                }
+            })
+            .map_err(|_| BatchError::TreeFull(log))?;
+        written?;
+        kv.put(entries, &keys::entry_key(entry.number), &entry.leaf)?;
+        kv.put(
             Table::History,
-            keys::history_key(log, &entry.key, entry.number),
-            entry.item_hash.to_vec(),
-        );
-        let previous = match self.records.get(&(log, entry.key.as_str())) {
-            Some(row) => Some(*row),
-            None => self
-                .snapshot
-                .get(Table::Records, &keys::record_key(log, &entry.key))?
-                .map(|row| keys::parse_record_value(&row))
-                .transpose()?,
-        };
-        self.records
-            .insert((log, &entry.key), (entry.number, entry.item_hash));
-        self.out.put(
+            &keys::history_key(log, &entry.key, entry.number),
+            &entry.item_hash,
+        )?;
+        let previous = self.record(log, &entry.key)?;
+        self.kv.put(
             Table::Records,
-            keys::record_key(log, &entry.key),
-            keys::record_value(entry.number, &entry.item_hash),
-        );
+            &keys::record_key(log, &entry.key),
+            &keys::record_value(entry.number, &entry.item_hash),
+        )?;
         if log == Log::System {
             return Ok(());
         }
         match previous {
-            None => self.record_count += 1,
+            None => self.records += 1,
             Some((_, old_hash)) if old_hash == entry.item_hash => return Ok(()),
             Some((_, old_hash)) => {
                 let old = self.item(&old_hash)?.ok_or_else(|| {
@@ -390,14 +429,15 @@ impl<'a, S: KvSnapshot> Pending<'a, S> {
                     corrupt(format!("item sha-256:{} is malformed", hex(&old_hash)))
                 })?;
                 for (field, value) in fields {
-                    self.out.delete(
+                    self.kv.delete(
                         Table::FieldIndex,
-                        keys::field_key(&field, &value, &entry.key),
-                    );
+                        &keys::field_key(&field, &value, &entry.key),
+                    )?;
                 }
             }
         }
-        // The item was checked when it was added, to this batch or an earlier one.
+        // The item was checked when it was added, to this transaction or an
+        // earlier one.
         let fields = item_fields(&new_item).ok_or_else(|| {
             corrupt(format!(
                 "item sha-256:{} is malformed",
@@ -405,20 +445,19 @@ impl<'a, S: KvSnapshot> Pending<'a, S> {
             ))
         })?;
         for (field, value) in fields {
-            self.out.put(
+            self.kv.put(
                 Table::FieldIndex,
-                keys::field_key(&field, &value, &entry.key),
-                Vec::new(),
-            );
+                &keys::field_key(&field, &value, &entry.key),
+                &[],
+            )?;
         }
         Ok(())
     }
 
-    fn set_checkpoint(&mut self, log: Log, checkpoint: &SignedTree) -> Result<(), StoreError> {
-        let frontier = match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        };
+    /// Stores `checkpoint` as `log`'s latest; it must state the tree as it
+    /// stands now, in this transaction.
+    pub fn set_checkpoint(&mut self, log: Log, checkpoint: &SignedTree) -> Result<(), StoreError> {
+        let frontier = self.frontier(log);
         if checkpoint.size != frontier.size() {
             return Err(BatchError::CheckpointSize {
                 log,
@@ -438,9 +477,7 @@ impl<'a, S: KvSnapshot> Pending<'a, S> {
         value.extend_from_slice(&checkpoint.size.to_be_bytes());
         value.extend_from_slice(&checkpoint.root);
         value.extend_from_slice(checkpoint.text.as_bytes());
-        self.out
-            .put(Table::Meta, keys::meta_checkpoint(log).to_vec(), value);
-        Ok(())
+        self.kv.put(Table::Meta, keys::meta_checkpoint(log), &value)
     }
 }
 

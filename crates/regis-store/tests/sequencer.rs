@@ -533,3 +533,181 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
     drop(handle);
     sequencer.join();
 }
+
+/// An RSF fixture as a stream of commands, read as it is applied.
+fn stream(bytes: Vec<u8>) -> Request {
+    Request::Stream {
+        commands: regis_store::Commands::new(regis_model::rsf::RsfReader::new(
+            std::io::Cursor::new(bytes),
+        )),
+        policy: Policy::IMPORT,
+    }
+}
+
+/// A new, empty `country` register in `data`, its directory copied from
+/// `template` when given (so that two registers sign with one key).
+fn empty_register(data: &Path, template: Option<&Path>) -> (Registry, RegisterName) {
+    let registry = Registry::new(data, "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    match template {
+        Some(template) => {
+            let dir = registry.dir(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let from = Registry::new(template, "regis.test").dir(&name);
+            for file in std::fs::read_dir(from).unwrap() {
+                let file = file.unwrap();
+                std::fs::copy(file.path(), dir.join(file.file_name())).unwrap();
+            }
+        }
+        None => drop(registry.create::<RedbBackend>(&name).unwrap()),
+    }
+    (registry, name)
+}
+
+/// A sequencer over the store of `registry`'s `name`, opened by `kv`.
+fn spawn_over<B: regis_store::KvBackend>(
+    kv: impl FnOnce(RedbBackend) -> B,
+    registry: &Registry,
+    name: &RegisterName,
+) -> (Sequencer, Store<B>) {
+    use regis_store::DirBackend;
+    let signers = registry.open::<RedbBackend>(name).unwrap().signers;
+    let (store, writer) =
+        Store::open(kv(RedbBackend::open_dir(&registry.dir(name)).unwrap())).unwrap();
+    let sequencer = Sequencer::spawn(
+        name.as_str(),
+        store.clone(),
+        writer,
+        signers,
+        SequencerConfig::default(),
+        fixed_clock(),
+    )
+    .unwrap();
+    (sequencer, store)
+}
+
+const BASE: &str = "registers/api-client/country_register.rsf";
+const UPDATE: &str = "registers/api-client/country_register_update.rsf";
+
+#[test]
+fn streamed_loads_equal_loads_from_memory() {
+    let template = tempfile::tempdir().unwrap();
+    empty_register(template.path(), None);
+    let expected = {
+        let data = tempfile::tempdir().unwrap();
+        let (registry, name) = empty_register(data.path(), Some(template.path()));
+        let (sequencer, store) = spawn_over(|kv| kv, &registry, &name);
+        for file in [BASE, UPDATE] {
+            sequencer
+                .handle()
+                .run(Request::Load {
+                    commands: rsf_commands(file),
+                    policy: Policy::IMPORT,
+                })
+                .unwrap();
+        }
+        sequencer.join();
+        common::digest(&store.snapshot().unwrap())
+    };
+    // redb's own streaming transaction, and the default one (gathered in
+    // memory, as sled's) through a backend that does not override it.
+    for redb in [true, false] {
+        let data = tempfile::tempdir().unwrap();
+        let (registry, name) = empty_register(data.path(), Some(template.path()));
+        let digest = if redb {
+            let (sequencer, store) = spawn_over(|kv| kv, &registry, &name);
+            let receipts = [BASE, UPDATE].map(|file| {
+                sequencer
+                    .handle()
+                    .run(stream(regis_fixtures::read(file)))
+                    .unwrap()
+            });
+            assert_eq!(receipts[0].user_entries, 7);
+            assert_eq!(receipts[1].user_checkpoint.size, 9);
+            sequencer.join();
+            common::digest(&store.snapshot().unwrap())
+        } else {
+            let flaky = |inner| Flaky {
+                inner,
+                failing: Default::default(),
+            };
+            let (sequencer, store) = spawn_over(flaky, &registry, &name);
+            for file in [BASE, UPDATE] {
+                sequencer
+                    .handle()
+                    .run(stream(regis_fixtures::read(file)))
+                    .unwrap();
+            }
+            sequencer.join();
+            common::digest(&store.snapshot().unwrap())
+        };
+        assert_eq!(digest, expected, "redb transaction: {redb}");
+    }
+}
+
+#[test]
+fn streamed_loads_are_all_or_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let (registry, name) = empty_register(data.path(), None);
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flaky = |inner| Flaky {
+        inner,
+        failing: failing.clone(),
+    };
+    let (sequencer, store) = spawn_over(flaky, &registry, &name);
+    let handle = sequencer.handle();
+    let before = common::digest(&store.snapshot().unwrap());
+    let base = regis_fixtures::read(BASE);
+    let first_item = rsf_commands(BASE)
+        .into_iter()
+        .find_map(|(_, command)| match command {
+            regis_model::rsf::Command::AddItem(item) => Some(item.hash()),
+            _ => None,
+        })
+        .unwrap();
+
+    // A failed assertion, a malformed line, each after the whole document;
+    // then a commit that fails.
+    let wrong_root = [
+        base.clone(),
+        format!("assert-root-hash\tsha-256:{}\n", "0".repeat(64)).into_bytes(),
+    ]
+    .concat();
+    let malformed = [base.clone(), b"append-entry\tuser\n".to_vec()].concat();
+    for (bytes, fail_commit) in [
+        (wrong_root, false),
+        (malformed, false),
+        (base.clone(), true),
+    ] {
+        failing.store(fail_commit, std::sync::atomic::Ordering::SeqCst);
+        let result = handle.run(stream(bytes));
+        match fail_commit {
+            true => assert!(
+                matches!(result, Err(SequencerError::Store(_))),
+                "{result:?}"
+            ),
+            false => assert!(
+                matches!(result, Err(SequencerError::Rejected(_))),
+                "{result:?}"
+            ),
+        }
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(common::digest(&snapshot), before);
+        assert_eq!(snapshot.item(first_item.as_bytes()).unwrap(), None);
+    }
+
+    // The sequencer carries on: the same document loads whole.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let receipt = handle.run(stream(base)).unwrap();
+    assert_eq!(receipt.user_checkpoint.size, 7);
+    assert!(
+        store
+            .snapshot()
+            .unwrap()
+            .item(first_item.as_bytes())
+            .unwrap()
+            .is_some()
+    );
+    drop(handle);
+    sequencer.join();
+}

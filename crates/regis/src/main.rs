@@ -10,12 +10,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use regis_model::rsf::{Command as RsfCommand, Policy, RsfReader};
+use regis_model::rsf::{Policy, RsfReader};
 use regis_model::{format_hash, import};
 use regis_store::{
-    DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig,
-    fsck, load_schema, system_clock,
+    Commands, DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Sequencer,
+    SequencerConfig, fsck, load_schema, system_clock,
 };
+
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(name = "regis", version, about = "A verifiable register server")]
@@ -79,6 +81,9 @@ enum Command {
         #[arg(long)]
         register: Option<String>,
     },
+    /// Serve the registers of a data directory over HTTP (the read API,
+    /// tlog tiles and proofs); `--demo` loads a demo register first.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +101,7 @@ fn run(command: Command) -> Result<()> {
         Command::Load { data, .. } | Command::Key { data, .. } | Command::Fsck { data, .. } => {
             data.backend
         }
+        Command::Serve(args) => args.backend,
     };
     match backend {
         Backend::Redb => run_with::<RedbBackend>(command),
@@ -114,6 +120,7 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
         } => load::<B>(&Registry::new(&data.data, &host), &register, &file),
         Command::Key { data, register } => key::<B>(&data.data, &register),
         Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
+        Command::Serve(args) => serve::run::<B>(args),
     }
 }
 
@@ -140,11 +147,11 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
         ProgressStyle::with_template("{msg:10} [{bar:40}] {bytes}/{total_bytes} ({eta})")?
             .progress_chars("=> "),
     );
-    bar.set_message("reading");
-    // An RSF file is read and parsed before the register is touched, so a
-    // malformed one changes nothing.
+    // An RSF file is read as it is loaded, in one transaction: memory does
+    // not grow with it, and a malformed line fails the load, which then
+    // changes nothing.
     let rsf = match tabular {
-        None => Some(read_rsf(BufReader::new(bar.wrap_read(input)), file)?),
+        None => Some(input),
         Some(_) => None,
     };
     let created = !registry.exists::<B>(&name);
@@ -154,9 +161,16 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
         registry.open::<B>(&name)
     };
     let result = opened.map_err(anyhow::Error::from).and_then(|opened| {
-        let (commands, policy) = match (rsf, tabular) {
-            (Some(commands), _) => (commands, Policy::IMPORT),
+        let request = match (rsf, tabular) {
+            (Some(input), _) => {
+                bar.set_message("loading");
+                Request::Stream {
+                    commands: Commands::new(RsfReader::new(BufReader::new(bar.wrap_read(input)))),
+                    policy: Policy::IMPORT,
+                }
+            }
             (None, Some(format)) => {
+                bar.set_message("reading");
                 let schema = load_schema(name.as_str(), &opened.store)?;
                 let now = system_clock()().context("the system clock is out of range")?;
                 let input = BufReader::new(bar.wrap_read(File::open(file)?));
@@ -167,12 +181,15 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
                     .map(|(line, command)| command.map(|command| (line, command)))
                     .collect::<Result<Vec<_>, _>>()
                     .with_context(|| format!("{}", file.display()))?;
+                bar.set_message("committing");
                 // New rows: every rule, as for an append.
-                (commands, Policy::APPEND)
+                Request::Load {
+                    commands,
+                    policy: Policy::APPEND,
+                }
             }
             (None, None) => bail!("nothing to load"),
         };
-        bar.set_message("committing");
         let store = opened.store.clone();
         let sequencer = Sequencer::spawn(
             name.as_str(),
@@ -184,7 +201,7 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
         )?;
         let receipt = sequencer
             .handle()
-            .run(Request::Load { commands, policy })
+            .run(request)
             .with_context(|| format!("{}", file.display()));
         sequencer.join();
         Ok((receipt?, store))
@@ -218,20 +235,19 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
         (Log::User, &receipt.user_checkpoint),
         (Log::System, &receipt.system_checkpoint),
     ] {
+        // The user count is kept in the head: listing the records to count
+        // them would take memory in proportion to the register.
+        let records = match log {
+            Log::User => snapshot.record_count(),
+            Log::System => snapshot.records(log, 0, u64::MAX)?.len() as u64,
+        };
         println!(
-            "{log} log: {} entries, root {}, {} records",
+            "{log} log: {} entries, root {}, {records} records",
             checkpoint.size,
             format_hash(&checkpoint.root),
-            snapshot.records(log, 0, u64::MAX)?.len(),
         );
     }
     Ok(())
-}
-
-fn read_rsf(input: impl std::io::BufRead, file: &Path) -> Result<Vec<(u64, RsfCommand)>> {
-    RsfReader::new(input)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}", file.display()))
 }
 
 fn key<B: DirBackend>(data: &Path, register: &str) -> Result<()> {

@@ -37,8 +37,12 @@ fn regis(args: &[&str]) -> Command {
 type State = (u64, [u8; 32], Option<(u64, [u8; 32])>);
 
 fn state<B: DirBackend>(data: &Path) -> Option<State> {
+    state_of::<B>(data, "country")
+}
+
+fn state_of<B: DirBackend>(data: &Path, name: &str) -> Option<State> {
     let registry = Registry::new(data, "regis.test");
-    let name = RegisterName::new("country").unwrap();
+    let name = RegisterName::new(name).unwrap();
     if !registry.exists::<B>(&name) {
         return None;
     }
@@ -64,6 +68,168 @@ fn kill_9_during_loads_leaves_a_consistent_register() {
 #[test]
 fn kill_9_during_loads_leaves_a_consistent_sled_register() {
     kill_loads::<regis_store::SledBackend>("sled", 20);
+}
+
+// The synthetic register of regis-model's benchmarks, shared rather than
+// copied; its `Discard` target is not needed here.
+#[allow(dead_code)]
+#[path = "../../regis-model/benches/synthetic/mod.rs"]
+mod synthetic;
+
+/// Entries of the first large document, and of the two together.
+const LARGE_BASE: u64 = 3_000;
+const LARGE_TOTAL: u64 = 9_000;
+
+/// Two synthetic documents in `dir`: the first `LARGE_BASE` entries, then
+/// the rest up to `LARGE_TOTAL` (the tail of the larger document, ending
+/// with its `assert-root-hash`). Returns their paths and the roots after
+/// each. The second is about 2 MB of RSF and writes about 11 MB of pages,
+/// more than redb's write buffer, so kills land while a transaction has
+/// already spilled pages to the file.
+fn large_documents(dir: &Path) -> [(std::path::PathBuf, [u8; 32]); 2] {
+    let base = dir.join("base.rsf");
+    let base_root =
+        synthetic::write_synthetic(std::fs::File::create(&base).unwrap(), LARGE_BASE).unwrap();
+    let mut whole = Vec::new();
+    let total_root = synthetic::write_synthetic(&mut whole, LARGE_TOTAL).unwrap();
+    // Skip the opening assertion and the base's item and entry lines.
+    let skip = 1 + 2 * LARGE_BASE as usize;
+    let tail: Vec<&[u8]> = whole.split_inclusive(|b| *b == b'\n').skip(skip).collect();
+    let update = dir.join("update.rsf");
+    std::fs::write(&update, tail.concat()).unwrap();
+    [(base, base_root), (update, total_root)]
+}
+
+#[test]
+fn kill_9_during_large_loads_leaves_a_consistent_register() {
+    kill_large_loads::<RedbBackend>("redb", 20);
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn kill_9_during_large_sled_loads_leaves_a_consistent_register() {
+    kill_large_loads::<regis_store::SledBackend>("sled", 20);
+}
+
+/// Loads of thousands of entries killed at random moments: whole loads
+/// only, fsck clean, each checkpoint consistent with those before it.
+fn kill_large_loads<B: DirBackend>(backend: &str, min_kills: u32) {
+    let documents = tempfile::tempdir().unwrap();
+    let [(base, base_root), (update, total_root)] = large_documents(documents.path());
+    let seed = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = Rng(seed);
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let mut checkpoints: Vec<(u64, [u8; 32])> = Vec::new();
+    let (mut kills, mut finished, mut runs) = (0, 0, 0);
+    // How long a whole load takes, measured by letting the first one of
+    // each document finish; kills are spread over that span.
+    let mut spans = [None, None];
+    while (kills < min_kills || finished < 2) && runs < 200 {
+        runs += 1;
+        let size = state_of::<B>(data.path(), "synthetic").map_or(0, |(size, _, _)| size);
+        let (file, slot) = match size {
+            0 => (&base, 0),
+            LARGE_BASE => (&update, 1),
+            // The register is complete: begin again in a fresh one.
+            _ => {
+                std::fs::remove_dir_all(data.path().join("registers")).unwrap();
+                checkpoints.clear();
+                continue;
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut child = regis(&[
+            "load",
+            "--data",
+            dir,
+            "--register",
+            "synthetic",
+            "--host",
+            "regis.test",
+            "--backend",
+            backend,
+            file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let delay = match spans[slot] {
+            None => {
+                let status = child.wait().unwrap();
+                assert!(status.success(), "{backend}: load of {file:?} failed");
+                spans[slot] = Some(started.elapsed());
+                None
+            }
+            Some(span) => {
+                // Up to 110% of a whole load: now and then one finishes.
+                let micros = span.as_micros() as u64 * 11 / 10;
+                let delay = Duration::from_micros(rng.below(micros.max(1)));
+                std::thread::sleep(delay);
+                if child.try_wait().unwrap().is_none() {
+                    child.kill().unwrap();
+                    kills += 1;
+                }
+                child.wait().unwrap();
+                Some(delay)
+            }
+        };
+        let Some((size, root, checkpoint)) = state_of::<B>(data.path(), "synthetic") else {
+            continue;
+        };
+        let whole = match size {
+            0 => root == regis_merkle::EMPTY_ROOT,
+            LARGE_BASE => root == base_root,
+            LARGE_TOTAL => {
+                finished += 1;
+                root == total_root
+            }
+            _ => false,
+        };
+        assert!(
+            whole,
+            "{backend}, seed {seed:#x}, delay {delay:?}: size {size} is no whole load"
+        );
+        let fsck = regis(&["fsck", "--data", dir, "--backend", backend])
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{backend}, seed {seed:#x}, delay {delay:?}: {}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+        if let Some(checkpoint) = checkpoint {
+            assert_eq!(checkpoint.0, size, "every load is signed in its commit");
+            if checkpoints.last() != Some(&checkpoint) {
+                checkpoints.push(checkpoint);
+            }
+        }
+        assert_consistent::<B>(data.path(), "synthetic", &checkpoints);
+    }
+    eprintln!("{backend}: {runs} large loads, {kills} killed, {finished} registers completed");
+    assert!(
+        kills >= min_kills,
+        "{backend}: only {kills} loads were killed"
+    );
+}
+
+/// Each checkpoint is consistent with every later one, proved from the
+/// register's stored hashes.
+fn assert_consistent<B: DirBackend>(data: &Path, name: &str, checkpoints: &[(u64, [u8; 32])]) {
+    let registry = Registry::new(data, "regis.test");
+    let opened = registry
+        .open::<B>(&RegisterName::new(name).unwrap())
+        .unwrap();
+    let snapshot = opened.store.snapshot().unwrap();
+    let hashes = snapshot.hashes(Log::User);
+    for (i, &(old_size, old_root)) in checkpoints.iter().enumerate() {
+        for &(new_size, new_root) in &checkpoints[i + 1..] {
+            let edge = Edge::from_reader(&hashes, new_size).unwrap();
+            let proof = consistency_proof(&hashes, &edge, old_size).unwrap();
+            verify_consistency(old_size, new_size, &proof, &old_root, &new_root).unwrap();
+        }
+    }
 }
 
 fn kill_loads<B: DirBackend>(backend: &str, min_kills: u32) {

@@ -1,0 +1,592 @@
+//! The GOV.UK-compatible register API: metadata, records, entries, items,
+//! in JSON and CSV, paged with one scheme and bounded page sizes.
+//!
+//! Every handler here is synchronous: it runs on a blocking thread over one
+//! store snapshot, so a response is consistent with one commit.
+
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use regis_merkle::Hash;
+use regis_model::api::{entries_csv, items_csv, records_csv, records_json};
+use regis_model::{Entry, EntryType, Item, Schema, format_hash, parse_hash};
+use regis_store::{DirBackend, KvSnapshot, Log, Record, Snapshot};
+use serde_json::{Value, json};
+
+use crate::app::{App, RegisterState};
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::http::{self, Format, Query, encode_segment, html_escape, quote};
+
+/// What a handler needs from the request.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The request path, raw (for `Link` headers).
+    pub path: &'a str,
+    /// Its query.
+    pub query: &'a Query,
+    /// The representation asked for.
+    pub format: Format,
+    /// The server's bounds.
+    pub limits: Limits,
+}
+
+/// An entry with its number and items, loaded from the store.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Its number.
+    pub number: u64,
+    /// The entry.
+    pub entry: Entry,
+    /// Its leaf bytes.
+    pub leaf: Vec<u8>,
+    /// Its items.
+    pub items: Vec<Item>,
+}
+
+impl Loaded {
+    fn model(&self) -> regis_model::Record<'_> {
+        regis_model::Record {
+            number: self.number,
+            entry: &self.entry,
+            items: self.items.iter().collect(),
+        }
+    }
+}
+
+fn entry_type(log: Log) -> EntryType {
+    match log {
+        Log::User => EntryType::User,
+        Log::System => EntryType::System,
+    }
+}
+
+/// Entry `number` of `log`, parsed; `None` beyond the log.
+pub fn load_entry<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    log: Log,
+    number: u64,
+) -> Result<Option<(Entry, Vec<u8>)>, ApiError> {
+    let Some(leaf) = snapshot.entry(log, number)? else {
+        return Ok(None);
+    };
+    let (_, entry) = Entry::parse_leaf(entry_type(log), &leaf)
+        .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))?;
+    Ok(Some((entry, leaf)))
+}
+
+/// An item, parsed; `None` if not stored.
+pub fn load_item<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    hash: &Hash,
+) -> Result<Option<Item>, ApiError> {
+    let Some(json) = snapshot.item(hash)? else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&json)
+        .map_err(|_| ApiError::internal(format!("item {} is not UTF-8", format_hash(hash))))?;
+    Item::from_canonical(text)
+        .map(Some)
+        .map_err(|e| ApiError::internal(format!("item {}: {e}", format_hash(hash))))
+}
+
+/// A user entry with its items.
+pub fn load<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    log: Log,
+    number: u64,
+) -> Result<Loaded, ApiError> {
+    let (entry, leaf) = load_entry(snapshot, log, number)?
+        .ok_or_else(|| ApiError::internal(format!("{log} entry {number} is missing")))?;
+    let mut items = Vec::with_capacity(entry.item_hashes.len());
+    for hash in &entry.item_hashes {
+        items.push(load_item(snapshot, hash.as_bytes())?.ok_or_else(|| {
+            ApiError::internal(format!("item {} is missing", format_hash(hash.as_bytes())))
+        })?);
+    }
+    Ok(Loaded {
+        number,
+        entry,
+        leaf,
+        items,
+    })
+}
+
+fn load_records<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    records: &[Record],
+) -> Result<Vec<Loaded>, ApiError> {
+    records
+        .iter()
+        .map(|record| load(snapshot, Log::User, record.entry_number))
+        .collect()
+}
+
+/// The CSV columns: the register definition's fields, else every defined
+/// field by name.
+pub fn csv_fields(schema: &Schema) -> Vec<String> {
+    match schema.definition() {
+        Some(definition) => definition.fields.clone(),
+        None => schema.fields().map(|f| f.name.clone()).collect(),
+    }
+}
+
+/// Page size and index from `page-size` and `page-index`, bounded.
+fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
+    let size = ctx.query.number(
+        "page-size",
+        1,
+        ctx.limits.max_page_size,
+        ctx.limits.default_page_size,
+    )?;
+    let index = ctx.query.number("page-index", 1, u64::MAX, 1)?;
+    Ok((index, size))
+}
+
+/// `Link` header for a paged list: `next` if there is more, `previous`
+/// (also `prev`) if not on the first page.
+fn link(ctx: &Ctx<'_>, index: u64, size: u64, more: bool, response: &mut Response) {
+    let mut links = Vec::new();
+    if more && let Some(next) = index.checked_add(1) {
+        links.push(format!(
+            "<{}?page-index={next}&page-size={size}>; rel=\"next\"",
+            ctx.path
+        ));
+    }
+    if index > 1 {
+        links.push(format!(
+            "<{}?page-index={}&page-size={size}>; rel=\"prev previous\"",
+            ctx.path,
+            index - 1
+        ));
+    }
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert(header::LINK, value);
+    }
+}
+
+fn records_response(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    loaded: &[Loaded],
+) -> Result<Response, ApiError> {
+    let records = loaded.iter().map(Loaded::model);
+    match ctx.format {
+        Format::Json => Ok(http::json(records_json(records))),
+        Format::Csv => Ok(http::csv(records_csv(&csv_fields(schema), records))),
+        Format::TlogProof => Err(not_acceptable("records")),
+    }
+}
+
+fn not_acceptable(what: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_ACCEPTABLE,
+        "not-acceptable",
+        format!("{what} are served as JSON (.json) or CSV (.csv) only"),
+    )
+}
+
+fn entries_response(
+    ctx: &Ctx<'_>,
+    entries: &[(u64, Vec<u8>)],
+    log: Log,
+) -> Result<Response, ApiError> {
+    match ctx.format {
+        Format::Json => {
+            // An entry's JSON is exactly its leaf bytes.
+            let mut body =
+                Vec::with_capacity(entries.iter().map(|(_, l)| l.len() + 1).sum::<usize>() + 2);
+            body.push(b'[');
+            for (index, (_, leaf)) in entries.iter().enumerate() {
+                if index > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(leaf);
+            }
+            body.push(b']');
+            Ok(http::ok("application/json", http::SHORT, body))
+        }
+        Format::Csv => {
+            let parsed = entries
+                .iter()
+                .map(|(number, leaf)| {
+                    Entry::parse_leaf(entry_type(log), leaf)
+                        .map(|(_, entry)| (*number, entry))
+                        .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(http::csv(entries_csv(parsed.iter().map(|(n, e)| (*n, e)))))
+        }
+        Format::TlogProof => Err(not_acceptable("entries")),
+    }
+}
+
+/// `GET B/records`.
+pub fn records<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let schema = reg.schema(snapshot.size(Log::System))?;
+    let (index, size) = page(ctx)?;
+    let total = snapshot.record_count();
+    let offset = (index - 1).saturating_mul(size);
+    let records = if offset >= total {
+        Vec::new()
+    } else {
+        snapshot.records(Log::User, offset, size)?
+    };
+    let loaded = load_records(&snapshot, &records)?;
+    let mut response = records_response(ctx, &schema, &loaded)?;
+    link(
+        ctx,
+        index,
+        size,
+        offset.saturating_add(size) < total,
+        &mut response,
+    );
+    Ok(response)
+}
+
+/// `GET B/records/{key}`.
+pub fn record<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    key: &str,
+) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let schema = reg.schema(snapshot.size(Log::System))?;
+    let record = find_record(&snapshot, reg, key)?;
+    let loaded = load(&snapshot, Log::User, record.entry_number)?;
+    records_response(ctx, &schema, std::slice::from_ref(&loaded))
+}
+
+/// The record `key`, or a 404 that names it.
+pub fn find_record<B: DirBackend, S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    reg: &RegisterState<B>,
+    key: &str,
+) -> Result<Record, ApiError> {
+    snapshot.record(Log::User, key)?.ok_or_else(|| {
+        ApiError::not_found(
+            "no-record",
+            format!(
+                "register {} has no record with key {}",
+                reg.name,
+                quote(key)
+            ),
+        )
+    })
+}
+
+/// `GET B/records/{key}/entries`: the key's history, oldest first.
+pub fn record_entries<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    key: &str,
+) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    find_record(&snapshot, reg, key)?;
+    let (index, size) = page(ctx)?;
+    let offset = (index - 1).saturating_mul(size);
+    let mut history = snapshot.history(Log::User, key, offset, size.saturating_add(1))?;
+    let more = history.len() as u64 > size;
+    history.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let mut entries = Vec::with_capacity(history.len());
+    for (number, _) in history {
+        let (_, leaf) = load_entry(&snapshot, Log::User, number)?
+            .ok_or_else(|| ApiError::internal(format!("user entry {number} is missing")))?;
+        entries.push((number, leaf));
+    }
+    let mut response = entries_response(ctx, &entries, Log::User)?;
+    link(ctx, index, size, more, &mut response);
+    Ok(response)
+}
+
+/// `GET B/records/{field}/{value}`.
+pub fn records_by_field<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    field: &str,
+    value: &str,
+) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let schema = reg.schema(snapshot.size(Log::System))?;
+    if schema.field(field).is_none() {
+        return Err(ApiError::not_found(
+            "no-field",
+            format!("register {} has no field {}", reg.name, quote(field)),
+        ));
+    }
+    let (index, size) = page(ctx)?;
+    let offset = (index - 1).saturating_mul(size);
+    let mut records = snapshot.records_by_field(field, value, offset, size.saturating_add(1))?;
+    let more = records.len() as u64 > size;
+    records.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let loaded = load_records(&snapshot, &records)?;
+    let mut response = records_response(ctx, &schema, &loaded)?;
+    link(ctx, index, size, more, &mut response);
+    Ok(response)
+}
+
+fn log_of(query: &Query) -> Result<Log, ApiError> {
+    match query.get("type") {
+        None | Some("user") => Ok(Log::User),
+        Some("system") => Ok(Log::System),
+        Some(other) => Err(ApiError::bad_request(
+            "bad-query",
+            format!(
+                "query parameter type must be \"user\" or \"system\", not {}",
+                quote(other)
+            ),
+        )),
+    }
+}
+
+/// `GET B/entries?start&limit[&type=system]`.
+pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let log = log_of(ctx.query)?;
+    let start = ctx.query.number("start", 1, u64::MAX, 1)?;
+    let limit = ctx.query.number(
+        "limit",
+        1,
+        ctx.limits.max_page_size,
+        ctx.limits.default_page_size,
+    )?;
+    let snapshot = reg.snapshot()?;
+    let entries = snapshot.entries(log, start, limit)?;
+    let mut response = entries_response(ctx, &entries, log)?;
+    let size = snapshot.size(log);
+    let next = start.saturating_add(limit);
+    let mut links = Vec::new();
+    let kind = match log {
+        Log::User => "",
+        Log::System => "&type=system",
+    };
+    if next <= size {
+        links.push(format!(
+            "<{}?start={next}&limit={limit}{kind}>; rel=\"next\"",
+            ctx.path
+        ));
+    }
+    if start > 1 {
+        let previous = start.saturating_sub(limit).max(1);
+        links.push(format!(
+            "<{}?start={previous}&limit={limit}{kind}>; rel=\"prev previous\"",
+            ctx.path
+        ));
+    }
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
+}
+
+/// `GET B/entries/{number}[?type=system]`.
+pub fn entry<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    number: &str,
+) -> Result<Response, ApiError> {
+    let log = log_of(ctx.query)?;
+    let number = http::number(number, "the entry number", 1, u64::MAX)?;
+    let snapshot = reg.snapshot()?;
+    let Some((_, leaf)) = load_entry(&snapshot, log, number)? else {
+        return Err(ApiError::not_found(
+            "no-entry",
+            format!(
+                "the {log} log of register {} has {} entries; there is no entry {number}",
+                reg.name,
+                snapshot.size(log)
+            ),
+        ));
+    };
+    // An entry never changes once it exists.
+    let mut response = entries_response(ctx, &[(number, leaf)], log)?;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(http::IMMUTABLE),
+    );
+    Ok(response)
+}
+
+/// `GET B/items/sha-256:{hex}`.
+pub fn item<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    hash: &str,
+) -> Result<Response, ApiError> {
+    let parsed = parse_hash(hash)
+        .map_err(|e| ApiError::bad_request("bad-item-hash", format!("{}: {e}", quote(hash))))?;
+    let snapshot = reg.snapshot()?;
+    let item = load_item(&snapshot, &parsed)?.ok_or_else(|| {
+        ApiError::not_found(
+            "no-item",
+            format!(
+                "register {} holds no item {}",
+                reg.name,
+                format_hash(&parsed)
+            ),
+        )
+    })?;
+    match ctx.format {
+        Format::Json => Ok(http::ok(
+            "application/json",
+            http::IMMUTABLE,
+            item.as_str().to_owned(),
+        )),
+        Format::Csv => {
+            let schema = reg.schema(snapshot.size(Log::System))?;
+            Ok(http::csv(items_csv(&csv_fields(&schema), [&item])))
+        }
+        Format::TlogProof => Err(not_acceptable("items")),
+    }
+}
+
+/// The register's summary, as in `/registers` and `B/register`.
+fn summary<B: DirBackend>(
+    reg: &RegisterState<B>,
+) -> Result<(Value, std::sync::Arc<Schema>), ApiError> {
+    let snapshot = reg.snapshot()?;
+    let schema = reg.schema(snapshot.size(Log::System))?;
+    let user = snapshot.size(Log::User);
+    let last_updated = match load_entry(&snapshot, Log::User, user)? {
+        Some((entry, _)) => Value::from(entry.timestamp.as_str()),
+        None => Value::Null,
+    };
+    let title = schema
+        .register_name()
+        .map(str::to_owned)
+        .or_else(|| {
+            schema
+                .definition()
+                .and_then(|d| d.item.get_one("text").map(|t| t.into_owned()))
+        })
+        .unwrap_or_else(|| reg.name.to_string());
+    let summary = json!({
+        "name": reg.name.as_str(),
+        "title": title,
+        "custodian": schema.custodian(),
+        "total-records": snapshot.record_count(),
+        "total-entries": user,
+        "total-system-entries": snapshot.size(Log::System),
+        "last-updated": last_updated,
+        "root-hash": format_hash(&snapshot.root(Log::User)?),
+        "system-root-hash": format_hash(&snapshot.root(Log::System)?),
+        "log-origin": reg.origin(Log::User),
+        "log-public-key": reg.verifier(Log::User),
+        "system-log-origin": reg.origin(Log::System),
+        "system-log-public-key": reg.verifier(Log::System),
+    });
+    Ok((summary, schema))
+}
+
+/// `GET B/register`: metadata, totals and both logs' origins and keys.
+pub fn register<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+) -> Result<Response, ApiError> {
+    if ctx.format != Format::Json {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "register metadata is served as JSON only",
+        ));
+    }
+    let (mut summary, schema) = summary(reg)?;
+    let record = match schema.definition() {
+        Some(definition) => {
+            serde_json::from_str::<Value>(definition.item.as_str()).map_err(ApiError::internal)?
+        }
+        None => Value::Null,
+    };
+    let fields: Vec<Value> = csv_fields(&schema)
+        .iter()
+        .filter_map(|name| schema.field(name))
+        .map(|field| {
+            json!({
+                "field": field.name,
+                "datatype": field.datatype.name(),
+                "cardinality": field.cardinality.as_str(),
+                "register": field.register,
+                "text": field.text,
+            })
+        })
+        .collect();
+    if let Value::Object(map) = &mut summary {
+        map.insert("register-record".into(), record);
+        map.insert("fields".into(), Value::Array(fields));
+    }
+    Ok(http::json(summary.to_string()))
+}
+
+/// `GET /registers`: every register's summary.
+pub fn catalogue<B: DirBackend>(app: &App<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    if ctx.format != Format::Json {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "the catalogue is served as JSON only",
+        ));
+    }
+    let mut list = Vec::new();
+    for reg in app.registers() {
+        let (mut summary, _) = summary(reg)?;
+        if let Value::Object(map) = &mut summary {
+            map.insert(
+                "url".into(),
+                Value::from(format!("/registers/{}", reg.name)),
+            );
+        }
+        list.push(summary);
+    }
+    Ok(http::json(Value::Array(list).to_string()))
+}
+
+/// `GET /`: an HTML list of the registers.
+pub fn home<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
+    let mut body = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Registers</title></head><body>\n<h1>Registers</h1>\n<ul>\n",
+    );
+    for reg in app.registers() {
+        let (summary, _) = summary(reg)?;
+        let title = summary["title"].as_str().unwrap_or_default();
+        body.push_str(&format!(
+            "<li><a href=\"/registers/{name}\">{name}</a>: {} ({} records)</li>\n",
+            html_escape(title),
+            summary["total-records"],
+            name = reg.name,
+        ));
+    }
+    body.push_str("</ul>\n<p><a href=\"/registers\">JSON catalogue</a></p>\n</body></html>\n");
+    Ok(http::ok("text/html; charset=utf-8", http::SHORT, body))
+}
+
+/// `GET B`: the register's HTML page.
+pub fn register_home<B: DirBackend>(reg: &RegisterState<B>) -> Result<Response, ApiError> {
+    let (summary, _) = summary(reg)?;
+    let snapshot = reg.snapshot()?;
+    let records = snapshot.records(Log::User, 0, 100)?;
+    let name = reg.name.as_str();
+    let text = |key: &str| html_escape(summary[key].as_str().unwrap_or_default());
+    let mut body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n<h1>{title}</h1>\n<p>{records} records, {entries} entries. Custodian: {custodian}.</p>\n<p>Log: <code>{origin}</code>, key <code>{key}</code></p>\n<ul>\n",
+        title = text("title"),
+        records = summary["total-records"],
+        entries = summary["total-entries"],
+        custodian = text("custodian"),
+        origin = text("log-origin"),
+        key = text("log-public-key"),
+    );
+    for record in records {
+        body.push_str(&format!(
+            "<li><a href=\"/registers/{name}/records/{}\">{}</a></li>\n",
+            encode_segment(&record.key),
+            html_escape(&record.key)
+        ));
+    }
+    body.push_str(&format!(
+        "</ul>\n<p><a href=\"/registers/{name}/records\">records (JSON)</a> · <a href=\"/registers/{name}/download-rsf\">RSF</a> · <a href=\"/registers/{name}/log/checkpoint\">checkpoint</a></p>\n</body></html>\n"
+    ));
+    Ok(http::ok("text/html; charset=utf-8", http::SHORT, body))
+}

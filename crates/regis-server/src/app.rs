@@ -1,0 +1,239 @@
+//! What the server holds: its registers (each a shared read-side store, its
+//! logs' origins and verifier keys, and a handle to its sequencer), its
+//! limits and its metrics.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use regis_model::Schema;
+use regis_store::{
+    DirBackend, Log, Register, RegisterName, Registry, Sequencer, SequencerConfig, SequencerHandle,
+    Snapshot, Store, load_schema, system_clock,
+};
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::Limits;
+use crate::error::{ApiError, ServerError};
+use crate::http::quote;
+use crate::metrics::Metrics;
+
+/// One register as the server serves it.
+#[derive(Debug)]
+pub struct RegisterState<B> {
+    /// Its name.
+    pub name: RegisterName,
+    /// Its read side.
+    pub store: Store<B>,
+    origins: [String; 2],
+    verifiers: [String; 2],
+    /// Its sequencer (the one writer).
+    pub sequencer: SequencerHandle,
+    /// The schema as of a system-log size.
+    schema: Mutex<Option<(u64, Arc<Schema>)>>,
+}
+
+fn slot(log: Log) -> usize {
+    match log {
+        Log::User => 0,
+        Log::System => 1,
+    }
+}
+
+impl<B: DirBackend> RegisterState<B> {
+    /// Starts `register`'s sequencer (which first signs any tree no
+    /// checkpoint covers) and keeps what reads need.
+    pub fn start(register: Register<B>) -> Result<(RegisterState<B>, Sequencer), ServerError> {
+        let origins = [Log::User, Log::System].map(|log| register.signers.origin(log).to_owned());
+        let verifiers =
+            [Log::User, Log::System].map(|log| register.signers.verifier(log).to_string());
+        let name = register.name.clone();
+        let sequencer = Sequencer::spawn(
+            name.as_str(),
+            register.store.clone(),
+            register.writer,
+            register.signers,
+            SequencerConfig::default(),
+            system_clock(),
+        )
+        .map_err(|error| ServerError::Sequencer {
+            name: name.to_string(),
+            error: Box::new(error),
+        })?;
+        Ok((
+            RegisterState {
+                name,
+                store: register.store,
+                origins,
+                verifiers,
+                sequencer: sequencer.handle(),
+                schema: Mutex::new(None),
+            },
+            sequencer,
+        ))
+    }
+
+    /// The log's origin.
+    pub fn origin(&self, log: Log) -> &str {
+        &self.origins[slot(log)]
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self, log: Log) -> &str {
+        &self.verifiers[slot(log)]
+    }
+
+    /// A snapshot of the store.
+    pub fn snapshot(&self) -> Result<Snapshot<<B as regis_store::KvBackend>::Snapshot>, ApiError> {
+        Ok(self.store.snapshot()?)
+    }
+
+    /// The register's schema as of `system_size` (cached per size).
+    pub fn schema(&self, system_size: u64) -> Result<Arc<Schema>, ApiError> {
+        let mut cached = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((size, schema)) = cached.as_ref()
+            && *size == system_size
+        {
+            return Ok(Arc::clone(schema));
+        }
+        let schema =
+            Arc::new(load_schema(self.name.as_str(), &self.store).map_err(ApiError::internal)?);
+        *cached = Some((system_size, Arc::clone(&schema)));
+        Ok(schema)
+    }
+}
+
+/// Everything a request handler reads.
+#[derive(Debug)]
+pub struct App<B> {
+    registers: BTreeMap<String, Arc<RegisterState<B>>>,
+    /// Registers that could not be opened, and why (logged; not served).
+    pub unavailable: Vec<(String, String)>,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Request counts and latencies.
+    pub metrics: Metrics,
+    /// Requests in flight.
+    pub permits: Arc<Semaphore>,
+    ready: AtomicBool,
+    /// Open `B/events` streams.
+    pub event_permits: Arc<Semaphore>,
+    /// Set when the server stops: event streams end.
+    stopping: watch::Sender<bool>,
+}
+
+/// The registers a server runs, with their sequencers (join them after
+/// the server stops).
+#[derive(Debug)]
+pub struct Opened<B> {
+    /// The shared state.
+    pub app: Arc<App<B>>,
+    /// The running sequencers.
+    pub sequencers: Vec<Sequencer>,
+}
+
+impl<B> Opened<B> {
+    /// Stops the sequencers (after the server has stopped).
+    pub fn shutdown(self) {
+        drop(self.app);
+        for sequencer in self.sequencers {
+            sequencer.join();
+        }
+    }
+}
+
+impl<B: DirBackend> App<B> {
+    /// An app serving `registers`.
+    pub fn new(
+        registers: Vec<RegisterState<B>>,
+        unavailable: Vec<(String, String)>,
+        limits: Limits,
+    ) -> App<B> {
+        App {
+            registers: registers
+                .into_iter()
+                .map(|r| (r.name.to_string(), Arc::new(r)))
+                .collect(),
+            unavailable,
+            metrics: Metrics::new(),
+            permits: Arc::new(Semaphore::new(limits.concurrency)),
+            limits,
+            ready: AtomicBool::new(false),
+            event_permits: Arc::new(Semaphore::new(limits.max_event_streams)),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// Opens every register of `registry` and starts its sequencer. A
+    /// register that fails to open (its tree forks from its last signed
+    /// checkpoint, its files are damaged…) is logged and left out: it takes
+    /// itself down, not the server.
+    pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {
+        let mut registers = Vec::new();
+        let mut sequencers = Vec::new();
+        let mut unavailable = Vec::new();
+        for name in registry.list::<B>()? {
+            let started = registry
+                .open::<B>(&name)
+                .map_err(ServerError::from)
+                .and_then(RegisterState::start);
+            match started {
+                Ok((register, sequencer)) => {
+                    registers.push(register);
+                    sequencers.push(sequencer);
+                }
+                Err(error) => {
+                    tracing::error!(register = %name, %error, "register not served");
+                    unavailable.push((name.to_string(), error.to_string()));
+                }
+            }
+        }
+        let app = Arc::new(App::new(registers, unavailable, limits));
+        Ok(Opened { app, sequencers })
+    }
+
+    /// The register `name`: 400 for a name no register can have, 404 for
+    /// one this server does not host.
+    pub fn register(&self, name: &str) -> Result<Arc<RegisterState<B>>, ApiError> {
+        if RegisterName::new(name).is_err() {
+            return Err(ApiError::bad_request(
+                "bad-register-name",
+                format!(
+                    "{} is not a register name: 1 to 64 of a-z, 0-9 and '-', not starting with '-'",
+                    quote(name)
+                ),
+            ));
+        }
+        self.registers.get(name).cloned().ok_or_else(|| {
+            ApiError::not_found(
+                "no-register",
+                format!("this server hosts no register {}", quote(name)),
+            )
+        })
+    }
+
+    /// Every register, by name.
+    pub fn registers(&self) -> impl Iterator<Item = &Arc<RegisterState<B>>> {
+        self.registers.values()
+    }
+
+    /// Marks the server ready (listening, registers open) or not (draining).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Tells long-lived responses (event streams) that the server stops.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Changes when the server stops.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Whether `/readyz` says yes.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}

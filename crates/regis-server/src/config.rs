@@ -1,0 +1,208 @@
+//! The server's configuration: a TOML file (`regis serve --config FILE`),
+//! every field optional.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data = "./regis-data"
+//! host = "registers.example.gov.uk"   # origins of new registers' logs
+//!
+//! [limits]
+//! default-page-size = 100
+//! max-page-size = 5000
+//! request-timeout-seconds = 30
+//! concurrency = 256
+//! max-body-bytes = 1048576
+//! header-read-timeout-seconds = 10
+//! max-connections = 1024
+//! drain-seconds = 30
+//! max-event-streams = 256
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+/// Where to listen, what to serve, and the bounds on every request.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The data directory (registers in `DATA/registers/<name>/`).
+    pub data: PathBuf,
+    /// The host in the origins of registers created by this server.
+    pub host: String,
+    /// Bounds on requests.
+    pub limits: Limits,
+}
+
+/// Bounds on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Page size when a list request gives none.
+    pub default_page_size: u64,
+    /// The largest page a list request may ask for; larger is a 400.
+    pub max_page_size: u64,
+    /// A request not answered (headers sent) within this is a 503.
+    pub request_timeout_seconds: u64,
+    /// Requests handled at once; beyond, 503 with `Retry-After`.
+    pub concurrency: usize,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// A connection must send a request's headers within this, or it is
+    /// closed (no slow-loris).
+    pub header_read_timeout_seconds: u64,
+    /// Connections open at once; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// On shutdown, connections still open after this are dropped.
+    pub drain_seconds: u64,
+    /// `B/events` streams open at once; beyond, 503.
+    pub max_event_streams: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./regis-data"),
+            host: "localhost".to_owned(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_page_size: 100,
+            max_page_size: 5000,
+            request_timeout_seconds: 30,
+            concurrency: 256,
+            max_body_bytes: 1 << 20,
+            header_read_timeout_seconds: 10,
+            max_connections: 1024,
+            drain_seconds: 30,
+            max_event_streams: 256,
+        }
+    }
+}
+
+impl Limits {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The header read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_seconds)
+    }
+
+    /// How long shutdown waits for connections.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+}
+
+impl Config {
+    /// Parses a configuration and checks its bounds.
+    pub fn from_toml(text: &str) -> Result<Config, ServerError> {
+        let config: Config = toml::from_str(text).map_err(|e| ServerError::Config {
+            path: PathBuf::from("<text>"),
+            error: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Config, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ServerError::ReadConfig {
+            path: path.to_owned(),
+            error,
+        })?;
+        Config::from_toml(&text).map_err(|error| match error {
+            ServerError::Config { error, .. } => ServerError::Config {
+                path: path.to_owned(),
+                error,
+            },
+            other => other,
+        })
+    }
+
+    /// Refuses limits that would leave requests unbounded or impossible.
+    pub fn check(&self) -> Result<(), ServerError> {
+        let limits = &self.limits;
+        let problem = if limits.max_page_size == 0 || limits.max_page_size > 100_000 {
+            Some("limits.max-page-size must be from 1 to 100000")
+        } else if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
+            Some("limits.default-page-size must be from 1 to limits.max-page-size")
+        } else if limits.request_timeout_seconds == 0 || limits.request_timeout_seconds > 3600 {
+            Some("limits.request-timeout-seconds must be from 1 to 3600")
+        } else if limits.concurrency == 0 || limits.concurrency > 65_536 {
+            Some("limits.concurrency must be from 1 to 65536")
+        } else if limits.max_body_bytes == 0 || limits.max_body_bytes > 1 << 30 {
+            Some("limits.max-body-bytes must be from 1 to 1073741824")
+        } else if limits.header_read_timeout_seconds == 0
+            || limits.header_read_timeout_seconds > 600
+        {
+            Some("limits.header-read-timeout-seconds must be from 1 to 600")
+        } else if limits.max_connections == 0 || limits.max_connections > 1_000_000 {
+            Some("limits.max-connections must be from 1 to 1000000")
+        } else if limits.max_event_streams > 1_000_000 {
+            Some("limits.max-event-streams must be at most 1000000")
+        } else if limits.drain_seconds > 3600 {
+            Some("limits.drain-seconds must be at most 3600")
+        } else if self.host.is_empty()
+            || self
+                .host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+        {
+            Some("host must be non-empty, without spaces, control characters or '+'")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(ServerError::Config {
+                path: PathBuf::from("<text>"),
+                error: problem.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_field_and_defaults_the_rest() {
+        let config = Config::from_toml(
+            "listen = \"0.0.0.0:9000\"\nhost = \"example.org\"\n[limits]\nmax-page-size = 10\ndefault-page-size = 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(config.host, "example.org");
+        assert_eq!(config.limits.max_page_size, 10);
+        assert_eq!(config.limits.default_page_size, 5);
+        assert_eq!(config.limits.concurrency, 256);
+        assert_eq!(config.data, PathBuf::from("./regis-data"));
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_unbounded_limits() {
+        assert!(Config::from_toml("lisen = \"0.0.0.0:1\"").is_err());
+        assert!(Config::from_toml("[limits]\nmax-page-size = 0").is_err());
+        assert!(Config::from_toml("[limits]\nmax-page-size = 1000000000").is_err());
+        assert!(Config::from_toml("[limits]\ndefault-page-size = 6000").is_err());
+        assert!(Config::from_toml("host = \"a b\"").is_err());
+        assert!(Config::from_toml("").is_ok());
+    }
+}

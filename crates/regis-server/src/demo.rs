@@ -1,0 +1,119 @@
+//! `regis serve --demo`: a register of the 118 chemical elements
+//! (`fixtures/demo/element.tsv`, the project's own data, built in), defined
+//! and loaded through the sequencer like any other register.
+
+use regis_model::import::{Format, Importer, commands};
+use regis_model::rsf::{Command, Policy};
+use regis_model::{Cardinality, Datatype, Entry, EntryType, Field, Item, Value};
+use regis_store::{
+    DirBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig, definition_commands,
+    load_schema, system_clock,
+};
+
+use crate::error::ServerError;
+
+/// The demo register's name (and primary-key field).
+pub const NAME: &str = "element";
+
+/// Its data: one row per element, `element`, `name`, `atomic-number`.
+pub const ELEMENT_TSV: &str = include_str!("../../../fixtures/demo/element.tsv");
+
+/// Its custodian.
+pub const CUSTODIAN: &str = "Regis demo (IUPAC element names and symbols)";
+
+/// A record worth showing in the printed `curl` line.
+pub const EXAMPLE_KEY: &str = "Fe";
+
+/// Why the demo could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Defining or loading it failed.
+    #[error("demo register: {0}")]
+    Load(String),
+    /// Creating or opening it failed.
+    #[error(transparent)]
+    Server(#[from] Box<ServerError>),
+}
+
+fn field(name: &str, datatype: &str, text: &str) -> Field {
+    Field {
+        name: name.to_owned(),
+        datatype: Datatype::from_name(datatype),
+        cardinality: Cardinality::One,
+        register: None,
+        text: Some(text.to_owned()),
+        phase: None,
+    }
+}
+
+/// The demo register's fields.
+pub fn fields() -> Vec<Field> {
+    vec![
+        field(NAME, "string", "The element's symbol"),
+        field("name", "string", "The element's English name"),
+        field(
+            "atomic-number",
+            "integer",
+            "The number of protons in its nucleus",
+        ),
+    ]
+}
+
+/// Creates and loads the demo register in `registry` unless it exists.
+/// Returns whether it was created.
+pub fn prepare<B: DirBackend>(registry: &Registry) -> Result<bool, DemoError> {
+    let name = RegisterName::new(NAME).map_err(|e| Box::new(ServerError::from(e)))?;
+    if registry.exists::<B>(&name) {
+        return Ok(false);
+    }
+    let load = |e: &dyn std::fmt::Display| DemoError::Load(e.to_string());
+    let register = registry
+        .create::<B>(&name)
+        .map_err(|e| Box::new(ServerError::from(e)))?;
+    let now =
+        system_clock()().ok_or_else(|| DemoError::Load("the clock is out of range".into()))?;
+    let mut definition = definition_commands(&name, &fields(), "The chemical elements", now)
+        .map_err(|e| load(&e))?;
+    let custodian =
+        Item::from_fields(vec![("custodian", Value::one(CUSTODIAN))]).map_err(|e| load(&e))?;
+    let line = definition.len() as u64;
+    let entry = Entry::new(EntryType::System, "custodian", now, custodian.hash());
+    definition.push((line + 1, Command::AddItem(custodian)));
+    definition.push((line + 2, Command::AppendEntry(entry)));
+    let store = register.store.clone();
+    let sequencer = Sequencer::spawn(
+        NAME,
+        register.store,
+        register.writer,
+        register.signers,
+        SequencerConfig::default(),
+        system_clock(),
+    )
+    .map_err(|e| load(&e))?;
+    let handle = sequencer.handle();
+    let result = handle
+        .run(Request::Load {
+            commands: definition,
+            policy: Policy::APPEND,
+        })
+        .map_err(|e| load(&e))
+        .and_then(|_| {
+            let schema = load_schema(NAME, &store).map_err(|e| load(&e))?;
+            let rows = Importer::new(ELEMENT_TSV.as_bytes(), Format::Tsv, &schema, now)
+                .map_err(|e| load(&e))?;
+            let commands = (1..)
+                .zip(commands(rows))
+                .map(|(line, command)| command.map(|command| (line, command)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| load(&e))?;
+            handle
+                .run(Request::Load {
+                    commands,
+                    policy: Policy::APPEND,
+                })
+                .map_err(|e| load(&e))
+        });
+    drop(handle);
+    sequencer.join();
+    result.map(|_| true)
+}

@@ -1,0 +1,134 @@
+//! Errors: what a request did wrong (a 4xx with a JSON body that says what
+//! and where), what the server could not do (5xx), and why a server could
+//! not start.
+
+use std::path::PathBuf;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error answered to a client as
+/// `{"error":{"code":"…","message":"…"}}` with its status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable, machine-readable code (`bad-number`, `not-found`…).
+    pub code: &'static str,
+    /// What was wrong, and where.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request itself is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404: well-formed, but there is no such thing (yet).
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 500: the store failed. The message is logged, not sent: the client
+    /// learns only that it was not its fault.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to read its store; see its log",
+        )
+    }
+
+    /// 503: try again later.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string()
+    }
+}
+
+impl From<regis_store::StoreError> for ApiError {
+    fn from(error: regis_store::StoreError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Why a server could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration file could not be read.
+    #[error("reading {path}: {error}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The configuration is not valid TOML of the expected shape.
+    #[error("configuration {path}: {error}")]
+    Config {
+        /// The file (or `<text>`).
+        path: PathBuf,
+        /// The error.
+        error: String,
+    },
+    /// The listening socket could not be opened.
+    #[error("listening on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+    /// The registers could not be listed.
+    #[error(transparent)]
+    Registry(Box<regis_store::RegistryError>),
+    /// A register's sequencer could not start.
+    #[error("register {name}: {error}")]
+    Sequencer {
+        /// The register.
+        name: String,
+        /// The error.
+        error: Box<regis_store::SequencerError>,
+    },
+}
+
+impl From<regis_store::RegistryError> for ServerError {
+    fn from(error: regis_store::RegistryError) -> Self {
+        ServerError::Registry(Box::new(error))
+    }
+}

@@ -1,0 +1,79 @@
+//! The Regis HTTP read API, on axum (hyper, tokio) and tower-http.
+//!
+//! One server hosts many registers; `B` is `/registers/{name}`. The routes
+//! ([`routes::ROUTES`], documented in `spec/openapi.yaml`):
+//!
+//! - GOV.UK-compatible reads in JSON and CSV: `B/register`, `B/records`,
+//!   `B/records/{key}`, `B/records/{key}/entries`, `B/records/{field}/{value}`,
+//!   `B/entries`, `B/entries/{n}`, `B/items/sha-256:{hex}`, `/registers`;
+//! - both logs as C2SP tlog-tiles: `B/log/checkpoint`, `B/log/tile/…`,
+//!   `B/system-log/…`;
+//! - proofs: `B/proof/register|entries|consistency/…/merkle:sha-256`, and
+//!   `B/records/{key}/proof` (JSON or C2SP tlog-proof) to verify offline;
+//! - `B/download-rsf[/{a}[/{b}]]`, streamed;
+//! - `B/events`: each new checkpoint as a Server-Sent Event;
+//! - `/metrics`, `/healthz`, `/readyz`, and HTML at `/` and `B`.
+//!
+//! Every input is bounded (page sizes, path numbers, segments, query
+//! parameters, body size, time, requests in flight); bad input is a 4xx
+//! with `{"error":{"code","message"}}`; handlers never panic.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod routes;
+pub mod rsf;
+pub mod server;
+pub mod tlog;
+
+pub use app::{App, Opened, RegisterState};
+pub use config::{Config, Limits};
+pub use error::{ApiError, ServerError};
+pub use server::{bind, router, serve, shutdown_signal};
+
+use std::net::SocketAddr;
+
+use regis_store::{DirBackend, Registry};
+
+/// Runs a server for `config` until Ctrl-C or SIGTERM: opens every
+/// register under `config.data` (starting their sequencers), listens, calls
+/// `on_listen` with the bound address, serves, drains, and stops the
+/// sequencers.
+pub fn run<B: DirBackend>(
+    config: &Config,
+    on_listen: impl FnOnce(SocketAddr, &App<B>),
+) -> Result<(), ServerError> {
+    config.check()?;
+    let registry = Registry::new(&config.data, &config.host);
+    let opened = App::<B>::open(&registry, config.limits)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Serve)?;
+    let result = runtime.block_on(async {
+        let listener = bind(config.listen).await?;
+        let addr = listener.local_addr().map_err(ServerError::Serve)?;
+        on_listen(addr, &opened.app);
+        serve(
+            listener,
+            std::sync::Arc::clone(&opened.app),
+            shutdown_signal(),
+        )
+        .await
+    });
+    // Blocking work still running (an RSF download to a client that went
+    // quiet) is given a bounded time, then abandoned.
+    runtime.shutdown_timeout(config.limits.drain());
+    opened.shutdown();
+    result
+}

@@ -1,0 +1,375 @@
+//! The route table: every path the server answers, as the templates
+//! `spec/openapi.yaml` documents, and the strict matcher that maps a
+//! request path onto one of them.
+//!
+//! Paths are matched segment by segment on the raw (percent-encoded) path,
+//! so that no decoding can create a `/` or `..`; a parameter segment is then
+//! percent-decoded and must be UTF-8. `{tile}` takes the rest of the path
+//! (a C2SP tile path such as `0/x001/234.p/5`), parsed strictly later. A
+//! route marked `formats` also answers with a `.json`, `.csv` (or for the
+//! record proof `.tlog-proof`) suffix on its last segment. Literal segments
+//! win over parameters: `records/{key}/entries` and `records/{key}/proof`
+//! before `records/{field}/{value}`.
+
+use regis_store::Log;
+
+use crate::error::ApiError;
+use crate::http::{Format, decode, split_suffix};
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `GET /`: HTML list of registers.
+    Home,
+    /// `GET /registers`: JSON catalogue.
+    Catalogue,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /readyz`.
+    Readyz,
+    /// `GET B`: HTML.
+    RegisterHome,
+    /// `GET B/register`.
+    Register,
+    /// `GET B/records`.
+    Records,
+    /// `GET B/records/{key}`.
+    Record,
+    /// `GET B/records/{key}/entries`.
+    RecordEntries,
+    /// `GET B/records/{key}/proof`.
+    RecordProof,
+    /// `GET B/records/{field}/{value}`.
+    RecordsByField,
+    /// `GET B/entries`.
+    Entries,
+    /// `GET B/entries/{number}`.
+    Entry,
+    /// `GET B/items/{item-hash}`.
+    Item,
+    /// `GET B/proof/register/merkle:sha-256`.
+    RegisterProof,
+    /// `GET B/proof/entries/{number}/{size}/merkle:sha-256`.
+    EntryProof,
+    /// `GET B/proof/consistency/{old}/{new}/merkle:sha-256`.
+    ConsistencyProof,
+    /// `GET B/download-rsf`.
+    DownloadRsf,
+    /// `GET B/download-rsf/{start}`.
+    DownloadRsfFrom,
+    /// `GET B/download-rsf/{start}/{end}`.
+    DownloadRsfRange,
+    /// `GET B/log/checkpoint`, `B/system-log/checkpoint`.
+    Checkpoint(Log),
+    /// `GET B/events`: new checkpoints as Server-Sent Events.
+    Events,
+    /// `GET B/log/tile/{tile}`, `B/system-log/tile/{tile}`.
+    Tile(Log),
+}
+
+/// One route: its template and whether it takes a format suffix.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteSpec {
+    /// The route.
+    pub route: Route,
+    /// Its path template, as in `spec/openapi.yaml`.
+    pub template: &'static str,
+    /// Whether the last segment may carry `.json` / `.csv`.
+    pub formats: bool,
+}
+
+const fn spec(route: Route, template: &'static str, formats: bool) -> RouteSpec {
+    RouteSpec {
+        route,
+        template,
+        formats,
+    }
+}
+
+/// Every route, in matching order (literals before parameters).
+pub const ROUTES: &[RouteSpec] = &[
+    spec(Route::Home, "/", false),
+    spec(Route::Catalogue, "/registers", true),
+    spec(Route::Metrics, "/metrics", false),
+    spec(Route::Healthz, "/healthz", false),
+    spec(Route::Readyz, "/readyz", false),
+    spec(Route::RegisterHome, "/registers/{name}", false),
+    spec(Route::Register, "/registers/{name}/register", true),
+    spec(Route::Records, "/registers/{name}/records", true),
+    spec(Route::Record, "/registers/{name}/records/{key}", true),
+    spec(
+        Route::RecordEntries,
+        "/registers/{name}/records/{key}/entries",
+        true,
+    ),
+    spec(
+        Route::RecordProof,
+        "/registers/{name}/records/{key}/proof",
+        true,
+    ),
+    spec(
+        Route::RecordsByField,
+        "/registers/{name}/records/{field}/{value}",
+        true,
+    ),
+    spec(Route::Entries, "/registers/{name}/entries", true),
+    spec(Route::Entry, "/registers/{name}/entries/{number}", true),
+    spec(Route::Item, "/registers/{name}/items/{item-hash}", true),
+    spec(
+        Route::RegisterProof,
+        "/registers/{name}/proof/register/merkle:sha-256",
+        false,
+    ),
+    spec(
+        Route::EntryProof,
+        "/registers/{name}/proof/entries/{number}/{size}/merkle:sha-256",
+        false,
+    ),
+    spec(
+        Route::ConsistencyProof,
+        "/registers/{name}/proof/consistency/{old}/{new}/merkle:sha-256",
+        false,
+    ),
+    spec(Route::DownloadRsf, "/registers/{name}/download-rsf", false),
+    spec(
+        Route::DownloadRsfFrom,
+        "/registers/{name}/download-rsf/{start}",
+        false,
+    ),
+    spec(
+        Route::DownloadRsfRange,
+        "/registers/{name}/download-rsf/{start}/{end}",
+        false,
+    ),
+    spec(
+        Route::Checkpoint(Log::User),
+        "/registers/{name}/log/checkpoint",
+        false,
+    ),
+    spec(
+        Route::Tile(Log::User),
+        "/registers/{name}/log/tile/{tile}",
+        false,
+    ),
+    spec(
+        Route::Checkpoint(Log::System),
+        "/registers/{name}/system-log/checkpoint",
+        false,
+    ),
+    spec(
+        Route::Tile(Log::System),
+        "/registers/{name}/system-log/tile/{tile}",
+        false,
+    ),
+    spec(Route::Events, "/registers/{name}/events", false),
+];
+
+/// The most path segments a request may have (a tile path of a 2^64 index
+/// has 11 below the register).
+const MAX_SEGMENTS: usize = 24;
+
+/// A matched request: the route, its decoded parameters in template order,
+/// and the format its path asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched {
+    /// The route.
+    pub route: Route,
+    /// Its template.
+    pub template: &'static str,
+    /// Parameter values, decoded, in template order (`{tile}` raw).
+    pub params: Vec<String>,
+    /// The format a suffix asked for.
+    pub format: Option<Format>,
+}
+
+/// Matches `path` (raw, as in the request line), or `Ok(None)` when no
+/// route has its shape.
+pub fn match_path(path: &str) -> Result<Option<Matched>, ApiError> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Ok(None);
+    };
+    let mut segments: Vec<Segment<'_>> = Vec::new();
+    if !rest.is_empty() {
+        let mut offset = 0;
+        for text in rest.split('/') {
+            if segments.len() == MAX_SEGMENTS {
+                return Err(ApiError::not_found(
+                    "no-route",
+                    format!("no route has more than {MAX_SEGMENTS} path segments"),
+                ));
+            }
+            segments.push(Segment {
+                text,
+                tail: &rest[offset..],
+            });
+            offset += text.len() + 1;
+        }
+    }
+    // With a suffix stripped first (a key may itself end in `.json`: ask
+    // for `KEY.json.json`), then as it is.
+    if let Some((last, format)) = segments.last().and_then(|last| split_suffix(last.text)) {
+        let mut stripped = segments.clone();
+        if let Some(slot) = stripped.last_mut() {
+            slot.text = last;
+        }
+        for spec in ROUTES.iter().filter(|spec| spec.formats) {
+            if let Some(params) = match_template(spec.template, &stripped) {
+                let allowed = match format {
+                    Format::TlogProof => spec.route == Route::RecordProof,
+                    Format::Json | Format::Csv => true,
+                };
+                if allowed {
+                    return Ok(Some(matched(spec, params, Some(format))?));
+                }
+            }
+        }
+    }
+    for spec in ROUTES {
+        if let Some(params) = match_template(spec.template, &segments) {
+            return Ok(Some(matched(spec, params, None)?));
+        }
+    }
+    Ok(None)
+}
+
+/// One path segment, and the raw path from it to the end.
+#[derive(Clone, Copy, Debug)]
+struct Segment<'a> {
+    text: &'a str,
+    tail: &'a str,
+}
+
+fn matched(spec: &RouteSpec, raw: Vec<&str>, format: Option<Format>) -> Result<Matched, ApiError> {
+    let names = template_params(spec.template);
+    let mut params = Vec::with_capacity(raw.len());
+    for (name, value) in names.iter().zip(raw) {
+        if *name == "tile" {
+            params.push(value.to_owned());
+        } else {
+            params.push(decode(value, &format!("path parameter {{{name}}}"), false)?);
+        }
+    }
+    Ok(Matched {
+        route: spec.route,
+        template: spec.template,
+        params,
+        format,
+    })
+}
+
+/// The parameter names of a template, in order.
+pub fn template_params(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+/// The raw parameter values if `segments` has the template's shape. A
+/// parameter segment is never empty; `{tile}` takes every remaining segment.
+fn match_template<'a>(template: &str, segments: &[Segment<'a>]) -> Option<Vec<&'a str>> {
+    let parts = template
+        .strip_prefix('/')?
+        .split('/')
+        .filter(|p| !p.is_empty());
+    let mut params = Vec::new();
+    let mut index = 0;
+    for part in parts {
+        let segment = segments.get(index)?;
+        if part == "{tile}" {
+            if segment.tail.is_empty() {
+                return None;
+            }
+            params.push(segment.tail);
+            return Some(params);
+        }
+        if part.starts_with('{') {
+            if segment.text.is_empty() {
+                return None;
+            }
+            params.push(segment.text);
+        } else if part != segment.text {
+            return None;
+        }
+        index += 1;
+    }
+    (index == segments.len()).then_some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> Option<(Route, Vec<String>, Option<Format>)> {
+        match_path(path)
+            .unwrap()
+            .map(|m| (m.route, m.params, m.format))
+    }
+
+    #[test]
+    fn matches_every_shape() {
+        assert_eq!(route("/"), Some((Route::Home, vec![], None)));
+        assert_eq!(
+            route("/registers/country/records/GB.csv"),
+            Some((
+                Route::Record,
+                vec!["country".into(), "GB".into()],
+                Some(Format::Csv)
+            ))
+        );
+        assert_eq!(
+            route("/registers/country/records/GB/entries"),
+            Some((
+                Route::RecordEntries,
+                vec!["country".into(), "GB".into()],
+                None
+            ))
+        );
+        assert_eq!(
+            route("/registers/country/records/GB/proof.tlog-proof"),
+            Some((
+                Route::RecordProof,
+                vec!["country".into(), "GB".into()],
+                Some(Format::TlogProof)
+            ))
+        );
+        assert_eq!(
+            route("/registers/c/records/name/United%20Kingdom"),
+            Some((
+                Route::RecordsByField,
+                vec!["c".into(), "name".into(), "United Kingdom".into()],
+                None
+            ))
+        );
+        assert_eq!(
+            route("/registers/c/log/tile/0/x001/234.p/5"),
+            Some((
+                Route::Tile(Log::User),
+                vec!["c".into(), "0/x001/234.p/5".into()],
+                None
+            ))
+        );
+        assert_eq!(
+            route("/registers/c/system-log/tile/entries/000"),
+            Some((
+                Route::Tile(Log::System),
+                vec!["c".into(), "entries/000".into()],
+                None
+            ))
+        );
+        assert_eq!(
+            route("/registers/c/records/200010.11"),
+            Some((Route::Record, vec!["c".into(), "200010.11".into()], None))
+        );
+        assert_eq!(route("/registers/c/records/"), None);
+        assert_eq!(route("/registers/c/nothing"), None);
+        assert_eq!(route("//registers"), None);
+        assert_eq!(route("/registers/c/log/tile/"), None);
+        assert_eq!(
+            match_path("/registers/c/records/%FF").unwrap_err().code,
+            "not-utf8"
+        );
+    }
+}

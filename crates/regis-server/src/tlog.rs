@@ -1,0 +1,294 @@
+//! The logs as C2SP tlog-tiles (checkpoints, hash tiles, entry bundles),
+//! the GOV.UK proof resources, and a record's self-contained proof.
+
+use std::io::Write as _;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use regis_merkle::tile::{TileKind, TilePath};
+use regis_merkle::{Edge, Hash, ProofError, consistency_proof, inclusion_proof, leaf_hash};
+use regis_model::api::records_json;
+use regis_model::format_hash;
+use regis_note::{SignedCheckpoint, TlogProof};
+use regis_store::{DirBackend, Log, StoreError};
+use serde_json::{Value, json};
+
+use crate::api::{Ctx, find_record, load};
+use crate::app::RegisterState;
+use crate::error::ApiError;
+use crate::http::{self, Format, quote};
+
+const PROOF_IDENTIFIER: &str = "merkle:sha-256";
+
+fn log_name(log: Log) -> &'static str {
+    match log {
+        Log::User => "log",
+        Log::System => "system-log",
+    }
+}
+
+/// `GET B/log/checkpoint`, `B/system-log/checkpoint`: the latest signed
+/// checkpoint, never cached.
+pub fn checkpoint<B: DirBackend>(reg: &RegisterState<B>, log: Log) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let checkpoint = snapshot.checkpoint(log)?.ok_or_else(|| {
+        ApiError::unavailable(
+            "no-checkpoint",
+            format!(
+                "the {} of register {} has no signed checkpoint yet",
+                log_name(log),
+                reg.name
+            ),
+        )
+    })?;
+    Ok(http::ok(
+        "text/plain; charset=utf-8",
+        http::NO_STORE,
+        checkpoint.text,
+    ))
+}
+
+/// `GET B/log/tile/{tile}`: a hash tile or entry bundle, exactly per C2SP
+/// tlog-tiles. Every tile is immutable at its exact path (a partial tile's
+/// path names its width), so all are cached for a week, with a strong
+/// ETag; entry bundles are gzipped for clients that accept it.
+pub fn tile<B: DirBackend>(
+    reg: &RegisterState<B>,
+    log: Log,
+    rest: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let text = format!("tile/{rest}");
+    let path = TilePath::parse(&text)
+        .map_err(|e| ApiError::bad_request("bad-tile-path", format!("{}: {e}", quote(&text))))?;
+    let snapshot = reg.snapshot()?;
+    let size = snapshot.size(log);
+    let bytes = snapshot.tile(log, &path)?.ok_or_else(|| {
+        let what = match (
+            TilePath::in_tree(path.kind(), path.index(), size),
+            path.is_full(),
+        ) {
+            (Some(_), true) => "only partly there: ask for its partial width (.p/W)",
+            (Some(_), false) => "wider than this tree holds there",
+            (None, _) => "beyond the tree",
+        };
+        ApiError::not_found(
+            "no-tile",
+            format!(
+                "{text} of the {} of register {} (size {size}) is {what}",
+                log_name(log),
+                reg.name
+            ),
+        )
+    })?;
+    let gzip = path.kind() == TileKind::Entries && http::accepts_gzip(headers);
+    let tag = http::etag(&bytes, if gzip { "-gzip" } else { "" });
+    let mut response = if http::not_modified(headers, &tag) {
+        http::not_modified_response(&tag, http::IMMUTABLE)
+    } else {
+        let body = if gzip { gzip_bytes(&bytes)? } else { bytes };
+        let mut response = http::ok(
+            "application/octet-stream",
+            http::IMMUTABLE,
+            Body::from(body),
+        );
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    };
+    if path.kind() == TileKind::Entries {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    Ok(response)
+}
+
+fn gzip_bytes(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::fast());
+    encoder.write_all(bytes).map_err(ApiError::internal)?;
+    encoder.finish().map_err(ApiError::internal)
+}
+
+fn hashes_json(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(format_hash).collect()
+}
+
+fn proof_error(error: ProofError<StoreError>) -> ApiError {
+    match error {
+        ProofError::Read(error) => ApiError::internal(error),
+        other => ApiError::bad_request("bad-proof-request", other.to_string()),
+    }
+}
+
+/// The tree size a proof may ask about: at most the log's size.
+fn within(reg_name: &str, size: u64, asked: u64) -> Result<(), ApiError> {
+    if asked > size {
+        return Err(ApiError::not_found(
+            "beyond-tree",
+            format!("register {reg_name} has {size} entries; there is no tree of size {asked}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET B/proof/register/merkle:sha-256`.
+pub fn register_proof<B: DirBackend>(reg: &RegisterState<B>) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let body = json!({
+        "proof-identifier": PROOF_IDENTIFIER,
+        "root-hash": format_hash(&snapshot.root(Log::User)?),
+        "total-entries": snapshot.size(Log::User),
+    });
+    Ok(http::json(body.to_string()))
+}
+
+/// `GET B/proof/entries/{number}/{size}/merkle:sha-256`: the audit path
+/// of entry `number` in the tree of `size` entries.
+pub fn entry_proof<B: DirBackend>(
+    reg: &RegisterState<B>,
+    number: &str,
+    size: &str,
+) -> Result<Response, ApiError> {
+    let number = http::number(number, "the entry number", 1, u64::MAX)?;
+    let size = http::number(size, "the tree size", 1, u64::MAX)?;
+    if number > size {
+        return Err(ApiError::bad_request(
+            "bad-proof-request",
+            format!("entry {number} is not in a tree of {size} entries"),
+        ));
+    }
+    let snapshot = reg.snapshot()?;
+    within(reg.name.as_str(), snapshot.size(Log::User), size)?;
+    let hashes = snapshot.hashes(Log::User);
+    let edge = Edge::from_reader(&hashes, size)?;
+    let path = inclusion_proof(&hashes, &edge, number - 1).map_err(proof_error)?;
+    let body = json!({
+        "proof-identifier": PROOF_IDENTIFIER,
+        "entry-number": number.to_string(),
+        "merkle-audit-path": hashes_json(&path),
+    });
+    Ok(http::ok(
+        "application/json",
+        http::IMMUTABLE,
+        body.to_string(),
+    ))
+}
+
+/// `GET B/proof/consistency/{old}/{new}/merkle:sha-256`.
+pub fn consistency_proof_response<B: DirBackend>(
+    reg: &RegisterState<B>,
+    old: &str,
+    new: &str,
+) -> Result<Response, ApiError> {
+    let old = http::number(old, "the old tree size", 0, u64::MAX)?;
+    let new = http::number(new, "the new tree size", 0, u64::MAX)?;
+    if old > new {
+        return Err(ApiError::bad_request(
+            "bad-proof-request",
+            format!("the old tree size {old} is larger than the new tree size {new}"),
+        ));
+    }
+    let snapshot = reg.snapshot()?;
+    within(reg.name.as_str(), snapshot.size(Log::User), new)?;
+    let hashes = snapshot.hashes(Log::User);
+    let edge = Edge::from_reader(&hashes, new)?;
+    let path = consistency_proof(&hashes, &edge, old).map_err(proof_error)?;
+    let body = json!({
+        "proof-identifier": PROOF_IDENTIFIER,
+        "merkle-consistency-nodes": hashes_json(&path),
+    });
+    Ok(http::ok(
+        "application/json",
+        http::IMMUTABLE,
+        body.to_string(),
+    ))
+}
+
+/// `GET B/records/{key}/proof`: the record, its entry's exact leaf bytes
+/// and items, the audit path, and the signed checkpoint it is proved
+/// against: all a department needs to verify offline with the log's
+/// verifier key. As JSON, or as a C2SP tlog-proof (`.tlog-proof` or
+/// `Accept: …tlog-proof`) whose `extra` line carries the leaf bytes.
+pub fn record_proof<B: DirBackend>(
+    reg: &RegisterState<B>,
+    ctx: &Ctx<'_>,
+    key: &str,
+) -> Result<Response, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let record = find_record(&snapshot, reg, key)?;
+    let signed = snapshot.checkpoint(Log::User)?.ok_or_else(|| {
+        ApiError::unavailable(
+            "no-checkpoint",
+            format!("register {} has no signed checkpoint yet", reg.name),
+        )
+    })?;
+    if record.entry_number > signed.size {
+        return Err(ApiError::unavailable(
+            "not-yet-signed",
+            format!(
+                "entry {} of record {} is not yet covered by a signed checkpoint; retry",
+                record.entry_number,
+                quote(key)
+            ),
+        ));
+    }
+    let loaded = load(&snapshot, Log::User, record.entry_number)?;
+    let hashes = snapshot.hashes(Log::User);
+    let edge = Edge::from_reader(&hashes, signed.size)?;
+    let index = record
+        .entry_number
+        .checked_sub(1)
+        .ok_or_else(|| ApiError::internal(format!("record {} names entry 0", quote(key))))?;
+    let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
+    match ctx.format {
+        Format::TlogProof => {
+            let checkpoint =
+                SignedCheckpoint::parse(signed.text.as_bytes()).map_err(ApiError::internal)?;
+            let proof = TlogProof::new(Some(loaded.leaf.clone()), index, path, checkpoint);
+            Ok(http::ok(
+                "text/plain; charset=utf-8",
+                http::SHORT,
+                proof.to_string(),
+            ))
+        }
+        Format::Json => {
+            let leaf = String::from_utf8(loaded.leaf.clone()).map_err(ApiError::internal)?;
+            let record_body: Value = serde_json::from_str(&records_json([regis_model::Record {
+                number: loaded.number,
+                entry: &loaded.entry,
+                items: loaded.items.iter().collect(),
+            }]))
+            .map_err(ApiError::internal)?;
+            let body = json!({
+                "proof-identifier": PROOF_IDENTIFIER,
+                "record": record_body,
+                "entry-number": loaded.number.to_string(),
+                "leaf": leaf,
+                "leaf-hash": format_hash(&leaf_hash(&loaded.leaf)),
+                "items": loaded.items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
+                "leaf-index": index,
+                "tree-size": signed.size,
+                "root-hash": format_hash(&signed.root),
+                "merkle-audit-path": hashes_json(&path),
+                "log-origin": reg.origin(Log::User),
+                "checkpoint": signed.text,
+            });
+            Ok(http::json(body.to_string()))
+        }
+        Format::Csv => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",
+        )),
+    }
+}

@@ -1,0 +1,69 @@
+//! `B/events`: the current checkpoints on connecting, then each new one as
+//! the sequencer publishes it; streams end when the server stops.
+
+mod common;
+
+use common::{TestServer, read_until, rsf_commands};
+use regis_model::{Item, Value};
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_store::Request;
+
+#[test]
+fn new_checkpoints_are_pushed_to_event_streams() {
+    let server = TestServer::start(vec![(
+        "country",
+        rsf_commands("openregister-java/country-data.rsf"),
+    )]);
+    let b = "/registers/country";
+    let metadata = server.get(&format!("{b}/register")).json();
+    let (status, head, mut stream, mut seen) = server.stream(&format!("{b}/events"));
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    read_until(&mut stream, &mut seen, "\"log\":\"system\"");
+    let text = String::from_utf8_lossy(&seen).to_string();
+    assert!(text.contains("event: checkpoint\ndata: {"), "{text}");
+    assert!(text.contains("\"size\":208"), "{text}");
+
+    // An append through the register's sequencer is pushed.
+    let item = Item::from_fields(vec![
+        ("country", Value::one("ZZ")),
+        ("name", Value::one("Zedland")),
+    ])
+    .unwrap();
+    let register = server.app().register("country").unwrap();
+    register
+        .sequencer
+        .run(Request::Append(vec![("ZZ".to_owned(), item)]))
+        .unwrap();
+    // The server stops its sequencers once every handle is gone.
+    drop(register);
+    read_until(&mut stream, &mut seen, "\"size\":209");
+    let text = String::from_utf8_lossy(&seen).to_string();
+    let event = text
+        .split("\n\n")
+        .find(|e| e.contains("\"size\":209"))
+        .unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(event.split("data: ").nth(1).unwrap()).unwrap();
+    assert_eq!(data["log"], "user");
+    let checkpoint =
+        SignedCheckpoint::parse(data["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+    let verifier = Verifier::parse(metadata["log-public-key"].as_str().unwrap()).unwrap();
+    checkpoint
+        .verify(
+            metadata["log-origin"].as_str().unwrap(),
+            &verifier,
+            &Verifiers::new([]).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(checkpoint.checkpoint().size(), 209);
+    assert_eq!(server.get(&format!("{b}/records/ZZ")).status, 200);
+
+    // Stopping the server ends the stream (well within the drain time).
+    let started = std::time::Instant::now();
+    drop(server);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut rest);
+}

@@ -1,0 +1,195 @@
+//! RSF downloads re-load with the published roots; deltas chain; and the
+//! operational endpoints (`/metrics`, `/healthz`, `/readyz`) and limits.
+
+mod common;
+
+use std::io::BufReader;
+
+use common::{TestServer, rsf_commands};
+use regis_model::rsf::Policy;
+use regis_model::{EntryType, Register, format_hash};
+use regis_server::Limits;
+
+const COUNTRY_ROOT: &str =
+    "sha-256:8d92e1e0af1d43c41e498e6baed0d0b3ea2770d1bf9d2afc04e9c4dad7795729";
+const EMPTY_ROOT: &str = "sha-256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+fn country() -> TestServer {
+    TestServer::start(vec![(
+        "country",
+        rsf_commands("openregister-java/country-data.rsf"),
+    )])
+}
+
+#[test]
+fn downloads_reload_with_their_roots() {
+    let server = country();
+    let b = "/registers/country";
+    let dump = server.get(&format!("{b}/download-rsf"));
+    assert_eq!(dump.status, 200);
+    assert_eq!(dump.header("content-type"), Some("application/uk-gov-rsf"));
+    let text = dump.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("assert-root-hash\t{EMPTY_ROOT}"));
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!("assert-root-hash\t{COUNTRY_ROOT}")
+    );
+    let mut register = Register::named("country");
+    let summary = register
+        .load_rsf(BufReader::new(text.as_bytes()), Policy::IMPORT)
+        .unwrap();
+    assert_eq!(summary.user_entries, 208);
+    assert_eq!(summary.system_entries, 16);
+    assert_eq!(summary.assertions, 2);
+    assert_eq!(format_hash(&register.root(EntryType::User)), COUNTRY_ROOT);
+
+    // Deltas chain from 0 and end at the same root.
+    let mut chained = Register::named("country");
+    for path in ["0/1", "1/100", "100/100", "100/208"] {
+        let delta = server.get(&format!("{b}/download-rsf/{path}"));
+        assert_eq!(delta.status, 200, "{path}");
+        let summary = chained
+            .load_rsf(BufReader::new(&delta.body[..]), Policy::IMPORT)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(summary.assertions, 2, "{path}");
+    }
+    assert_eq!(format_hash(&chained.root(EntryType::User)), COUNTRY_ROOT);
+    assert_eq!(
+        server.get(&format!("{b}/download-rsf/100")).body,
+        server.get(&format!("{b}/download-rsf/100/208")).body
+    );
+    let empty = server.get(&format!("{b}/download-rsf/208/208")).text();
+    assert_eq!(
+        empty,
+        format!("assert-root-hash\t{COUNTRY_ROOT}\nassert-root-hash\t{COUNTRY_ROOT}\n")
+    );
+    // Compressed when asked.
+    let gzipped = server.get_with(&format!("{b}/download-rsf"), &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped.body[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, dump.body);
+}
+
+#[test]
+fn metrics_health_and_readiness() {
+    let server = country();
+    assert_eq!(server.get("/healthz").text(), "ok\n");
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["ready"], true);
+    assert_eq!(ready.json()["registers"], 1);
+    for _ in 0..3 {
+        assert_eq!(server.get("/registers/country/records/GB").status, 200);
+    }
+    assert_eq!(server.get("/registers/country/records/XX").status, 404);
+    let metrics = server.get("/metrics");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    assert!(text.contains(
+        "regis_http_requests_total{route=\"/registers/{name}/records/{key}\",status=\"2xx\"} 3\n"
+    ), "{text}");
+    assert!(text.contains(
+        "regis_http_requests_total{route=\"/registers/{name}/records/{key}\",status=\"4xx\"} 1\n"
+    ));
+    assert!(text.contains(
+        "regis_http_request_duration_seconds_count{route=\"/registers/{name}/records/{key}\"} 4\n"
+    ));
+    assert!(text.contains("regis_log_size{register=\"country\",log=\"user\"} 208\n"));
+    assert!(text.contains("regis_log_size{register=\"country\",log=\"system\"} 16\n"));
+    assert!(text.contains("regis_records{register=\"country\"}"));
+}
+
+#[test]
+fn the_concurrency_limit_answers_503_not_a_hang() {
+    // One request at a time: concurrent clients are refused at once with a
+    // 503 and Retry-After rather than queued without bound.
+    let limits = Limits {
+        concurrency: 1,
+        ..Limits::default()
+    };
+    let server = std::sync::Arc::new(TestServer::start_with(
+        vec![(
+            "country",
+            rsf_commands("openregister-java/country-data.rsf"),
+        )],
+        limits,
+    ));
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let server = std::sync::Arc::clone(&server);
+                scope.spawn(move || {
+                    let mut seen = Vec::new();
+                    for _ in 0..40 {
+                        let response = server.get("/registers/country/download-rsf");
+                        if response.status == 503 {
+                            assert_eq!(response.error(503), "busy");
+                            assert_eq!(response.header("retry-after"), Some("1"));
+                        }
+                        seen.push(response.status);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&503), "the limit never refused a request");
+    assert!(statuses.contains(&200));
+    // Afterwards every permit is back.
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/registers/country/records/GB").status, 200);
+}
+
+#[test]
+fn a_slow_client_is_cut_off_and_others_are_served() {
+    let limits = Limits {
+        header_read_timeout_seconds: 1,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(
+        vec![(
+            "country",
+            rsf_commands("openregister-java/country-data.rsf"),
+        )],
+        limits,
+    );
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    // Half a request line, then nothing.
+    std::io::Write::write_all(&mut slow, b"GET /registers/coun").unwrap();
+    assert_eq!(server.get("/registers/country/records/GB").status, 200);
+    let mut rest = Vec::new();
+    // The server closes the connection (after a 408 or without a word).
+    let _ = std::io::Read::read_to_end(&mut slow, &mut rest);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "{elapsed:?}"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}

@@ -1,0 +1,104 @@
+//! `regis serve --demo` end to end: it prints its URL, the log's verifier
+//! key and a curl command; the record proof it names verifies with that
+//! key; SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use regis_merkle::leaf_hash;
+use regis_note::{TlogProof, Verifier, Verifiers};
+
+fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    (status, bytes[end + 4..].to_vec())
+}
+
+#[test]
+fn serve_demo_prints_a_verifiable_record_and_stops_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while printed.len() < 8 {
+        match lines.next() {
+            Some(line) => printed.push(line.unwrap()),
+            None => break,
+        }
+    }
+    let text = printed.join("\n");
+    let url = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("register: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let key = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("log verifier key: "))
+        .unwrap();
+    let curl = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("curl -s "))
+        .unwrap();
+    assert!(
+        curl.starts_with(url) && curl.ends_with("/records/Fe/proof"),
+        "{text}"
+    );
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, base) = rest.split_at(rest.find('/').unwrap());
+
+    let (status, body) = get(
+        addr,
+        &format!("{}.tlog-proof", &curl[url.len() - base.len()..]),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let proof = TlogProof::parse(&body).unwrap();
+    let verifier = Verifier::parse(key).unwrap();
+    proof
+        .verify(
+            &leaf_hash(proof.extra().unwrap()),
+            verifier.name().as_str(),
+            &verifier,
+            &Verifiers::new([]).unwrap(),
+        )
+        .unwrap();
+
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
