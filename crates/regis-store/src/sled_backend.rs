@@ -223,10 +223,9 @@ impl SledBackend {
         let mut rows = 0;
         for row in self.redo.range(&[1u8][..]..) {
             let (key, value) = row.map_err(backend)?;
-            match value.split_first() {
-                Some((&PUT, value)) => batch.insert(key, value),
-                Some((&DELETE, [])) => batch.remove(key),
-                _ => return Err(StoreError::Corrupt("a malformed redo row".into())),
+            match untag(&value)? {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
             }
             rows += 1;
             if rows == APPLY_ROWS {
@@ -245,6 +244,15 @@ impl SledBackend {
         self.redo.clear().map_err(backend)?;
         self.db.flush().map_err(backend)?;
         Ok(())
+    }
+}
+
+/// A redo row's value: `Some(value)` to put, `None` to delete.
+fn untag(row: &[u8]) -> Result<Option<&[u8]>, StoreError> {
+    match row.split_first() {
+        Some((&PUT, value)) => Ok(Some(value)),
+        Some((&DELETE, [])) => Ok(None),
+        _ => Err(StoreError::Corrupt("a malformed redo row".into())),
     }
 }
 
@@ -301,11 +309,7 @@ impl KvWriter for SledTxn<'_> {
         if self.spilled
             && let Some(row) = self.backend.redo.get(&key).map_err(StoreError::backend)?
         {
-            return match row.split_first() {
-                Some((&PUT, value)) => Ok(Some(value.to_vec())),
-                Some((&DELETE, [])) => Ok(None),
-                _ => Err(StoreError::Corrupt("a malformed redo row".into())),
-            };
+            return Ok(untag(&row)?.map(<[u8]>::to_vec));
         }
         let value = self.backend.db.get(&key).map_err(StoreError::backend)?;
         Ok(value.map(|value| value.to_vec()))

@@ -711,3 +711,51 @@ fn streamed_loads_are_all_or_nothing() {
     drop(handle);
     sequencer.join();
 }
+
+#[test]
+fn a_stream_keeps_its_place_among_the_requests_gathered_with_it() {
+    let data = tempfile::tempdir().unwrap();
+    // A long gathering window, so that the requests below form one batch.
+    let config = SequencerConfig {
+        max_delay: Duration::from_millis(200),
+        ..SequencerConfig::default()
+    };
+    let first = country(data.path(), config);
+    let handle = first.sequencer.handle();
+    // An append before the update: the update's opening assertion (the
+    // base's root) no longer holds, so it fails, alone.
+    let early = handle
+        .submit(Request::Append(vec![(
+            "QB".into(),
+            country_item("QB", "B"),
+        )]))
+        .unwrap();
+    let refused = handle.submit(stream(regis_fixtures::read(UPDATE))).unwrap();
+    let early = early.blocking_recv().unwrap().unwrap();
+    assert_eq!(early.entries[0].number, 8);
+    assert!(matches!(
+        refused.blocking_recv().unwrap(),
+        Err(SequencerError::Rejected(_))
+    ));
+    drop(handle);
+    first.sequencer.join();
+
+    // In a fresh register: the update, then an append gathered with it.
+    let data = tempfile::tempdir().unwrap();
+    let second = country(data.path(), config);
+    let handle = second.sequencer.handle();
+    let update = handle.submit(stream(regis_fixtures::read(UPDATE))).unwrap();
+    let late = handle
+        .submit(Request::Append(vec![(
+            "QB".into(),
+            country_item("QB", "B"),
+        )]))
+        .unwrap();
+    let update = update.blocking_recv().unwrap().unwrap();
+    let late = late.blocking_recv().unwrap().unwrap();
+    assert_eq!(update.user_checkpoint.size, 9);
+    assert_eq!(late.entries[0].number, 10);
+    assert_covered(&second, &late);
+    drop(handle);
+    second.sequencer.join();
+}
