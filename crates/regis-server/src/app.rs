@@ -17,6 +17,7 @@ use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::quote;
 use crate::metrics::Metrics;
+use crate::tile_cache::{TILE_CACHE_BYTES, TileCache};
 
 /// One register as the server serves it.
 #[derive(Debug)]
@@ -120,6 +121,8 @@ pub struct App<B> {
     pub event_permits: Arc<Semaphore>,
     /// Set when the server stops: event streams end.
     stopping: watch::Sender<bool>,
+    /// Full tiles recently served, of every register.
+    pub tiles: TileCache,
 }
 
 /// The registers a server runs, with their sequencers (join them after
@@ -161,6 +164,7 @@ impl<B: DirBackend> App<B> {
             ready: AtomicBool::new(false),
             event_permits: Arc::new(Semaphore::new(limits.max_event_streams)),
             stopping: watch::Sender::new(false),
+            tiles: TileCache::new(TILE_CACHE_BYTES),
         }
     }
 

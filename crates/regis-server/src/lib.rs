@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod routes;
 pub mod rsf;
 pub mod server;
+pub mod tile_cache;
 pub mod tlog;
 
 pub use app::{App, Opened, RegisterState};

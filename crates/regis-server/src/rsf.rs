@@ -8,12 +8,13 @@
 //!   entry, every user entry, the final assertion. The writer recomputes the
 //!   user root as it goes; a dump whose root differs from the store's is cut
 //!   short (the client sees a truncated body without its final assertion).
-//! - A delta `{a}/{b}` (and `{a}`, to the current size) begins and ends with
-//!   `assert-root-hash` of the user log at `a` and `b`, and carries user
-//!   entries `a+1 ..= b`, each preceded by its items. It does **not** carry
-//!   system entries: the store does not record the user-log size at which
-//!   each system entry was appended, which regis-model's delta layout needs
-//!   to place them.
+//! - A delta `{a}/{b}` (and `{a}`, to the current size) is regis-model's
+//!   delta layout (`regis_model::rsf`): `assert-root-hash` of the user log at
+//!   `a`, then the system entries appended while the user log had `a` to
+//!   `b - 1` entries, each placed after as many user entries as the log had
+//!   when it was appended (the store keeps that size,
+//!   `Snapshot::system_position`), among user entries `a+1 ..= b`; every
+//!   entry preceded by its items; then `assert-root-hash` at `b`.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -177,15 +178,78 @@ fn item_of<S: KvSnapshot>(snapshot: &Snapshot<S>, hash: &regis_merkle::Hash) -> 
     Item::from_canonical(text).map_err(store_error)
 }
 
+/// Writes one entry of `log` from its leaf, preceded by its items when
+/// `with_items`.
+fn write_entry<S: KvSnapshot, W: Write>(
+    snapshot: &Snapshot<S>,
+    writer: &mut RsfWriter<W>,
+    log: Log,
+    number: u64,
+    leaf: &[u8],
+    with_items: bool,
+) -> io::Result<()> {
+    let entry = entry_of(log, number, leaf)?;
+    if with_items {
+        for hash in &entry.item_hashes {
+            writer.add_item(&item_of(snapshot, hash.as_bytes())?)?;
+        }
+    }
+    writer.append_entry(&entry)
+}
+
+/// The system entries a delta carries, written in their places among the
+/// user entries: one read per system entry, none held beyond the next.
+struct SystemEntries {
+    /// The next to write and one past the last.
+    numbers: std::ops::Range<u64>,
+    /// The user-log size at which `numbers.start` was appended, once read.
+    next_position: Option<u64>,
+}
+
+impl SystemEntries {
+    /// Writes, with their items, the system entries appended before the
+    /// user log reached `user_size` entries.
+    fn write_before<S: KvSnapshot, W: Write>(
+        &mut self,
+        snapshot: &Snapshot<S>,
+        writer: &mut RsfWriter<W>,
+        user_size: u64,
+    ) -> io::Result<()> {
+        while !self.numbers.is_empty() {
+            let number = self.numbers.start;
+            let position = match self.next_position {
+                Some(position) => position,
+                None => snapshot
+                    .system_position(number)
+                    .map_err(store_error)?
+                    .ok_or_else(|| store_error(format!("system entry {number} is missing")))?,
+            };
+            if position >= user_size {
+                self.next_position = Some(position);
+                return Ok(());
+            }
+            let leaf = snapshot
+                .entry(Log::System, number)
+                .map_err(store_error)?
+                .ok_or_else(|| store_error(format!("system entry {number} is missing")))?;
+            write_entry(snapshot, writer, Log::System, number, &leaf, true)?;
+            self.numbers.start += 1;
+            self.next_position = None;
+        }
+        Ok(())
+    }
+}
+
 /// Writes entries `first ..= last` of `log`, a page at a time, each
-/// preceded by its items when `with_items`.
+/// preceded by its items when `with_items`, and before each user entry the
+/// `system` entries that go before it.
 fn write_entries<S: KvSnapshot, W: Write>(
     snapshot: &Snapshot<S>,
     writer: &mut RsfWriter<W>,
     log: Log,
-    first: u64,
-    last: u64,
+    (first, last): (u64, u64),
     with_items: bool,
+    mut system: Option<&mut SystemEntries>,
 ) -> io::Result<()> {
     let mut next = first;
     while next <= last {
@@ -195,13 +259,11 @@ fn write_entries<S: KvSnapshot, W: Write>(
             return Err(store_error(format!("{log} entry {next} is missing")));
         }
         for (number, leaf) in page {
-            let entry = entry_of(log, number, &leaf)?;
-            if with_items {
-                for hash in &entry.item_hashes {
-                    writer.add_item(&item_of(snapshot, hash.as_bytes())?)?;
-                }
+            if let Some(system) = system.as_deref_mut() {
+                // User entry `number` is appended at size `number - 1`.
+                system.write_before(snapshot, writer, number)?;
             }
-            writer.append_entry(&entry)?;
+            write_entry(snapshot, writer, log, number, &leaf, with_items)?;
             if number >= last {
                 return Ok(());
             }
@@ -235,15 +297,9 @@ fn write<S: KvSnapshot, W: Write>(snapshot: &Snapshot<S>, range: Range, out: W) 
             if let Some(error) = failure {
                 return Err(error);
             }
-            write_entries(
-                snapshot,
-                &mut writer,
-                Log::System,
-                1,
-                snapshot.size(Log::System),
-                false,
-            )?;
-            write_entries(snapshot, &mut writer, Log::User, 1, size, false)?;
+            let system = (1, snapshot.size(Log::System));
+            write_entries(snapshot, &mut writer, Log::System, system, false, None)?;
+            write_entries(snapshot, &mut writer, Log::User, (1, size), false, None)?;
             return finish(snapshot, writer, size);
         }
         Range::From(start) => (start, size),
@@ -253,14 +309,29 @@ fn write<S: KvSnapshot, W: Write>(snapshot: &Snapshot<S>, range: Range, out: W) 
         Frontier::from_reader(&snapshot.hashes(Log::User), start).map_err(store_error)?;
     let mut writer = RsfWriter::resume(out, frontier);
     writer.assert_root_hash()?;
+    let mut system = SystemEntries {
+        numbers: snapshot
+            .system_entries_between(start, end)
+            .map_err(store_error)?,
+        next_position: None,
+    };
+    let users = (start.saturating_add(1), end);
     write_entries(
         snapshot,
         &mut writer,
         Log::User,
-        start.saturating_add(1),
-        end,
+        users,
         true,
+        Some(&mut system),
     )?;
+    // Every system entry of the delta was appended at a size below `end`,
+    // so went before a user entry; none is left.
+    if !system.numbers.is_empty() {
+        return Err(store_error(format!(
+            "system entries {:?} fall outside the delta {start}/{end}",
+            system.numbers
+        )));
+    }
     finish(snapshot, writer, end)
 }
 

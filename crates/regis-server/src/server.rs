@@ -379,7 +379,7 @@ fn handle<B: DirBackend>(
         }
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
         Route::Events => events::events(app, reg),
-        Route::Tile(log) => tlog::tile(&reg, log, param(matched, 1)?, headers),
+        Route::Tile(log) => tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, headers),
         Route::Home | Route::Catalogue | Route::Metrics | Route::Healthz | Route::Readyz => {
             Err(ApiError::internal("server routes are answered before"))
         }

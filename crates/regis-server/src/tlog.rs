@@ -6,6 +6,7 @@ use std::io::Write as _;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use regis_merkle::tile::{TileKind, TilePath};
@@ -20,6 +21,7 @@ use crate::api::{Ctx, find_record, load};
 use crate::app::RegisterState;
 use crate::error::ApiError;
 use crate::http::{self, Format, quote};
+use crate::tile_cache::TileCache;
 
 const PROOF_IDENTIFIER: &str = "merkle:sha-256";
 
@@ -54,8 +56,10 @@ pub fn checkpoint<B: DirBackend>(reg: &RegisterState<B>, log: Log) -> Result<Res
 /// `GET B/log/tile/{tile}`: a hash tile or entry bundle, exactly per C2SP
 /// tlog-tiles. Every tile is immutable at its exact path (a partial tile's
 /// path names its width), so all are cached for a week, with a strong
-/// ETag; entry bundles are gzipped for clients that accept it.
+/// ETag; entry bundles are gzipped for clients that accept it. Full tiles
+/// are served from `cache` once read.
 pub fn tile<B: DirBackend>(
+    cache: &TileCache,
     reg: &RegisterState<B>,
     log: Log,
     rest: &str,
@@ -64,32 +68,30 @@ pub fn tile<B: DirBackend>(
     let text = format!("tile/{rest}");
     let path = TilePath::parse(&text)
         .map_err(|e| ApiError::bad_request("bad-tile-path", format!("{}: {e}", quote(&text))))?;
-    let snapshot = reg.snapshot()?;
-    let size = snapshot.size(log);
-    let bytes = snapshot.tile(log, &path)?.ok_or_else(|| {
-        let what = match (
-            TilePath::in_tree(path.kind(), path.index(), size),
-            path.is_full(),
-        ) {
-            (Some(_), true) => "only partly there: ask for its partial width (.p/W)",
-            (Some(_), false) => "wider than this tree holds there",
-            (None, _) => "beyond the tree",
-        };
-        ApiError::not_found(
-            "no-tile",
-            format!(
-                "{text} of the {} of register {} (size {size}) is {what}",
-                log_name(log),
-                reg.name
-            ),
-        )
-    })?;
+    let cached = path
+        .is_full()
+        .then(|| cache.get(reg.name.as_str(), log, &path))
+        .flatten();
+    let bytes = match cached {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = Bytes::from(read_tile(reg, log, &path, &text)?);
+            if path.is_full() {
+                cache.insert(reg.name.as_str(), log, &path, bytes.clone());
+            }
+            bytes
+        }
+    };
     let gzip = path.kind() == TileKind::Entries && http::accepts_gzip(headers);
     let tag = http::etag(&bytes, if gzip { "-gzip" } else { "" });
     let mut response = if http::not_modified(headers, &tag) {
         http::not_modified_response(&tag, http::IMMUTABLE)
     } else {
-        let body = if gzip { gzip_bytes(&bytes)? } else { bytes };
+        let body = if gzip {
+            Bytes::from(gzip_bytes(&bytes)?)
+        } else {
+            bytes
+        };
         let mut response = http::ok(
             "application/octet-stream",
             http::IMMUTABLE,
@@ -111,6 +113,35 @@ pub fn tile<B: DirBackend>(
             .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     Ok(response)
+}
+
+/// A tile's bytes from a snapshot of the store, or why there are none.
+fn read_tile<B: DirBackend>(
+    reg: &RegisterState<B>,
+    log: Log,
+    path: &TilePath,
+    text: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let snapshot = reg.snapshot()?;
+    let size = snapshot.size(log);
+    snapshot.tile(log, path)?.ok_or_else(|| {
+        let what = match (
+            TilePath::in_tree(path.kind(), path.index(), size),
+            path.is_full(),
+        ) {
+            (Some(_), true) => "only partly there: ask for its partial width (.p/W)",
+            (Some(_), false) => "wider than this tree holds there",
+            (None, _) => "beyond the tree",
+        };
+        ApiError::not_found(
+            "no-tile",
+            format!(
+                "{text} of the {} of register {} (size {size}) is {what}",
+                log_name(log),
+                reg.name
+            ),
+        )
+    })
 }
 
 fn gzip_bytes(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {

@@ -5,7 +5,9 @@ mod common;
 
 use std::io::BufReader;
 
+use base64::Engine;
 use common::{TestServer, rsf_commands};
+use regis_model::rsf::Command;
 use regis_model::rsf::Policy;
 use regis_model::{EntryType, Register, format_hash};
 use regis_server::Limits;
@@ -74,6 +76,93 @@ fn downloads_reload_with_their_roots() {
     )
     .unwrap();
     assert_eq!(unzipped, dump.body);
+}
+
+/// The country register with its last five system entries (a custodian, two
+/// descriptions, two names) appended among the user entries instead of
+/// before them: after 50, 120, 120, 150 and 207 user entries.
+fn country_with_late_system_entries() -> Vec<(u64, Command)> {
+    let commands: Vec<Command> = rsf_commands("openregister-java/country-data.rsf")
+        .into_iter()
+        .map(|(_, command)| command)
+        .collect();
+    let is_system = |command: &Command| matches!(command, Command::AppendEntry(entry) if entry.entry_type == EntryType::System);
+    let last_system = commands.iter().rposition(is_system).unwrap();
+    let (head, users) = commands.split_at(last_system + 1);
+    let (head, late) = head.split_at(head.len() - 5);
+    assert!(late.iter().all(is_system));
+    let mut out: Vec<Command> = head.to_vec();
+    let mut late = late.iter();
+    let mut user = 0;
+    for command in users {
+        out.push(command.clone());
+        if matches!(command, Command::AppendEntry(_)) {
+            user += 1;
+            let count = match user {
+                50 | 150 | 207 => 1,
+                120 => 2,
+                _ => 0,
+            };
+            out.extend(late.by_ref().take(count).cloned());
+        }
+    }
+    assert_eq!(late.next(), None);
+    (1..).zip(out).collect()
+}
+
+#[test]
+fn deltas_carry_system_entries_in_their_places() {
+    let commands = country_with_late_system_entries();
+    let mut reference = Register::named("country");
+    reference
+        .apply(commands.iter().map(|(_, c)| c.clone()), Policy::IMPORT)
+        .unwrap();
+    let server = TestServer::start(vec![("country", commands)]);
+    let b = "/registers/country";
+    let mut chained = Register::named("country");
+    let mut system_entries = 0;
+    for (a, z) in [
+        (0, 50),
+        (50, 51),
+        (51, 120),
+        (120, 121),
+        (121, 207),
+        (207, 208),
+    ] {
+        let delta = server.get(&format!("{b}/download-rsf/{a}/{z}"));
+        assert_eq!(delta.status, 200, "{a}/{z}");
+        // Byte for byte what regis-model's delta writer makes.
+        let expected = reference.write_delta(Vec::new(), a, z).unwrap();
+        assert_eq!(
+            delta.text(),
+            String::from_utf8(expected).unwrap(),
+            "{a}/{z}"
+        );
+        let summary = chained
+            .load_rsf(BufReader::new(&delta.body[..]), Policy::IMPORT)
+            .unwrap_or_else(|e| panic!("{a}/{z}: {e}"));
+        assert_eq!(summary.assertions, 2, "{a}/{z}");
+        system_entries += summary.system_entries;
+    }
+    assert_eq!(system_entries, 16);
+    // The system entry appended after user entry 207 is in 207/208, not
+    // 0/207; the one after 50 is in 50/51 and 0/51 alike.
+    let open_ended = server.get(&format!("{b}/download-rsf/207")).text();
+    assert!(open_ended.contains("register-name\t"), "{open_ended}");
+    let before = server.get(&format!("{b}/download-rsf/0/207")).text();
+    assert_eq!(before.matches("append-entry\tsystem").count(), 15);
+    for log in [EntryType::User, EntryType::System] {
+        assert_eq!(chained.root(log), reference.root(log), "{log:?} root");
+        assert_eq!(chained.size(log), reference.size(log), "{log:?} size");
+    }
+    assert_eq!(chained.schema(), reference.schema());
+    assert_eq!(format_hash(&chained.root(EntryType::User)), COUNTRY_ROOT);
+    // The server's own system log is the same tree.
+    let checkpoint = server.get(&format!("{b}/system-log/checkpoint")).text();
+    let root = checkpoint.lines().nth(2).unwrap();
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(reference.root(EntryType::System));
+    assert_eq!(root, expected);
 }
 
 #[test]

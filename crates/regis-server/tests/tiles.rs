@@ -143,6 +143,9 @@ fn tiles_bundles_and_checkpoints() {
         &[("If-None-Match", "\"something-else\"")],
     );
     assert_eq!(other.status, 200);
+    // Served again, now from the server's cache of full tiles: the same.
+    assert_eq!(other.body, tile.body);
+    assert_eq!(other.header("etag"), Some(tag.as_str()));
 
     // The system log's partial tile and bundle.
     let system_size = metadata["total-system-entries"].as_u64().unwrap();

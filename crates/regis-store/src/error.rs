@@ -15,7 +15,12 @@ pub enum StoreError {
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
     /// The database was written by another layout version.
-    #[error("store layout version {found}, this build reads version {expected}")]
+    /// (Version 1 did not record where each system entry falls among the
+    /// user entries, and nothing on disk recovers it.)
+    #[error(
+        "store layout version {found}, this build reads version {expected}: load the register \
+         again from RSF with this build (`regis load`)"
+    )]
     Format {
         /// Version found on disk.
         found: u32,

@@ -57,6 +57,7 @@ pub fn fsck<S: KvSnapshot>(
         check_log(snapshot, signers, log, slot, &mut report)?;
         check_records(snapshot, log, slot, &mut report)?;
     }
+    check_system_positions(snapshot)?;
     check_field_index(snapshot, &mut report)?;
     Ok(report)
 }
@@ -278,6 +279,47 @@ fn check_records<S: KvSnapshot>(
         )));
     }
     report.records[slot] = records;
+    Ok(())
+}
+
+/// One position per system entry and none beyond, never decreasing and
+/// never past the user log. (Which user size each entry was appended at is
+/// stated nowhere else, so that much is all that can be re-derived.)
+fn check_system_positions<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), FsckError> {
+    let size = snapshot.size(Log::System);
+    let users = snapshot.size(Log::User);
+    let mut expected = 1u64;
+    let mut previous = 0u64;
+    let mut problem = None;
+    snapshot.scan_system_positions(|number, position| {
+        problem = if number != expected {
+            Some(format!(
+                "system positions: found entry {number}, expected {expected}"
+            ))
+        } else if number > size {
+            Some(format!(
+                "system positions: a row for entry {number}, beyond the {size} entries"
+            ))
+        } else if position < previous || position > users {
+            Some(format!(
+                "system entry {number} is placed after {position} user entries, \
+                 between {previous} and {users} expected"
+            ))
+        } else {
+            None
+        };
+        expected += 1;
+        previous = position;
+        Ok(problem.is_none())
+    })?;
+    if let Some(problem) = problem {
+        return Err(mismatch(problem));
+    }
+    if expected <= size {
+        return Err(mismatch(format!(
+            "system positions: entry {expected} has none"
+        )));
+    }
     Ok(())
 }
 

@@ -6,8 +6,10 @@ use regis_merkle::Hash;
 
 use crate::{Log, StoreError};
 
-/// Layout version written to `meta/format`.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Layout version written to `meta/format`. Version 2 added
+/// `system_positions`; a version-1 store lacks what deltas need and is
+/// refused (`spec/store.md`, "meta").
+pub(crate) const FORMAT_VERSION: u32 = 2;
 pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_HEAD: &[u8] = b"head";
 

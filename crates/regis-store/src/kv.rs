@@ -26,11 +26,15 @@ pub enum Table {
     FieldIndex,
     /// Named values: layout version, sizes, checkpoints.
     Meta,
+    /// System entry number → the user-log size when it was appended.
+    /// After `Meta` so that the id bytes of the older tables (sled key
+    /// prefixes) stay as version 1 wrote them.
+    SystemPositions,
 }
 
 impl Table {
     /// Every table, in id order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::UserEntries,
         Table::SystemEntries,
         Table::Items,
@@ -40,6 +44,7 @@ impl Table {
         Table::History,
         Table::FieldIndex,
         Table::Meta,
+        Table::SystemPositions,
     ];
 
     /// The table's name (a redb table name).
@@ -54,10 +59,11 @@ impl Table {
             Table::History => "history",
             Table::FieldIndex => "field_index",
             Table::Meta => "meta",
+            Table::SystemPositions => "system_positions",
         }
     }
 
-    /// The table's id byte (a sled key prefix), 1 to 9.
+    /// The table's id byte (a sled key prefix), 1 to 10.
     pub fn id(self) -> u8 {
         self as u8 + 1
     }

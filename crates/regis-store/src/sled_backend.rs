@@ -213,15 +213,20 @@ impl SledBackend {
         Ok(())
     }
 
-    /// Applies the committed redo tree to the data, in key order (so table
-    /// by table, `meta` last), then removes the marker and the rows. Each
-    /// row states a key's final value, so applying it again after a crash
-    /// gives the same data.
+    /// Applies the committed redo tree to the data, table by table in key
+    /// order but `meta` last (whatever tables sort after it), so that a
+    /// reader that pinned `head` never finds it ahead of the rows it covers;
+    /// then removes the marker and the rows. Each row states a key's final
+    /// value, so applying it again after a crash gives the same data.
     fn apply_redo(&self) -> Result<(), StoreError> {
         let backend = StoreError::backend;
+        let meta = Table::Meta.id();
+        let before_meta = self.redo.range(&[1u8][..]..&[meta][..]);
+        let after_meta = self.redo.range(&[meta + 1][..]..);
+        let of_meta = self.redo.range(&[meta][..]..&[meta + 1][..]);
         let mut batch = sled::Batch::default();
         let mut rows = 0;
-        for row in self.redo.range(&[1u8][..]..) {
+        for row in before_meta.chain(after_meta).chain(of_meta) {
             let (key, value) = row.map_err(backend)?;
             match untag(&value)? {
                 Some(value) => batch.insert(key, value),

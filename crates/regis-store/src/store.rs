@@ -1,6 +1,7 @@
 //! What the keys mean: commits, the open-time check, and every read, written
 //! once over [`KvBackend`] so that both backends share it.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use regis_merkle::tile::{TileKind, TilePath, push_bundle_entry, read_tile};
@@ -416,7 +417,13 @@ impl Txn<'_> {
             &keys::record_value(entry.number, &entry.item_hash),
         )?;
         if log == Log::System {
-            return Ok(());
+            // Where it falls among user entries, which no leaf states and
+            // the RSF deltas need (`Snapshot::system_entries_between`).
+            return self.kv.put(
+                Table::SystemPositions,
+                &keys::entry_key(entry.number),
+                &self.user.size().to_be_bytes(),
+            );
         }
         match previous {
             None => self.records += 1,
@@ -692,6 +699,67 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// An item's canonical JSON.
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
         self.kv.get(Table::Items, hash)
+    }
+
+    /// The user-log size when system entry `number` was appended: it goes
+    /// after that many user entries.
+    pub fn system_position(&self, number: u64) -> Result<Option<u64>, StoreError> {
+        if number == 0 || number > self.size(Log::System) {
+            return Ok(None);
+        }
+        let row = self
+            .kv
+            .get(Table::SystemPositions, &keys::entry_key(number))?
+            .ok_or_else(|| corrupt(format!("the position of system entry {number} is missing")))?;
+        keys::read_u64(&row, "system position").map(Some)
+    }
+
+    /// The numbers of the system entries appended while the user log had
+    /// at least `from` and fewer than `to` entries: those the RSF delta
+    /// `from/to` carries. Positions never decrease along the system log, so
+    /// this is two binary searches, `O(log n)` reads.
+    pub fn system_entries_between(&self, from: u64, to: u64) -> Result<Range<u64>, StoreError> {
+        let first = self.first_system_at(from)?;
+        Ok(first..self.first_system_at(to)?.max(first))
+    }
+
+    /// The number of the first system entry appended at a user-log size of
+    /// at least `size` (one past the last entry if none was).
+    fn first_system_at(&self, size: u64) -> Result<u64, StoreError> {
+        let (mut low, mut high) = (1, self.size(Log::System) + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let position = self
+                .system_position(middle)?
+                .ok_or_else(|| corrupt(format!("system entry {middle} missing")))?;
+            if position < size {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low)
+    }
+
+    /// Every `system_positions` row (system entry number, user-log size),
+    /// in number order, including rows past this snapshot's size on
+    /// backends without snapshots.
+    pub fn scan_system_positions(
+        &self,
+        mut visit: impl FnMut(u64, u64) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.kv.scan(
+            Table::SystemPositions,
+            &[],
+            None,
+            false,
+            &mut |key, value| {
+                visit(
+                    keys::read_u64(key, "system position key")?,
+                    keys::read_u64(value, "system position")?,
+                )
+            },
+        )
     }
 
     /// The record `key` of `log` (its latest entry at this snapshot).

@@ -302,15 +302,23 @@ fn open_checks_its_layout_version<B: KvBackend>(open: Open<B>) {
     drop(Store::open(open(dir.path())).unwrap());
     let kv = open(dir.path());
     let mut batch = KvBatch::new();
-    batch.put(Table::Meta, b"format".to_vec(), 2u32.to_be_bytes().to_vec());
+    // Version 1 lacked `system_positions`: refused, with what to do.
+    batch.put(Table::Meta, b"format".to_vec(), 1u32.to_be_bytes().to_vec());
     kv.commit(batch).unwrap();
-    assert!(matches!(
-        Store::open(kv),
-        Err(StoreError::Format {
-            found: 2,
-            expected: 1
-        })
-    ));
+    let Err(error) = Store::open(kv) else {
+        panic!("a version-1 store opened");
+    };
+    assert!(
+        matches!(
+            error,
+            StoreError::Format {
+                found: 1,
+                expected: 2
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("regis load"), "{error}");
 }
 
 fn stored_hashes_are_exactly_the_frontiers<B: KvBackend>(open: Open<B>) {
@@ -655,6 +663,21 @@ fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
                     .unwrap()
                     .unwrap()
             },
+        ),
+        // The fixture's system entries all precede its user entries.
+        (
+            "system position out of order",
+            Table::SystemPositions,
+            1u64.to_be_bytes().to_vec(),
+            Some(5u64.to_be_bytes().to_vec()),
+            0u64.to_be_bytes().to_vec(),
+        ),
+        (
+            "system position missing",
+            Table::SystemPositions,
+            12u64.to_be_bytes().to_vec(),
+            None,
+            0u64.to_be_bytes().to_vec(),
         ),
     ];
     for (what, table, key, tampered, original) in cases {

@@ -609,6 +609,11 @@ fn streamed_loads_equal_loads_from_memory() {
         sequencer.join();
         common::digest(&store.snapshot().unwrap())
     };
+    // The update's custodian entry falls after the 9 user entries.
+    assert!(
+        expected.contains("system entry 13 at user size Some(9)\n"),
+        "{expected}"
+    );
     // redb's own streaming transaction, and the default one (gathered in
     // memory, as sled's) through a backend that does not override it.
     for redb in [true, false] {

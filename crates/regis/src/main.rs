@@ -17,6 +17,7 @@ use regis_store::{
     SequencerConfig, fsck, load_schema, system_clock,
 };
 
+mod remote;
 mod serve;
 
 #[derive(Debug, Parser)]
@@ -84,6 +85,12 @@ enum Command {
     /// Serve the registers of a data directory over HTTP (the read API,
     /// tlog tiles and proofs); `--demo` loads a demo register first.
     Serve(serve::Args),
+    /// Fetch one record of a remote register and verify it (proof,
+    /// checkpoint, items) against a pinned verifier key.
+    Get(remote::GetArgs),
+    /// Verify a remote register against a pinned verifier key: its
+    /// checkpoint and hash tiles; with --full, every entry and item.
+    Verify(remote::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +109,8 @@ fn run(command: Command) -> Result<()> {
             data.backend
         }
         Command::Serve(args) => args.backend,
+        // Remote commands open no store: any backend will do.
+        Command::Get(_) | Command::Verify(_) => Backend::Redb,
     };
     match backend {
         Backend::Redb => run_with::<RedbBackend>(command),
@@ -121,6 +130,8 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
         Command::Key { data, register } => key::<B>(&data.data, &register),
         Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
         Command::Serve(args) => serve::run::<B>(args),
+        Command::Get(args) => remote::get(&args),
+        Command::Verify(args) => remote::verify(&args),
     }
 }
 

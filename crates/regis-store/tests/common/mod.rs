@@ -42,6 +42,8 @@ pub struct Model {
     pub history: BTreeMap<(u8, String), Vec<(u64, Hash)>>,
     /// item hash → (field, value) pairs.
     pub fields: BTreeMap<Hash, Vec<(String, String)>>,
+    /// For each system entry, the user-log size when it was appended.
+    pub positions: Vec<u64>,
 }
 
 fn slot(log: Log) -> usize {
@@ -67,6 +69,9 @@ impl Model {
         self.items.insert(hash, json.clone());
         batch.add_item(hash, json);
         let number = self.size(log) + 1;
+        if log == Log::System {
+            self.positions.push(self.size(Log::User));
+        }
         let bytes = leaf(number, key, &hash);
         self.leaves[slot(log)].push(bytes.clone());
         self.history
@@ -147,6 +152,12 @@ pub fn digest<S: regis_store::KvSnapshot>(snapshot: &Snapshot<S>) -> String {
             out += &format!("{log} checkpoint {checkpoint:?}\n");
         }
     }
+    for number in 1..=snapshot.size(Log::System) {
+        out += &format!(
+            "system entry {number} at user size {:?}\n",
+            snapshot.system_position(number).unwrap()
+        );
+    }
     out += &format!("records {}\n", snapshot.record_count());
     out
 }
@@ -167,6 +178,9 @@ pub fn assert_matches<B: KvBackend>(store: &Store<B>, model: &Model) {
         }
         assert_eq!(snapshot.entry(log, 0).unwrap(), None);
         assert_eq!(snapshot.entry(log, size + 1).unwrap(), None);
+        if log == Log::System {
+            assert_system_positions(&snapshot, model);
+        }
         // Pages of entries, including ones running past the end.
         for (start, limit) in [
             (1, 1),
@@ -354,4 +368,27 @@ pub fn document_name(commands: &[(u64, regis_model::rsf::Command)], fallback: &s
         }
     }
     name.unwrap_or_else(|| fallback.to_owned())
+}
+
+/// Each system entry's position, and the system entries every delta
+/// `from/to` carries, as the model says.
+fn assert_system_positions<S: regis_store::KvSnapshot>(snapshot: &Snapshot<S>, model: &Model) {
+    for (number, position) in (1..).zip(&model.positions) {
+        assert_eq!(snapshot.system_position(number).unwrap(), Some(*position));
+    }
+    assert_eq!(snapshot.system_position(0).unwrap(), None);
+    let past = model.positions.len() as u64 + 1;
+    assert_eq!(snapshot.system_position(past).unwrap(), None);
+    let users = model.size(Log::User);
+    for from in 0..=users.min(12) {
+        for to in from..=users.min(from + 12) {
+            let expected: Vec<u64> = (1..)
+                .zip(&model.positions)
+                .filter(|(_, position)| (from..to).contains(*position))
+                .map(|(number, _)| number)
+                .collect();
+            let found: Vec<u64> = snapshot.system_entries_between(from, to).unwrap().collect();
+            assert_eq!(found, expected, "system entries of the delta {from}/{to}");
+        }
+    }
 }

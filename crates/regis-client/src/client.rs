@@ -1,0 +1,399 @@
+//! The verifying client: every value it returns was checked against the
+//! pinned verifier key and the log's hashes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
+use regis_merkle::{Edge, Frontier, Hash, HashReader, TileHashReader, TileVerifyError, leaf_hash};
+use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+
+use crate::error::Error;
+use crate::http::{FetchError, Http, HttpTiles, Limits};
+
+/// A client of one register, holding the pinned verifier key of its user
+/// log. The key must come from the caller (configuration, a catalogue
+/// fetched out of band), never from the server being checked.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: Http,
+    key: Verifier,
+}
+
+/// A checkpoint of the register's user log whose origin and signature the
+/// pinned key verified. Only this crate makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    signed: SignedCheckpoint,
+}
+
+impl VerifiedCheckpoint {
+    /// The tree size.
+    pub fn size(&self) -> u64 {
+        self.signed.checkpoint().size()
+    }
+
+    /// The root hash.
+    pub fn root(&self) -> &Hash {
+        self.signed.checkpoint().root_hash()
+    }
+
+    /// The signed note, with every signature line as served.
+    pub fn signed(&self) -> &SignedCheckpoint {
+        &self.signed
+    }
+}
+
+/// The exact bytes of the signed checkpoint.
+impl fmt::Display for VerifiedCheckpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.signed.fmt(f)
+    }
+}
+
+/// An entry proved to be in the log at a verified checkpoint, with its
+/// items, each re-hashed. That it is the key's *latest* entry is the
+/// server's word: only a replay ([`Client::replay`]) proves that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedRecord {
+    /// The entry's number (its leaf index + 1).
+    pub number: u64,
+    /// The entry, parsed from the proved leaf bytes.
+    pub entry: Entry,
+    /// Its items, in the entry's order.
+    pub items: Vec<Item>,
+    /// The checkpoint the entry was proved against.
+    pub checkpoint: VerifiedCheckpoint,
+}
+
+/// A key's latest entry, re-derived by replaying the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayedRecord {
+    /// The entry's number.
+    pub number: u64,
+    /// The entry.
+    pub entry: Entry,
+}
+
+/// What a full replay checked and re-derived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// Entries replayed: the checkpoint's size.
+    pub entries: u64,
+    /// Distinct items fetched and re-hashed.
+    pub items: u64,
+    /// Every key's latest entry, by key.
+    pub records: BTreeMap<String, ReplayedRecord>,
+}
+
+/// The register's base URL: `http(s)://host[:port]/…/registers/NAME`.
+fn check_base_url(url: &str) -> Result<(), Error> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"));
+    let name = rest
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, path)| path.rsplit_once('/'))
+        .filter(|(parent, _)| *parent == "registers" || parent.ends_with("/registers"))
+        .map(|(_, name)| name);
+    match name {
+        Some(name) if !name.is_empty() && !url.contains(['?', '#']) => Ok(()),
+        _ => Err(Error::BaseUrl {
+            url: url.to_owned(),
+        }),
+    }
+}
+
+/// Percent-encodes a record key as one path segment: everything but ASCII
+/// letters, digits, `-` and `_`, so that a key's `/` or `.` can neither
+/// split the path nor be read as a format suffix.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client of the register at `url` (`http://host/registers/NAME`)
+    /// whose user log is signed by `key`, with default [`Limits`].
+    pub fn new(url: &str, key: Verifier) -> Result<Self, Error> {
+        Self::with_limits(url, key, Limits::default())
+    }
+
+    /// As [`Self::new`], with explicit limits.
+    pub fn with_limits(url: &str, key: Verifier, limits: Limits) -> Result<Self, Error> {
+        check_base_url(url)?;
+        Ok(Client {
+            http: Http::new(url, limits),
+            key,
+        })
+    }
+
+    /// The pinned key.
+    pub fn key(&self) -> &Verifier {
+        &self.key
+    }
+
+    /// The log's origin: Regis names a log's key by its origin.
+    fn origin(&self) -> &str {
+        self.key.name().as_str()
+    }
+
+    /// Fetches `B/log/checkpoint` and verifies it.
+    pub fn checkpoint(&self) -> Result<VerifiedCheckpoint, Error> {
+        let bytes = self.http.document("log/checkpoint")?;
+        self.verify_checkpoint(&bytes, &format!("{}/log/checkpoint", self.http.base()))
+    }
+
+    /// Verifies checkpoint bytes obtained elsewhere (an auditor's saved
+    /// state, a witness); `source` names them in errors.
+    pub fn verify_checkpoint(
+        &self,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<VerifiedCheckpoint, Error> {
+        let signed = SignedCheckpoint::parse(bytes).map_err(|error| Error::CheckpointFormat {
+            url: source.to_owned(),
+            error,
+        })?;
+        // Witness cosignatures are not required yet: none are pinned.
+        signed
+            .verify(self.origin(), &self.key, &Verifiers::default())
+            .map_err(|error| Error::CheckpointSignature {
+                url: source.to_owned(),
+                error,
+            })?;
+        Ok(VerifiedCheckpoint { signed })
+    }
+
+    /// A reader of `checkpoint`'s tree from the server's hash tiles, each
+    /// verified against the checkpoint's root before use.
+    pub fn tiles(&self, checkpoint: &VerifiedCheckpoint) -> TileHashReader<HttpTiles> {
+        TileHashReader::new(
+            HttpTiles::new(self.http.clone()),
+            checkpoint.size(),
+            *checkpoint.root(),
+        )
+    }
+
+    /// Checks that the server's right-edge hash tiles fold to the
+    /// checkpoint's root.
+    pub fn verify_tree(&self, checkpoint: &VerifiedCheckpoint) -> Result<(), Error> {
+        self.tiles(checkpoint)
+            .verify_root()
+            .map_err(tiles_error(checkpoint.size()))
+    }
+
+    /// Checks that `new` extends `old`, from `new`'s verified hash tiles:
+    /// the root of its first `old.size()` leaves is recomputed and must be
+    /// `old`'s root. No consistency proof from the server is used.
+    pub fn consistency(
+        &self,
+        old: &VerifiedCheckpoint,
+        new: &VerifiedCheckpoint,
+    ) -> Result<(), Error> {
+        let (old_size, new_size) = (old.size(), new.size());
+        if old_size > new_size {
+            return Err(Error::Shrunk {
+                old: old_size,
+                new: new_size,
+            });
+        }
+        if old_size == new_size && old.root() == new.root() {
+            return Ok(());
+        }
+        let reader = self.tiles(new);
+        reader.verify_root().map_err(tiles_error(new_size))?;
+        let edge = Edge::from_reader(&reader, old_size).map_err(tiles_error(new_size))?;
+        if edge.root() != *old.root() {
+            return Err(Error::Inconsistent {
+                old: old_size,
+                new: new_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fetches record `key` with its C2SP tlog-proof and verifies it: the
+    /// proof's checkpoint with the pinned key, the inclusion of the leaf
+    /// hash recomputed from the leaf bytes, the leaf's key and number, and
+    /// every item re-hashed. The proof may be against a newer or older
+    /// checkpoint than `trusted` (the log moves on); it is accepted only if
+    /// the two are consistent, checked from tiles.
+    pub fn record(&self, key: &str, trusted: &VerifiedCheckpoint) -> Result<VerifiedRecord, Error> {
+        let bytes = self
+            .http
+            .document(&format!("records/{}/proof.tlog-proof", path_segment(key)))?;
+        let proof = regis_note::TlogProof::parse(&bytes).map_err(|error| Error::ProofFormat {
+            key: key.to_owned(),
+            error,
+        })?;
+        let leaf = proof.extra().ok_or_else(|| Error::ProofLeaf {
+            key: key.to_owned(),
+        })?;
+        proof
+            .verify(
+                &leaf_hash(leaf),
+                self.origin(),
+                &self.key,
+                &Verifiers::default(),
+            )
+            .map_err(|error| Error::Proof {
+                key: key.to_owned(),
+                error,
+            })?;
+        let number = entry_number(proof.index());
+        let entry = parse_leaf(number, leaf)?;
+        if entry.key != key {
+            return Err(Error::WrongKey {
+                asked: key.to_owned(),
+                found: entry.key,
+            });
+        }
+        let items = entry
+            .item_hashes
+            .iter()
+            .map(|hash| self.item(hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proved = VerifiedCheckpoint {
+            signed: proof.checkpoint().clone(),
+        };
+        if proved.size() <= trusted.size() {
+            self.consistency(&proved, trusted)?;
+        } else {
+            self.consistency(trusted, &proved)?;
+        }
+        Ok(VerifiedRecord {
+            number,
+            entry,
+            items,
+            checkpoint: proved,
+        })
+    }
+
+    /// Fetches `B/items/<hash>` and checks that its canonical JSON hashes
+    /// to `hash`.
+    pub fn item(&self, hash: &ItemHash) -> Result<Item, Error> {
+        let bytes = self.http.document(&format!("items/{hash}"))?;
+        // Invalid UTF-8 becomes U+FFFD, so it can only fail the hash check.
+        let item = Item::parse(&String::from_utf8_lossy(&bytes))
+            .map_err(|error| Error::ItemFormat { hash: *hash, error })?;
+        let found = item.hash();
+        if found != *hash {
+            return Err(Error::ItemHash {
+                expected: *hash,
+                found,
+            });
+        }
+        Ok(item)
+    }
+
+    /// Replays the whole log at `checkpoint`: every entry bundle, each leaf
+    /// checked against the verified level-0 tile hash at its index and
+    /// parsed as a v1 user entry numbered by its position, every distinct
+    /// item fetched and re-hashed, every key's latest entry re-derived, and
+    /// the root folded again from the leaves.
+    pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
+        let size = checkpoint.size();
+        let reader = self.tiles(checkpoint);
+        reader.verify_root().map_err(tiles_error(size))?;
+        let mut frontier = Frontier::new();
+        let mut items: HashSet<ItemHash> = HashSet::new();
+        let mut records = BTreeMap::new();
+        let bundles = size.div_ceil(u64::from(TILE_WIDTH));
+        for tile in (0..bundles).filter_map(|n| TilePath::in_tree(TileKind::Entries, n, size)) {
+            let bytes = self.http.tile(&tile)?;
+            let leaves = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
+            if leaves.len() != usize::from(tile.width()) {
+                return Err(Error::BundleWidth {
+                    tile,
+                    got: leaves.len(),
+                    expected: tile.width(),
+                });
+            }
+            for (leaf, index) in leaves.into_iter().zip(tile.stored_range()) {
+                let number = entry_number(index);
+                let hash = leaf_hash(leaf);
+                if reader.read_hash(0, index).map_err(tiles_error(size))? != hash {
+                    return Err(Error::LeafHash { tile, number });
+                }
+                // Cannot be full: it holds fewer leaves than `size`.
+                let _ = frontier.push_hash(hash, |_, _, _| {});
+                let entry = parse_leaf(number, leaf)?;
+                for item in &entry.item_hashes {
+                    if items.insert(*item) {
+                        self.item(item)?;
+                    }
+                }
+                records.insert(entry.key.clone(), ReplayedRecord { number, entry });
+            }
+        }
+        // The leaves were each checked against verified tiles; folding them
+        // again checks the whole independently of the tile reader.
+        if frontier.size() != size || frontier.root() != *checkpoint.root() {
+            return Err(Error::ReplayRoot { size });
+        }
+        Ok(Replay {
+            entries: size,
+            items: items.len() as u64,
+            records,
+        })
+    }
+}
+
+fn tiles_error(size: u64) -> impl Fn(TileVerifyError<FetchError>) -> Error {
+    move |error| Error::Tiles { size, error }
+}
+
+/// Parses the leaf at entry `number` as a v1 user entry that says it is
+/// entry `number`.
+fn parse_leaf(number: u64, leaf: &[u8]) -> Result<Entry, Error> {
+    let (claimed, entry) =
+        Entry::parse_leaf(EntryType::User, leaf).map_err(|error| Error::Leaf { number, error })?;
+    if claimed != number {
+        return Err(Error::EntryNumber { number, claimed });
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        for good in [
+            "http://127.0.0.1:8080/registers/country",
+            "https://example.org/registers/local-authority-eng/",
+            "https://example.org/api/registers/x",
+        ] {
+            assert!(check_base_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://example.org/registers/country",
+            "http:///registers/country",
+            "http://example.org/country",
+            "http://example.org/registers/",
+            "http://example.org/registers/country?x=1",
+            "example.org/registers/country",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_one_path_segment() {
+        assert_eq!(path_segment("E09000033"), "E09000033");
+        assert_eq!(path_segment("a/b.c d"), "a%2Fb%2Ec%20d");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+}

@@ -1,0 +1,164 @@
+//! What failed, exactly: which URL, checkpoint, tile, entry or item.
+
+use regis_merkle::TileVerifyError;
+use regis_merkle::tile::{BundleError, TilePath};
+use regis_model::{ItemError, ItemHash, LeafError};
+use regis_note::{SignedCheckpointError, TlogProofError, TlogProofVerifyError, VerifyError};
+
+use crate::http::FetchError;
+
+/// Why a register could not be verified. Every variant but
+/// [`Error::Fetch`] means the server served something the pinned key and
+/// the log's own hashes do not vouch for.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The base URL is not `http(s)://host/registers/NAME`.
+    #[error("{url:?} is not a register URL (http://host/registers/NAME)")]
+    BaseUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// A fetch failed (network, status, size, time).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The checkpoint served is not a signed checkpoint.
+    #[error("the checkpoint at {url} is malformed: {error}")]
+    CheckpointFormat {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        error: SignedCheckpointError,
+    },
+    /// The checkpoint's origin or signature does not verify with the
+    /// pinned key.
+    #[error("the checkpoint at {url} does not verify with the pinned key: {error}")]
+    CheckpointSignature {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        error: VerifyError,
+    },
+    /// A hash tile was missing, malformed or does not match the trusted
+    /// root.
+    #[error("hash tiles of the tree of size {size}: {error}")]
+    Tiles {
+        /// The tree the tiles were read for.
+        size: u64,
+        /// Which tile, and why.
+        error: TileVerifyError<FetchError>,
+    },
+    /// An entry bundle is not a sequence of length-prefixed leaves.
+    #[error("{tile}: {error}")]
+    Bundle {
+        /// The bundle.
+        tile: TilePath,
+        /// Why.
+        error: BundleError,
+    },
+    /// An entry bundle holds a number of leaves other than its width.
+    #[error("{tile} holds {got} entries, expected {expected}")]
+    BundleWidth {
+        /// The bundle.
+        tile: TilePath,
+        /// Entries in it.
+        got: usize,
+        /// Its width.
+        expected: u16,
+    },
+    /// A leaf of an entry bundle does not hash to the verified level-0
+    /// hash at its index.
+    #[error("entry {number} in {tile} does not hash to the verified leaf hash of the log")]
+    LeafHash {
+        /// The bundle.
+        tile: TilePath,
+        /// The entry's number (leaf index + 1).
+        number: u64,
+    },
+    /// Leaf bytes that are not an exact v1 leaf.
+    #[error("entry {number}: the leaf is not a v1 user entry: {error}")]
+    Leaf {
+        /// The entry's number by its position in the log.
+        number: u64,
+        /// Why.
+        error: LeafError,
+    },
+    /// A leaf whose `entry-number` is not its position in the log.
+    #[error("the leaf at position {number} says it is entry {claimed}")]
+    EntryNumber {
+        /// The entry's number by its position in the log.
+        number: u64,
+        /// The number in its leaf.
+        claimed: u64,
+    },
+    /// The leaves fold to a root other than the checkpoint's.
+    #[error("the entries replayed fold to a root other than checkpoint {size}'s")]
+    ReplayRoot {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// An item that is not an item.
+    #[error("item {hash}: {error}")]
+    ItemFormat {
+        /// The hash asked for.
+        hash: ItemHash,
+        /// Why.
+        error: ItemError,
+    },
+    /// The item served for a hash has another hash.
+    #[error("the item served for {expected} hashes to {found}")]
+    ItemHash {
+        /// The hash asked for (from a verified leaf).
+        expected: ItemHash,
+        /// The served item's hash.
+        found: ItemHash,
+    },
+    /// The tlog-proof of a record is malformed.
+    #[error("the proof of record {key:?} is malformed: {error}")]
+    ProofFormat {
+        /// The record's key.
+        key: String,
+        /// Why.
+        error: TlogProofError,
+    },
+    /// The tlog-proof carries no leaf bytes (`extra`).
+    #[error("the proof of record {key:?} carries no leaf bytes")]
+    ProofLeaf {
+        /// The record's key.
+        key: String,
+    },
+    /// The tlog-proof does not verify with the pinned key.
+    #[error("the proof of record {key:?} does not verify: {error}")]
+    Proof {
+        /// The record's key.
+        key: String,
+        /// Why.
+        error: TlogProofVerifyError,
+    },
+    /// The proved leaf is another key's entry.
+    #[error("the proof for record {asked:?} proves an entry of {found:?}")]
+    WrongKey {
+        /// The key asked for.
+        asked: String,
+        /// The key in the proved leaf.
+        found: String,
+    },
+    /// A newer checkpoint is smaller than an older one.
+    #[error("checkpoint {new} is smaller than checkpoint {old}")]
+    Shrunk {
+        /// The old size.
+        old: u64,
+        /// The new size.
+        new: u64,
+    },
+    /// Two checkpoints the pinned key signed are not of one log: the new
+    /// tree's verified tiles give another root at the old size.
+    #[error(
+        "checkpoints {old} and {new} are inconsistent: the tree of size {new} has another root at size {old} (a fork)"
+    )]
+    Inconsistent {
+        /// The old size.
+        old: u64,
+        /// The new size.
+        new: u64,
+    },
+}

@@ -1,0 +1,143 @@
+//! Bounded HTTP GETs under a register's base URL, and the hash tiles of
+//! its user log as a [`TileSource`].
+
+use std::time::Duration;
+
+use regis_merkle::TileSource;
+use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath};
+
+/// Bounds on every response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest a whole request (connect, send, read) may take.
+    pub timeout: Duration,
+    /// The largest checkpoint, proof or item accepted, in bytes.
+    pub document_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            // A proof carries a leaf of at most 64 KiB in base64 and a
+            // checkpoint of at most 100 signature lines: 1 MiB is ample.
+            document_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The largest entry bundle: 256 entries of at most 2^16 - 1 bytes, each
+/// with its 2-byte length.
+const MAX_BUNDLE_BYTES: u64 = TILE_WIDTH as u64 * (2 + u16::MAX as u64);
+
+/// Why a fetch failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("GET {url}: {failure}")]
+pub struct FetchError {
+    /// The URL asked for.
+    pub url: String,
+    /// What went wrong.
+    pub failure: FetchFailure,
+}
+
+/// What went wrong with a fetch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchFailure {
+    /// The server answered with a status other than 200.
+    #[error("status {0}")]
+    Status(u16),
+    /// The body was larger than allowed.
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(u64),
+    /// Connecting, sending or reading failed, or timed out.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// GETs under one register's base URL.
+#[derive(Clone, Debug)]
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    base: String,
+    limits: Limits,
+}
+
+impl Http {
+    pub(crate) fn new(base: &str, limits: Limits) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(limits.timeout))
+            // Statuses are reported as `FetchFailure::Status`, with the URL.
+            .http_status_as_error(false)
+            .build();
+        Http {
+            agent: config.into(),
+            base: base.trim_end_matches('/').to_owned(),
+            limits,
+        }
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET <base>/<path>`: a checkpoint, proof or item.
+    pub(crate) fn document(&self, path: &str) -> Result<Vec<u8>, FetchError> {
+        self.get(path, self.limits.document_bytes)
+    }
+
+    /// `GET <base>/log/<tile>`: a hash tile (at most `width` hashes) or an
+    /// entry bundle.
+    pub(crate) fn tile(&self, tile: &TilePath) -> Result<Vec<u8>, FetchError> {
+        let limit = match tile.kind() {
+            // A longer hash tile is refused unread; the reader checks the
+            // exact length of a shorter one.
+            TileKind::Hashes { .. } => u64::from(tile.width()) * 32,
+            TileKind::Entries => MAX_BUNDLE_BYTES,
+        };
+        self.get(&format!("log/{tile}"), limit)
+    }
+
+    fn get(&self, path: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let url = format!("{}/{path}", self.base);
+        let error = |failure| FetchError {
+            url: url.clone(),
+            failure,
+        };
+        let transport = |e: ureq::Error| match e {
+            ureq::Error::BodyExceedsLimit(limit) => error(FetchFailure::TooLarge(limit)),
+            other => error(FetchFailure::Transport(other.to_string())),
+        };
+        let mut response = self.agent.get(&url).call().map_err(transport)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(error(FetchFailure::Status(status)));
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(transport)
+    }
+}
+
+/// The hash tiles of a register's user log, over HTTP. Untrusted: read
+/// them through a [`regis_merkle::TileHashReader`].
+#[derive(Clone, Debug)]
+pub struct HttpTiles {
+    http: Http,
+}
+
+impl HttpTiles {
+    pub(crate) fn new(http: Http) -> Self {
+        HttpTiles { http }
+    }
+}
+
+impl TileSource for HttpTiles {
+    type Error = FetchError;
+
+    fn fetch_tile(&self, tile: &TilePath) -> Result<Vec<u8>, FetchError> {
+        self.http.tile(tile)
+    }
+}

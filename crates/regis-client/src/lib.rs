@@ -1,0 +1,34 @@
+//! A verifying client for Regis registers: it trusts nothing the server
+//! says until it has checked it against a verifier key the caller pinned.
+//!
+//! - [`Client::checkpoint`]: the user log's signed checkpoint, verified
+//!   against the pinned key, with the key's name as the origin (Regis names
+//!   each log's key by its origin, `<host>/registers/<name>`).
+//! - [`Client::verify_tree`]: the right-edge hash tiles fold to that root.
+//! - [`Client::record`]: a record by its C2SP tlog-proof: the leaf is
+//!   re-hashed from its bytes, its key and number checked, and its items
+//!   fetched and re-hashed; a proof against another checkpoint than the
+//!   trusted one is accepted only if the two are consistent, from tiles.
+//! - [`Client::consistency`]: an old checkpoint's root recomputed from the
+//!   new tree's verified tiles; no server-made proof is used.
+//! - [`Client::replay`]: every entry bundle, every leaf checked against the
+//!   verified level-0 tiles, every item re-hashed, the records re-derived
+//!   and the root recomputed from the leaves.
+//!
+//! HTTP is `ureq` 3: a blocking client (a verifier is a sequence of
+//! dependent fetches, so async would buy nothing but a runtime), small,
+//! maintained, with per-request timeouts and body limits, over rustls.
+//! Every response is bounded in size and time ([`Limits`]).
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod client;
+mod error;
+mod http;
+
+pub use client::{Client, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord};
+pub use error::Error;
+pub use http::{FetchError, FetchFailure, HttpTiles, Limits};

@@ -1,0 +1,548 @@
+//! The verifying client against a real regis-server loaded with real
+//! register dumps, and against lying servers: every lie is caught, by the
+//! error that names it.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{Liar, Server, impostor, rsf_commands, split_commands};
+use regis_client::{Client, Error, FetchFailure};
+use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
+use regis_merkle::{Edge, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
+use regis_model::ItemHash;
+use regis_note::{Checkpoint, SignedCheckpoint, TlogProof, VerifyError};
+
+const NAME: &str = "local-authority-eng";
+
+/// One honest server for every test: local-authority-eng (387 user
+/// entries: one full tile and partial ones), loaded in three steps so that
+/// older checkpoints of the same log exist.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let steps = split_commands(rsf_commands("registry-data/local-authority-eng.rsf"), 3);
+        Server::start(NAME, steps)
+    })
+}
+
+fn client(url: &str) -> Client {
+    Client::new(url, server().loaded.key.clone()).unwrap()
+}
+
+/// Flips one bit of `bytes`.
+fn flip(mut bytes: Vec<u8>, at: usize) -> Vec<u8> {
+    bytes[at] ^= 1;
+    bytes
+}
+
+#[test]
+fn honest_server_verifies_records_tiles_and_replay() {
+    let server = server();
+    let client = client(&server.url());
+    let checkpoint = client.checkpoint().unwrap();
+    assert_eq!(checkpoint.size(), 387);
+    client.verify_tree(&checkpoint).unwrap();
+
+    for (key, number, item_hash) in &server.loaded.records {
+        let record = client.record(key, &checkpoint).unwrap();
+        assert_eq!(&record.entry.key, key);
+        assert_eq!(record.number, *number);
+        assert_eq!(record.items.len(), 1);
+        assert_eq!(record.items[0].hash(), ItemHash(*item_hash));
+        assert_eq!(record.checkpoint, checkpoint);
+    }
+
+    let replay = client.replay(&checkpoint).unwrap();
+    assert_eq!(replay.entries, 387);
+    let derived: Vec<(String, u64, [u8; 32])> = replay
+        .records
+        .iter()
+        .map(|(key, record)| (key.clone(), record.number, record.entry.item_hashes[0].0))
+        .collect();
+    let mut stored = server.loaded.records.clone();
+    stored.sort();
+    assert_eq!(derived, stored);
+    assert!(replay.items > 0 && replay.items <= 387);
+}
+
+#[test]
+fn older_checkpoints_are_consistent_with_newer_ones_and_not_the_reverse() {
+    let server = server();
+    let client = client(&server.url());
+    let latest = client.checkpoint().unwrap();
+    let signed: Vec<_> = server
+        .loaded
+        .checkpoints
+        .iter()
+        .map(|text| client.verify_checkpoint(text.as_bytes(), "saved").unwrap())
+        .collect();
+    assert_eq!(signed.len(), 3);
+    assert!(signed[0].size() < signed[1].size() && signed[1].size() < latest.size());
+    for old in &signed {
+        client.consistency(old, &latest).unwrap();
+        client.consistency(old, old).unwrap();
+    }
+    assert!(matches!(
+        client.consistency(&latest, &signed[0]),
+        Err(Error::Shrunk { old: 387, .. })
+    ));
+    // A record proved against the latest checkpoint is accepted by a client
+    // that trusts an older one, because the two are consistent.
+    let (key, number, _) = &server.loaded.records[0];
+    let record = client.record(key, &signed[0]).unwrap();
+    assert_eq!(record.number, *number);
+    assert_eq!(record.checkpoint, latest);
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let server = server();
+    let forger = impostor(&server.loaded.key);
+    let liar = Liar::start(server, move |path, honest| {
+        let honest = honest?;
+        if path != "log/checkpoint" {
+            return Some(honest);
+        }
+        let real = SignedCheckpoint::parse(&honest).unwrap();
+        let checkpoint = real.checkpoint().clone();
+        Some(
+            SignedCheckpoint::sign(checkpoint, &forger)
+                .to_string()
+                .into_bytes(),
+        )
+    });
+    let error = client(&liar.url()).checkpoint().unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::CheckpointSignature { url, error: VerifyError::NotSignedByLog { .. } }
+                if url.ends_with("/log/checkpoint")
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_origin_is_refused() {
+    let server = server();
+    let signer = server.signer();
+    let liar = Liar::start(server, move |path, honest| {
+        let honest = honest?;
+        if path != "log/checkpoint" {
+            return Some(honest);
+        }
+        let real = SignedCheckpoint::parse(&honest).unwrap();
+        let other = Checkpoint::new(
+            "regis.test/registers/other",
+            real.checkpoint().size(),
+            *real.checkpoint().root_hash(),
+        )
+        .unwrap();
+        Some(
+            SignedCheckpoint::sign(other, &signer)
+                .to_string()
+                .into_bytes(),
+        )
+    });
+    let error = client(&liar.url()).checkpoint().unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::CheckpointSignature {
+                error: VerifyError::WrongOrigin { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_right_edge_tile_that_does_not_match_the_checkpoint_is_refused() {
+    let server = server();
+    // 387 leaves: level-0 tiles 000 (full) and 001.p/131.
+    let liar = Liar::start(server, |path, honest| {
+        let honest = honest?;
+        Some(if path == "log/tile/0/001.p/131" {
+            flip(honest, 100)
+        } else {
+            honest
+        })
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.verify_tree(&checkpoint).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Tiles {
+                size: 387,
+                error: TileVerifyError::RootMismatch { size: 387 }
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_full_tile_that_does_not_match_its_parent_is_refused() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let honest = honest?;
+        Some(if path == "log/tile/0/000" {
+            flip(honest, 8191)
+        } else {
+            honest
+        })
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    // The right edge does not include the full tile: the root checks out.
+    client.verify_tree(&checkpoint).unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    let expected = TilePath::hashes(0, 0, 256).unwrap();
+    assert!(
+        matches!(
+            error,
+            Error::Tiles { error: TileVerifyError::TileMismatch { tile }, .. } if tile == expected
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_truncated_tile_is_refused_by_its_length() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let mut honest = honest?;
+        if path == "log/tile/0/001.p/131" {
+            honest.truncate(64);
+        }
+        Some(honest)
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.verify_tree(&checkpoint).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Tiles {
+                error: TileVerifyError::Length {
+                    got: 64,
+                    expected: 4192,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_oversized_tile_is_cut_off() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let mut honest = honest?;
+        if path == "log/tile/0/001.p/131" {
+            honest.extend_from_slice(&[0; 1 << 20]);
+        }
+        Some(honest)
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.verify_tree(&checkpoint).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Tiles {
+                error: TileVerifyError::Fetch { error, .. },
+                ..
+            } if error.failure == FetchFailure::TooLarge(4192)
+        ),
+        "{error}"
+    );
+}
+
+/// The leaf bytes' timestamp year, e.g. `"2016-` becomes `"2015-`.
+fn rewrite_first_timestamp(mut bundle: Vec<u8>) -> Vec<u8> {
+    let at = bundle
+        .windows(19)
+        .position(|w| w == b"\"entry-timestamp\":\"")
+        .unwrap()
+        + 19
+        + 3;
+    bundle[at] = if bundle[at] == b'0' { b'1' } else { b'0' };
+    bundle
+}
+
+#[test]
+fn a_rewritten_entry_in_a_bundle_is_refused() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let honest = honest?;
+        Some(if path == "log/tile/entries/001.p/131" {
+            rewrite_first_timestamp(honest)
+        } else {
+            honest
+        })
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    let expected = TilePath::entries(1, 131).unwrap();
+    assert!(
+        matches!(error, Error::LeafHash { tile, number: 257 } if tile == expected),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bundle_missing_an_entry_is_refused() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let honest = honest?;
+        if path != "log/tile/entries/000" {
+            return Some(honest);
+        }
+        // Drop the last entry: parse the lengths to find it.
+        let mut at = 0;
+        let mut starts = Vec::new();
+        while at < honest.len() {
+            starts.push(at);
+            at += 2 + usize::from(u16::from_be_bytes([honest[at], honest[at + 1]]));
+        }
+        Some(honest[..*starts.last().unwrap()].to_vec())
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::BundleWidth {
+                got: 255,
+                expected: 256,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+/// Serves, for every item, another item: a stale value of the record.
+fn stale_items(path: &str, honest: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let honest = honest?;
+    if !path.starts_with("items/") {
+        return Some(honest);
+    }
+    let text = String::from_utf8(honest).unwrap();
+    Some(text.replacen("\":\"", "\":\"stale ", 1).into_bytes())
+}
+
+#[test]
+fn a_stale_item_is_refused_by_get_and_by_replay() {
+    let server = server();
+    let liar = Liar::start(server, stale_items);
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let (key, _, item_hash) = &server.loaded.records[5];
+    let error = client.record(key, &checkpoint).unwrap_err();
+    assert!(
+        matches!(error, Error::ItemHash { expected, found } if expected == ItemHash(*item_hash) && found != expected),
+        "{error}"
+    );
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(matches!(error, Error::ItemHash { .. }), "{error}");
+}
+
+#[test]
+fn a_proof_of_another_record_is_refused() {
+    let server = server();
+    let (asked, _, _) = server.loaded.records[1].clone();
+    let (other, _, _) = server.loaded.records[2].clone();
+    let wanted = format!("records/{asked}/proof.tlog-proof");
+    let upstream = format!("{}/records/{other}/proof.tlog-proof", server.url());
+    let liar = Liar::start(server, move |path, honest| {
+        if path == wanted {
+            let mut response = ureq::get(&upstream).call().unwrap();
+            return Some(response.body_mut().read_to_vec().unwrap());
+        }
+        honest
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.record(&asked, &checkpoint).unwrap_err();
+    assert!(
+        matches!(&error, Error::WrongKey { asked: a, found } if *a == asked && *found == other),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_proof_with_a_rewritten_leaf_is_refused() {
+    let server = server();
+    let liar = Liar::start(server, |path, honest| {
+        let honest = honest?;
+        if !path.ends_with("/proof.tlog-proof") {
+            return Some(honest);
+        }
+        // The extra line is base64 of the leaf: change one of its letters.
+        let mut text = String::from_utf8(honest).unwrap();
+        let at = text.find("extra ").unwrap() + 10;
+        let replacement = if &text[at..=at] == "A" { "B" } else { "A" };
+        text.replace_range(at..=at, replacement);
+        Some(text.into_bytes())
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let (key, _, _) = &server.loaded.records[0];
+    let error = client.record(key, &checkpoint).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Proof {
+                error: regis_note::TlogProofVerifyError::Inclusion { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+/// Serves a whole other log under the register's real key: a forked log,
+/// as a compromised server could show to some clients.
+#[test]
+fn a_forked_log_is_inconsistent_with_the_real_one() {
+    let server = server();
+    let signer = server.signer();
+    let origin = server.loaded.key.name().as_str().to_owned();
+    let size = 400;
+    let forked =
+        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
+    let root = Edge::from_reader(&forked, size).unwrap().root();
+    let checkpoint = SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer);
+    let text = checkpoint.to_string();
+    let liar = Liar::start(server, move |path, _| {
+        if path == "log/checkpoint" {
+            return Some(text.clone().into_bytes());
+        }
+        let tile = TilePath::parse(path.strip_prefix("log/")?).ok()?;
+        read_tile(&forked, &tile).ok()
+    });
+    let honest = client(&server.url());
+    let real = honest.checkpoint().unwrap();
+    let forked_client = client(&liar.url());
+    let fork = forked_client.checkpoint().unwrap();
+    // The fork is a tree in its own right: its tiles match its checkpoint.
+    forked_client.verify_tree(&fork).unwrap();
+    let error = forked_client.consistency(&real, &fork).unwrap_err();
+    assert!(
+        matches!(error, Error::Inconsistent { old: 387, new: 400 }),
+        "{error}"
+    );
+    // And an older real checkpoint too.
+    let old = honest
+        .verify_checkpoint(server.loaded.checkpoints[0].as_bytes(), "saved")
+        .unwrap();
+    assert!(matches!(
+        forked_client.consistency(&old, &fork),
+        Err(Error::Inconsistent { .. })
+    ));
+}
+
+#[test]
+fn a_server_that_is_not_there_is_a_fetch_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let error = client(&format!("http://{addr}/registers/{NAME}"))
+        .checkpoint()
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Fetch(fetch) if matches!(fetch.failure, FetchFailure::Transport(_))),
+        "{error}"
+    );
+    let error = client(&server().url().replace(NAME, "nothing"))
+        .checkpoint()
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Fetch(fetch) if fetch.failure == FetchFailure::Status(404)),
+        "{error}"
+    );
+}
+
+/// The leaf bytes of the honest log, from its entry bundles.
+fn honest_leaves(server: &Server) -> Vec<Vec<u8>> {
+    ["000", "001.p/131"]
+        .iter()
+        .flat_map(|bundle| {
+            let url = format!("{}/log/tile/entries/{bundle}", server.url());
+            let bytes = ureq::get(&url)
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_vec()
+                .unwrap();
+            parse_bundle(&bytes)
+                .unwrap()
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A record proved, under the real key, against a fork that holds the
+/// record's real leaf but rewrites an earlier entry: the proof verifies,
+/// but the fork is not consistent with the checkpoint the client trusts.
+#[test]
+fn a_record_proved_against_a_forked_log_is_refused() {
+    let server = server();
+    let signer = server.signer();
+    let origin = server.loaded.key.name().as_str().to_owned();
+    let (key, number, _) = server
+        .loaded
+        .records
+        .iter()
+        .find(|(_, number, _)| *number > 1)
+        .unwrap()
+        .clone();
+    let mut leaves = honest_leaves(server);
+    assert_eq!(leaves.len(), 387);
+    leaves[0] = rewrite_first_timestamp(leaves[0].clone());
+    leaves.extend((0..3u8).map(|i| vec![i]));
+    let forked = MemoryHashes::from_leaf_hashes(leaves.iter().map(|leaf| leaf_hash(leaf)));
+    let size = leaves.len() as u64;
+    let edge = Edge::from_reader(&forked, size).unwrap();
+    let index = number - 1;
+    let proof = TlogProof::new(
+        Some(leaves[index as usize].clone()),
+        index,
+        inclusion_proof(&forked, &edge, index).unwrap(),
+        SignedCheckpoint::sign(
+            Checkpoint::new(&origin, size, edge.root()).unwrap(),
+            &signer,
+        ),
+    )
+    .to_string();
+    let proof_path = format!("records/{key}/proof.tlog-proof");
+    let liar = Liar::start(server, move |path, honest| {
+        if path == proof_path {
+            return Some(proof.clone().into_bytes());
+        }
+        match path.strip_prefix("log/tile/") {
+            Some(tile) if !tile.starts_with("entries/") => {
+                read_tile(&forked, &TilePath::parse(&format!("tile/{tile}")).ok()?).ok()
+            }
+            _ => honest,
+        }
+    });
+    let real = client(&server.url()).checkpoint().unwrap();
+    let error = client(&liar.url()).record(&key, &real).unwrap_err();
+    assert!(
+        matches!(error, Error::Inconsistent { old: 387, new: 390 }),
+        "{error}"
+    );
+}
