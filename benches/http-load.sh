@@ -56,7 +56,10 @@ timeout 600 "$BULK" synthetic "$WORK/synthetic.rsf" "$ENTRIES"
 rm "$WORK/synthetic.rsf"
 
 echo "== serve"
-"$REGIS" serve --data "$WORK/data" --listen "127.0.0.1:$REGIS_PORT" >"$WORK/regis.log" 2>&1 &
+# Without its per-request log line (an access log, at `info`), as nginx runs without its access
+# log below; RUST_LOG=info measures it with one.
+RUST_LOG=${RUST_LOG:-warn} "$REGIS" serve --data "$WORK/data" --listen "127.0.0.1:$REGIS_PORT" \
+    >"$WORK/regis.log" 2>&1 &
 REGIS_PID=$!
 B="http://127.0.0.1:$REGIS_PORT/registers/synthetic"
 for _ in $(seq 100); do

@@ -218,6 +218,13 @@ async fn respond<B: DirBackend>(
         Route::Readyz => return (template, readyz(app)),
         _ => {}
     }
+    // A full tile already read needs no store and no blocking thread.
+    if let Route::Tile(log) = matched.route
+        && let (Ok(register), Ok(rest)) = (param(&matched, 0), param(&matched, 1))
+        && let Some(response) = tlog::cached_tile(&app.tiles, register, log, rest, &headers)
+    {
+        return (template, response);
+    }
     let Ok(permit) = Arc::clone(&app.permits).try_acquire_owned() else {
         let error = ApiError::unavailable(
             "busy",

@@ -19,6 +19,23 @@ pub const TILE_CACHE_BYTES: usize = 16 << 20;
 /// Register name, log, tile.
 type Key = (String, Log, TilePath);
 
+/// A tile's bytes and their [`crate::http::etag_digest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileBytes {
+    /// The tile as served.
+    pub bytes: Bytes,
+    /// What its entity tag names.
+    pub digest: [u8; 16],
+}
+
+impl TileBytes {
+    /// `bytes` with their digest.
+    pub fn new(bytes: Bytes) -> TileBytes {
+        let digest = crate::http::etag_digest(&bytes);
+        TileBytes { bytes, digest }
+    }
+}
+
 /// Full tiles by register, log and path, oldest dropped first.
 #[derive(Debug)]
 pub struct TileCache {
@@ -28,7 +45,7 @@ pub struct TileCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    tiles: HashMap<Key, Bytes>,
+    tiles: HashMap<Key, TileBytes>,
     /// Insertion order, for eviction.
     order: VecDeque<Key>,
     bytes: usize,
@@ -50,7 +67,7 @@ impl TileCache {
     }
 
     /// The bytes of a full tile, if cached.
-    pub fn get(&self, register: &str, log: Log, path: &TilePath) -> Option<Bytes> {
+    pub fn get(&self, register: &str, log: Log, path: &TilePath) -> Option<TileBytes> {
         let key = (register.to_owned(), log, *path);
         self.lock().tiles.get(&key).cloned()
     }
@@ -58,8 +75,9 @@ impl TileCache {
     /// Keeps a full tile's bytes (the caller checks that it is full),
     /// dropping the oldest tiles to stay within the capacity. A tile larger
     /// than the whole capacity is not kept.
-    pub fn insert(&self, register: &str, log: Log, path: &TilePath, bytes: Bytes) {
-        if bytes.len() > self.capacity {
+    pub fn insert(&self, register: &str, log: Log, path: &TilePath, tile: TileBytes) {
+        let len = tile.bytes.len();
+        if len > self.capacity {
             return;
         }
         let key = (register.to_owned(), log, *path);
@@ -67,17 +85,17 @@ impl TileCache {
         if inner.tiles.contains_key(&key) {
             return;
         }
-        while inner.bytes + bytes.len() > self.capacity {
+        while inner.bytes + len > self.capacity {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
             if let Some(dropped) = inner.tiles.remove(&oldest) {
-                inner.bytes -= dropped.len();
+                inner.bytes -= dropped.bytes.len();
             }
         }
-        inner.bytes += bytes.len();
+        inner.bytes += len;
         inner.order.push_back(key.clone());
-        inner.tiles.insert(key, bytes);
+        inner.tiles.insert(key, tile);
     }
 }
 
@@ -92,7 +110,7 @@ mod tests {
     #[test]
     fn keeps_tiles_within_its_capacity_dropping_the_oldest() {
         let cache = TileCache::new(3 * 8192);
-        let bytes = |n: u8| Bytes::from(vec![n; 8192]);
+        let bytes = |n: u8| TileBytes::new(Bytes::from(vec![n; 8192]));
         for n in 0..3 {
             cache.insert("a", Log::User, &tile(n.into()), bytes(n));
         }
@@ -107,7 +125,8 @@ mod tests {
         }
         assert_eq!(cache.lock().bytes, 3 * 8192);
         // Too large to keep at all.
-        cache.insert("a", Log::User, &tile(4), Bytes::from(vec![0; 4 * 8192]));
+        let large = TileBytes::new(Bytes::from(vec![0; 4 * 8192]));
+        cache.insert("a", Log::User, &tile(4), large);
         assert_eq!(cache.get("a", Log::User, &tile(4)), None);
         assert_eq!(cache.get("a", Log::User, &tile(3)), Some(bytes(3)));
     }

@@ -21,7 +21,7 @@ use crate::api::{Ctx, find_record, load};
 use crate::app::RegisterState;
 use crate::error::ApiError;
 use crate::http::{self, Format, quote};
-use crate::tile_cache::TileCache;
+use crate::tile_cache::{TileBytes, TileCache};
 
 const PROOF_IDENTIFIER: &str = "merkle:sha-256";
 
@@ -57,7 +57,7 @@ pub fn checkpoint<B: DirBackend>(reg: &RegisterState<B>, log: Log) -> Result<Res
 /// tlog-tiles. Every tile is immutable at its exact path (a partial tile's
 /// path names its width), so all are cached for a week, with a strong
 /// ETag; entry bundles are gzipped for clients that accept it. Full tiles
-/// are served from `cache` once read.
+/// are kept in `cache` once read.
 pub fn tile<B: DirBackend>(
     cache: &TileCache,
     reg: &RegisterState<B>,
@@ -72,18 +72,46 @@ pub fn tile<B: DirBackend>(
         .is_full()
         .then(|| cache.get(reg.name.as_str(), log, &path))
         .flatten();
-    let bytes = match cached {
-        Some(bytes) => bytes,
+    let tile = match cached {
+        Some(tile) => tile,
         None => {
-            let bytes = Bytes::from(read_tile(reg, log, &path, &text)?);
+            let tile = TileBytes::new(Bytes::from(read_tile(reg, log, &path, &text)?));
             if path.is_full() {
-                cache.insert(reg.name.as_str(), log, &path, bytes.clone());
+                cache.insert(reg.name.as_str(), log, &path, tile.clone());
             }
-            bytes
+            tile
         }
     };
+    tile_response(&path, tile, headers)
+}
+
+/// [`tile`] for a full tile already in `cache` that needs no gzip: only a
+/// map look-up, so the server answers it on its event loop, without a
+/// blocking thread. `None` for anything else (then [`tile`] answers).
+pub fn cached_tile(
+    cache: &TileCache,
+    register: &str,
+    log: Log,
+    rest: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let path = TilePath::parse(&format!("tile/{rest}")).ok()?;
+    if !path.is_full() || (path.kind() == TileKind::Entries && http::accepts_gzip(headers)) {
+        return None;
+    }
+    let tile = cache.get(register, log, &path)?;
+    tile_response(&path, tile, headers).ok()
+}
+
+/// A tile's response: its bytes (gzipped for a bundle when accepted) or a
+/// 304, with its ETag and caching headers.
+fn tile_response(
+    path: &TilePath,
+    TileBytes { bytes, digest }: TileBytes,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let gzip = path.kind() == TileKind::Entries && http::accepts_gzip(headers);
-    let tag = http::etag(&bytes, if gzip { "-gzip" } else { "" });
+    let tag = http::etag(&digest, if gzip { "-gzip" } else { "" });
     let mut response = if http::not_modified(headers, &tag) {
         http::not_modified_response(&tag, http::IMMUTABLE)
     } else {
