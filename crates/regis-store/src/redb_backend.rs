@@ -9,7 +9,7 @@ use redb::{
 };
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit};
+use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, walk};
 
 /// The database file inside a register's directory.
 pub const REDB_FILE: &str = "store.redb";
@@ -216,24 +216,11 @@ impl KvSnapshot for RedbSnapshot {
             None => table.range::<&[u8]>(start..),
         }
         .map_err(backend_error)?;
-        let mut step = |item: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
+        let step = |item: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
             let (key, value): (redb::AccessGuard<Bytes>, redb::AccessGuard<Bytes>) =
                 item.map_err(backend_error)?;
             visit(key.value(), value.value())
         };
-        if reverse {
-            for item in range.rev() {
-                if !step(item)? {
-                    break;
-                }
-            }
-        } else {
-            for item in range {
-                if !step(item)? {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        walk(range, reverse, step)
     }
 }

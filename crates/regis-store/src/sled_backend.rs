@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit};
+use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, walk};
 
 /// Bytes of keys and values a transaction gathers in memory before it
 /// spills them to the redo tree.
@@ -359,24 +359,11 @@ impl KvSnapshot for SledSnapshot {
             None => vec![table.id() + 1],
         };
         let range = self.tree.range(start..end);
-        let mut step = |item: sled::Result<(sled::IVec, sled::IVec)>| {
+        let step = |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(StoreError::backend)?;
             visit(key.get(1..).unwrap_or_default(), &value)
         };
-        if reverse {
-            for item in range.rev() {
-                if !step(item)? {
-                    break;
-                }
-            }
-        } else {
-            for item in range {
-                if !step(item)? {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        walk(range, reverse, step)
     }
 }
 
