@@ -5,20 +5,25 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
-use regis_merkle::{Edge, Frontier, Hash, HashReader, TileHashReader, TileVerifyError, leaf_hash};
+use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
 use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_store::Log;
 
 use crate::error::Error;
 use crate::http::{FetchError, Http, HttpTiles, Limits};
+use crate::leaves::LeafHashes;
 
-/// A client of one register, holding the pinned verifier key of its user
-/// log. The key must come from the caller (configuration, a catalogue
-/// fetched out of band), never from the server being checked.
+/// A client of one log of one register, holding the pinned verifier key of
+/// that log. The key must come from the caller (configuration, a catalogue
+/// fetched out of band), never from the server being checked. A client
+/// made by [`Client::new`] reads the user log; [`Client::system`] gives one
+/// of the system log.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: Http,
     key: Verifier,
+    log: Log,
 }
 
 /// A checkpoint of the register's user log whose origin and signature the
@@ -135,6 +140,21 @@ impl Client {
         Ok(Client {
             http: Http::new(url, limits),
             key,
+            log: Log::User,
+        })
+    }
+
+    /// A client of the same register's system log. Regis signs it with the
+    /// user log's key under the name `<user origin>/system`, so its key is
+    /// derived from the pinned one, never taken from the server.
+    pub fn system(&self) -> Result<Client, Error> {
+        let key = regis_store::system_verifier(&self.key).ok_or_else(|| Error::SystemKey {
+            key: self.key.to_string(),
+        })?;
+        Ok(Client {
+            http: self.http.clone(),
+            key,
+            log: Log::System,
         })
     }
 
@@ -143,15 +163,62 @@ impl Client {
         &self.key
     }
 
+    /// Which log this client reads.
+    pub fn log(&self) -> Log {
+        self.log
+    }
+
+    /// The register's base URL.
+    pub fn base_url(&self) -> &str {
+        self.http.base()
+    }
+
+    pub(crate) fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The log's path segment under the base URL.
+    pub(crate) fn prefix(&self) -> &'static str {
+        match self.log {
+            Log::User => "log",
+            Log::System => "system-log",
+        }
+    }
+
+    /// The verifier keys `B/register` states for the user and the system
+    /// log (`log-public-key`, `system-log-public-key`): the server's word,
+    /// to compare with pinned and derived keys, never to trust.
+    pub fn served_keys(&self) -> Result<(String, String), Error> {
+        let url = format!("{}/register", self.http.base());
+        let bytes = self.http.document("register")?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Metadata {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let field = |name: &str| {
+            json.get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Metadata {
+                    url: url.clone(),
+                    reason: format!("no string field {name:?}"),
+                })
+        };
+        Ok((field("log-public-key")?, field("system-log-public-key")?))
+    }
+
     /// The log's origin: Regis names a log's key by its origin.
     fn origin(&self) -> &str {
         self.key.name().as_str()
     }
 
-    /// Fetches `B/log/checkpoint` and verifies it.
+    /// Fetches `B/log/checkpoint` (`B/system-log/checkpoint` for the
+    /// system log) and verifies it.
     pub fn checkpoint(&self) -> Result<VerifiedCheckpoint, Error> {
-        let bytes = self.http.document("log/checkpoint")?;
-        self.verify_checkpoint(&bytes, &format!("{}/log/checkpoint", self.http.base()))
+        let path = format!("{}/checkpoint", self.prefix());
+        let bytes = self.http.document(&path)?;
+        self.verify_checkpoint(&bytes, &format!("{}/{path}", self.http.base()))
     }
 
     /// Verifies checkpoint bytes obtained elsewhere (an auditor's saved
@@ -179,7 +246,7 @@ impl Client {
     /// verified against the checkpoint's root before use.
     pub fn tiles(&self, checkpoint: &VerifiedCheckpoint) -> TileHashReader<HttpTiles> {
         TileHashReader::new(
-            HttpTiles::new(self.http.clone()),
+            HttpTiles::new(self.http.clone(), self.prefix()),
             checkpoint.size(),
             *checkpoint.root(),
         )
@@ -306,12 +373,13 @@ impl Client {
         let size = checkpoint.size();
         let reader = self.tiles(checkpoint);
         reader.verify_root().map_err(tiles_error(size))?;
+        let mut leaf_hashes = LeafHashes::new(&reader);
         let mut frontier = Frontier::new();
         let mut items: HashSet<ItemHash> = HashSet::new();
         let mut records = BTreeMap::new();
         let bundles = size.div_ceil(u64::from(TILE_WIDTH));
         for tile in (0..bundles).filter_map(|n| TilePath::in_tree(TileKind::Entries, n, size)) {
-            let bytes = self.http.tile(&tile)?;
+            let bytes = self.http.tile(self.prefix(), &tile)?;
             let leaves = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
             if leaves.len() != usize::from(tile.width()) {
                 return Err(Error::BundleWidth {
@@ -323,12 +391,12 @@ impl Client {
             for (leaf, index) in leaves.into_iter().zip(tile.stored_range()) {
                 let number = entry_number(index);
                 let hash = leaf_hash(leaf);
-                if reader.read_hash(0, index).map_err(tiles_error(size))? != hash {
+                if leaf_hashes.get(index)? != hash {
                     return Err(Error::LeafHash { tile, number });
                 }
                 // Cannot be full: it holds fewer leaves than `size`.
                 let _ = frontier.push_hash(hash, |_, _, _| {});
-                let entry = parse_leaf(number, leaf)?;
+                let entry = parse_leaf_of(self.log, number, leaf)?;
                 for item in &entry.item_hashes {
                     if items.insert(*item) {
                         self.item(item)?;
@@ -350,15 +418,25 @@ impl Client {
     }
 }
 
-fn tiles_error(size: u64) -> impl Fn(TileVerifyError<FetchError>) -> Error {
+pub(crate) fn tiles_error(size: u64) -> impl Fn(TileVerifyError<FetchError>) -> Error {
     move |error| Error::Tiles { size, error }
 }
 
 /// Parses the leaf at entry `number` as a v1 user entry that says it is
 /// entry `number`.
 fn parse_leaf(number: u64, leaf: &[u8]) -> Result<Entry, Error> {
+    parse_leaf_of(Log::User, number, leaf)
+}
+
+/// Parses the leaf at entry `number` of `log` as a v1 entry that says it
+/// is entry `number`.
+pub(crate) fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
+    let entry_type = match log {
+        Log::User => EntryType::User,
+        Log::System => EntryType::System,
+    };
     let (claimed, entry) =
-        Entry::parse_leaf(EntryType::User, leaf).map_err(|error| Error::Leaf { number, error })?;
+        Entry::parse_leaf(entry_type, leaf).map_err(|error| Error::Leaf { number, error })?;
     if claimed != number {
         return Err(Error::EntryNumber { number, claimed });
     }

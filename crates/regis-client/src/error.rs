@@ -18,6 +18,21 @@ pub enum Error {
         /// The URL given.
         url: String,
     },
+    /// The pinned key cannot name a system log (`<name>/system`) or is not
+    /// an Ed25519 key.
+    #[error("no system-log key can be derived from {key}")]
+    SystemKey {
+        /// The pinned key.
+        key: String,
+    },
+    /// `B/register` is not the metadata document it should be.
+    #[error("{url}: {reason}")]
+    Metadata {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// A fetch failed (network, status, size, time).
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -75,7 +90,7 @@ pub enum Error {
         number: u64,
     },
     /// Leaf bytes that are not an exact v1 leaf.
-    #[error("entry {number}: the leaf is not a v1 user entry: {error}")]
+    #[error("entry {number}: the leaf is not a v1 entry: {error}")]
     Leaf {
         /// The entry's number by its position in the log.
         number: u64,

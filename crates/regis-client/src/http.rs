@@ -80,57 +80,116 @@ impl Http {
         &self.base
     }
 
+    /// The limit on each request's time (on each read, for streams).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.limits.timeout
+    }
+
     /// `GET <base>/<path>`: a checkpoint, proof or item.
     pub(crate) fn document(&self, path: &str) -> Result<Vec<u8>, FetchError> {
         self.get(path, self.limits.document_bytes)
     }
 
-    /// `GET <base>/log/<tile>`: a hash tile (at most `width` hashes) or an
-    /// entry bundle.
-    pub(crate) fn tile(&self, tile: &TilePath) -> Result<Vec<u8>, FetchError> {
+    /// `GET <base>/<log>/<tile>` (`log` is `log` or `system-log`): a hash
+    /// tile (at most `width` hashes) or an entry bundle.
+    pub(crate) fn tile(&self, log: &str, tile: &TilePath) -> Result<Vec<u8>, FetchError> {
         let limit = match tile.kind() {
             // A longer hash tile is refused unread; the reader checks the
             // exact length of a shorter one.
             TileKind::Hashes { .. } => u64::from(tile.width()) * 32,
             TileKind::Entries => MAX_BUNDLE_BYTES,
         };
-        self.get(&format!("log/{tile}"), limit)
+        self.get(&format!("{log}/{tile}"), limit)
     }
 
     fn get(&self, path: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
         let url = format!("{}/{path}", self.base);
-        let error = |failure| FetchError {
-            url: url.clone(),
-            failure,
-        };
-        let transport = |e: ureq::Error| match e {
-            ureq::Error::BodyExceedsLimit(limit) => error(FetchFailure::TooLarge(limit)),
-            other => error(FetchFailure::Transport(other.to_string())),
-        };
-        let mut response = self.agent.get(&url).call().map_err(transport)?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(error(FetchFailure::Status(status)));
-        }
+        let mut response = self.call(&url, self.agent.get(&url).call())?;
         response
             .body_mut()
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(transport)
+            .map_err(transport(&url))
+    }
+
+    /// `GET <base>/<path>` as a stream of any length (an RSF delta, an
+    /// event stream): no overall deadline, but each read must arrive within
+    /// `idle` (the server sends something at least that often), so a dead
+    /// peer cannot hold the caller for ever.
+    pub(crate) fn stream(&self, path: &str, idle: Duration) -> Result<HttpStream, FetchError> {
+        let url = format!("{}/{path}", self.base);
+        let request = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(None)
+            .timeout_connect(Some(self.limits.timeout))
+            .timeout_recv_response(Some(self.limits.timeout))
+            .timeout_per_read(Some(idle))
+            .build();
+        let response = self.call(&url, request.call())?;
+        Ok(HttpStream {
+            reader: response.into_body().into_reader(),
+        })
+    }
+
+    fn call(
+        &self,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        let response = result.map_err(transport(url))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(FetchError {
+                url: url.to_owned(),
+                failure: FetchFailure::Status(status),
+            });
+        }
+        Ok(response)
     }
 }
 
-/// The hash tiles of a register's user log, over HTTP. Untrusted: read
+fn transport(url: &str) -> impl Fn(ureq::Error) -> FetchError + '_ {
+    move |e| FetchError {
+        url: url.to_owned(),
+        failure: match e {
+            ureq::Error::BodyExceedsLimit(limit) => FetchFailure::TooLarge(limit),
+            other => FetchFailure::Transport(other.to_string()),
+        },
+    }
+}
+
+/// A response body read as it arrives.
+pub(crate) struct HttpStream {
+    reader: ureq::BodyReader<'static>,
+}
+
+impl std::fmt::Debug for HttpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStream").finish_non_exhaustive()
+    }
+}
+
+impl std::io::Read for HttpStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+/// The hash tiles of one of a register's logs, over HTTP. Untrusted: read
 /// them through a [`regis_merkle::TileHashReader`].
 #[derive(Clone, Debug)]
 pub struct HttpTiles {
     http: Http,
+    log: &'static str,
 }
 
 impl HttpTiles {
-    pub(crate) fn new(http: Http) -> Self {
-        HttpTiles { http }
+    /// `log` is the path segment: `log` or `system-log`.
+    pub(crate) fn new(http: Http, log: &'static str) -> Self {
+        HttpTiles { http, log }
     }
 }
 
@@ -138,6 +197,6 @@ impl TileSource for HttpTiles {
     type Error = FetchError;
 
     fn fetch_tile(&self, tile: &TilePath) -> Result<Vec<u8>, FetchError> {
-        self.http.tile(tile)
+        self.http.tile(self.log, tile)
     }
 }

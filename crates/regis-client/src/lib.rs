@@ -25,9 +25,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 mod client;
 mod error;
+mod events;
 mod http;
+mod leaves;
+pub mod mirror;
 
 pub use client::{Client, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord};
 pub use error::Error;

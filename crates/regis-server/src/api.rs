@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::app::{App, RegisterState};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::{self, Format, Query, encode_segment, html_escape, quote};
+use crate::http::{self, Format, Query, quote};
 
 /// What a handler needs from the request.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ pub fn load<S: KvSnapshot>(
     })
 }
 
-fn load_records<S: KvSnapshot>(
+pub(crate) fn load_records<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     records: &[Record],
 ) -> Result<Vec<Loaded>, ApiError> {
@@ -131,7 +131,7 @@ pub fn csv_fields(schema: &Schema) -> Vec<String> {
 }
 
 /// Page size and index from `page-size` and `page-index`, bounded.
-fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
+pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
     let size = ctx.query.number(
         "page-size",
         1,
@@ -144,7 +144,7 @@ fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
 
 /// `Link` header for a paged list: `next` if there is more, `previous`
 /// (also `prev`) if not on the first page.
-fn link(ctx: &Ctx<'_>, index: u64, size: u64, more: bool, response: &mut Response) {
+pub(crate) fn link(ctx: &Ctx<'_>, index: u64, size: u64, more: bool, response: &mut Response) {
     let mut links = Vec::new();
     if more && let Some(next) = index.checked_add(1) {
         links.push(format!(
@@ -175,7 +175,8 @@ fn records_response(
     match ctx.format {
         Format::Json => Ok(http::json(records_json(records))),
         Format::Csv => Ok(http::csv(records_csv(&csv_fields(schema), records))),
-        Format::TlogProof => Err(not_acceptable("records")),
+        // Pages are rendered by `html`; an API handler is never asked for one.
+        Format::TlogProof | Format::Html => Err(not_acceptable("records")),
     }
 }
 
@@ -218,7 +219,7 @@ fn entries_response(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(http::csv(entries_csv(parsed.iter().map(|(n, e)| (*n, e)))))
         }
-        Format::TlogProof => Err(not_acceptable("entries")),
+        Format::TlogProof | Format::Html => Err(not_acceptable("entries")),
     }
 }
 
@@ -327,7 +328,8 @@ pub fn records_by_field<B: DirBackend>(
     Ok(response)
 }
 
-fn log_of(query: &Query) -> Result<Log, ApiError> {
+/// The log `?type=` names (the user log by default).
+pub(crate) fn log_of(query: &Query) -> Result<Log, ApiError> {
     match query.get("type") {
         None | Some("user") => Ok(Log::User),
         Some("system") => Ok(Log::System),
@@ -439,8 +441,22 @@ pub fn item<B: DirBackend>(
             let schema = reg.schema(snapshot.size(Log::System))?;
             Ok(http::csv(items_csv(&csv_fields(&schema), [&item])))
         }
-        Format::TlogProof => Err(not_acceptable("items")),
+        Format::TlogProof | Format::Html => Err(not_acceptable("items")),
     }
+}
+
+/// A register's title: its `register-name`, else its definition's text,
+/// else its name.
+pub(crate) fn register_title(schema: &Schema, name: &str) -> String {
+    schema
+        .register_name()
+        .map(str::to_owned)
+        .or_else(|| {
+            schema
+                .definition()
+                .and_then(|d| d.item.get_one("text").map(|t| t.into_owned()))
+        })
+        .unwrap_or_else(|| name.to_owned())
 }
 
 /// The register's summary, as in `/registers` and `B/register`.
@@ -454,15 +470,7 @@ fn summary<B: DirBackend>(
         Some((entry, _)) => Value::from(entry.timestamp.as_str()),
         None => Value::Null,
     };
-    let title = schema
-        .register_name()
-        .map(str::to_owned)
-        .or_else(|| {
-            schema
-                .definition()
-                .and_then(|d| d.item.get_one("text").map(|t| t.into_owned()))
-        })
-        .unwrap_or_else(|| reg.name.to_string());
+    let title = register_title(&schema, reg.name.as_str());
     let summary = json!({
         "name": reg.name.as_str(),
         "title": title,
@@ -531,7 +539,7 @@ pub fn catalogue<B: DirBackend>(app: &App<B>, ctx: &Ctx<'_>) -> Result<Response,
     }
     let mut list = Vec::new();
     for reg in app.registers() {
-        let (mut summary, _) = summary(reg)?;
+        let (mut summary, _) = summary(&reg)?;
         if let Value::Object(map) = &mut summary {
             map.insert(
                 "url".into(),
@@ -541,52 +549,4 @@ pub fn catalogue<B: DirBackend>(app: &App<B>, ctx: &Ctx<'_>) -> Result<Response,
         list.push(summary);
     }
     Ok(http::json(Value::Array(list).to_string()))
-}
-
-/// `GET /`: an HTML list of the registers.
-pub fn home<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
-    let mut body = String::from(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Registers</title></head><body>\n<h1>Registers</h1>\n<ul>\n",
-    );
-    for reg in app.registers() {
-        let (summary, _) = summary(reg)?;
-        let title = summary["title"].as_str().unwrap_or_default();
-        body.push_str(&format!(
-            "<li><a href=\"/registers/{name}\">{name}</a>: {} ({} records)</li>\n",
-            html_escape(title),
-            summary["total-records"],
-            name = reg.name,
-        ));
-    }
-    body.push_str("</ul>\n<p><a href=\"/registers\">JSON catalogue</a></p>\n</body></html>\n");
-    Ok(http::ok("text/html; charset=utf-8", http::SHORT, body))
-}
-
-/// `GET B`: the register's HTML page.
-pub fn register_home<B: DirBackend>(reg: &RegisterState<B>) -> Result<Response, ApiError> {
-    let (summary, _) = summary(reg)?;
-    let snapshot = reg.snapshot()?;
-    let records = snapshot.records(Log::User, 0, 100)?;
-    let name = reg.name.as_str();
-    let text = |key: &str| html_escape(summary[key].as_str().unwrap_or_default());
-    let mut body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n<h1>{title}</h1>\n<p>{records} records, {entries} entries. Custodian: {custodian}.</p>\n<p>Log: <code>{origin}</code>, key <code>{key}</code></p>\n<ul>\n",
-        title = text("title"),
-        records = summary["total-records"],
-        entries = summary["total-entries"],
-        custodian = text("custodian"),
-        origin = text("log-origin"),
-        key = text("log-public-key"),
-    );
-    for record in records {
-        body.push_str(&format!(
-            "<li><a href=\"/registers/{name}/records/{}\">{}</a></li>\n",
-            encode_segment(&record.key),
-            html_escape(&record.key)
-        ));
-    }
-    body.push_str(&format!(
-        "</ul>\n<p><a href=\"/registers/{name}/records\">records (JSON)</a> · <a href=\"/registers/{name}/download-rsf\">RSF</a> · <a href=\"/registers/{name}/log/checkpoint\">checkpoint</a></p>\n</body></html>\n"
-    ));
-    Ok(http::ok("text/html; charset=utf-8", http::SHORT, body))
 }

@@ -1,22 +1,23 @@
 //! What the server holds: its registers (each a shared read-side store, its
-//! logs' origins and verifier keys, and a handle to its sequencer), its
-//! limits and its metrics.
+//! logs' origins and verifier keys, a handle to its sequencer and its bound
+//! on writes in flight), the registry new registers are created in, the
+//! write tokens, its limits and its metrics.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use regis_model::Schema;
 use regis_store::{
-    DirBackend, Log, Register, RegisterName, Registry, Sequencer, SequencerConfig, SequencerHandle,
-    Snapshot, Store, load_schema, system_clock,
+    DirBackend, Log, Register, RegisterName, Registry, Sequencer, SequencerHandle, Snapshot, Store,
+    Tokens, load_schema, system_clock,
 };
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::quote;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteMetrics};
 use crate::tile_cache::{TILE_CACHE_BYTES, TileCache};
 
 /// One register as the server serves it.
@@ -30,6 +31,8 @@ pub struct RegisterState<B> {
     verifiers: [String; 2],
     /// Its sequencer (the one writer).
     pub sequencer: SequencerHandle,
+    /// Writes waiting for their commit (`limits.max-writes-in-flight`).
+    pub writes: Arc<Semaphore>,
     /// The schema as of a system-log size.
     schema: Mutex<Option<(u64, Arc<Schema>)>>,
 }
@@ -44,7 +47,10 @@ fn slot(log: Log) -> usize {
 impl<B: DirBackend> RegisterState<B> {
     /// Starts `register`'s sequencer (which first signs any tree no
     /// checkpoint covers) and keeps what reads need.
-    pub fn start(register: Register<B>) -> Result<(RegisterState<B>, Sequencer), ServerError> {
+    pub fn start(
+        register: Register<B>,
+        limits: &Limits,
+    ) -> Result<(RegisterState<B>, Sequencer), ServerError> {
         let origins = [Log::User, Log::System].map(|log| register.signers.origin(log).to_owned());
         let verifiers =
             [Log::User, Log::System].map(|log| register.signers.verifier(log).to_string());
@@ -54,7 +60,7 @@ impl<B: DirBackend> RegisterState<B> {
             register.store.clone(),
             register.writer,
             register.signers,
-            SequencerConfig::default(),
+            limits.sequencer(),
             system_clock(),
         )
         .map_err(|error| ServerError::Sequencer {
@@ -68,6 +74,7 @@ impl<B: DirBackend> RegisterState<B> {
                 origins,
                 verifiers,
                 sequencer: sequencer.handle(),
+                writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
                 schema: Mutex::new(None),
             },
             sequencer,
@@ -107,58 +114,87 @@ impl<B: DirBackend> RegisterState<B> {
 /// Everything a request handler reads.
 #[derive(Debug)]
 pub struct App<B> {
-    registers: BTreeMap<String, Arc<RegisterState<B>>>,
+    /// The registers served, by name; registers created over HTTP join it.
+    registers: RwLock<BTreeMap<String, Arc<RegisterState<B>>>>,
+    /// Their sequencers, joined when the server stops.
+    sequencers: Mutex<Vec<Sequencer>>,
+    /// Held while a register is created, so that two requests cannot
+    /// create one name twice.
+    creating: Mutex<()>,
+    /// Where registers live.
+    pub registry: Registry,
+    /// Write tokens (`DIR/tokens`).
+    pub tokens: Tokens,
     /// Registers that could not be opened, and why (logged; not served).
     pub unavailable: Vec<(String, String)>,
     /// Request bounds.
     pub limits: Limits,
     /// Request counts and latencies.
     pub metrics: Metrics,
+    /// Appends: rates, batch sizes, time to signed and to durable.
+    pub write_metrics: WriteMetrics,
     /// Requests in flight.
     pub permits: Arc<Semaphore>,
     ready: AtomicBool,
     /// Open `B/events` streams.
     pub event_permits: Arc<Semaphore>,
-    /// Set when the server stops: event streams end.
+    /// Set when the server stops: event streams end, new writes are
+    /// refused.
     stopping: watch::Sender<bool>,
     /// Full tiles recently served, of every register.
     pub tiles: TileCache,
 }
 
-/// The registers a server runs, with their sequencers (join them after
-/// the server stops).
+/// A server's state, and the sequencers to join once it has stopped.
 #[derive(Debug)]
 pub struct Opened<B> {
     /// The shared state.
     pub app: Arc<App<B>>,
-    /// The running sequencers.
-    pub sequencers: Vec<Sequencer>,
 }
 
 impl<B> Opened<B> {
-    /// Stops the sequencers (after the server has stopped).
+    /// Stops the sequencers (after the server has stopped): each finishes
+    /// the requests queued, answering every waiter still there.
     pub fn shutdown(self) {
+        let sequencers = std::mem::take(
+            &mut *self
+                .app
+                .sequencers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        // The registers' handles go with the app; a sequencer stops once
+        // every handle is gone and its queue is drained.
         drop(self.app);
-        for sequencer in self.sequencers {
+        for sequencer in sequencers {
             sequencer.join();
         }
     }
 }
 
 impl<B: DirBackend> App<B> {
-    /// An app serving `registers`.
+    /// An app serving `registers` of `registry`, with their sequencers.
     pub fn new(
-        registers: Vec<RegisterState<B>>,
+        registry: Registry,
+        registers: Vec<(RegisterState<B>, Sequencer)>,
         unavailable: Vec<(String, String)>,
         limits: Limits,
     ) -> App<B> {
+        let (registers, sequencers): (Vec<_>, Vec<_>) = registers.into_iter().unzip();
         App {
-            registers: registers
-                .into_iter()
-                .map(|r| (r.name.to_string(), Arc::new(r)))
-                .collect(),
+            registers: RwLock::new(
+                registers
+                    .into_iter()
+                    .map(|r| (r.name.to_string(), Arc::new(r)))
+                    .collect(),
+            ),
+            sequencers: Mutex::new(sequencers),
+            creating: Mutex::new(()),
+            tokens: Tokens::new(registry.data_dir()),
+            registry,
             unavailable,
             metrics: Metrics::new(),
+            write_metrics: WriteMetrics::default(),
             permits: Arc::new(Semaphore::new(limits.concurrency)),
             limits,
             ready: AtomicBool::new(false),
@@ -174,26 +210,59 @@ impl<B: DirBackend> App<B> {
     /// itself down, not the server.
     pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {
         let mut registers = Vec::new();
-        let mut sequencers = Vec::new();
         let mut unavailable = Vec::new();
         for name in registry.list::<B>()? {
             let started = registry
                 .open::<B>(&name)
                 .map_err(ServerError::from)
-                .and_then(RegisterState::start);
+                .and_then(|register| RegisterState::start(register, &limits));
             match started {
-                Ok((register, sequencer)) => {
-                    registers.push(register);
-                    sequencers.push(sequencer);
-                }
+                Ok(started) => registers.push(started),
                 Err(error) => {
                     tracing::error!(register = %name, %error, "register not served");
                     unavailable.push((name.to_string(), error.to_string()));
                 }
             }
         }
-        let app = Arc::new(App::new(registers, unavailable, limits));
-        Ok(Opened { app, sequencers })
+        let app = Arc::new(App::new(registry.clone(), registers, unavailable, limits));
+        Ok(Opened { app })
+    }
+
+    /// Creates register `name`, starts its sequencer, has `define` (run on
+    /// the new register before anyone else can reach it) write its
+    /// definition, and serves it. 409 if it exists. A definition that
+    /// fails leaves an empty register, served, that a later definition
+    /// (an RSF load) can complete.
+    pub fn create_register<T>(
+        &self,
+        name: &RegisterName,
+        define: impl FnOnce(&RegisterState<B>) -> Result<T, ApiError>,
+    ) -> Result<(Arc<RegisterState<B>>, T), ApiError> {
+        let _creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if self.registry.exists::<B>(name) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "register-exists",
+                format!("register {} exists already", quote(name.as_str())),
+            ));
+        }
+        let register = self
+            .registry
+            .create::<B>(name)
+            .map_err(ApiError::internal)?;
+        let (register, sequencer) =
+            RegisterState::start(register, &self.limits).map_err(ApiError::internal)?;
+        self.sequencers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sequencer);
+        let defined = define(&register);
+        let register = Arc::new(register);
+        self.registers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), Arc::clone(&register));
+        Ok((register, defined?))
     }
 
     /// The register `name`: 400 for a name no register can have, 404 for
@@ -208,7 +277,8 @@ impl<B: DirBackend> App<B> {
                 ),
             ));
         }
-        self.registers.get(name).cloned().ok_or_else(|| {
+        let registers = self.registers.read().unwrap_or_else(|e| e.into_inner());
+        registers.get(name).cloned().ok_or_else(|| {
             ApiError::not_found(
                 "no-register",
                 format!("this server hosts no register {}", quote(name)),
@@ -217,8 +287,9 @@ impl<B: DirBackend> App<B> {
     }
 
     /// Every register, by name.
-    pub fn registers(&self) -> impl Iterator<Item = &Arc<RegisterState<B>>> {
-        self.registers.values()
+    pub fn registers(&self) -> Vec<Arc<RegisterState<B>>> {
+        let registers = self.registers.read().unwrap_or_else(|e| e.into_inner());
+        registers.values().cloned().collect()
     }
 
     /// Marks the server ready (listening, registers open) or not (draining).
@@ -234,6 +305,11 @@ impl<B: DirBackend> App<B> {
     /// Changes when the server stops.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
+    }
+
+    /// Whether the server is stopping (new writes are refused).
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// Whether `/readyz` says yes.

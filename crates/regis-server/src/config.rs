@@ -16,6 +16,11 @@
 //! max-connections = 1024
 //! drain-seconds = 30
 //! max-event-streams = 256
+//! max-rsf-bytes = 1073741824
+//! body-timeout-seconds = 60
+//! max-writes-in-flight = 1024
+//! max-batch-entries = 4096
+//! max-batch-delay-ms = 0
 //! ```
 
 use std::net::SocketAddr;
@@ -63,6 +68,21 @@ pub struct Limits {
     pub drain_seconds: u64,
     /// `B/events` streams open at once; beyond, 503.
     pub max_event_streams: usize,
+    /// The largest RSF document `POST B/load-rsf` accepts (it is spooled
+    /// to disk, not held in memory); larger is a 413.
+    pub max_rsf_bytes: u64,
+    /// A request body must arrive within this, or the request is a 408
+    /// (no slow bodies holding a write slot).
+    pub body_timeout_seconds: u64,
+    /// Writes to one register waiting for their commit at once; beyond,
+    /// 503 with `Retry-After` (back-pressure, never an unbounded queue).
+    pub max_writes_in_flight: usize,
+    /// The most entries the sequencer commits in one batch.
+    pub max_batch_entries: usize,
+    /// How long the sequencer keeps gathering a batch after its first
+    /// request; 0 is group commit (what queued while the last batch
+    /// committed).
+    pub max_batch_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +108,11 @@ impl Default for Limits {
             max_connections: 1024,
             drain_seconds: 30,
             max_event_streams: 256,
+            max_rsf_bytes: 1 << 30,
+            body_timeout_seconds: 60,
+            max_writes_in_flight: 1024,
+            max_batch_entries: 4096,
+            max_batch_delay_ms: 0,
         }
     }
 }
@@ -106,6 +131,22 @@ impl Limits {
     /// How long shutdown waits for connections.
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_seconds)
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_seconds)
+    }
+
+    /// How each register's sequencer batches.
+    pub fn sequencer(&self) -> regis_store::SequencerConfig {
+        regis_store::SequencerConfig {
+            max_entries: self.max_batch_entries,
+            max_delay: Duration::from_millis(self.max_batch_delay_ms),
+            // Writes beyond the in-flight bound are refused before they
+            // reach the queue, so the queue never refuses one.
+            queue: self.max_writes_in_flight,
+        }
     }
 }
 
@@ -156,6 +197,16 @@ impl Config {
             Some("limits.max-connections must be from 1 to 1000000")
         } else if limits.max_event_streams > 1_000_000 {
             Some("limits.max-event-streams must be at most 1000000")
+        } else if limits.max_rsf_bytes == 0 {
+            Some("limits.max-rsf-bytes must be at least 1")
+        } else if limits.body_timeout_seconds == 0 || limits.body_timeout_seconds > 3600 {
+            Some("limits.body-timeout-seconds must be from 1 to 3600")
+        } else if limits.max_writes_in_flight == 0 || limits.max_writes_in_flight > 1_000_000 {
+            Some("limits.max-writes-in-flight must be from 1 to 1000000")
+        } else if limits.max_batch_entries == 0 || limits.max_batch_entries > 1_000_000 {
+            Some("limits.max-batch-entries must be from 1 to 1000000")
+        } else if limits.max_batch_delay_ms > 10_000 {
+            Some("limits.max-batch-delay-ms must be at most 10000")
         } else if limits.drain_seconds > 3600 {
             Some("limits.drain-seconds must be at most 3600")
         } else if self.host.is_empty()

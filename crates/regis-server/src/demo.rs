@@ -3,8 +3,8 @@
 //! and loaded through the sequencer like any other register.
 
 use regis_model::import::{Format, Importer, commands};
-use regis_model::rsf::{Command, Policy};
-use regis_model::{Cardinality, Datatype, Entry, EntryType, Field, Item, Value};
+use regis_model::rsf::Policy;
+use regis_model::{Cardinality, Datatype, Field};
 use regis_store::{
     DirBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig, definition_commands,
     load_schema, system_clock,
@@ -72,14 +72,14 @@ pub fn prepare<B: DirBackend>(registry: &Registry) -> Result<bool, DemoError> {
         .map_err(|e| Box::new(ServerError::from(e)))?;
     let now =
         system_clock()().ok_or_else(|| DemoError::Load("the clock is out of range".into()))?;
-    let mut definition = definition_commands(&name, &fields(), "The chemical elements", now)
-        .map_err(|e| load(&e))?;
-    let custodian =
-        Item::from_fields(vec![("custodian", Value::one(CUSTODIAN))]).map_err(|e| load(&e))?;
-    let line = definition.len() as u64;
-    let entry = Entry::new(EntryType::System, "custodian", now, custodian.hash());
-    definition.push((line + 1, Command::AddItem(custodian)));
-    definition.push((line + 2, Command::AppendEntry(entry)));
+    let definition = definition_commands(
+        &name,
+        &fields(),
+        "The chemical elements",
+        Some(CUSTODIAN),
+        now,
+    )
+    .map_err(|e| load(&e))?;
     let store = register.store.clone();
     let sequencer = Sequencer::spawn(
         NAME,

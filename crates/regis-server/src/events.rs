@@ -6,8 +6,14 @@
 //!
 //! ```text
 //! event: checkpoint
+//! id: 208.12
 //! data: {"log":"user","size":208,"root-hash":"sha-256:…","checkpoint":"<signed note>"}
 //! ```
+//!
+//! An event's id is `<user size>.<system size>` as of that event. A client
+//! that reconnects with `Last-Event-ID` (EventSource does so by itself) is
+//! sent only the checkpoints of logs that have grown since; a checkpoint
+//! covers every entry before it, so nothing between is missed.
 //!
 //! A comment line every 15 seconds keeps proxies from closing an idle
 //! stream. Streams are bounded (`limits.max-event-streams`, then 503) and
@@ -18,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use regis_model::format_hash;
@@ -31,21 +38,49 @@ use crate::http;
 /// Time between keep-alive comments.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-fn event(log: Log, checkpoint: &SignedTree) -> Bytes {
+/// How long a client waits before reconnecting (the `retry:` field).
+const RETRY_MILLISECONDS: u64 = 2000;
+
+fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Bytes {
     let data = serde_json::json!({
         "log": log.to_string(),
         "size": checkpoint.size,
         "root-hash": format_hash(&checkpoint.root),
         "checkpoint": checkpoint.text,
     });
-    Bytes::from(format!("event: checkpoint\ndata: {data}\n\n"))
+    let [user, system] = sizes;
+    Bytes::from(format!(
+        "event: checkpoint\nid: {user}.{system}\ndata: {data}\n\n"
+    ))
+}
+
+/// The log sizes a `Last-Event-ID` says the client has seen.
+fn last_seen(headers: &HeaderMap) -> Result<[Option<u64>; 2], ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok([None, None]);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "bad-last-event-id",
+            "Last-Event-ID must be an id this stream sent: <user size>.<system size>",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() {
+        return Ok([None, None]);
+    }
+    let (user, system) = text.split_once('.').ok_or_else(bad)?;
+    let size = |text: &str| http::number(text, "a size in Last-Event-ID", 0, u64::MAX);
+    Ok([Some(size(user)?), Some(size(system)?)])
 }
 
 /// Starts an event stream for `reg`.
 pub fn events<B: DirBackend>(
     app: &Arc<App<B>>,
     reg: Arc<RegisterState<B>>,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let seen = last_seen(headers)?;
     let permit = Arc::clone(&app.event_permits)
         .try_acquire_owned()
         .map_err(|_| {
@@ -63,7 +98,11 @@ pub fn events<B: DirBackend>(
     let (sender, mut receiver) = mpsc::channel::<Result<Bytes, Infallible>>(8);
     runtime.spawn(async move {
         let _permit = permit;
-        let mut sent: [Option<u64>; 2] = [None, None];
+        let mut sent = seen;
+        let retry = Bytes::from(format!("retry: {RETRY_MILLISECONDS}\n\n"));
+        if sender.send(Ok(retry)).await.is_err() {
+            return;
+        }
         loop {
             if *stopping.borrow() {
                 break;
@@ -71,10 +110,15 @@ pub fn events<B: DirBackend>(
             let current = checkpoints.borrow_and_update().clone();
             for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
                 if sent[slot] != Some(current[slot].size) {
-                    if sender.send(Ok(event(log, &current[slot]))).await.is_err() {
+                    sent[slot] = Some(current[slot].size);
+                    let sizes = [0, 1].map(|i| sent[i].unwrap_or(current[i].size));
+                    if sender
+                        .send(Ok(event(log, &current[slot], sizes)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
-                    sent[slot] = Some(current[slot].size);
                 }
             }
             tokio::select! {

@@ -149,6 +149,8 @@ pub enum Format {
     Csv,
     /// C2SP tlog-proof text, by `.tlog-proof` or an Accept naming it.
     TlogProof,
+    /// A page for people, by `Accept: text/html` (what browsers send).
+    Html,
 }
 
 /// The format suffix of a path's last segment, if any: the segment without
@@ -187,6 +189,8 @@ pub fn accepted(headers: &HeaderMap) -> Format {
         .any(|t| t.eq_ignore_ascii_case("text/csv") || t.eq_ignore_ascii_case("application/csv"))
     {
         Format::Csv
+    } else if types.iter().any(|t| t.eq_ignore_ascii_case("text/html")) {
+        Format::Html
     } else {
         Format::Json
     }
@@ -267,22 +271,6 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Escapes text for HTML.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Percent-encodes a path segment (everything but unreserved characters).
 pub fn encode_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -357,6 +345,17 @@ mod tests {
         assert_eq!(accepted(&headers), Format::Json);
         headers.insert(header::ACCEPT, HeaderValue::from_static("text/csv;q=0.9"));
         assert_eq!(accepted(&headers), Format::Csv);
+        // What a browser sends when it follows a link.
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+        );
+        assert_eq!(accepted(&headers), Format::Html);
+        // What `fetch` sends by default.
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert_eq!(accepted(&headers), Format::Json);
     }
 
     #[test]

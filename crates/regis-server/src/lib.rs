@@ -12,7 +12,9 @@
 //!   `B/records/{key}/proof` (JSON or C2SP tlog-proof) to verify offline;
 //! - `B/download-rsf[/{a}[/{b}]]`, streamed;
 //! - `B/events`: each new checkpoint as a Server-Sent Event;
-//! - `/metrics`, `/healthz`, `/readyz`, and HTML at `/` and `B`.
+//! - `/metrics`, `/healthz`, `/readyz`;
+//! - pages for people ([`html`]) at `/`, `B`, and the read URLs above when
+//!   a browser asks (`Accept: text/html`), with their `/assets/…`.
 //!
 //! Every input is bounded (page sizes, path numbers, segments, query
 //! parameters, body size, time, requests in flight); bad input is a 4xx
@@ -29,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod routes;
@@ -36,6 +39,7 @@ pub mod rsf;
 pub mod server;
 pub mod tile_cache;
 pub mod tlog;
+pub mod write;
 
 pub use app::{App, Opened, RegisterState};
 pub use config::{Config, Limits};

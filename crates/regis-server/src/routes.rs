@@ -14,6 +14,7 @@
 use regis_store::Log;
 
 use crate::error::ApiError;
+use crate::html::Asset;
 use crate::http::{Format, decode, split_suffix};
 
 /// What a request asks for.
@@ -67,6 +68,47 @@ pub enum Route {
     Events,
     /// `GET B/log/tile/{tile}`, `B/system-log/tile/{tile}`.
     Tile(Log),
+    /// `GET /assets/…`: a script or stylesheet of the HTML pages.
+    Asset(Asset),
+    /// `POST B/load-rsf`: append an RSF document.
+    LoadRsf,
+}
+
+/// What a `POST` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Post {
+    /// `POST /registers`: create a register (admin token).
+    CreateRegister,
+    /// `POST B/entries`: append JSON items.
+    AppendEntries,
+    /// `POST B/load-rsf`: append an RSF document.
+    LoadRsf,
+}
+
+impl Route {
+    /// Whether the route answers `GET` and `HEAD`.
+    pub fn gets(self) -> bool {
+        self != Route::LoadRsf
+    }
+
+    /// What a `POST` to the route does, if it takes one.
+    pub fn post(self) -> Option<Post> {
+        match self {
+            Route::Catalogue => Some(Post::CreateRegister),
+            Route::Entries => Some(Post::AppendEntries),
+            Route::LoadRsf => Some(Post::LoadRsf),
+            _ => None,
+        }
+    }
+
+    /// The `Allow` header of the route.
+    pub fn allow(self) -> &'static str {
+        match (self.gets(), self.post().is_some()) {
+            (true, true) => "GET, HEAD, POST",
+            (false, _) => "POST",
+            (true, false) => "GET, HEAD",
+        }
+    }
 }
 
 /// One route: its template and whether it takes a format suffix.
@@ -94,6 +136,13 @@ pub const ROUTES: &[RouteSpec] = &[
     spec(Route::Catalogue, "/registers", true),
     spec(Route::Metrics, "/metrics", false),
     spec(Route::Healthz, "/healthz", false),
+    spec(
+        Route::Asset(Asset::VerifyScript),
+        "/assets/verify.js",
+        false,
+    ),
+    spec(Route::Asset(Asset::LiveScript), "/assets/live.js", false),
+    spec(Route::Asset(Asset::Stylesheet), "/assets/regis.css", false),
     spec(Route::Readyz, "/readyz", false),
     spec(Route::RegisterHome, "/registers/{name}", false),
     spec(Route::Register, "/registers/{name}/register", true),
@@ -164,6 +213,7 @@ pub const ROUTES: &[RouteSpec] = &[
         false,
     ),
     spec(Route::Events, "/registers/{name}/events", false),
+    spec(Route::LoadRsf, "/registers/{name}/load-rsf", false),
 ];
 
 /// The most path segments a request may have (a tile path of a 2^64 index
@@ -219,6 +269,8 @@ pub fn match_path(path: &str) -> Result<Option<Matched>, ApiError> {
                 let allowed = match format {
                     Format::TlogProof => spec.route == Route::RecordProof,
                     Format::Json | Format::Csv => true,
+                    // No suffix asks for a page: `Accept` does.
+                    Format::Html => false,
                 };
                 if allowed {
                     return Ok(Some(matched(spec, params, Some(format))?));

@@ -23,7 +23,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::api::{self, Ctx};
 use crate::app::App;
@@ -32,12 +31,12 @@ use crate::http::{self, Format, Query};
 use crate::metrics::UNMATCHED;
 use crate::routes::{Matched, ROUTES, Route, match_path};
 use crate::rsf::{self, Range};
-use crate::{events, tlog};
+use crate::{events, html, tlog, write};
 
 /// The router serving `app`, with its layers: CORS `*` on reads, gzip for
-/// text bodies, a request-body limit, and a last-resort panic guard.
+/// text bodies, and a last-resort panic guard. (Request bodies are read
+/// only by the write routes, each with its own size and time limits.)
 pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
-    let body_limit = app.limits.max_body_bytes;
     Router::new()
         .fallback(dispatch::<B>)
         .with_state(app)
@@ -53,7 +52,6 @@ pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
                 .allow_methods([Method::GET, Method::HEAD])
                 .expose_headers([header::LINK, header::ETAG]),
         )
-        .layer(RequestBodyLimitLayer::new(body_limit))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
@@ -156,12 +154,12 @@ pub async fn shutdown_signal() {
 
 async fn dispatch<B: DirBackend>(
     State(app): State<Arc<App<B>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
-    let (template, mut response) = respond(&app, &method, &uri, headers).await;
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let (template, mut response) = respond(&app, &method, &uri, headers, body).await;
     let elapsed = started.elapsed();
     let status = response.status();
     app.metrics.record(template, status.as_u16(), elapsed);
@@ -184,6 +182,7 @@ async fn respond<B: DirBackend>(
     method: &Method,
     uri: &Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> (&'static str, Response) {
     let matched = match match_path(uri.path()) {
         Ok(Some(matched)) => matched,
@@ -197,22 +196,31 @@ async fn respond<B: DirBackend>(
         Err(error) => return (UNMATCHED, error.into_response()),
     };
     let template = matched.template;
-    if method != Method::GET && method != Method::HEAD {
+    let route = matched.route;
+    let reads = (method == Method::GET || method == Method::HEAD) && route.gets();
+    let post = (method == Method::POST).then(|| route.post()).flatten();
+    if !reads && post.is_none() {
         let mut response = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
-            format!("{template} answers GET and HEAD only, not {method}"),
+            format!("{template} answers {}, not {method}", route.allow()),
         )
         .into_response();
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, HeaderValue::from_static(route.allow()));
         return (template, response);
     }
     let query = match Query::parse(uri.query()) {
         Ok(query) => query,
         Err(error) => return (template, error.into_response()),
     };
+    if let Some(post) = post {
+        // Writes are bounded by their register's in-flight limit, not by
+        // the read permits, and wait for their commit, not for a timeout.
+        let response = write::post(app, post, &matched, &query, &headers, body).await;
+        return (template, response);
+    }
     match matched.route {
         Route::Healthz => return (template, http::ok("text/plain", http::NO_STORE, "ok\n")),
         Route::Readyz => return (template, readyz(app)),
@@ -274,7 +282,7 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
     let ready = app.is_ready();
     let body = serde_json::json!({
         "ready": ready,
-        "registers": app.registers().count(),
+        "registers": app.registers().len(),
         "unavailable": app
             .unavailable
             .iter()
@@ -291,6 +299,7 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
 fn metrics<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
     let mut text = String::new();
     app.metrics.render(&mut text);
+    app.write_metrics.render(&mut text);
     text.push_str("# HELP regis_log_size Entries in each register's logs.\n");
     text.push_str("# TYPE regis_log_size gauge\n");
     let mut records = String::from(
@@ -347,8 +356,14 @@ fn handle<B: DirBackend>(
         format,
         limits: app.limits,
     };
+    if let Some(page) = html::page(app, matched, &ctx) {
+        return Ok(page);
+    }
+    let ctx = Ctx {
+        format: html::api_format(format),
+        ..ctx
+    };
     match matched.route {
-        Route::Home => return api::home(app),
         Route::Catalogue => return api::catalogue(app, &ctx),
         Route::Metrics => return metrics(app),
         Route::Healthz | Route::Readyz => {
@@ -362,7 +377,6 @@ fn handle<B: DirBackend>(
         http::number(param(matched, index)?, "the tree size", 0, u64::MAX)
     };
     match matched.route {
-        Route::RegisterHome => api::register_home(&reg),
         Route::Register => api::register(&reg, &ctx),
         Route::Records => api::records(&reg, &ctx),
         Route::Record => api::record(&reg, &ctx, param(matched, 1)?),
@@ -385,10 +399,15 @@ fn handle<B: DirBackend>(
             rsf::download(reg, Range::Between(size(1)?, size(2)?), permit, patience)
         }
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
-        Route::Events => events::events(app, reg),
+        Route::Events => events::events(app, reg, headers),
         Route::Tile(log) => tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, headers),
-        Route::Home | Route::Catalogue | Route::Metrics | Route::Healthz | Route::Readyz => {
-            Err(ApiError::internal("server routes are answered before"))
-        }
+        Route::Home
+        | Route::Catalogue
+        | Route::Metrics
+        | Route::Healthz
+        | Route::Readyz
+        | Route::RegisterHome
+        | Route::Asset(_) => Err(ApiError::internal("server routes are answered before")),
+        Route::LoadRsf => Err(ApiError::internal("write routes are answered before")),
     }
 }

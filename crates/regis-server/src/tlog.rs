@@ -344,7 +344,7 @@ pub fn record_proof<B: DirBackend>(
             });
             Ok(http::json(body.to_string()))
         }
-        Format::Csv => Err(ApiError::new(
+        Format::Csv | Format::Html => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not-acceptable",
             "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",

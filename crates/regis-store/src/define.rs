@@ -22,14 +22,16 @@ pub enum DefinitionError {
 
 /// The system entries that define register `name` with `fields` (the
 /// first named like the register is its primary key), described by
-/// `text`: `name`, one `field:<f>` per field, then `register:<name>`, each
-/// after its item, all stamped `timestamp`. Load them with
+/// `text`, kept by `custodian` if given: `name`, `custodian`, one
+/// `field:<f>` per field, then `register:<name>`, each after its item, all
+/// stamped `timestamp`. Load them with
 /// [`crate::Request::Load`] and `Policy::APPEND`: the loader checks them as
 /// it checks any definition.
 pub fn definition_commands(
     name: &RegisterName,
     fields: &[Field],
     text: &str,
+    custodian: Option<&str>,
     timestamp: Timestamp,
 ) -> Result<Vec<(u64, Command)>, DefinitionError> {
     if !fields.iter().any(|field| field.name == name.as_str()) {
@@ -44,6 +46,12 @@ pub fn definition_commands(
         "name".to_owned(),
         Item::from_fields(vec![("name", Value::one(name.as_str()))])?,
     )];
+    if let Some(custodian) = custodian {
+        entries.push((
+            "custodian".to_owned(),
+            Item::from_fields(vec![("custodian", Value::one(custodian))])?,
+        ));
+    }
     for field in fields {
         let mut properties = vec![
             ("cardinality", Value::one(field.cardinality.as_str())),

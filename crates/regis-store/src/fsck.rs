@@ -5,7 +5,7 @@
 
 use regis_merkle::{Frontier, HashReader, leaf_hash};
 use regis_model::{Entry, EntryType, Item, ItemHash};
-use regis_note::{SignedCheckpoint, Verifiers};
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
 use crate::registry::LogSigners;
 use crate::store::item_fields;
@@ -51,10 +51,23 @@ pub fn fsck<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     signers: &LogSigners,
 ) -> Result<FsckReport, FsckError> {
+    fsck_with_keys(
+        snapshot,
+        [&signers.verifier(Log::User), &signers.verifier(Log::System)],
+    )
+}
+
+/// [`fsck`] with the verifier keys of the user and the system log (each
+/// named by its log's origin), for a register whose signing key is not
+/// here: a mirror checks the upstream's checkpoints with the pinned keys.
+pub fn fsck_with_keys<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    keys: [&Verifier; 2],
+) -> Result<FsckReport, FsckError> {
     let mut report = FsckReport::default();
     check_items(snapshot, &mut report)?;
     for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
-        check_log(snapshot, signers, log, slot, &mut report)?;
+        check_log(snapshot, keys[slot], log, slot, &mut report)?;
         check_records(snapshot, log, slot, &mut report)?;
     }
     check_system_positions(snapshot)?;
@@ -87,7 +100,7 @@ fn check_items<S: KvSnapshot>(
 /// Leaves, stored hashes, history rows and checkpoints of one log.
 fn check_log<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
-    signers: &LogSigners,
+    key: &Verifier,
     log: Log,
     slot: usize,
     report: &mut FsckReport,
@@ -108,11 +121,8 @@ fn check_log<S: KvSnapshot>(
         let parsed = SignedCheckpoint::parse(checkpoint.text.as_bytes())
             .map_err(|e| mismatch(format!("the {log} checkpoint does not parse: {e}")))?;
         parsed
-            .verify(
-                signers.origin(log),
-                &signers.verifier(log),
-                &Verifiers::default(),
-            )
+            // Regis names a log's key by the log's origin.
+            .verify(key.name().as_str(), key, &Verifiers::default())
             .map_err(|e| mismatch(format!("the {log} checkpoint does not verify: {e}")))?;
         if parsed.checkpoint().size() != checkpoint.size
             || parsed.checkpoint().root_hash() != &checkpoint.root

@@ -18,6 +18,10 @@
 //!   it is read, in a transaction of its own.
 //! - [`Registry`]: register directories, names, signing keys and origins;
 //!   [`definition_commands`] defines a new register by name and fields.
+//! - [`Tokens`]: write tokens, kept as hashes, checked in constant time.
+//! - [`Mirror`]: a register copied from another server, verified by
+//!   regis-client before it is stored: no signing key, the upstream's URL
+//!   and pinned keys in its directory ([`Registry::open_mirror`]).
 //! - [`fsck()`]: recomputes everything and reports the first difference.
 
 #![cfg_attr(
@@ -30,16 +34,19 @@ mod error;
 mod fsck;
 mod keys;
 mod kv;
+mod mirror;
 mod redb_backend;
 mod registry;
 mod sequencer;
 #[cfg(feature = "sled")]
 mod sled_backend;
 mod store;
+mod tokens;
 
 pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
-pub use fsck::{FsckError, FsckReport, fsck};
+pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
+pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, Write};
 pub use redb_backend::{REDB_FILE, RedbBackend, RedbSnapshot};
 pub use registry::{
@@ -47,10 +54,11 @@ pub use registry::{
 };
 pub use sequencer::{
     Appended, Clock, Commands, Receipt, Request, Sequencer, SequencerConfig, SequencerError,
-    SequencerHandle, Ticket, load_schema, system_clock,
+    SequencerHandle, Ticket, Timing, load_schema, system_clock,
 };
 #[cfg(feature = "sled")]
 pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
+pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 pub use store::{
     Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Txn, Writer,
 };

@@ -55,6 +55,21 @@ pub enum RegistryError {
     /// The host makes an origin that is not a valid key name.
     #[error("origin {0:?} is not a valid note key name (no spaces, '+' or control characters)")]
     Origin(String),
+    /// `open` of a mirror register: it has no signing key and is written
+    /// only by verified copies of its upstream (`Registry::open_mirror`).
+    #[error("register {0} is a mirror of another server's register, not one of this server's own")]
+    IsMirror(String),
+    /// `open_mirror` of a register that is not a mirror.
+    #[error("register {0} is not a mirror")]
+    NotMirror(String),
+    /// A mirror's upstream file is missing or malformed.
+    #[error("the upstream file of mirror {name}: {reason}")]
+    Upstream {
+        /// The mirror.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The register's store.
     #[error("register {name}: {error}")]
     Store {
@@ -183,7 +198,7 @@ pub fn origin(host: &str, name: &RegisterName, log: Log) -> String {
     }
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
     let path = path.to_owned();
     move |error| RegistryError::Io { what, path, error }
 }
@@ -196,6 +211,11 @@ impl Registry {
             registers: data_dir.join("registers"),
             host: host.to_owned(),
         }
+    }
+
+    /// The data directory (`DIR`).
+    pub fn data_dir(&self) -> &Path {
+        self.registers.parent().unwrap_or(&self.registers)
     }
 
     /// `DIR/registers/<name>`.
@@ -237,14 +257,15 @@ impl Registry {
         Ok(names)
     }
 
-    /// Creates an empty register with a new signing key. A directory left
+    /// Creates an empty register with a new signing key. Refuses a name
+    /// used by a mirror ([`RegistryError::Exists`]). A directory left
     /// by a crash during an earlier `create` (a key but no database) is
     /// completed, keeping its key: no checkpoint was ever signed with it.
     pub fn create<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
-        if self.exists::<B>(name) {
+        let dir = self.dir(name);
+        if self.exists::<B>(name) || dir.join(crate::mirror::UPSTREAM_FILE).exists() {
             return Err(RegistryError::Exists(name.to_string()));
         }
-        let dir = self.dir(name);
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let key = dir.join(KEY_FILE);
         if !key.exists() {
@@ -271,6 +292,9 @@ impl Registry {
     /// last signed checkpoint.
     pub fn open<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
         let dir = self.dir(name);
+        if dir.join(crate::mirror::UPSTREAM_FILE).exists() {
+            return Err(RegistryError::IsMirror(name.to_string()));
+        }
         let key = dir.join(KEY_FILE);
         let pem = match fs::read_to_string(&key) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && B::exists_in(&dir) => {
@@ -308,7 +332,12 @@ impl Registry {
 
 /// Writes `bytes` to `dir/file` with permissions `mode`, atomically: a
 /// temporary file, synced, renamed into place, and the directory synced.
-fn write_atomically(dir: &Path, file: &str, bytes: &[u8], mode: u32) -> Result<(), RegistryError> {
+pub(crate) fn write_atomically(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), RegistryError> {
     let path = dir.join(file);
     let temporary = dir.join(format!("{file}.new"));
     match fs::remove_file(&temporary) {

@@ -30,7 +30,11 @@ use crate::{
 pub struct SequencerConfig {
     /// Stop gathering requests once they hold this many entries.
     pub max_entries: usize,
-    /// Stop gathering this long after the first request of a batch.
+    /// Keep gathering this long after the first request of a batch. Zero
+    /// (the default) is group commit: a batch is what is queued when the
+    /// sequencer is free, so requests that arrive while a batch commits
+    /// form the next one; batches grow with the load and a lone request
+    /// waits for nothing but its own commit.
     pub max_delay: Duration,
     /// Requests that may wait in the channel; beyond, senders wait
     /// ([`SequencerHandle::submit`]) or are refused ([`SequencerHandle::try_submit`]).
@@ -41,7 +45,7 @@ impl Default for SequencerConfig {
     fn default() -> Self {
         SequencerConfig {
             max_entries: 4096,
-            max_delay: Duration::from_millis(5),
+            max_delay: Duration::ZERO,
             queue: 256,
         }
     }
@@ -52,7 +56,14 @@ impl Default for SequencerConfig {
 pub enum Request {
     /// New user entries: each key takes its item, stamped with the
     /// sequencer's clock, under every rule ([`Policy::APPEND`]).
-    Append(Vec<(String, Item)>),
+    Append {
+        /// Keys and their new items, in order.
+        entries: Vec<(String, Item)>,
+        /// Accept an entry whose item is already its key's record (a
+        /// no-op that only records "still true at this time"); refused
+        /// otherwise.
+        allow_repeated: bool,
+    },
     /// An RSF document's commands, with their line numbers, applied all or
     /// nothing under `policy`.
     Load {
@@ -74,9 +85,17 @@ pub enum Request {
 }
 
 impl Request {
+    /// Appends `entries` under every rule, no-op entries refused.
+    pub fn append(entries: Vec<(String, Item)>) -> Request {
+        Request::Append {
+            entries,
+            allow_repeated: false,
+        }
+    }
+
     fn weight(&self) -> usize {
         match self {
-            Request::Append(entries) => entries.len(),
+            Request::Append { entries, .. } => entries.len(),
             Request::Load { commands, .. } => commands
                 .iter()
                 .filter(|(_, command)| matches!(command, Command::AppendEntry(_)))
@@ -139,6 +158,21 @@ pub struct Receipt {
     pub user_checkpoint: SignedTree,
     /// The system log's checkpoint covering the request.
     pub system_checkpoint: SignedTree,
+    /// How long it took, and with what.
+    pub timing: Timing,
+}
+
+/// Where a request's time went, measured from its submission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Entries in the batch that carried the request (its own included).
+    pub batch_entries: u64,
+    /// Until its batch began.
+    pub queued: Duration,
+    /// Until the checkpoints covering it were signed (in memory).
+    pub signed: Duration,
+    /// Until the commit holding it and those checkpoints was durable.
+    pub durable: Duration,
 }
 
 /// Why a request was not done.
@@ -186,7 +220,26 @@ pub type Ticket = oneshot::Receiver<Result<Receipt, SequencerError>>;
 
 struct Job {
     request: Request,
+    waiter: Waiter,
+}
+
+/// Where a request's answer goes, and when it was submitted.
+struct Waiter {
     reply: oneshot::Sender<Result<Receipt, SequencerError>>,
+    submitted: Instant,
+}
+
+impl Waiter {
+    fn new() -> (Waiter, Ticket) {
+        let (reply, ticket) = oneshot::channel();
+        let submitted = Instant::now();
+        (Waiter { reply, submitted }, ticket)
+    }
+
+    fn fail(self, error: SequencerError) {
+        // A waiter that went away needs no answer.
+        let _ = self.reply.send(Err(error));
+    }
 }
 
 /// Sends requests to a register's sequencer. Cheap to clone.
@@ -208,9 +261,9 @@ impl SequencerHandle {
     /// Queues `request`, waiting while the queue is full. Await the ticket
     /// (or `blocking_recv` it outside async code) for the receipt.
     pub fn submit(&self, request: Request) -> Result<Ticket, SequencerError> {
-        let (reply, ticket) = oneshot::channel();
+        let (waiter, ticket) = Waiter::new();
         self.sender
-            .send(Job { request, reply })
+            .send(Job { request, waiter })
             .map_err(|_| SequencerError::Stopped)?;
         Ok(ticket)
     }
@@ -218,9 +271,9 @@ impl SequencerHandle {
     /// Queues `request`, or refuses it at once with [`SequencerError::Busy`]
     /// when the queue is full (for async callers, which must not block).
     pub fn try_submit(&self, request: Request) -> Result<Ticket, SequencerError> {
-        let (reply, ticket) = oneshot::channel();
+        let (waiter, ticket) = Waiter::new();
         self.sender
-            .try_send(Job { request, reply })
+            .try_send(Job { request, waiter })
             .map_err(|error| match error {
                 TrySendError::Full(_) => SequencerError::Busy,
                 TrySendError::Disconnected(_) => SequencerError::Stopped,
@@ -356,15 +409,19 @@ struct State<B> {
     published: watch::Sender<[SignedTree; 2]>,
 }
 
-/// Where a request's answer goes.
-type Reply = oneshot::Sender<Result<Receipt, SequencerError>>;
-
-/// A request held in memory, as commands under a policy, with its reply.
-type StagedJob = (Vec<(u64, Command)>, Policy, Reply);
+/// A request held in memory, as commands under a policy, with its waiter.
+struct StagedJob {
+    commands: Vec<(u64, Command)>,
+    policy: Policy,
+    /// Whether its receipt lists its entries (appends: a few; not loads,
+    /// which may be large).
+    list_entries: bool,
+    waiter: Waiter,
+}
 
 /// A request accepted into the batch, waiting for the commit.
 struct Accepted {
-    reply: Reply,
+    waiter: Waiter,
     entries: Vec<Appended>,
     counts: [u64; 4],
 }
@@ -376,8 +433,19 @@ impl<B: KvBackend> State<B> {
             let mut weight = first.request.weight();
             let mut jobs = vec![first];
             while weight < self.config.max_entries {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match receiver.recv_timeout(left) {
+                // What is queued already joins the batch; then, until the
+                // deadline, what arrives.
+                let next = match receiver.try_recv() {
+                    Ok(job) => Ok(job),
+                    Err(_) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        receiver.recv_timeout(left)
+                    }
+                };
+                match next {
                     Ok(job) => {
                         weight = weight.saturating_add(job.request.weight());
                         jobs.push(job);
@@ -392,41 +460,62 @@ impl<B: KvBackend> State<B> {
     /// Answers the requests gathered: each stream on its own, in its
     /// place; the others staged, committed and signed together.
     fn batch(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
         let mut staged = Vec::new();
-        for job in jobs {
-            match job.request {
+        for Job { request, waiter } in jobs {
+            match request {
                 Request::Stream { commands, policy } => {
-                    self.commit_staged(std::mem::take(&mut staged));
-                    self.stream(commands, policy, job.reply);
+                    self.commit_staged(std::mem::take(&mut staged), started);
+                    self.stream(commands, policy, waiter);
                 }
-                Request::Append(entries) => match self.append_commands(entries) {
-                    Ok(commands) => staged.push((commands, Policy::APPEND, job.reply)),
-                    Err(error) => {
-                        let _ = job.reply.send(Err(error));
-                    }
+                Request::Append {
+                    entries,
+                    allow_repeated,
+                } => match self.append_commands(entries) {
+                    Ok(commands) => staged.push(StagedJob {
+                        commands,
+                        policy: Policy {
+                            allow_repeated_items: allow_repeated,
+                            ..Policy::APPEND
+                        },
+                        list_entries: true,
+                        waiter,
+                    }),
+                    Err(error) => waiter.fail(error),
                 },
-                Request::Load { commands, policy } => staged.push((commands, policy, job.reply)),
+                Request::Load { commands, policy } => staged.push(StagedJob {
+                    commands,
+                    policy,
+                    list_entries: false,
+                    waiter,
+                }),
             }
         }
-        self.commit_staged(staged);
+        self.commit_staged(staged, started);
     }
 
     /// Stages, commits, signs and answers a batch of requests held in
     /// memory.
-    fn commit_staged(&mut self, jobs: Vec<StagedJob>) {
+    fn commit_staged(&mut self, jobs: Vec<StagedJob>, started: Instant) {
         if jobs.is_empty() {
             return;
         }
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
-            Err(error) => return fail_all(jobs.into_iter().map(|(_, _, reply)| reply), error),
+            Err(error) => return fail_all(jobs.into_iter().map(|job| job.waiter), error),
         };
         let mut staged = Staged::default();
         let mut user = self.writer.frontier(Log::User).clone();
         let mut system = self.writer.frontier(Log::System).clone();
         let mut schema = self.schema.clone();
         let mut accepted = Vec::new();
-        for (commands, policy, reply) in jobs {
+        for StagedJob {
+            commands,
+            policy,
+            list_entries,
+            waiter,
+        } in jobs
+        {
             let mut target = RequestTarget {
                 snapshot: &snapshot,
                 batch: &staged,
@@ -446,14 +535,14 @@ impl<B: KvBackend> State<B> {
             .and_then(|summary| check_name(&self.name, &summary.schema).map(|()| summary));
             match loaded {
                 Ok(summary) => {
-                    let entries = if policy == Policy::APPEND {
+                    let entries = if list_entries {
                         target.own.appended()
                     } else {
                         Vec::new()
                     };
                     staged.merge(target.own);
                     accepted.push(Accepted {
-                        reply,
+                        waiter,
                         entries,
                         counts: counts(&summary),
                     });
@@ -461,9 +550,7 @@ impl<B: KvBackend> State<B> {
                     system = summary.system_log;
                     schema = summary.schema;
                 }
-                Err(error) => {
-                    let _ = reply.send(Err(error));
-                }
+                Err(error) => waiter.fail(error),
             }
         }
         drop(snapshot);
@@ -479,33 +566,43 @@ impl<B: KvBackend> State<B> {
             Ok(signed) => signed,
             Err(error) => {
                 let error = Arc::new(error);
-                for waiter in accepted {
-                    let _ = waiter
-                        .reply
-                        .send(Err(SequencerError::Sign(Arc::clone(&error))));
+                for accepted in accepted {
+                    accepted
+                        .waiter
+                        .fail(SequencerError::Sign(Arc::clone(&error)));
                 }
                 return;
             }
         };
+        let signed_at = Instant::now();
         for (log, checkpoint) in &signed {
             batch.set_checkpoint(*log, checkpoint.clone());
         }
         if let Err(error) = self.writer.commit(&batch) {
-            return fail_all(accepted.into_iter().map(|a| a.reply), error);
+            return fail_all(accepted.into_iter().map(|a| a.waiter), error);
         }
+        let durable_at = Instant::now();
         self.schema = schema;
         let checkpoints = self.publish(signed);
-        for waiter in accepted {
-            let _ = waiter
-                .reply
-                .send(Ok(receipt(waiter.entries, waiter.counts, &checkpoints)));
+        let batch_entries = u64::try_from(batch.entries().len()).unwrap_or(u64::MAX);
+        for accepted in accepted {
+            let timing = Timing::of(
+                &accepted.waiter,
+                batch_entries,
+                [started, signed_at, durable_at],
+            );
+            let receipt = receipt(accepted.entries, accepted.counts, &checkpoints, timing);
+            // A waiter that went away needs no answer.
+            let _ = accepted.waiter.reply.send(Ok(receipt));
         }
     }
 
     /// Loads a document as it is read, in one write transaction of its own
     /// that also stores the checkpoints of the trees it leaves: on error
     /// nothing of it is written and nothing is signed for it.
-    fn stream(&mut self, commands: Commands, policy: Policy, reply: Reply) {
+    fn stream(&mut self, commands: Commands, policy: Policy, waiter: Waiter) {
+        let started = Instant::now();
+        let mut signed_at = started;
         let latest = self.published.borrow().clone();
         let (name, signers, schema) = (&self.name, &self.signers, &self.schema);
         let result = self.writer.transact(|txn| {
@@ -521,18 +618,23 @@ impl<B: KvBackend> State<B> {
             check_name(name, &summary.schema)?;
             let signed = sign_grown(signers, &latest, [&summary.user_log, &summary.system_log])
                 .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+            signed_at = Instant::now();
             for (log, checkpoint) in &signed {
                 txn.set_checkpoint(*log, checkpoint)?;
             }
             Ok::<_, SequencerError>((summary, signed))
         });
+        let durable_at = Instant::now();
         let answer = result.map(|(summary, signed)| {
             let counts = counts(&summary);
             self.schema = summary.schema;
             let checkpoints = self.publish(signed);
-            receipt(Vec::new(), counts, &checkpoints)
+            let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
+            let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
+            receipt(Vec::new(), counts, &checkpoints, timing)
         });
-        let _ = reply.send(answer);
+        // A waiter that went away needs no answer.
+        let _ = waiter.reply.send(answer);
     }
 
     /// Tells subscribers of checkpoints just stored; returns both logs'
@@ -618,7 +720,26 @@ fn counts(summary: &LoadSummary) -> [u64; 4] {
     ]
 }
 
-fn receipt(entries: Vec<Appended>, counts: [u64; 4], checkpoints: &[SignedTree; 2]) -> Receipt {
+impl Timing {
+    /// `waiter`'s timing in a batch of `batch_entries` that started, was
+    /// signed and was durable at these instants.
+    fn of(waiter: &Waiter, batch_entries: u64, [started, signed, durable]: [Instant; 3]) -> Timing {
+        let since = |instant: Instant| instant.saturating_duration_since(waiter.submitted);
+        Timing {
+            batch_entries,
+            queued: since(started),
+            signed: since(signed),
+            durable: since(durable),
+        }
+    }
+}
+
+fn receipt(
+    entries: Vec<Appended>,
+    counts: [u64; 4],
+    checkpoints: &[SignedTree; 2],
+    timing: Timing,
+) -> Receipt {
     let [items_added, user_entries, system_entries, assertions] = counts;
     let [user_checkpoint, system_checkpoint] = checkpoints;
     Receipt {
@@ -629,6 +750,7 @@ fn receipt(entries: Vec<Appended>, counts: [u64; 4], checkpoints: &[SignedTree; 
         assertions,
         user_checkpoint: user_checkpoint.clone(),
         system_checkpoint: system_checkpoint.clone(),
+        timing,
     }
 }
 
@@ -673,13 +795,10 @@ fn load<T: LoadTarget>(
     loader.finish()
 }
 
-fn fail_all(
-    replies: impl Iterator<Item = oneshot::Sender<Result<Receipt, SequencerError>>>,
-    error: StoreError,
-) {
+fn fail_all(waiters: impl Iterator<Item = Waiter>, error: StoreError) {
     let error = Arc::new(error);
-    for reply in replies {
-        let _ = reply.send(Err(SequencerError::Store(Arc::clone(&error))));
+    for waiter in waiters {
+        waiter.fail(SequencerError::Store(Arc::clone(&error)));
     }
 }
 

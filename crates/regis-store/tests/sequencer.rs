@@ -110,7 +110,7 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
     let before = country.store.snapshot().unwrap().size(Log::User);
     assert_eq!(watcher.borrow()[0].size, before);
     let receipt = handle
-        .run(Request::Append(vec![
+        .run(Request::append(vec![
             ("ZZ".into(), country_item("ZZ", "Zedland")),
             ("ZY".into(), country_item("ZY", "Zyland")),
         ]))
@@ -163,7 +163,7 @@ fn concurrent_writers_are_batched_and_serialised() {
                     .map(|i| {
                         let code = format!("Q{}{}", (b'A' + thread) as char, (b'A' + i) as char);
                         handle
-                            .run(Request::Append(vec![(
+                            .run(Request::append(vec![(
                                 code.clone(),
                                 country_item(&code, "Q"),
                             )]))
@@ -208,7 +208,7 @@ fn a_bad_request_fails_alone_in_its_batch() {
     let handle = country.sequencer.handle();
     let before = country.store.snapshot().unwrap().size(Log::User);
     let good = handle
-        .submit(Request::Append(vec![(
+        .submit(Request::append(vec![(
             "QA".into(),
             country_item("QA", "A"),
         )]))
@@ -216,20 +216,20 @@ fn a_bad_request_fails_alone_in_its_batch() {
     // A field the register does not define.
     let unknown = Item::parse(r#"{"country":"QB","colour":"blue"}"#).unwrap();
     let bad = handle
-        .submit(Request::Append(vec![
+        .submit(Request::append(vec![
             ("QC".into(), country_item("QC", "C")),
             ("QB".into(), unknown),
         ]))
         .unwrap();
     // An item the record already has (GOV.UK refused these on append).
     let repeated = handle
-        .submit(Request::Append(vec![(
+        .submit(Request::append(vec![(
             "QA".into(),
             country_item("QA", "A"),
         )]))
         .unwrap();
     let also_good = handle
-        .submit(Request::Append(vec![(
+        .submit(Request::append(vec![(
             "QD".into(),
             country_item("QD", "D"),
         )]))
@@ -331,7 +331,7 @@ fn a_clock_out_of_range_refuses_appends() {
         Box::new(|| None),
     )
     .unwrap();
-    let result = sequencer.handle().run(Request::Append(vec![(
+    let result = sequencer.handle().run(Request::append(vec![(
         "QA".into(),
         country_item("QA", "A"),
     )]));
@@ -429,7 +429,7 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
     drop(before);
 
     failing.store(true, std::sync::atomic::Ordering::SeqCst);
-    let result = handle.run(Request::Append(vec![(
+    let result = handle.run(Request::append(vec![(
         "QA".into(),
         country_item("QA", "A"),
     )]));
@@ -444,7 +444,7 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
 
     failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let receipt = handle
-        .run(Request::Append(vec![(
+        .run(Request::append(vec![(
             "QA".into(),
             country_item("QA", "A"),
         )]))
@@ -478,10 +478,10 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
     let name = RegisterName::new("fruit").unwrap();
     let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
     assert!(matches!(
-        regis_store::definition_commands(&name, &fields[1..], "Fruit.", timestamp),
+        regis_store::definition_commands(&name, &fields[1..], "Fruit.", None, timestamp),
         Err(regis_store::DefinitionError::NoPrimaryKey(_))
     ));
-    let commands = regis_store::definition_commands(&name, &fields, "Fruit.", timestamp).unwrap();
+    let commands = regis_store::definition_commands(&name, &fields, "Fruit.", None, timestamp).unwrap();
 
     let data = tempfile::tempdir().unwrap();
     let registry = Registry::new(data.path(), "regis.test");
@@ -505,7 +505,7 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
         .unwrap();
     assert_eq!(receipt.system_entries, 5);
     let item = |json: &str| Item::parse(json).unwrap();
-    let good = handle.run(Request::Append(vec![(
+    let good = handle.run(Request::append(vec![(
         "apple".into(),
         item(r#"{"fruit":"apple","colours":["red","green"],"weight":"150"}"#),
     )]));
@@ -515,7 +515,7 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
         r#"{"fruit":"pear","weight":"heavy"}"#,
         r#"{"fruit":"pear","taste":"sweet"}"#,
     ] {
-        let result = handle.run(Request::Append(vec![("pear".into(), item(bad))]));
+        let result = handle.run(Request::append(vec![("pear".into(), item(bad))]));
         assert!(
             matches!(result, Err(SequencerError::Rejected(_))),
             "{bad}: {result:?}"
@@ -730,7 +730,7 @@ fn a_stream_keeps_its_place_among_the_requests_gathered_with_it() {
     // An append before the update: the update's opening assertion (the
     // base's root) no longer holds, so it fails, alone.
     let early = handle
-        .submit(Request::Append(vec![(
+        .submit(Request::append(vec![(
             "QB".into(),
             country_item("QB", "B"),
         )]))
@@ -751,7 +751,7 @@ fn a_stream_keeps_its_place_among_the_requests_gathered_with_it() {
     let handle = second.sequencer.handle();
     let update = handle.submit(stream(regis_fixtures::read(UPDATE))).unwrap();
     let late = handle
-        .submit(Request::Append(vec![(
+        .submit(Request::append(vec![(
             "QB".into(),
             country_item("QB", "B"),
         )]))

@@ -14,9 +14,11 @@ use regis_model::rsf::{Policy, RsfReader};
 use regis_model::{format_hash, import};
 use regis_store::{
     Commands, DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Sequencer,
-    SequencerConfig, fsck, load_schema, system_clock,
+    Scope, SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
 };
 
+mod audit;
+mod mirror;
 mod remote;
 mod serve;
 
@@ -32,10 +34,10 @@ struct Cli {
 struct Data {
     /// The data directory (registers live in DIR/registers/<name>/).
     #[arg(long, value_name = "DIR", default_value = "./regis-data")]
-    data: PathBuf,
+    pub data: PathBuf,
     /// The storage backend.
     #[arg(long, value_enum, default_value_t = Backend::Redb)]
-    backend: Backend,
+    pub backend: Backend,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -73,6 +75,19 @@ enum Command {
         #[arg(long)]
         register: String,
     },
+    /// Mint a write token for a register (or, with --admin, one that may
+    /// create registers over HTTP). It is printed once, alone on the last
+    /// line; only its SHA-256 is kept (DIR/tokens).
+    Token {
+        #[command(flatten)]
+        data: Data,
+        /// The register the token writes to.
+        #[arg(long, required_unless_present = "admin", conflicts_with = "admin")]
+        register: Option<String>,
+        /// A token for `POST /registers` instead.
+        #[arg(long)]
+        admin: bool,
+    },
     /// Recompute every item hash, leaf, stored hash, root and index of every
     /// register (or one); report the first difference.
     Fsck {
@@ -91,6 +106,13 @@ enum Command {
     /// Verify a remote register against a pinned verifier key: its
     /// checkpoint and hash tiles; with --full, every entry and item.
     Verify(remote::VerifyArgs),
+    /// Replicate a remote register into a local mirror (DIR/registers/NAME),
+    /// verifying every checkpoint, entry and item before storing it;
+    /// --follow keeps it up to date.
+    Mirror(mirror::MirrorArgs),
+    /// Check that a remote register's logs extend the checkpoints last seen
+    /// (kept in --state); on a fork, write the evidence and fail.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,12 +127,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     let backend = match &command {
-        Command::Load { data, .. } | Command::Key { data, .. } | Command::Fsck { data, .. } => {
-            data.backend
-        }
+        Command::Load { data, .. }
+        | Command::Key { data, .. }
+        | Command::Token { data, .. }
+        | Command::Fsck { data, .. } => data.backend,
         Command::Serve(args) => args.backend,
+        Command::Mirror(args) => args.data.backend,
         // Remote commands open no store: any backend will do.
-        Command::Get(_) | Command::Verify(_) => Backend::Redb,
+        Command::Get(_) | Command::Verify(_) | Command::Audit(_) => Backend::Redb,
     };
     match backend {
         Backend::Redb => run_with::<RedbBackend>(command),
@@ -128,11 +152,37 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
             file,
         } => load::<B>(&Registry::new(&data.data, &host), &register, &file),
         Command::Key { data, register } => key::<B>(&data.data, &register),
+        Command::Token {
+            data, register, ..
+        } => token::<B>(&data.data, register.as_deref()),
         Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
         Command::Serve(args) => serve::run::<B>(args),
         Command::Get(args) => remote::get(&args),
         Command::Verify(args) => remote::verify(&args),
+        Command::Mirror(args) => mirror::run::<B>(&args),
+        Command::Audit(args) => audit::run(&args),
     }
+}
+
+fn token<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
+    let scope = match register {
+        Some(register) => {
+            let name = RegisterName::new(register)?;
+            if !Registry::new(data, "localhost").exists::<B>(&name) {
+                bail!("{} holds no register {name}", data.display());
+            }
+            Scope::Register(name)
+        }
+        None => Scope::Admin,
+    };
+    let minted = Tokens::new(data).mint(scope)?;
+    match &minted.scope {
+        Scope::Register(name) => println!("write token for register {name}"),
+        Scope::Admin => println!("admin token (creates registers: POST /registers)"),
+    }
+    println!("shown once: only its SHA-256 is kept, in {}", data.join(TOKENS_FILE).display());
+    println!("{}", minted.token);
+    Ok(())
 }
 
 fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Result<()> {
@@ -282,10 +332,23 @@ fn check<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
         bail!("no registers in {}", data.display());
     }
     for name in names {
-        // Opening checks the tree against its last signed checkpoint.
-        let opened = registry.open::<B>(&name)?;
-        let report = fsck(&opened.store.snapshot()?, &opened.signers)
-            .with_context(|| format!("register {name}"))?;
+        // Opening checks the tree against its last signed checkpoint. A
+        // mirror's checkpoints are checked with its upstream's pinned keys.
+        let report = match registry.kind(&name) {
+            regis_store::RegisterKind::Own => {
+                let opened = registry.open::<B>(&name)?;
+                fsck(&opened.store.snapshot()?, &opened.signers)
+            }
+            regis_store::RegisterKind::Mirror => {
+                let opened = registry.open_mirror::<B>(&name)?;
+                let keys = [
+                    opened.upstream.verifier(Log::User),
+                    opened.upstream.verifier(Log::System),
+                ];
+                regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)
+            }
+        }
+        .with_context(|| format!("register {name}"))?;
         println!(
             "{name}: ok: {} user and {} system entries, {} items, {} stored hashes, {} user and {} system records, {} field-index rows, {} checkpoints",
             report.entries[0],

@@ -90,6 +90,8 @@ pub struct Loaded {
 /// A regis-server over one register.
 pub struct Server {
     running: Running,
+    /// The server's state: its registers' stores and sequencers.
+    pub app: Arc<App<RedbBackend>>,
     pub dir: tempfile::TempDir,
     pub name: String,
     pub loaded: Loaded,
@@ -187,6 +189,7 @@ impl Server {
         let opened = App::<RedbBackend>::open(&registry, Limits::default()).unwrap();
         assert!(opened.app.unavailable.is_empty());
         let app = Arc::clone(&opened.app);
+        let served = Arc::clone(&opened.app);
         let running = Running::start(
             move |listener, shutdown| async move {
                 regis_server::serve(listener, app, async {
@@ -199,6 +202,7 @@ impl Server {
         );
         Server {
             running,
+            app: served,
             dir,
             name: name.to_owned(),
             loaded: Loaded {
@@ -207,6 +211,20 @@ impl Server {
                 checkpoints,
             },
         }
+    }
+
+    /// Appends `commands` through the running server's sequencer (as a
+    /// write request would); returns the new user checkpoint's text.
+    pub fn append(&self, commands: Vec<(u64, Command)>) -> String {
+        let register = self.app.register(&self.name).unwrap();
+        let receipt = register
+            .sequencer
+            .run(Request::Load {
+                commands,
+                policy: Policy::IMPORT,
+            })
+            .unwrap();
+        receipt.user_checkpoint.text.clone()
     }
 
     /// The register's base URL.

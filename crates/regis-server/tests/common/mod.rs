@@ -63,6 +63,7 @@ pub fn api_shapes_commands() -> Vec<(u64, Command)> {
         &RegisterName::new("register").unwrap(),
         &fields,
         "Registers",
+        None,
         time,
     )
     .unwrap();
@@ -196,6 +197,11 @@ impl TestServer {
         )
     }
 
+    /// POSTs `body` to `path` with `headers` (and its Content-Length).
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        post(self.addr, path, headers, body)
+    }
+
     /// Sends `request_line` (bytes, may be anything) and the headers.
     pub fn raw(&self, request_line: &[u8], headers: &[(&str, &str)], head: bool) -> Resp {
         let mut stream = TcpStream::connect(self.addr).unwrap();
@@ -238,6 +244,28 @@ impl TestServer {
             }
         }
     }
+}
+
+/// POSTs `body` to `path` on a new connection to `addr`.
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: regis.test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for (name, value) in headers {
+        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    Resp::parse(&bytes, false)
 }
 
 /// Reads from `stream` (appending to `seen`) until `seen` holds `needle`.

@@ -1,0 +1,855 @@
+//! Mirroring: copying a remote register's two logs and items into a local
+//! mirror register (regis-store's [`regis_store::Mirror`]), verifying
+//! everything before it is stored.
+//!
+//! One sync:
+//!
+//! 1. The upstream's system, user and again system checkpoint are fetched
+//!    and verified with the pinned key (the system log's key is derived
+//!    from it, and `B/register` must state the same keys). The two system
+//!    checkpoints must agree, so that both logs are seen as they stood at
+//!    one moment (see "System entries" below).
+//! 2. Each is checked to extend the mirror's stored checkpoint of its log,
+//!    from the new tree's verified hash tiles (no server proof is used).
+//! 3. The RSF delta from the mirror's user size to the new one is streamed
+//!    (`B/download-rsf/{a}/{b}`): every entry's leaf bytes are rebuilt and
+//!    their hash checked against the verified level-0 tile hash of its
+//!    log, every item re-hashed, and entry, item and index rows written
+//!    into one store transaction as they are read (memory does not grow
+//!    with the delta). System entries appended at the new user size, which
+//!    no delta up to it carries yet, come from the system log's entry
+//!    bundles, with their items fetched one by one.
+//! 4. The upstream's two signed checkpoints are stored in the same
+//!    transaction (the store checks again that they are its trees' roots),
+//!    which then commits: all of a sync or none of it is stored.
+//!
+//! So a mirror is always at a state the upstream signed, a killed sync
+//! leaves it at the previous one, and the next sync continues from there.
+//!
+//! **System entries.** A delta `a/b` carries the system entries appended
+//! while the user log had `a` to `b - 1` entries. A system checkpoint read
+//! before the user checkpoint of size `b`, and unchanged after it, holds
+//! no entry appended after the user log passed `b`; so the system entries
+//! it holds beyond those of the delta were appended at user size `b`, and
+//! are stored after user entry `b`, where the upstream has them. (Where a
+//! system entry falls among user entries is stated by no leaf and signed by
+//! nothing: a mirror takes the upstream's word for it, as any reader of a
+//! delta does.)
+
+use std::io::BufReader;
+use std::time::Duration;
+
+use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
+use regis_merkle::{TileHashReader, leaf_hash};
+use regis_model::rsf::{Command, RsfError, RsfReader};
+use regis_model::{Entry, EntryType, Item, ItemHash};
+use regis_note::Verifier;
+use regis_store::{
+    DirBackend, KvBackend, Log, NewEntry, RegisterKind, RegisterName, Registry, RegistryError,
+    SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
+};
+
+use crate::client::{Client, VerifiedCheckpoint, parse_leaf_of, tiles_error};
+use crate::error::Error;
+use crate::events::{Events, Received, StreamError};
+use crate::http::HttpTiles;
+use crate::leaves::LeafHashes;
+
+/// How often the system checkpoint may change while the checkpoints are
+/// read before a sync gives up.
+const CHECKPOINT_TRIES: usize = 5;
+
+/// `add-item` lines waiting for their entry: a delta puts an entry's items
+/// just before it, so a few at most.
+const MAX_PENDING_ITEMS: usize = 64;
+
+/// Entries between progress reports.
+const PROGRESS_EVERY: u64 = 1024;
+
+/// Why a mirror could not be synced. Nothing of a failed sync is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// Something served does not verify (or could not be fetched).
+    #[error(transparent)]
+    Verify(#[from] Error),
+    /// The mirror register could not be created or opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The mirror's store failed.
+    #[error("the mirror's store: {0}")]
+    Store(#[from] StoreError),
+    /// The URL does not end with a register name.
+    #[error("{0:?} does not end with a register name")]
+    Name(String),
+    /// The mirror exists and copies another upstream, or with another key.
+    #[error("register {name} here mirrors {upstream}, not {asked}")]
+    OtherUpstream {
+        /// The mirror.
+        name: String,
+        /// What it mirrors (URL and key).
+        upstream: String,
+        /// What was asked for.
+        asked: String,
+    },
+    /// `B/register` states another key for a log than the pinned (user) or
+    /// derived (system) one.
+    #[error("the upstream states {log} log key {served}, but the pinned key gives {expected}")]
+    KeyMismatch {
+        /// Which log.
+        log: Log,
+        /// What `B/register` states.
+        served: String,
+        /// The pinned or derived key.
+        expected: String,
+    },
+    /// The system checkpoint kept changing while the checkpoints were read.
+    #[error(
+        "the upstream's system log moved {CHECKPOINT_TRIES} times while its checkpoints were read; try again"
+    )]
+    Moving,
+    /// The mirror's store holds entries its checkpoint does not cover (no
+    /// sync writes that).
+    #[error("the mirror holds {stored} {log} entries, but its checkpoint covers {covered}")]
+    Uncovered {
+        /// Which log.
+        log: Log,
+        /// Entries stored.
+        stored: u64,
+        /// Entries its checkpoint covers.
+        covered: u64,
+    },
+    /// The RSF delta is not RSF.
+    #[error("{url}: {error}")]
+    Rsf {
+        /// The delta's URL.
+        url: String,
+        /// Where and why.
+        error: RsfError,
+    },
+    /// The RSF delta is RSF, but not the delta asked for.
+    #[error("{url}, line {line}: {reason}")]
+    Delta {
+        /// The delta's URL.
+        url: String,
+        /// The line.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry's leaf bytes do not hash to the verified leaf hash of its
+    /// log: the entry was rewritten.
+    #[error("{log} entry {number} does not hash to the verified leaf hash of the log")]
+    LeafHash {
+        /// Which log.
+        log: Log,
+        /// The entry's number.
+        number: u64,
+    },
+}
+
+impl MirrorError {
+    /// Whether the failure is the network's (a fetch that failed or timed
+    /// out), worth retrying, rather than something served that does not
+    /// verify.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MirrorError::Verify(Error::Fetch(_)))
+            || matches!(
+                self,
+                MirrorError::Verify(Error::Tiles {
+                    error: regis_merkle::TileVerifyError::Fetch { .. },
+                    ..
+                })
+            )
+            || matches!(self, MirrorError::Rsf { error, .. }
+                if matches!(error.kind, regis_model::rsf::RsfErrorKind::Io(_)))
+    }
+}
+
+/// What a sync did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The mirror's trees before (user, system).
+    pub before: [TreeHead; 2],
+    /// And after: the upstream's signed checkpoints.
+    pub after: [TreeHead; 2],
+    /// User entries copied.
+    pub user_entries: u64,
+    /// System entries copied.
+    pub system_entries: u64,
+    /// Items stored that the mirror did not hold.
+    pub items: u64,
+}
+
+/// Progress of a sync: entries verified and written so far, of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// Entries done (both logs).
+    pub done: u64,
+    /// Entries to do.
+    pub total: u64,
+}
+
+/// What `follow` reports as it goes.
+#[derive(Debug)]
+pub enum FollowEvent {
+    /// Subscribed to the upstream's events.
+    Connected,
+    /// A sync committed.
+    Synced(SyncReport),
+    /// The stream or a sync failed on the network; retrying after `wait`.
+    Retrying {
+        /// Why.
+        reason: String,
+        /// The back-off.
+        wait: Duration,
+    },
+}
+
+/// A mirror register and the verifying client of its upstream.
+#[derive(Debug)]
+pub struct Mirror<B> {
+    name: RegisterName,
+    user: Client,
+    system: Client,
+    store: Store<B>,
+    writer: Writer<B>,
+    keys_checked: bool,
+}
+
+/// The register name a base URL ends with.
+pub fn register_name(url: &str) -> Result<RegisterName, MirrorError> {
+    url.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(|name| RegisterName::new(name).ok())
+        .ok_or_else(|| MirrorError::Name(url.to_owned()))
+}
+
+impl<B: DirBackend> Mirror<B> {
+    /// Opens the mirror of `url` in `registry`, or creates it (empty) if
+    /// there is none; the mirror is named by the URL's last segment. An
+    /// existing mirror must copy the same URL with the same key. Returns
+    /// whether it was created.
+    pub fn open_or_create(
+        registry: &Registry,
+        url: &str,
+        key: Verifier,
+    ) -> Result<(Self, bool), MirrorError> {
+        let client = Client::new(url, key.clone())?;
+        let name = register_name(url)?;
+        let upstream = Upstream::new(client.base_url(), key.clone()).ok_or(Error::SystemKey {
+            key: key.to_string(),
+        })?;
+        let created = !registry.exists::<B>(&name) && registry.kind(&name) == RegisterKind::Own;
+        let opened = if created {
+            registry.create_mirror::<B>(&name, &upstream)?
+        } else {
+            registry.open_mirror::<B>(&name)?
+        };
+        if opened.upstream != upstream {
+            return Err(MirrorError::OtherUpstream {
+                name: name.to_string(),
+                upstream: format!(
+                    "{} ({})",
+                    opened.upstream.url(),
+                    opened.upstream.verifier(Log::User)
+                ),
+                asked: format!("{} ({key})", upstream.url()),
+            });
+        }
+        Ok((Self::new(opened)?, created))
+    }
+}
+
+impl<B: KvBackend> Mirror<B> {
+    /// Syncs `mirror` from its upstream, with the keys it pinned.
+    pub fn new(mirror: regis_store::Mirror<B>) -> Result<Self, MirrorError> {
+        let user = Client::new(
+            mirror.upstream.url(),
+            mirror.upstream.verifier(Log::User).clone(),
+        )?;
+        let system = user.system()?;
+        Ok(Mirror {
+            name: mirror.name,
+            user,
+            system,
+            store: mirror.store,
+            writer: mirror.writer,
+            keys_checked: false,
+        })
+    }
+
+    /// The mirror's name.
+    pub fn name(&self) -> &RegisterName {
+        &self.name
+    }
+
+    /// The mirror's store (for reading).
+    pub fn store(&self) -> &Store<B> {
+        &self.store
+    }
+
+    /// The client of the upstream's user log.
+    pub fn client(&self) -> &Client {
+        &self.user
+    }
+
+    /// The mirror's trees (user, system).
+    pub fn heads(&self) -> [TreeHead; 2] {
+        [self.writer.head(Log::User), self.writer.head(Log::System)]
+    }
+
+    /// `B/register` must state the pinned user key and the derived system
+    /// key. Checked once per mirror; never used instead of the derivation.
+    fn check_keys(&mut self) -> Result<(), MirrorError> {
+        if self.keys_checked {
+            return Ok(());
+        }
+        let (served_user, served_system) = self.user.served_keys()?;
+        for (log, served, client) in [
+            (Log::User, served_user, &self.user),
+            (Log::System, served_system, &self.system),
+        ] {
+            let expected = client.key().to_string();
+            if served != expected {
+                return Err(MirrorError::KeyMismatch {
+                    log,
+                    served,
+                    expected,
+                });
+            }
+        }
+        self.keys_checked = true;
+        Ok(())
+    }
+
+    /// The mirror's stored checkpoint of `log`, verified again with the
+    /// pinned key; `None` before the first sync.
+    fn stored_checkpoint<S: regis_store::KvSnapshot>(
+        &self,
+        snapshot: &Snapshot<S>,
+        log: Log,
+    ) -> Result<Option<VerifiedCheckpoint>, MirrorError> {
+        let client = match log {
+            Log::User => &self.user,
+            Log::System => &self.system,
+        };
+        let stored = snapshot.size(log);
+        let Some(tree) = snapshot.checkpoint(log)? else {
+            return if stored == 0 {
+                Ok(None)
+            } else {
+                Err(MirrorError::Uncovered {
+                    log,
+                    stored,
+                    covered: 0,
+                })
+            };
+        };
+        if tree.size != stored {
+            return Err(MirrorError::Uncovered {
+                log,
+                stored,
+                covered: tree.size,
+            });
+        }
+        let source = format!("the mirror's stored {log} checkpoint");
+        Ok(Some(client.verify_checkpoint(tree.text.as_bytes(), &source)?))
+    }
+
+    /// The upstream's user and system checkpoints as they stood at one
+    /// moment: a system checkpoint read before the user one and unchanged
+    /// after it.
+    fn upstream_checkpoints(
+        &self,
+    ) -> Result<(VerifiedCheckpoint, VerifiedCheckpoint), MirrorError> {
+        for _ in 0..CHECKPOINT_TRIES {
+            let before = self.system.checkpoint()?;
+            let user = self.user.checkpoint()?;
+            let after = self.system.checkpoint()?;
+            if before.size() == after.size() && before.root() == after.root() {
+                return Ok((user, after));
+            }
+            // It moved: it must at least have moved forward.
+            self.system.consistency(&before, &after)?;
+        }
+        Err(MirrorError::Moving)
+    }
+
+    /// Brings the mirror up to the upstream's current checkpoints, or
+    /// changes nothing. `progress` is called as entries are written.
+    pub fn sync(
+        &mut self,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<SyncReport, MirrorError> {
+        self.check_keys()?;
+        let snapshot = self.store.snapshot()?;
+        let stored = [
+            self.stored_checkpoint(&snapshot, Log::User)?,
+            self.stored_checkpoint(&snapshot, Log::System)?,
+        ];
+        let (user_checkpoint, system_checkpoint) = self.upstream_checkpoints()?;
+        for (client, old, new) in [
+            (&self.user, &stored[0], &user_checkpoint),
+            (&self.system, &stored[1], &system_checkpoint),
+        ] {
+            if let Some(old) = old {
+                client.consistency(old, new)?;
+            }
+        }
+        let before = self.heads();
+        let mut report = SyncReport {
+            before,
+            after: before,
+            user_entries: 0,
+            system_entries: 0,
+            items: 0,
+        };
+        let up_to_date = stored.iter().all(Option::is_some)
+            && before[0].size == user_checkpoint.size()
+            && before[1].size == system_checkpoint.size();
+        if up_to_date {
+            return Ok(report);
+        }
+        let user_tiles = self.user.tiles(&user_checkpoint);
+        user_tiles
+            .verify_root()
+            .map_err(tiles_error(user_checkpoint.size()))?;
+        let system_tiles = self.system.tiles(&system_checkpoint);
+        system_tiles
+            .verify_root()
+            .map_err(tiles_error(system_checkpoint.size()))?;
+        let user_size = snapshot.size(Log::User);
+        let plan = Plan {
+            user: &self.user,
+            system: &self.system,
+            user_checkpoint: &user_checkpoint,
+            system_checkpoint: &system_checkpoint,
+            user_tiles: &user_tiles,
+            system_tiles: &system_tiles,
+            // The first system entry the delta carries: the first appended
+            // at the mirror's user size or later.
+            first_delta_system: snapshot
+                .system_entries_between(user_size, user_size)?
+                .start,
+            held_system: snapshot.size(Log::System),
+            total: (user_checkpoint.size() - user_size)
+                + system_checkpoint
+                    .size()
+                    .saturating_sub(snapshot.size(Log::System)),
+        };
+        drop(snapshot);
+        let copied = self.writer.transact(|txn| plan.apply(txn, progress))?;
+        report.after = self.heads();
+        report.user_entries = copied.user;
+        report.system_entries = copied.system;
+        report.items = copied.items;
+        Ok(report)
+    }
+
+    /// Syncs, then follows the upstream's events (`B/events`), syncing on
+    /// each new checkpoint, until `stop` says so (checked at each line of
+    /// the stream, at least every `idle`, and at each back-off). Network
+    /// failures are retried with back-off (1 s doubling to 60 s); anything
+    /// served that does not verify ends it with that error.
+    pub fn follow(
+        &mut self,
+        idle: Duration,
+        stop: &dyn Fn() -> bool,
+        observe: &mut dyn FnMut(FollowEvent),
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<(), MirrorError> {
+        const FIRST_WAIT: Duration = Duration::from_secs(1);
+        const LONGEST_WAIT: Duration = Duration::from_secs(60);
+        let mut wait = FIRST_WAIT;
+        while !stop() {
+            match self.follow_once(idle, stop, observe, progress) {
+                Ok(()) => return Ok(()),
+                Err(FollowError::Mirror(error) | FollowError::Connected(error))
+                    if !error.is_transient() =>
+                {
+                    return Err(error);
+                }
+                Err(error) => {
+                    if !matches!(error, FollowError::Mirror(_)) {
+                        // It had connected: start the back-off again.
+                        wait = FIRST_WAIT;
+                    }
+                    observe(FollowEvent::Retrying {
+                        reason: error.to_string(),
+                        wait,
+                    });
+                }
+            }
+            let deadline = std::time::Instant::now() + wait;
+            while std::time::Instant::now() < deadline && !stop() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            wait = (wait * 2).min(LONGEST_WAIT);
+        }
+        Ok(())
+    }
+
+    /// One connection: sync, subscribe, sync on events until the stream
+    /// fails or `stop`.
+    fn follow_once(
+        &mut self,
+        idle: Duration,
+        stop: &dyn Fn() -> bool,
+        observe: &mut dyn FnMut(FollowEvent),
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<(), FollowError> {
+        let report = self.sync(progress)?;
+        observe(FollowEvent::Synced(report));
+        let stream = self
+            .user
+            .http()
+            .stream("events", idle)
+            .map_err(|e| FollowError::Mirror(Error::Fetch(e).into()))?;
+        observe(FollowEvent::Connected);
+        let mut events = Events::new(BufReader::new(stream));
+        loop {
+            if stop() {
+                return Ok(());
+            }
+            match events.next_line() {
+                Ok(Received::Checkpoint(event)) => {
+                    let held = self.writer.head(event.log).size;
+                    if event.size != held {
+                        let report = self.sync(progress).map_err(FollowError::Connected)?;
+                        observe(FollowEvent::Synced(report));
+                    }
+                }
+                Ok(Received::Other) => {}
+                Err(error) => return Err(FollowError::Stream(error)),
+            }
+        }
+    }
+}
+
+/// Why one connection of `follow` ended.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    /// Before subscribing: the first sync, or connecting.
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// A sync after subscribing.
+    #[error(transparent)]
+    Connected(MirrorError),
+    /// The stream failed after subscribing.
+    #[error(transparent)]
+    Stream(StreamError),
+}
+
+/// What one sync copies, all verified.
+struct Plan<'a> {
+    user: &'a Client,
+    system: &'a Client,
+    user_checkpoint: &'a VerifiedCheckpoint,
+    system_checkpoint: &'a VerifiedCheckpoint,
+    user_tiles: &'a TileHashReader<HttpTiles>,
+    system_tiles: &'a TileHashReader<HttpTiles>,
+    first_delta_system: u64,
+    held_system: u64,
+    total: u64,
+}
+
+/// Counts of what was copied.
+#[derive(Default)]
+struct Copied {
+    user: u64,
+    system: u64,
+    items: u64,
+}
+
+impl Plan<'_> {
+    /// Writes the new entries and items into `txn`, each verified, and the
+    /// upstream's checkpoints.
+    fn apply(
+        &self,
+        txn: &mut Txn<'_>,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<Copied, MirrorError> {
+        let mut leaves = [
+            LeafHashes::new(self.user_tiles),
+            LeafHashes::new(self.system_tiles),
+        ];
+        let mut copied = Copied::default();
+        let mut report = |copied: &Copied, force: bool| {
+            let done = copied.user + copied.system;
+            if force || done % PROGRESS_EVERY == 0 {
+                progress(SyncProgress {
+                    done,
+                    total: self.total,
+                });
+            }
+        };
+        let from = txn.frontier(Log::User).size();
+        let to = self.user_checkpoint.size();
+        if to > from {
+            self.apply_delta(txn, from, to, &mut leaves, &mut copied, &mut report)?;
+        }
+        self.apply_system_bundles(txn, &mut leaves[1], &mut copied, &mut report)?;
+        report(&copied, true);
+        for (log, checkpoint) in [
+            (Log::User, self.user_checkpoint),
+            (Log::System, self.system_checkpoint),
+        ] {
+            txn.set_checkpoint(
+                log,
+                &SignedTree {
+                    size: checkpoint.size(),
+                    root: *checkpoint.root(),
+                    text: checkpoint.to_string(),
+                },
+            )?;
+        }
+        Ok(copied)
+    }
+
+    /// Streams `B/download-rsf/{from}/{to}` into `txn`.
+    fn apply_delta(
+        &self,
+        txn: &mut Txn<'_>,
+        from: u64,
+        to: u64,
+        leaves: &mut [LeafHashes<'_>; 2],
+        copied: &mut Copied,
+        report: &mut dyn FnMut(&Copied, bool),
+    ) -> Result<(), MirrorError> {
+        let path = format!("download-rsf/{from}/{to}");
+        let url = format!("{}/{path}", self.user.base_url());
+        let delta_error = |line: u64, reason: String| MirrorError::Delta {
+            url: url.clone(),
+            line,
+            reason,
+        };
+        let stream = self
+            .user
+            .http()
+            .stream(&path, self.user.http().timeout())
+            .map_err(Error::Fetch)?;
+        let reader = RsfReader::new(BufReader::with_capacity(1 << 16, stream));
+        let mut pending: Vec<(ItemHash, Item)> = Vec::new();
+        let mut next_system = self.first_delta_system;
+        let mut ended = false;
+        let mut line = 0;
+        for command in reader {
+            let (number, command) = command.map_err(|error| MirrorError::Rsf {
+                url: url.clone(),
+                error,
+            })?;
+            line = number;
+            ended = false;
+            match command {
+                Command::AssertRootHash(root) => {
+                    let user = txn.frontier(Log::User);
+                    if root != user.root() {
+                        return Err(delta_error(
+                            line,
+                            format!(
+                                "assert-root-hash is not the root of the user log at size {}",
+                                user.size()
+                            ),
+                        ));
+                    }
+                    ended = user.size() == to;
+                }
+                Command::AddItem(item) => {
+                    if pending.len() >= MAX_PENDING_ITEMS {
+                        return Err(delta_error(
+                            line,
+                            format!("more than {MAX_PENDING_ITEMS} items before an entry"),
+                        ));
+                    }
+                    pending.push((item.hash(), item));
+                }
+                Command::AppendEntry(entry) => {
+                    let log = match entry.entry_type {
+                        EntryType::User => Log::User,
+                        EntryType::System => Log::System,
+                    };
+                    let number = match log {
+                        Log::User => txn.frontier(Log::User).size() + 1,
+                        Log::System => next_system,
+                    };
+                    let limit = match log {
+                        Log::User => to,
+                        Log::System => self.system_checkpoint.size(),
+                    };
+                    if number > limit {
+                        return Err(delta_error(
+                            line,
+                            format!("{log} entry {number} is beyond the checkpoint of size {limit}"),
+                        ));
+                    }
+                    let item = take_item(&entry, &mut pending)
+                        .map_err(|e| e.unwrap_or_else(|reason| delta_error(line, reason)))?;
+                    let leaf = entry.leaf_bytes(number);
+                    let slot = usize::from(log == Log::System);
+                    if leaves[slot].get(number - 1)? != leaf_hash(&leaf) {
+                        return Err(MirrorError::LeafHash { log, number });
+                    }
+                    if log == Log::System {
+                        next_system += 1;
+                        if number <= self.held_system {
+                            // Carried again by this delta; held already, and
+                            // the same leaf as the new tree's.
+                            continue;
+                        }
+                        if number != txn.frontier(Log::System).size() + 1 {
+                            return Err(delta_error(
+                                line,
+                                format!("system entry {number} does not follow the mirror's"),
+                            ));
+                        }
+                    }
+                    self.store_entry(txn, log, number, entry, &item, leaf, copied)?;
+                    report(copied, false);
+                }
+            }
+        }
+        if !ended || !pending.is_empty() {
+            return Err(delta_error(
+                line,
+                format!(
+                    "the delta ends at user size {} without its final assert-root-hash at {to}",
+                    txn.frontier(Log::User).size()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The system entries beyond the delta's (appended at the new user
+    /// size), from the system log's entry bundles.
+    fn apply_system_bundles(
+        &self,
+        txn: &mut Txn<'_>,
+        leaves: &mut LeafHashes<'_>,
+        copied: &mut Copied,
+        report: &mut dyn FnMut(&Copied, bool),
+    ) -> Result<(), MirrorError> {
+        let size = self.system_checkpoint.size();
+        while txn.frontier(Log::System).size() < size {
+            let next = txn.frontier(Log::System).size();
+            let Some(tile) =
+                TilePath::in_tree(TileKind::Entries, next / u64::from(TILE_WIDTH), size)
+            else {
+                break;
+            };
+            let bytes = self.system.http().tile("system-log", &tile).map_err(Error::Fetch)?;
+            let bundle = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
+            if bundle.len() != usize::from(tile.width()) {
+                return Err(Error::BundleWidth {
+                    tile,
+                    got: bundle.len(),
+                    expected: tile.width(),
+                }
+                .into());
+            }
+            for (leaf, index) in bundle.into_iter().zip(tile.stored_range()) {
+                if index < next {
+                    continue;
+                }
+                let number = index + 1;
+                if leaves.get(index)? != leaf_hash(leaf) {
+                    return Err(MirrorError::LeafHash {
+                        log: Log::System,
+                        number,
+                    });
+                }
+                let entry = parse_leaf_of(Log::System, number, leaf)?;
+                let [hash] = entry.item_hashes.as_slice() else {
+                    return Err(MirrorError::Delta {
+                        url: format!("{}/system-log/{tile}", self.system.base_url()),
+                        line: number,
+                        reason: "an entry with other than one item".into(),
+                    });
+                };
+                let item = match txn.item(hash.as_bytes())? {
+                    Some(_) => None,
+                    None => Some(self.system.item(hash)?),
+                };
+                let hash = *hash;
+                if let Some(item) = item {
+                    copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
+                }
+                txn.add_entry(&NewEntry {
+                    log: Log::System,
+                    number,
+                    key: entry.key,
+                    item_hash: *hash.as_bytes(),
+                    leaf: leaf.to_vec(),
+                })?;
+                copied.system += 1;
+                report(copied, false);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store_entry(
+        &self,
+        txn: &mut Txn<'_>,
+        log: Log,
+        number: u64,
+        entry: Entry,
+        item: &(ItemHash, Item),
+        leaf: Vec<u8>,
+        copied: &mut Copied,
+    ) -> Result<(), MirrorError> {
+        let (hash, item) = item;
+        copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
+        txn.add_entry(&NewEntry {
+            log,
+            number,
+            key: entry.key,
+            item_hash: *hash.as_bytes(),
+            leaf,
+        })?;
+        match log {
+            Log::User => copied.user += 1,
+            Log::System => copied.system += 1,
+        }
+        Ok(())
+    }
+}
+
+/// The item `entry` uses, from the `add-item` lines just before it, which
+/// must be exactly its item. `Err(Ok(e))` is an item that hashes to
+/// something else; `Err(Err(reason))` a delta not laid out as one.
+#[allow(clippy::result_large_err)]
+fn take_item(
+    entry: &Entry,
+    pending: &mut Vec<(ItemHash, Item)>,
+) -> Result<(ItemHash, Item), Result<MirrorError, String>> {
+    let [hash] = entry.item_hashes.as_slice() else {
+        return Err(Err(format!(
+            "an entry with {} items (a mirror stores one per entry)",
+            entry.item_hashes.len()
+        )));
+    };
+    let found = match pending.iter().position(|(held, _)| held == hash) {
+        Some(at) => pending.swap_remove(at),
+        None => {
+            return Err(match pending.first() {
+                // The item before the entry is not the one it refers to:
+                // altered, or another (a stale one).
+                Some((found, _)) => Ok(Error::ItemHash {
+                    expected: *hash,
+                    found: *found,
+                }
+                .into()),
+                None => Err(format!("no add-item line for the entry's item {hash}")),
+            });
+        }
+    };
+    if let Some((unused, _)) = pending.first() {
+        return Err(Err(format!(
+            "item {unused} is added but not used by the entry after it"
+        )));
+    }
+    Ok(found)
+}

@@ -1,0 +1,602 @@
+//! The verifying mirror and the auditor against real regis-servers loaded
+//! with the real register dumps, over real sockets, into real stores on
+//! disk; and against lying servers, each lie caught by the error that
+//! names it, with the mirror's store unchanged.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{Liar, Server, impostor, rsf_commands, split_commands};
+use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind};
+use regis_client::mirror::{Mirror, MirrorError};
+use regis_client::{Client, Error};
+use regis_merkle::tile::{TilePath, read_tile};
+use regis_merkle::{Edge, MemoryHashes, TileVerifyError, leaf_hash};
+use regis_model::rsf::Command;
+use regis_model::{Entry, EntryType, Item, Timestamp};
+use regis_note::{Checkpoint, SignedCheckpoint, VerifyError};
+use regis_store::{KvSnapshot, Log, RedbBackend, Registry, Snapshot, fsck_with_keys};
+
+/// Everything a register's store serves that a mirror must reproduce:
+/// both logs' sizes, roots, checkpoints and leaves, where each system
+/// entry falls among user entries, and both logs' records.
+#[derive(Debug, PartialEq, Eq)]
+struct Contents {
+    sizes: [u64; 2],
+    roots: [[u8; 32]; 2],
+    checkpoints: [Option<String>; 2],
+    leaves: [Vec<Vec<u8>>; 2],
+    positions: Vec<(u64, u64)>,
+    records: [Vec<(String, u64, [u8; 32])>; 2],
+}
+
+fn contents<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Contents {
+    let per_log = |log| {
+        (
+            snapshot.size(log),
+            snapshot.root(log).unwrap(),
+            snapshot.checkpoint(log).unwrap().map(|c| c.text),
+            snapshot
+                .entries(log, 1, snapshot.size(log))
+                .unwrap()
+                .into_iter()
+                .map(|(_, leaf)| leaf)
+                .collect::<Vec<_>>(),
+            snapshot
+                .records(log, 0, u64::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.key, r.entry_number, r.item_hash))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (user_size, user_root, user_checkpoint, user_leaves, user_records) = per_log(Log::User);
+    let (system_size, system_root, system_checkpoint, system_leaves, system_records) =
+        per_log(Log::System);
+    let mut positions = Vec::new();
+    snapshot
+        .scan_system_positions(|number, position| {
+            if number <= system_size {
+                positions.push((number, position));
+            }
+            Ok(true)
+        })
+        .unwrap();
+    Contents {
+        sizes: [user_size, system_size],
+        roots: [user_root, system_root],
+        checkpoints: [user_checkpoint, system_checkpoint],
+        leaves: [user_leaves, system_leaves],
+        positions,
+        records: [user_records, system_records],
+    }
+}
+
+/// What the upstream server's store holds now.
+fn upstream(server: &Server) -> Contents {
+    let register = server.app.register(&server.name).unwrap();
+    contents(&register.snapshot().unwrap())
+}
+
+/// A mirror of `url` in `dir`, with the honest server's pinned key.
+fn mirror(server: &Server, dir: &std::path::Path, url: &str) -> Mirror<RedbBackend> {
+    let registry = Registry::new(dir, "localhost");
+    Mirror::open_or_create(&registry, url, server.loaded.key.clone())
+        .unwrap()
+        .0
+}
+
+fn sync(mirror: &mut Mirror<RedbBackend>) -> Result<regis_client::mirror::SyncReport, MirrorError> {
+    mirror.sync(&mut |_| {})
+}
+
+fn held(mirror: &Mirror<RedbBackend>) -> Contents {
+    contents(&mirror.store().snapshot().unwrap())
+}
+
+/// A system entry appended after the last user entry: no delta up to the
+/// current user size carries it, so the mirror takes it from the system
+/// log's bundles.
+fn custodian_change(name: &str) -> Vec<(u64, Command)> {
+    let item = Item::parse(&format!("{{\"custodian\":\"{name}\"}}")).unwrap();
+    let entry = Entry::new(
+        EntryType::System,
+        "custodian",
+        Timestamp::parse("2021-03-01T00:00:00Z").unwrap(),
+        item.hash(),
+    );
+    vec![(1, Command::AddItem(item)), (2, Command::AppendEntry(entry))]
+}
+
+#[test]
+fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
+    let files = regis_fixtures::files("registers/registry-data", ".rsf");
+    assert!(files.len() >= 9);
+    for file in files {
+        let name = file.file_stem().unwrap().to_str().unwrap().to_owned();
+        let relative = format!("registry-data/{name}.rsf");
+        let server = Server::start(&name, split_commands(rsf_commands(&relative), 2));
+        let dir = tempfile::tempdir().unwrap();
+        let mut mirror = mirror(&server, dir.path(), &server.url());
+        let report = sync(&mut mirror).unwrap();
+        let expected = upstream(&server);
+        assert_eq!(report.user_entries, expected.sizes[0], "{name}");
+        assert_eq!(report.system_entries, expected.sizes[1], "{name}");
+        assert_eq!(held(&mirror), expected, "{name}");
+
+        // Items: byte for byte those the upstream serves.
+        let client = Client::new(&server.url(), server.loaded.key.clone()).unwrap();
+        let snapshot = mirror.store().snapshot().unwrap();
+        for (_, _, hash) in server.loaded.records.iter().step_by(37) {
+            let served = client.item(&regis_model::ItemHash(*hash)).unwrap();
+            let stored = snapshot.item(hash).unwrap().unwrap();
+            assert_eq!(stored, served.as_str().as_bytes(), "{name}");
+        }
+        // fsck of the mirror with the pinned keys.
+        let registry = Registry::new(dir.path(), "localhost");
+        drop(snapshot);
+        let name_ = mirror.name().clone();
+        drop(mirror);
+        let opened = registry.open_mirror::<RedbBackend>(&name_).unwrap();
+        let keys = [
+            opened.upstream.verifier(Log::User),
+            opened.upstream.verifier(Log::System),
+        ];
+        let checked = fsck_with_keys(&opened.store.snapshot().unwrap(), keys).unwrap();
+        assert_eq!(checked.checkpoints, 2, "{name}");
+        drop(opened);
+
+        // A second sync has nothing to do.
+        let mut again = self::mirror(&server, dir.path(), &server.url());
+        let report = sync(&mut again).unwrap();
+        assert_eq!(report.before, report.after);
+        assert_eq!((report.user_entries, report.system_entries), (0, 0));
+
+        // The audit trusts on first use, then finds the same checkpoints
+        // consistent.
+        let auditor = Auditor::new(&server.url(), server.loaded.key.clone()).unwrap();
+        let first = auditor.audit(None).unwrap();
+        assert!(first.previous.is_none());
+        let saved = auditor.encode_state(&first.state);
+        let state = auditor.parse_state(saved.as_bytes()).unwrap();
+        let second = auditor.audit(Some(state)).unwrap();
+        assert_eq!(second.state, first.state);
+    }
+}
+
+/// Requests a proxy passed on, by path under the register.
+fn counting(server: &Server) -> (Liar, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let liar = Liar::start(server, move |path, honest| {
+        log.lock().unwrap().push(path.to_owned());
+        honest
+    });
+    (liar, seen)
+}
+
+const NAME: &str = "local-authority-eng";
+
+fn three_steps() -> Vec<Vec<(u64, Command)>> {
+    split_commands(rsf_commands("registry-data/local-authority-eng.rsf"), 3)
+}
+
+#[test]
+fn a_second_sync_fetches_only_what_is_new() {
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let (proxy, seen) = counting(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mirror = mirror(&server, dir.path(), &proxy.url());
+    sync(&mut mirror).unwrap();
+    assert_eq!(held(&mirror), upstream(&server));
+    let first_size = held(&mirror).sizes[0];
+    let first_system = held(&mirror).sizes[1];
+    assert!(first_size > 0 && first_size < 387);
+
+    // More user entries, and a system entry after the last of them.
+    server.append(steps.next().unwrap());
+    server.append(custodian_change("Mirror Test 1"));
+    seen.lock().unwrap().clear();
+    let report = sync(&mut mirror).unwrap();
+    let expected = upstream(&server);
+    assert_eq!(held(&mirror), expected);
+    assert_eq!(report.user_entries, expected.sizes[0] - first_size);
+    assert_eq!(report.system_entries, expected.sizes[1] - first_system);
+    let paths = seen.lock().unwrap().clone();
+    let deltas: Vec<_> = paths
+        .iter()
+        .filter(|p| p.starts_with("download-rsf"))
+        .collect();
+    assert_eq!(
+        deltas,
+        [&format!("download-rsf/{first_size}/{}", expected.sizes[0])],
+        "{paths:?}"
+    );
+    // No user entry bundle, and no item fetched alone but the custodian's.
+    assert!(!paths.iter().any(|p| p.starts_with("log/tile/entries")), "{paths:?}");
+    assert_eq!(paths.iter().filter(|p| p.starts_with("items/")).count(), 1, "{paths:?}");
+    // Of the level-0 tiles, only those of the new entries: the first full
+    // tile (entries 1-256) is not fetched again when the mirror already
+    // held all of it.
+    if first_size >= 256 {
+        assert!(!paths.iter().any(|p| p == "log/tile/0/000"), "{paths:?}");
+    }
+
+    // The system entry at the previous user size is carried again by the
+    // next delta: held already, not stored twice.
+    server.append(steps.next().unwrap());
+    let report = sync(&mut mirror).unwrap();
+    assert_eq!(held(&mirror), upstream(&server));
+    assert_eq!(report.system_entries, 0);
+
+    // Nothing new: checkpoints only.
+    seen.lock().unwrap().clear();
+    let report = sync(&mut mirror).unwrap();
+    assert_eq!(report.before, report.after);
+    let paths = seen.lock().unwrap().clone();
+    assert!(
+        paths.iter().all(|p| p.ends_with("checkpoint") || p == "register"),
+        "{paths:?}"
+    );
+}
+
+/// A mirror at the first step of local-authority-eng, the server at all
+/// three, and the mirror's contents before the lying sync.
+struct Setup {
+    server: Server,
+    dir: tempfile::TempDir,
+    before: Contents,
+}
+
+fn setup() -> Setup {
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mirror = mirror(&server, dir.path(), &server.url());
+    sync(&mut mirror).unwrap();
+    let before = held(&mirror);
+    server.append(steps.next().unwrap());
+    server.append(steps.next().unwrap());
+    server.append(custodian_change("After the delta"));
+    Setup {
+        server,
+        dir,
+        before,
+    }
+}
+
+impl Setup {
+    /// Syncs through `liar` (the mirror keeps its upstream URL: it is
+    /// opened over the same directory with the liar's), and checks the
+    /// store did not change.
+    fn sync_through(&self, liar: &Liar) -> MirrorError {
+        let registry = Registry::new(self.dir.path(), "localhost");
+        let opened = registry
+            .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+            .unwrap();
+        // The same mirror, pointed at the liar for this one sync.
+        let mut mirror = Mirror::new(regis_store::Mirror {
+            upstream: regis_store::Upstream::new(&liar.url(), self.server.loaded.key.clone())
+                .unwrap(),
+            ..opened
+        })
+        .unwrap();
+        let error = sync(&mut mirror).unwrap_err();
+        assert_eq!(held(&mirror), self.before, "the lie changed the store: {error}");
+        error
+    }
+}
+
+/// Flips one bit.
+fn flip(mut bytes: Vec<u8>, at: usize) -> Vec<u8> {
+    bytes[at] ^= 1;
+    bytes
+}
+
+#[test]
+fn a_forked_log_is_refused_and_changes_nothing() {
+    let setup = setup();
+    let signer = setup.server.signer();
+    let origin = setup.server.loaded.key.name().as_str().to_owned();
+    let size = 400;
+    let forked =
+        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
+    let root = Edge::from_reader(&forked, size).unwrap().root();
+    let text = SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer)
+        .to_string();
+    let liar = Liar::start(&setup.server, move |path, honest| {
+        if path == "log/checkpoint" {
+            return Some(text.clone().into_bytes());
+        }
+        match path.strip_prefix("log/") {
+            Some(tile) if tile.starts_with("tile/") && !tile.starts_with("tile/entries") => {
+                read_tile(&forked, &TilePath::parse(tile).ok()?).ok()
+            }
+            _ => honest,
+        }
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(error, MirrorError::Verify(Error::Inconsistent { new: 400, .. })),
+        "{error}"
+    );
+}
+
+/// Rewrites the timestamp year of the first user entry line after line
+/// `after` of an RSF body.
+fn rewrite_entry(body: Vec<u8>, after: usize) -> Vec<u8> {
+    let text = String::from_utf8(body).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let at = lines
+        .iter()
+        .enumerate()
+        .position(|(i, line)| i > after && line.starts_with("append-entry\tuser\t"))
+        .unwrap();
+    lines[at] = lines[at].replacen("\t20", "\t19", 1);
+    (lines.join("\n") + "\n").into_bytes()
+}
+
+#[test]
+fn a_rewritten_entry_in_the_delta_is_refused_and_changes_nothing() {
+    let setup = setup();
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        Some(if path.starts_with("download-rsf/") {
+            rewrite_entry(honest, 40)
+        } else {
+            honest
+        })
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(error, MirrorError::LeafHash { log: Log::User, number } if number > setup.before.sizes[0]),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_altered_item_in_the_delta_is_refused_and_changes_nothing() {
+    let setup = setup();
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        if !path.starts_with("download-rsf/") {
+            return Some(honest);
+        }
+        // A stale value: the item's first string changed.
+        let text = String::from_utf8(honest).unwrap();
+        let at = text.find("add-item\t").unwrap();
+        let mut text = text;
+        let quote = at + text[at..].find("\":\"").unwrap() + 3;
+        text.insert_str(quote, "stale ");
+        Some(text.into_bytes())
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(&error, MirrorError::Verify(Error::ItemHash { expected, found }) if expected != found),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_altered_system_item_is_refused_and_changes_nothing() {
+    let setup = setup();
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        Some(if path.starts_with("items/") {
+            String::from_utf8(honest)
+                .unwrap()
+                .replace("After the delta", "Someone else")
+                .into_bytes()
+        } else {
+            honest
+        })
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(&error, MirrorError::Verify(Error::ItemHash { .. })),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_tile_that_does_not_match_the_checkpoint_is_refused_and_changes_nothing() {
+    let setup = setup();
+    // 387 leaves: the right edge is tile 0/001.p/131.
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        Some(if path == "log/tile/0/001.p/131" {
+            flip(honest, 100)
+        } else {
+            honest
+        })
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(
+            error,
+            MirrorError::Verify(Error::Tiles {
+                size: 387,
+                error: TileVerifyError::RootMismatch { size: 387 }
+            })
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_full_tile_that_does_not_match_its_parent_is_refused_and_changes_nothing() {
+    let setup = setup();
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        Some(if path == "log/tile/0/000" {
+            flip(honest, 8191)
+        } else {
+            honest
+        })
+    });
+    let error = setup.sync_through(&liar);
+    // The mirror held fewer than 256 entries, so it reads the tile.
+    assert!(setup.before.sizes[0] < 256);
+    assert!(
+        matches!(
+            error,
+            MirrorError::Verify(Error::Tiles {
+                error: TileVerifyError::TileMismatch { .. },
+                ..
+            })
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn checkpoints_signed_by_another_key_are_refused_and_change_nothing() {
+    for log in ["log", "system-log"] {
+        let setup = setup();
+        let forger = if log == "log" {
+            impostor(&setup.server.loaded.key)
+        } else {
+            let system = regis_store::system_verifier(&setup.server.loaded.key).unwrap();
+            impostor(&system)
+        };
+        let wanted = format!("{log}/checkpoint");
+        let liar = Liar::start(&setup.server, move |path, honest| {
+            let honest = honest?;
+            if path != wanted {
+                return Some(honest);
+            }
+            let real = SignedCheckpoint::parse(&honest).unwrap();
+            Some(
+                SignedCheckpoint::sign(real.checkpoint().clone(), &forger)
+                    .to_string()
+                    .into_bytes(),
+            )
+        });
+        let error = setup.sync_through(&liar);
+        assert!(
+            matches!(
+                &error,
+                MirrorError::Verify(Error::CheckpointSignature { url, error: VerifyError::NotSignedByLog { .. } })
+                    if url.ends_with(&format!("/{log}/checkpoint"))
+            ),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_served_system_key_other_than_the_derived_one_is_refused() {
+    let setup = setup();
+    let liar = Liar::start(&setup.server, |path, honest| {
+        let honest = honest?;
+        if path != "register" {
+            return Some(honest);
+        }
+        let mut json: serde_json::Value = serde_json::from_slice(&honest).unwrap();
+        let other = impostor(&regis_store::system_verifier(&common_key(&json)).unwrap());
+        json["system-log-public-key"] = other.verifier().to_string().into();
+        Some(json.to_string().into_bytes())
+    });
+    let error = setup.sync_through(&liar);
+    assert!(
+        matches!(error, MirrorError::KeyMismatch { log: Log::System, .. }),
+        "{error}"
+    );
+}
+
+fn common_key(json: &serde_json::Value) -> regis_note::Verifier {
+    regis_note::Verifier::parse(json["log-public-key"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn a_mirror_of_another_upstream_is_not_reused() {
+    let setup = setup();
+    let registry = Registry::new(setup.dir.path(), "localhost");
+    let other = impostor(&setup.server.loaded.key).verifier();
+    let error = Mirror::<RedbBackend>::open_or_create(&registry, &setup.server.url(), other)
+        .unwrap_err();
+    assert!(matches!(error, MirrorError::OtherUpstream { .. }), "{error}");
+}
+
+/// A proxy that serves the honest register until `fork` is set, then a
+/// fork signed with the register's real key.
+fn switching(server: &Server, size: u64) -> (Liar, Arc<AtomicBool>) {
+    let signer = server.signer();
+    let origin = server.loaded.key.name().as_str().to_owned();
+    let forked =
+        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
+    let root = Edge::from_reader(&forked, size).unwrap().root();
+    let text = SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer)
+        .to_string();
+    let fork = Arc::new(AtomicBool::new(false));
+    let switch = Arc::clone(&fork);
+    let liar = Liar::start(server, move |path, honest| {
+        if !switch.load(Ordering::SeqCst) {
+            return honest;
+        }
+        if path == "log/checkpoint" {
+            return Some(text.clone().into_bytes());
+        }
+        match path.strip_prefix("log/") {
+            Some(tile) if tile.starts_with("tile/") => {
+                read_tile(&forked, &TilePath::parse(tile).ok()?).ok()
+            }
+            _ => honest,
+        }
+    });
+    (liar, fork)
+}
+
+#[test]
+fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
+    let server = Server::start(NAME, three_steps());
+    for (size, kind) in [
+        (400, ForkKind::Inconsistent),
+        (387, ForkKind::SameSizeDifferentRoot),
+        (300, ForkKind::Smaller),
+    ] {
+        let (liar, fork) = switching(&server, size);
+        let auditor = Auditor::new(&liar.url(), server.loaded.key.clone()).unwrap();
+        let state = auditor.audit(None).unwrap().state;
+        assert_eq!(state.user.size(), 387);
+        fork.store(true, Ordering::SeqCst);
+        let error = auditor.audit(Some(state.clone())).unwrap_err();
+        let AuditError::Fork(evidence) = error else {
+            panic!("{error}");
+        };
+        assert_eq!(evidence.kind, kind);
+        assert_eq!(evidence.log, Log::User);
+        assert_eq!(evidence.old, state.user);
+        assert_eq!(evidence.new.size(), size);
+        assert_eq!(evidence.tiles.is_empty(), kind != ForkKind::Inconsistent);
+
+        // The file re-verifies from its contents and the key alone.
+        let text = evidence.encode();
+        let checked = Evidence::verify(text.as_bytes(), &server.loaded.key).unwrap();
+        assert_eq!(checked, *evidence);
+        // Not with another key.
+        let other = impostor(&server.loaded.key).verifier();
+        assert!(Evidence::verify(text.as_bytes(), &other).is_err());
+        if kind == ForkKind::Inconsistent {
+            // A tile changed in the file: it no longer holds.
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let tiles = json["tiles"].as_object_mut().unwrap();
+            let (path, hex) = tiles.iter().next().map(|(p, h)| (p.clone(), h.clone())).unwrap();
+            let mut hex = hex.as_str().unwrap().to_owned();
+            let flipped = if hex.starts_with('0') { "1" } else { "0" };
+            hex.replace_range(0..1, flipped);
+            tiles.insert(path, hex.into());
+            assert!(Evidence::verify(json.to_string().as_bytes(), &server.loaded.key).is_err());
+            // Claiming the old checkpoint is the new one's prefix fails too:
+            // evidence of an honest pair does not hold.
+            let honest = Evidence {
+                new: state.user.clone(),
+                ..(*evidence).clone()
+            };
+            assert!(Evidence::verify(honest.encode().as_bytes(), &server.loaded.key).is_err());
+        }
+    }
+}

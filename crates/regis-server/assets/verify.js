@@ -1,0 +1,302 @@
+// Checks, in the reader's own browser, that the record on this page is in
+// the register as its custodian signed it, trusting nothing the server says
+// but the verifier key printed on the page. Served by Regis itself (no CDN).
+//
+// The page's #verify section carries what to check in data attributes:
+// data-proof-url (the record's proof bundle, B/records/{key}/proof),
+// data-verifier-key, data-log-origin, data-key, data-entry-number and
+// data-item-hash (of the item shown). Steps, each named when it fails:
+//   1. the leaf bytes name this key and entry, and the items' SHA-256 are
+//      the entry's item-hash (and the item shown on the page);
+//   2. the leaf hash is SHA-256(0x00 || leaf bytes);
+//   3. the RFC 9162 (2.1.3.2) inclusion proof leads from it to the root of
+//      the checkpoint's tree;
+//   4. the checkpoint note is signed by the register's Ed25519 key
+//      (C2SP signed-note).
+"use strict";
+
+(function () {
+  const section = document.getElementById("verify");
+  const status = document.getElementById("verify-status");
+  if (!section || !status || !window.crypto || !crypto.subtle) {
+    return;
+  }
+  section.hidden = false;
+
+  class Failure extends Error {}
+  const fail = (what) => {
+    throw new Failure(what);
+  };
+
+  const utf8 = new TextEncoder();
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  }
+
+  function equal(a, b) {
+    return a.length === b.length && a.every((byte, i) => byte === b[i]);
+  }
+
+  function fromHex(text) {
+    return Uint8Array.from(text.match(/../g) || [], (pair) => parseInt(pair, 16));
+  }
+
+  function fromBase64(text, what) {
+    let binary;
+    try {
+      binary = atob(text);
+    } catch (_) {
+      fail(what + " is not base64");
+    }
+    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  }
+
+  function parseHash(text, what) {
+    const match = /^sha-256:([0-9a-f]{64})$/.exec(typeof text === "string" ? text : "");
+    if (!match) {
+      fail(what + " is not a sha-256 hash");
+    }
+    return fromHex(match[1]);
+  }
+
+  // RFC 9162 section 2.1.3.2: the root that `path` leads to from the leaf
+  // hash at `index` in a tree of `size` leaves (BigInt: any tree size).
+  async function rootFromInclusionProof(index, size, leafHash, path) {
+    if (index >= size) {
+      fail("inclusion proof: the entry is beyond the checkpoint's tree size");
+    }
+    let fn = index;
+    let sn = size - 1n;
+    let r = leafHash;
+    for (const p of path) {
+      if (sn === 0n) {
+        fail("inclusion proof: the audit path has too many hashes");
+      }
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = await sha256(concat(Uint8Array.of(1), p, r));
+        if ((fn & 1n) === 0n) {
+          while ((fn & 1n) === 0n && fn !== 0n) {
+            fn >>= 1n;
+            sn >>= 1n;
+          }
+        }
+      } else {
+        r = await sha256(concat(Uint8Array.of(1), r, p));
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) {
+      fail("inclusion proof: the audit path has too few hashes");
+    }
+    return r;
+  }
+
+  // A C2SP checkpoint in a signed note: the signed text is everything up
+  // to and including the newline before the blank line.
+  function parseCheckpoint(text) {
+    if (typeof text !== "string") {
+      fail("checkpoint: the proof carries none");
+    }
+    const blank = text.indexOf("\n\n");
+    if (blank < 0) {
+      fail("checkpoint: no blank line before its signatures");
+    }
+    const body = text.slice(0, blank + 1);
+    const signatures = text.slice(blank + 2).split("\n");
+    if (signatures.pop() !== "") {
+      fail("checkpoint: it does not end with a newline");
+    }
+    const lines = body.split("\n");
+    lines.pop();
+    if (lines.length < 3) {
+      fail("checkpoint: fewer than three lines");
+    }
+    const [origin, sizeText, rootText] = lines;
+    if (!/^(0|[1-9][0-9]{0,19})$/.test(sizeText)) {
+      fail("checkpoint: its size is not a number");
+    }
+    const root = fromBase64(rootText, "checkpoint: its root hash");
+    if (root.length !== 32) {
+      fail("checkpoint: its root hash is not 32 bytes");
+    }
+    return { body, origin, size: BigInt(sizeText), root, signatures };
+  }
+
+  // A verifier key `name+<8 hex key id>+<base64(0x01 || Ed25519 key)>`.
+  async function parseVerifierKey(text) {
+    const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(text || "");
+    if (!match) {
+      fail("signature: the page's verifier key is malformed");
+    }
+    const [, name, idHex, keyBase64] = match;
+    const key = fromBase64(keyBase64, "signature: the verifier key");
+    if (key.length !== 33 || key[0] !== 1) {
+      fail("signature: the verifier key is not an Ed25519 key");
+    }
+    const id = (await sha256(concat(utf8.encode(name), Uint8Array.of(0x0a), key))).slice(0, 4);
+    if (!equal(id, fromHex(idHex))) {
+      fail("signature: the verifier key's id does not match its key");
+    }
+    return { name, id, publicKey: key.slice(1) };
+  }
+
+  async function checkSignature(checkpoint, verifierKey) {
+    const key = await parseVerifierKey(verifierKey);
+    let imported;
+    try {
+      imported = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, [
+        "verify",
+      ]);
+    } catch (_) {
+      fail("signature: this browser cannot check Ed25519 signatures");
+    }
+    const prefix = "\u2014 " + key.name + " ";
+    for (const line of checkpoint.signatures) {
+      if (!line.startsWith(prefix)) {
+        continue;
+      }
+      const bytes = fromBase64(line.slice(prefix.length), "signature: a signature line");
+      if (bytes.length !== 68 || !equal(bytes.slice(0, 4), key.id)) {
+        continue;
+      }
+      const valid = await crypto.subtle.verify(
+        { name: "Ed25519" },
+        imported,
+        bytes.slice(4),
+        utf8.encode(checkpoint.body),
+      );
+      if (valid) {
+        return;
+      }
+      fail("signature: the checkpoint's signature by " + key.name + " is not valid");
+    }
+    fail("signature: the checkpoint carries no signature by " + key.name);
+  }
+
+  async function verify(expected) {
+    let response;
+    try {
+      response = await fetch(expected.proofUrl, {
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+      });
+    } catch (_) {
+      fail("the proof could not be fetched");
+    }
+    if (!response.ok) {
+      fail("the proof could not be fetched (HTTP " + response.status + ")");
+    }
+    let proof;
+    try {
+      proof = await response.json();
+    } catch (_) {
+      fail("the proof is not JSON");
+    }
+
+    // 1. The entry and its items.
+    if (typeof proof.leaf !== "string") {
+      fail("entry: the proof carries no leaf bytes");
+    }
+    let leaf;
+    try {
+      leaf = JSON.parse(proof.leaf);
+    } catch (_) {
+      fail("entry: the leaf bytes are not JSON");
+    }
+    if (leaf.key !== expected.key) {
+      fail("entry: the proof is for another key");
+    }
+    if (leaf["entry-number"] !== expected.entryNumber) {
+      fail("entry: the proof is for another entry");
+    }
+    const itemHashes = leaf["item-hash"];
+    if (
+      !Array.isArray(itemHashes) ||
+      !Array.isArray(proof.items) ||
+      itemHashes.length === 0 ||
+      itemHashes.length !== proof.items.length
+    ) {
+      fail("item hash: the proof's items do not match the entry's item-hash list");
+    }
+    for (let i = 0; i < itemHashes.length; i++) {
+      if (typeof proof.items[i] !== "string") {
+        fail("item hash: an item is not text");
+      }
+      const actual = await sha256(utf8.encode(proof.items[i]));
+      if (!equal(actual, parseHash(itemHashes[i], "item hash: the entry's item-hash"))) {
+        fail("item hash: the item's SHA-256 is not the entry's item-hash");
+      }
+    }
+    if (itemHashes[0] !== expected.itemHash) {
+      fail("item hash: the proven item is not the one shown on this page");
+    }
+
+    // 2. The leaf hash.
+    const leafHash = await sha256(concat(Uint8Array.of(0), utf8.encode(proof.leaf)));
+
+    // 3. The checkpoint, and the inclusion proof to its root.
+    const checkpoint = parseCheckpoint(proof.checkpoint);
+    if (checkpoint.origin !== expected.logOrigin) {
+      fail("checkpoint: it is for another log (" + checkpoint.origin + ")");
+    }
+    const path = proof["merkle-audit-path"];
+    if (!Array.isArray(path)) {
+      fail("inclusion proof: the proof carries no audit path");
+    }
+    const root = await rootFromInclusionProof(
+      BigInt(expected.entryNumber) - 1n,
+      checkpoint.size,
+      leafHash,
+      path.map((hash) => parseHash(hash, "inclusion proof: an audit path hash")),
+    );
+    if (!equal(root, checkpoint.root)) {
+      fail("inclusion proof: the audit path does not lead to the checkpoint's root hash");
+    }
+
+    // 4. The custodian's signature on the checkpoint.
+    await checkSignature(checkpoint, expected.verifierKey);
+    return checkpoint.size;
+  }
+
+  function show(result, text) {
+    status.dataset.result = result;
+    status.textContent = text;
+  }
+
+  const expected = section.dataset;
+  if (!/^[1-9][0-9]{0,19}$/.test(expected.entryNumber || "")) {
+    show("failed", "Not verified: the page names no entry to check.");
+    return;
+  }
+  show("checking", "Checking the proof in your browser\u2026");
+  verify(expected).then(
+    (size) =>
+      show(
+        "verified",
+        "Verified: entry " +
+          expected.entryNumber +
+          " is in the register as signed at size " +
+          size +
+          ".",
+      ),
+    (error) =>
+      show(
+        "failed",
+        "Not verified: " +
+          (error instanceof Failure ? error.message : "the check stopped (" + error + ")") +
+          ".",
+      ),
+  );
+})();

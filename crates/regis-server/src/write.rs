@@ -1,0 +1,610 @@
+//! The write API. Each write is answered only once it is durable and
+//! covered by a signed checkpoint, so the answer is a receipt:
+//!
+//! - `POST B/entries`: `[{"key":…,"item":{…}}]`, stamped by the server,
+//!   validated against the register's fields; the answer lists each entry's
+//!   number, item hash and leaf hash, and the signed checkpoint covering
+//!   them. An entry whose item is already its key's record (a no-op) is
+//!   refused unless `?allow-no-op=true`.
+//! - `POST B/load-rsf`: an RSF document, spooled to disk as it arrives (at
+//!   most `limits.max-rsf-bytes`), then appended all or nothing under the
+//!   same rules, asserts checked; system entries in it change the schema,
+//!   checked as any definition is.
+//! - `POST /registers` (admin token): a new register from a name, text,
+//!   custodian and field definitions; the answer carries its verifier keys
+//!   and a write token for it, shown this once.
+//!
+//! Every write needs `Authorization: Bearer <token>` (401 without a valid
+//! one, 403 with another register's). Writes to one register are bounded
+//! (`limits.max-writes-in-flight`, then 503 with `Retry-After`); a body must
+//! arrive within `limits.body-timeout-seconds` (408) and be within its size
+//! limit (413). Nothing is written unless the whole request is.
+
+use std::io::{BufReader, Seek as _};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
+use regis_model::{Item, Schema, format_hash};
+use regis_store::{
+    Commands, DirBackend, Log, Receipt, RegisterName, Request, Scope, SequencerError,
+    definition_commands, system_clock,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::app::{App, RegisterState};
+use crate::error::ApiError;
+use crate::http::{self, Query, quote};
+use crate::metrics::Outcome;
+use crate::routes::{Matched, Post};
+
+/// Answers a `POST` to a write route.
+pub async fn post<B: DirBackend>(
+    app: &Arc<App<B>>,
+    post: Post,
+    matched: &Matched,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match post {
+        Post::AppendEntries => append_entries(app, matched, query, headers, body).await,
+        Post::LoadRsf => load_rsf(app, matched, query, headers, body).await,
+        Post::CreateRegister => create_register(app, headers, body).await,
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Done,
+        Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => Outcome::Refused,
+        Err(error) if error.status.is_client_error() => Outcome::Rejected,
+        Err(_) => Outcome::Failed,
+    };
+    app.write_metrics.outcome(outcome);
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The register a write names, with the caller's right to write to it
+/// checked and a write slot taken.
+async fn writable<B: DirBackend>(
+    app: &Arc<App<B>>,
+    matched: &Matched,
+    headers: &HeaderMap,
+) -> Result<(Arc<RegisterState<B>>, OwnedSemaphorePermit), ApiError> {
+    let name = matched
+        .params
+        .first()
+        .ok_or_else(|| ApiError::internal("a write route without {name}"))?;
+    let reg = app.register(name)?;
+    authorize(app, headers, &Scope::Register(reg.name.clone())).await?;
+    if app.is_stopping() {
+        return Err(ApiError::unavailable(
+            "stopping",
+            "the server is shutting down; retry when it is back",
+        ));
+    }
+    let permit = Arc::clone(&reg.writes).try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
+            "busy",
+            format!(
+                "register {} has {} writes in flight, its limit; retry",
+                reg.name, app.limits.max_writes_in_flight
+            ),
+        )
+    })?;
+    Ok((reg, permit))
+}
+
+/// Checks that the bearer token allows `wanted`: 401 without a token or
+/// with one this server never minted, 403 with a token for something else.
+async fn authorize<B: DirBackend>(
+    app: &Arc<App<B>>,
+    headers: &HeaderMap,
+    wanted: &Scope,
+) -> Result<(), ApiError> {
+    let unauthorized = |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "no-token",
+            "writes need `Authorization: Bearer <token>`; `regis token` mints one",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            unauthorized(
+                "bad-authorization",
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })?
+        .to_owned();
+    // The token file is read again only when it changed: one stat.
+    let checked = {
+        let app = Arc::clone(app);
+        tokio::task::spawn_blocking(move || app.tokens.scope(&token))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?
+    };
+    let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, "wrong-token", message);
+    match (checked, wanted) {
+        (None, _) => Err(unauthorized(
+            "bad-token",
+            "the bearer token is not one this server minted",
+        )),
+        (Some(scope), wanted) if scope == *wanted => Ok(()),
+        (Some(Scope::Register(other)), Scope::Register(wanted)) => Err(forbidden(format!(
+            "this token writes to register {other}, not {wanted}"
+        ))),
+        (Some(Scope::Admin), Scope::Register(wanted)) => Err(forbidden(format!(
+            "an admin token creates registers; writing to {wanted} needs its own token"
+        ))),
+        (Some(Scope::Register(other)), Scope::Admin) => Err(forbidden(format!(
+            "this token writes to register {other}; creating registers needs an admin token"
+        ))),
+        (Some(Scope::Admin), Scope::Admin) => Ok(()),
+    }
+}
+
+/// Refuses a body declared as something other than JSON.
+fn expect_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad-content-type",
+            format!("the body must be application/json, not {}", quote(media)),
+        ))
+    }
+}
+
+/// Where a request body goes as it arrives.
+trait BodySink {
+    async fn put(&mut self, chunk: Bytes) -> Result<(), ApiError>;
+}
+
+impl BodySink for Vec<u8> {
+    async fn put(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        self.extend_from_slice(&chunk);
+        Ok(())
+    }
+}
+
+impl BodySink for tokio::io::BufWriter<tokio::fs::File> {
+    async fn put(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        self.write_all(&chunk).await.map_err(ApiError::internal)
+    }
+}
+
+/// Reads a request body of at most `limit` bytes into `sink` within the
+/// body deadline: 413 beyond the limit (at once when `Content-Length` says
+/// so), 408 when it arrives too slowly.
+async fn read_body(
+    limits: &crate::Limits,
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    sink: &mut impl BodySink,
+) -> Result<(), ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("the body is larger than {limit} bytes, this request's limit"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let timeout = limits.body_timeout();
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| {
+                ApiError::bad_request("bad-body", format!("reading the body failed: {error}"))
+            })?;
+            total = total.saturating_add(chunk.len() as u64);
+            if total > limit {
+                return Err(too_large());
+            }
+            sink.put(chunk).await?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "slow-body",
+            format!("the body did not arrive within {} s", timeout.as_secs()),
+        )
+    })?
+}
+
+/// A body held in memory (JSON writes: at most `limits.max-body-bytes`).
+async fn body_bytes(
+    limits: &crate::Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(limits.max_body_bytes).unwrap_or(u64::MAX);
+    read_body(limits, headers, body, limit, &mut bytes).await?;
+    Ok(bytes)
+}
+
+/// One entry of a `POST B/entries` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostedEntry {
+    key: String,
+    item: Box<RawValue>,
+}
+
+/// Parses a `POST B/entries` body into keys and canonical items; errors name
+/// the entry (1-based) and its key.
+fn parse_entries(body: &[u8]) -> Result<Vec<(String, Item)>, ApiError> {
+    let posted: Vec<PostedEntry> = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(
+            "bad-json",
+            format!("the body must be a JSON array of {{\"key\",\"item\"}} objects: {error}"),
+        )
+    })?;
+    if posted.is_empty() {
+        return Err(ApiError::bad_request(
+            "no-entries",
+            "the body is an empty array: nothing to append",
+        ));
+    }
+    posted
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let item = Item::parse(entry.item.get()).map_err(|error| {
+                ApiError::bad_request(
+                    "bad-item",
+                    format!("entry {} (key {}): {error}", index + 1, quote(&entry.key)),
+                )
+            })?;
+            Ok((entry.key, item))
+        })
+        .collect()
+}
+
+/// `?allow-no-op=true|false`.
+fn allow_no_op(query: &Query) -> Result<bool, ApiError> {
+    match query.get("allow-no-op") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "bad-query",
+            format!(
+                "query parameter allow-no-op must be true or false, not {}",
+                quote(other)
+            ),
+        )),
+    }
+}
+
+/// Submits `request` to `reg`'s sequencer and waits for its receipt.
+async fn run<B: DirBackend>(
+    reg: &RegisterState<B>,
+    request: Request,
+    describe: impl Fn(&RsfError) -> String,
+) -> Result<Receipt, ApiError> {
+    let ticket = reg
+        .sequencer
+        .try_submit(request)
+        .map_err(|error| refused(error, &describe))?;
+    ticket
+        .await
+        .map_err(|_| refused(SequencerError::Stopped, &describe))?
+        .map_err(|error| refused(error, &describe))
+}
+
+/// The answer to a write the sequencer did not do.
+fn refused(error: SequencerError, describe: &impl Fn(&RsfError) -> String) -> ApiError {
+    match error {
+        SequencerError::Rejected(error) => {
+            let (status, code) = match &error.kind {
+                RsfErrorKind::Io(_) | RsfErrorKind::Target(_) => {
+                    return ApiError::internal(error);
+                }
+                RsfErrorKind::RootMismatch { .. } => (StatusCode::CONFLICT, "root-mismatch"),
+                RsfErrorKind::RepeatedItem { .. } => (StatusCode::CONFLICT, "no-op-entry"),
+                RsfErrorKind::DefinitionChanged { .. } => {
+                    (StatusCode::CONFLICT, "definition-changed")
+                }
+                RsfErrorKind::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-item"),
+                RsfErrorKind::Key(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-key"),
+                RsfErrorKind::Schema(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-definition"),
+                _ => (StatusCode::BAD_REQUEST, "bad-rsf"),
+            };
+            let mut message = describe(&error);
+            if code == "no-op-entry" {
+                message.push_str("; add ?allow-no-op=true to record it anyway");
+            }
+            ApiError::new(status, code, message)
+        }
+        SequencerError::WrongRegister { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "wrong-register", error.to_string())
+        }
+        SequencerError::Busy => ApiError::unavailable("busy", error.to_string()),
+        SequencerError::Stopped => ApiError::unavailable("stopping", error.to_string()),
+        SequencerError::Clock | SequencerError::Store(_) | SequencerError::Sign(_) => {
+            ApiError::internal(error)
+        }
+    }
+}
+
+/// A JSON response with `status`.
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut response = http::ok("application/json", http::NO_STORE, body.to_string());
+    *response.status_mut() = status;
+    response
+}
+
+async fn append_entries<B: DirBackend>(
+    app: &Arc<App<B>>,
+    matched: &Matched,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let allow_repeated = allow_no_op(query)?;
+    expect_json(headers)?;
+    let (reg, _permit) = writable(app, matched, headers).await?;
+    let body = body_bytes(&app.limits, headers, body).await?;
+    let entries = tokio::task::spawn_blocking(move || parse_entries(&body))
+        .await
+        .map_err(ApiError::internal)??;
+    let keys: Vec<String> = entries.iter().map(|(key, _)| key.clone()).collect();
+    let describe = |error: &RsfError| {
+        // "Lines" of an append are its entries' positions.
+        let key = usize::try_from(error.line)
+            .ok()
+            .and_then(|line| keys.get(line.checked_sub(1)?));
+        match (key, &error.kind) {
+            // Its message would name the key a second time.
+            (Some(key), RsfErrorKind::Invalid { error: invalid, .. }) => {
+                format!("entry {} (key {}): {invalid}", error.line, quote(key))
+            }
+            (Some(key), kind) => format!("entry {} (key {}): {kind}", error.line, quote(key)),
+            (None, _) => error.to_string(),
+        }
+    };
+    let receipt = run(
+        &reg,
+        Request::Append {
+            entries,
+            allow_repeated,
+        },
+        describe,
+    )
+    .await?;
+    app.write_metrics
+        .committed(receipt.user_entries, &receipt.timing);
+    let entries: Vec<serde_json::Value> = receipt
+        .entries
+        .iter()
+        .map(|entry| {
+            serde_json::json!({
+                "entry-number": entry.number,
+                "key": entry.key,
+                "item-hash": format_hash(&entry.item_hash),
+                "leaf-hash": format_hash(&entry.leaf_hash),
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "entries": entries,
+            "checkpoint": receipt.user_checkpoint.text,
+        }),
+    ))
+}
+
+async fn load_rsf<B: DirBackend>(
+    app: &Arc<App<B>>,
+    matched: &Matched,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let allow_repeated = allow_no_op(query)?;
+    let (reg, _permit) = writable(app, matched, headers).await?;
+    // Spooled to an unnamed file in the data directory (gone when closed,
+    // whatever happens), so that the sequencer never waits on the network.
+    let spool = {
+        let dir = app.registry.data_dir().to_owned();
+        tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?
+    };
+    let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(spool));
+    read_body(
+        &app.limits,
+        headers,
+        body,
+        app.limits.max_rsf_bytes,
+        &mut writer,
+    )
+    .await?;
+    writer.flush().await.map_err(ApiError::internal)?;
+    let mut file = writer.into_inner().into_std().await;
+    file.rewind().map_err(ApiError::internal)?;
+    let request = Request::Stream {
+        commands: Commands::new(RsfReader::new(BufReader::new(file))),
+        policy: Policy {
+            allow_repeated_items: allow_repeated,
+            ..Policy::APPEND
+        },
+    };
+    let receipt = run(&reg, request, RsfError::to_string).await?;
+    app.write_metrics.committed(
+        receipt.user_entries.saturating_add(receipt.system_entries),
+        &receipt.timing,
+    );
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "user-entries": receipt.user_entries,
+            "system-entries": receipt.system_entries,
+            "items-added": receipt.items_added,
+            "assertions": receipt.assertions,
+            "checkpoint": receipt.user_checkpoint.text,
+            "system-checkpoint": receipt.system_checkpoint.text,
+        }),
+    ))
+}
+
+/// A `POST /registers` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRegister {
+    name: String,
+    text: String,
+    #[serde(default)]
+    custodian: Option<String>,
+    fields: Vec<Box<RawValue>>,
+}
+
+/// Parses a `POST /registers` body: the name, and each field definition
+/// (an object shaped like a GOV.UK `field:<f>` item) checked as the
+/// register's system log would check it.
+fn parse_new_register(
+    body: &[u8],
+) -> Result<(RegisterName, NewRegister, Vec<regis_model::Field>), ApiError> {
+    let new: NewRegister = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(
+            "bad-json",
+            format!(
+                "the body must be {{\"name\",\"text\",\"custodian\"?,\"fields\":[{{\"field\",\"datatype\",\"cardinality\",\"text\"?,\"register\"?}}]}}: {error}"
+            ),
+        )
+    })?;
+    let name = RegisterName::new(&new.name).map_err(|_| {
+        ApiError::bad_request(
+            "bad-register-name",
+            format!(
+                "{} is not a register name: 1 to 64 of a-z, 0-9 and '-', not starting with '-'",
+                quote(&new.name)
+            ),
+        )
+    })?;
+    let mut schema = Schema::named(name.as_str());
+    let mut names = Vec::new();
+    for (index, raw) in new.fields.iter().enumerate() {
+        let bad = |message: String| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-field",
+                format!("field {}: {message}", index + 1),
+            )
+        };
+        let item = Item::parse(raw.get()).map_err(|e| bad(e.to_string()))?;
+        let field = item
+            .get_one("field")
+            .ok_or_else(|| bad("it has no \"field\" (its name)".to_owned()))?
+            .into_owned();
+        let key = format!("field:{field}");
+        Schema::check_names(&key, &item).map_err(|e| bad(e.to_string()))?;
+        schema.apply(&key, &item).map_err(|e| bad(e.to_string()))?;
+        names.push(field);
+    }
+    let fields = names
+        .iter()
+        .filter_map(|field| schema.field(field).cloned())
+        .collect();
+    Ok((name, new, fields))
+}
+
+async fn create_register<B: DirBackend>(
+    app: &Arc<App<B>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    expect_json(headers)?;
+    authorize(app, headers, &Scope::Admin).await?;
+    if app.is_stopping() {
+        return Err(ApiError::unavailable(
+            "stopping",
+            "the server is shutting down; retry when it is back",
+        ));
+    }
+    let body = body_bytes(&app.limits, headers, body).await?;
+    let app = Arc::clone(app);
+    let created = tokio::task::spawn_blocking(move || {
+        let (name, new, fields) = parse_new_register(&body)?;
+        let now = system_clock()()
+            .ok_or_else(|| ApiError::internal("the server's clock is out of range"))?;
+        let commands =
+            definition_commands(&name, &fields, &new.text, new.custodian.as_deref(), now).map_err(
+                |error| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bad-definition",
+                        error.to_string(),
+                    )
+                },
+            )?;
+        let (reg, receipt) = app.create_register(&name, |reg| {
+            reg.sequencer
+                .run(Request::Load {
+                    commands,
+                    policy: Policy::APPEND,
+                })
+                .map_err(|error| refused(error, &RsfError::to_string))
+        })?;
+        let token = app
+            .tokens
+            .mint(Scope::Register(name.clone()))
+            .map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((reg, receipt, token.token))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let (reg, receipt, token) = created;
+    let mut response = json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "name": reg.name.as_str(),
+            "log-origin": reg.origin(Log::User),
+            "log-public-key": reg.verifier(Log::User),
+            "system-log-origin": reg.origin(Log::System),
+            "system-log-public-key": reg.verifier(Log::System),
+            "system-checkpoint": receipt.system_checkpoint.text,
+            "token": token,
+        }),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/registers/{}", reg.name)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

@@ -1,0 +1,630 @@
+//! The write API over real sockets: `POST B/entries`, `POST B/load-rsf`,
+//! `POST /registers`, tokens, limits and back-pressure. Every answer to a
+//! write is a receipt that is checked here as a client would: the
+//! checkpoint verifies with the register's key, each entry is included in
+//! it, and successive checkpoints are consistent.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Resp, TestServer, hashes, rsf_commands};
+use regis_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use regis_model::parse_hash;
+use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_server::Limits;
+use regis_store::{RegisterName, Scope};
+
+const B: &str = "/registers/country";
+
+fn country(limits: Limits) -> TestServer {
+    TestServer::start_with(
+        vec![(
+            "country",
+            rsf_commands("openregister-java/country-data.rsf"),
+        )],
+        limits,
+    )
+}
+
+fn mint(server: &TestServer, scope: Scope) -> String {
+    server.app().tokens.mint(scope).unwrap().token
+}
+
+fn country_token(server: &TestServer) -> String {
+    mint(
+        server,
+        Scope::Register(RegisterName::new("country").unwrap()),
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A country item for `key`.
+fn entry(key: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({"key": key, "item": {"country": key, "name": name}})
+}
+
+fn post_entries(server: &TestServer, token: &str, entries: &serde_json::Value) -> Resp {
+    server.post(
+        &format!("{B}/entries"),
+        &[
+            ("Authorization", &bearer(token)),
+            ("Content-Type", "application/json"),
+        ],
+        entries.to_string().as_bytes(),
+    )
+}
+
+fn size(server: &TestServer) -> u64 {
+    server.get(&format!("{B}/register")).json()["total-entries"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A checkpoint from a receipt, verified with the register's key: its
+/// size and root.
+fn verified(server: &TestServer, text: &str) -> (u64, Hash) {
+    let metadata = server.get(&format!("{B}/register")).json();
+    let verifier = Verifier::parse(metadata["log-public-key"].as_str().unwrap()).unwrap();
+    let checkpoint = SignedCheckpoint::parse(text.as_bytes()).unwrap();
+    checkpoint
+        .verify(
+            metadata["log-origin"].as_str().unwrap(),
+            &verifier,
+            &Verifiers::new([]).unwrap(),
+        )
+        .unwrap();
+    let inner = checkpoint.checkpoint();
+    (inner.size(), *inner.root_hash())
+}
+
+#[test]
+fn concurrent_writers_get_receipts_that_verify_and_agree() {
+    let server = country(Limits::default());
+    let token = country_token(&server);
+    let before = size(&server);
+    const WRITERS: usize = 32;
+    const REQUESTS: usize = 6;
+    let receipts: Vec<(Vec<String>, serde_json::Value)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (server, token) = (&server, &token);
+                scope.spawn(move || {
+                    let mut receipts = Vec::new();
+                    for request in 0..REQUESTS {
+                        // One to three entries per request.
+                        let keys: Vec<String> = (0..=request % 3)
+                            .map(|n| format!("W{writer:02}R{request}N{n}"))
+                            .collect();
+                        let body = serde_json::Value::Array(
+                            keys.iter()
+                                .map(|key| entry(key, &format!("Land {key}")))
+                                .collect(),
+                        );
+                        let response = post_entries(server, token, &body);
+                        assert_eq!(response.status, 200, "{}", response.text());
+                        receipts.push((keys, response.json()));
+                    }
+                    receipts
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+
+    let mut numbers = BTreeMap::new();
+    let mut checkpoints = BTreeMap::new();
+    for (keys, receipt) in &receipts {
+        let (checkpoint_size, root) = verified(&server, receipt["checkpoint"].as_str().unwrap());
+        assert!(
+            checkpoints
+                .insert(checkpoint_size, root)
+                .is_none_or(|r| r == root)
+        );
+        let entries = receipt["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), keys.len());
+        for (key, entry) in keys.iter().zip(entries) {
+            let number = entry["entry-number"].as_u64().unwrap();
+            assert_eq!(entry["key"], key.as_str());
+            assert!(number > before && number <= checkpoint_size);
+            assert!(
+                numbers.insert(number, key.clone()).is_none(),
+                "{number} twice"
+            );
+            // Readable at its number, with its item.
+            let stored = server.get(&format!("{B}/entries/{number}")).json();
+            assert_eq!(stored[0]["key"], key.as_str());
+            assert_eq!(stored[0]["item-hash"][0], entry["item-hash"]);
+            let item = server.get(&format!(
+                "{B}/items/{}",
+                entry["item-hash"].as_str().unwrap()
+            ));
+            assert_eq!(item.json()["name"], format!("Land {key}"));
+            // Included, under its leaf hash, in the checkpoint it came with.
+            let leaf = parse_hash(entry["leaf-hash"].as_str().unwrap()).unwrap();
+            let entry_json = server.get(&format!("{B}/entries/{number}")).json();
+            let leaf_bytes = format!(
+                "{{\"index-entry-number\":\"{number}\",\"entry-number\":\"{number}\",\"entry-timestamp\":\"{}\",\"key\":\"{key}\",\"item-hash\":[\"{}\"]}}",
+                entry_json[0]["entry-timestamp"].as_str().unwrap(),
+                entry["item-hash"].as_str().unwrap()
+            );
+            assert_eq!(leaf, leaf_hash(leaf_bytes.as_bytes()));
+            let proof = server
+                .get(&format!(
+                    "{B}/proof/entries/{number}/{checkpoint_size}/merkle:sha-256"
+                ))
+                .json();
+            verify_inclusion(
+                &leaf,
+                number - 1,
+                checkpoint_size,
+                &hashes(&proof["merkle-audit-path"]),
+                &root,
+            )
+            .unwrap();
+        }
+    }
+    // Dense: every number from before+1 on was given exactly once.
+    let total: usize = receipts.iter().map(|(keys, _)| keys.len()).sum();
+    assert_eq!(numbers.len(), total);
+    assert_eq!(
+        numbers.keys().copied().collect::<Vec<_>>(),
+        (before + 1..=before + total as u64).collect::<Vec<_>>()
+    );
+    // Every checkpoint handed out is consistent with the next one.
+    let ordered: Vec<(u64, Hash)> = checkpoints.into_iter().collect();
+    for pair in ordered.windows(2) {
+        let [(old, old_root), (new, new_root)] = pair else {
+            unreachable!()
+        };
+        let proof = server
+            .get(&format!("{B}/proof/consistency/{old}/{new}/merkle:sha-256"))
+            .json();
+        verify_consistency(
+            *old,
+            *new,
+            &hashes(&proof["merkle-consistency-nodes"]),
+            old_root,
+            new_root,
+        )
+        .unwrap();
+    }
+    assert_eq!(size(&server), before + total as u64);
+    // The sequencer batched them: fewer commits than requests.
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains(&format!(
+            "regis_write_requests_total{{outcome=\"done\"}} {}",
+            WRITERS * REQUESTS
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("regis_write_durable_seconds_count"));
+}
+
+/// One bad write and what it must get.
+struct Bad {
+    what: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+}
+
+#[test]
+fn bad_writes_get_a_json_4xx_and_change_nothing() {
+    let limits = Limits {
+        max_body_bytes: 4096,
+        ..Limits::default()
+    };
+    let server = country(limits);
+    let token = country_token(&server);
+    let other = mint(
+        &server,
+        Scope::Register(RegisterName::new("elsewhere").unwrap()),
+    );
+    let admin = mint(&server, Scope::Admin);
+    let json = ("Content-Type", "application/json".to_owned());
+    let auth = |token: &str| ("Authorization", bearer(token));
+    let entries = format!("{B}/entries");
+    let gb = server.get(&format!("{B}/records/GB")).json()["GB"]["item"][0].clone();
+    let no_op = serde_json::json!([{"key": "GB", "item": gb}]).to_string();
+    let bad = |what, body: &str, status, code| Bad {
+        what,
+        path: entries.clone(),
+        headers: vec![auth(&token), json.clone()],
+        body: body.as_bytes().to_vec(),
+        status,
+        code,
+    };
+    let cases = vec![
+        bad("malformed JSON", "[{\"key\":", 400, "bad-json"),
+        bad("not an array", "{\"key\":\"ZZ\"}", 400, "bad-json"),
+        bad("empty array", "[]", 400, "no-entries"),
+        bad(
+            "unknown property of an entry",
+            r#"[{"key":"ZZ","item":{"country":"ZZ"},"when":"now"}]"#,
+            400,
+            "bad-json",
+        ),
+        bad(
+            "a number where a string belongs",
+            r#"[{"key":"ZZ","item":{"country":"ZZ","name":7}}]"#,
+            400,
+            "bad-item",
+        ),
+        bad(
+            "a field the register does not have",
+            r#"[{"key":"ZZ","item":{"country":"ZZ","colour":"red"}}]"#,
+            422,
+            "invalid-item",
+        ),
+        bad(
+            "a value of the wrong datatype",
+            r#"[{"key":"ZZ","item":{"country":"ZZ","start-date":"yesterday"}}]"#,
+            422,
+            "invalid-item",
+        ),
+        bad(
+            "key and primary field disagree",
+            r#"[{"key":"ZZ","item":{"country":"ZY","name":"Zedland"}}]"#,
+            422,
+            "invalid-item",
+        ),
+        bad(
+            "the second entry of two is bad: neither is written",
+            r#"[{"key":"ZZ","item":{"country":"ZZ","name":"Zedland"}},{"key":"ZY","item":{"country":"ZY","name":["a","b"]}}]"#,
+            422,
+            "invalid-item",
+        ),
+        bad("an entry that changes nothing", &no_op, 409, "no-op-entry"),
+        Bad {
+            what: "an oversized body",
+            path: entries.clone(),
+            headers: vec![auth(&token), json.clone()],
+            body: format!(
+                "[{{\"key\":\"ZZ\",\"item\":{{\"country\":\"ZZ\",\"name\":\"{}\"}}}}]",
+                "x".repeat(5000)
+            )
+            .into_bytes(),
+            status: 413,
+            code: "body-too-large",
+        },
+        Bad {
+            what: "no token",
+            path: entries.clone(),
+            headers: vec![json.clone()],
+            body: b"[]".to_vec(),
+            status: 401,
+            code: "no-token",
+        },
+        Bad {
+            what: "not a bearer token",
+            path: entries.clone(),
+            headers: vec![("Authorization", "Basic YTpi".to_owned()), json.clone()],
+            body: b"[]".to_vec(),
+            status: 401,
+            code: "bad-authorization",
+        },
+        Bad {
+            what: "a token never minted",
+            path: entries.clone(),
+            headers: vec![auth("regis_forged"), json.clone()],
+            body: b"[]".to_vec(),
+            status: 401,
+            code: "bad-token",
+        },
+        Bad {
+            what: "another register's token",
+            path: entries.clone(),
+            headers: vec![auth(&other), json.clone()],
+            body: b"[]".to_vec(),
+            status: 403,
+            code: "wrong-token",
+        },
+        Bad {
+            what: "an admin token for a write",
+            path: entries.clone(),
+            headers: vec![auth(&admin), json.clone()],
+            body: b"[]".to_vec(),
+            status: 403,
+            code: "wrong-token",
+        },
+        Bad {
+            what: "a register token to create a register",
+            path: "/registers".to_owned(),
+            headers: vec![auth(&token), json.clone()],
+            body: b"{}".to_vec(),
+            status: 403,
+            code: "wrong-token",
+        },
+        Bad {
+            what: "a write to an unknown register",
+            path: "/registers/nowhere/entries".to_owned(),
+            headers: vec![auth(&token), json.clone()],
+            body: b"[]".to_vec(),
+            status: 404,
+            code: "no-register",
+        },
+        Bad {
+            what: "a body that is not JSON",
+            path: entries.clone(),
+            headers: vec![auth(&token), ("Content-Type", "text/plain".to_owned())],
+            body: b"[]".to_vec(),
+            status: 415,
+            code: "bad-content-type",
+        },
+        Bad {
+            what: "a bad allow-no-op",
+            path: format!("{entries}?allow-no-op=maybe"),
+            headers: vec![auth(&token), json.clone()],
+            body: b"[]".to_vec(),
+            status: 400,
+            code: "bad-query",
+        },
+        Bad {
+            what: "a POST where only GET is answered",
+            path: format!("{B}/records"),
+            headers: vec![auth(&token), json.clone()],
+            body: b"[]".to_vec(),
+            status: 405,
+            code: "method-not-allowed",
+        },
+        Bad {
+            what: "an RSF document whose root assertion fails",
+            path: format!("{B}/load-rsf"),
+            headers: vec![auth(&token)],
+            body: format!(
+                "add-item\t{{\"country\":\"ZZ\",\"name\":\"Zedland\"}}\nappend-entry\tuser\tZZ\t2026-01-01T00:00:00Z\tsha-256:{}\nassert-root-hash\tsha-256:{}\n",
+                hex_of(br#"{"country":"ZZ","name":"Zedland"}"#),
+                "0".repeat(64)
+            )
+            .into_bytes(),
+            status: 409,
+            code: "root-mismatch",
+        },
+        Bad {
+            what: "an RSF document with a bad line",
+            path: format!("{B}/load-rsf"),
+            headers: vec![auth(&token)],
+            body: b"add-item\t{\"country\":\"ZZ\"}\ndelete-entry\tZZ\n".to_vec(),
+            status: 400,
+            code: "bad-rsf",
+        },
+        Bad {
+            what: "an RSF document without a token",
+            path: format!("{B}/load-rsf"),
+            headers: vec![],
+            body: b"".to_vec(),
+            status: 401,
+            code: "no-token",
+        },
+    ];
+    let before = size(&server);
+    let root = server.get(&format!("{B}/log/checkpoint")).text();
+    for case in &cases {
+        let headers: Vec<(&str, &str)> = case
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let response = server.post(&case.path, &headers, &case.body);
+        assert_eq!(
+            response.status,
+            case.status,
+            "{}: {}",
+            case.what,
+            response.text()
+        );
+        assert_eq!(response.error(case.status), case.code, "{}", case.what);
+        if case.status == 401 {
+            assert_eq!(
+                response.header("www-authenticate"),
+                Some("Bearer realm=\"regis\""),
+                "{}",
+                case.what
+            );
+        }
+    }
+    // Nothing was written, and the server is up.
+    assert_eq!(size(&server), before);
+    assert_eq!(server.get(&format!("{B}/log/checkpoint")).text(), root);
+    assert_eq!(server.get(&format!("{B}/records/ZZ")).status, 404);
+    assert_eq!(server.get("/healthz").status, 200);
+    // The same no-op, when asked for, is recorded.
+    let response = server.post(
+        &format!("{entries}?allow-no-op=true"),
+        &[
+            ("Authorization", &bearer(&token)),
+            ("Content-Type", "application/json"),
+        ],
+        no_op.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(size(&server), before + 1);
+}
+
+fn hex_of(item: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(item))
+}
+
+#[test]
+fn a_slow_body_gets_408_and_frees_its_slot() {
+    let limits = Limits {
+        body_timeout_seconds: 1,
+        max_writes_in_flight: 1,
+        ..Limits::default()
+    };
+    let server = country(limits);
+    let token = country_token(&server);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {B}/entries HTTP/1.1\r\nHost: regis.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"key\""
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("slow-body"), "{answer}");
+    // The one write slot is free again.
+    let response = post_entries(
+        &server,
+        &token,
+        &serde_json::json!([entry("ZZ", "Zedland")]),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
+#[test]
+fn rsf_loads_are_atomic_checked_and_update_the_schema() {
+    let limits = Limits {
+        max_rsf_bytes: 2000,
+        ..Limits::default()
+    };
+    let server = country(limits);
+    let token = country_token(&server);
+    let auth = bearer(&token);
+    let load = |body: &str| {
+        server.post(
+            &format!("{B}/load-rsf"),
+            &[("Authorization", auth.as_str())],
+            body.as_bytes(),
+        )
+    };
+    let before = size(&server);
+    let zz = r#"{"country":"ZZ","name":"Zedland"}"#;
+    let custodian = r#"{"custodian":"Zedland Office"}"#;
+    let document = format!(
+        "add-item\t{zz}\nappend-entry\tuser\tZZ\t2026-01-01T00:00:00Z\tsha-256:{}\nadd-item\t{custodian}\nappend-entry\tsystem\tcustodian\t2026-01-01T00:00:00Z\tsha-256:{}\n",
+        hex_of(zz.as_bytes()),
+        hex_of(custodian.as_bytes()),
+    );
+    // An invalid item halfway through: nothing of the document is kept.
+    let bad_item = r#"{"country":"ZY","name":["a","b"]}"#;
+    let failing = format!(
+        "{document}add-item\t{bad_item}\nappend-entry\tuser\tZY\t2026-01-01T00:00:00Z\tsha-256:{}\n",
+        hex_of(bad_item.as_bytes())
+    );
+    let response = load(&failing);
+    assert_eq!(response.error(422), "invalid-item");
+    assert!(
+        response.text().contains("RSF line 6"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(size(&server), before);
+    assert_eq!(server.get(&format!("{B}/records/ZZ")).status, 404);
+    // Too large: 413, nothing kept.
+    let large = format!("{document}{}", "#".repeat(2000));
+    assert_eq!(load(&large).error(413), "body-too-large");
+    // The document alone: appended, its system entry changes the register.
+    let response = load(&document);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let receipt = response.json();
+    assert_eq!(receipt["user-entries"], 1);
+    assert_eq!(receipt["system-entries"], 1);
+    let (checkpoint_size, _) = verified(&server, receipt["checkpoint"].as_str().unwrap());
+    assert_eq!(checkpoint_size, before + 1);
+    assert_eq!(server.get(&format!("{B}/records/ZZ")).status, 200);
+    let metadata = server.get(&format!("{B}/register")).json();
+    assert_eq!(metadata["custodian"], "Zedland Office");
+    // Its assertion of the root now holds, and is checked.
+    let root = server
+        .get(&format!("{B}/proof/register/merkle:sha-256"))
+        .json();
+    let zy = r#"{"country":"ZY","name":"Zyland"}"#;
+    let asserted = format!(
+        "assert-root-hash\t{}\nadd-item\t{zy}\nappend-entry\tuser\tZY\t2026-01-01T00:00:00Z\tsha-256:{}\n",
+        root["root-hash"].as_str().unwrap(),
+        hex_of(zy.as_bytes())
+    );
+    let response = load(&asserted);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["assertions"], 1);
+    assert_eq!(size(&server), before + 2);
+}
+
+#[test]
+fn an_admin_creates_a_register_and_its_token_writes_to_it() {
+    let server = country(Limits::default());
+    let admin = mint(&server, Scope::Admin);
+    let definition = serde_json::json!({
+        "name": "fruit",
+        "text": "Fruit sold at the market",
+        "custodian": "Greengrocer",
+        "fields": [
+            {"field": "fruit", "datatype": "string", "cardinality": "1", "text": "The fruit's name"},
+            {"field": "colour", "datatype": "string", "cardinality": "n"},
+            {"field": "country", "datatype": "string", "cardinality": "1", "register": "country"},
+        ],
+    });
+    let create = |body: &serde_json::Value| {
+        server.post(
+            "/registers",
+            &[
+                ("Authorization", &bearer(&admin)),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let response = create(&definition);
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(response.header("location"), Some("/registers/fruit"));
+    let created = response.json();
+    let fruit_token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(created["log-origin"], "regis.test/registers/fruit");
+    // Served at once, defined as asked.
+    let metadata = server.get("/registers/fruit/register").json();
+    assert_eq!(metadata["custodian"], "Greengrocer");
+    assert_eq!(metadata["log-public-key"], created["log-public-key"]);
+    assert_eq!(metadata["fields"].as_array().unwrap().len(), 3);
+    // Its token writes to it, and only to it.
+    let apple = serde_json::json!([{"key": "apple", "item": {"fruit": "apple", "colour": ["red", "green"], "country": "GB"}}]);
+    let write = |path: &str, token: &str| {
+        server.post(
+            path,
+            &[
+                ("Authorization", &bearer(token)),
+                ("Content-Type", "application/json"),
+            ],
+            apple.to_string().as_bytes(),
+        )
+    };
+    assert_eq!(write("/registers/fruit/entries", &fruit_token).status, 200);
+    assert_eq!(
+        write(&format!("{B}/entries"), &fruit_token).error(403),
+        "wrong-token"
+    );
+    let record = server.get("/registers/fruit/records/apple").json();
+    assert_eq!(record["apple"]["item"][0]["colour"][1], "green");
+    // Refused: an existing name, a bad name, a field of unknown shape.
+    assert_eq!(create(&definition).error(409), "register-exists");
+    let mut bad = definition.clone();
+    bad["name"] = "Fruit!".into();
+    assert_eq!(create(&bad).error(400), "bad-register-name");
+    let mut bad = definition.clone();
+    bad["name"] = "veg".into();
+    assert_eq!(create(&bad).error(422), "bad-definition");
+    let mut bad = definition.clone();
+    bad["name"] = "nut".into();
+    bad["fields"] = serde_json::json!([{"field": "nut", "datatype": "string", "cardinality": "7"}]);
+    assert_eq!(create(&bad).error(422), "bad-field");
+    assert_eq!(server.get("/registers/veg").status, 404);
+}

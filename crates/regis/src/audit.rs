@@ -1,0 +1,92 @@
+//! `regis audit`: check that a remote register's logs only grow, by
+//! regis-client's auditor. No logic here but reading, writing and printing.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use regis_client::audit::{AuditError, Auditor, write_atomically};
+use regis_model::format_hash;
+use regis_note::Verifier;
+
+/// `regis audit URL --key VKEY --state FILE`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The register's base URL: http(s)://host/registers/NAME.
+    url: String,
+    /// The user log's verifier key (`name+hex+base64`), pinned.
+    #[arg(long = "key", value_name = "VKEY")]
+    key: String,
+    /// Where the last verified checkpoints are kept (JSON, written
+    /// atomically). Evidence of a fork is written beside it.
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+}
+
+fn evidence_path(state: &Path) -> PathBuf {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = state.as_os_str().to_owned();
+    name.push(format!(".evidence-{seconds}"));
+    PathBuf::from(name)
+}
+
+pub fn run(args: &AuditArgs) -> Result<()> {
+    let key = Verifier::parse(&args.key).context("--key")?;
+    let auditor = Auditor::new(&args.url, key)?;
+    let previous = match std::fs::read(&args.state) {
+        Ok(bytes) => Some(
+            auditor
+                .parse_state(&bytes)
+                .with_context(|| format!("{}", args.state.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.state.display())),
+    };
+    let audit = match auditor.audit(previous) {
+        Ok(audit) => audit,
+        Err(AuditError::Fork(evidence)) => {
+            let path = evidence_path(&args.state);
+            write_atomically(&path, evidence.encode().as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("evidence: {}", path.display());
+            bail!(
+                "{}: evidence written to {}",
+                AuditError::Fork(evidence),
+                path.display()
+            );
+        }
+        Err(other) => return Err(other.into()),
+    };
+    write_atomically(&args.state, auditor.encode_state(&audit.state).as_bytes())
+        .with_context(|| format!("writing {}", args.state.display()))?;
+    let logs = [("user", &audit.state.user), ("system", &audit.state.system)];
+    match &audit.previous {
+        None => {
+            println!(
+                "no saved state: trusting these checkpoints on first use (signatures and tiles verified)"
+            );
+            for (log, checkpoint) in logs {
+                println!(
+                    "{log} log: checkpoint {}, root {}",
+                    checkpoint.size(),
+                    format_hash(checkpoint.root())
+                );
+            }
+        }
+        Some(previous) => {
+            let old = [previous.user.size(), previous.system.size()];
+            for ((log, checkpoint), old) in logs.into_iter().zip(old) {
+                println!(
+                    "{log} log: checkpoint {} is consistent with the saved checkpoint {old}, root {}",
+                    checkpoint.size(),
+                    format_hash(checkpoint.root())
+                );
+            }
+        }
+    }
+    println!("saved to {}", args.state.display());
+    Ok(())
+}
