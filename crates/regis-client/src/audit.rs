@@ -360,7 +360,10 @@ impl Evidence {
             .map_err(|e| wrong(e.to_string()))?;
         let (log, client) = match field("log")? {
             "user" => (Log::User, user.clone()),
-            "system" => (Log::System, user.system().map_err(|e| wrong(e.to_string()))?),
+            "system" => (
+                Log::System,
+                user.system().map_err(|e| wrong(e.to_string()))?,
+            ),
             other => return Err(wrong(format!("unknown log {other:?}"))),
         };
         let checkpoint = |name: &str| {
@@ -383,9 +386,7 @@ impl Evidence {
         }
         let holds = match kind {
             ForkKind::Smaller => new.size() < old.size(),
-            ForkKind::SameSizeDifferentRoot => {
-                new.size() == old.size() && new.root() != old.root()
-            }
+            ForkKind::SameSizeDifferentRoot => new.size() == old.size() && new.root() != old.root(),
             ForkKind::Inconsistent => {
                 if old.size() >= new.size() {
                     return Err(wrong("the old checkpoint is not the smaller".into()));

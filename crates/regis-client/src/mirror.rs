@@ -354,7 +354,9 @@ impl<B: KvBackend> Mirror<B> {
             });
         }
         let source = format!("the mirror's stored {log} checkpoint");
-        Ok(Some(client.verify_checkpoint(tree.text.as_bytes(), &source)?))
+        Ok(Some(
+            client.verify_checkpoint(tree.text.as_bytes(), &source)?,
+        ))
     }
 
     /// The upstream's user and system checkpoints as they stood at one
@@ -429,9 +431,7 @@ impl<B: KvBackend> Mirror<B> {
             system_tiles: &system_tiles,
             // The first system entry the delta carries: the first appended
             // at the mirror's user size or later.
-            first_delta_system: snapshot
-                .system_entries_between(user_size, user_size)?
-                .start,
+            first_delta_system: snapshot.system_entries_between(user_size, user_size)?.start,
             held_system: snapshot.size(Log::System),
             total: (user_checkpoint.size() - user_size)
                 + system_checkpoint
@@ -680,7 +680,9 @@ impl Plan<'_> {
                     if number > limit {
                         return Err(delta_error(
                             line,
-                            format!("{log} entry {number} is beyond the checkpoint of size {limit}"),
+                            format!(
+                                "{log} entry {number} is beyond the checkpoint of size {limit}"
+                            ),
                         ));
                     }
                     let item = take_item(&entry, &mut pending)
@@ -738,7 +740,11 @@ impl Plan<'_> {
             else {
                 break;
             };
-            let bytes = self.system.http().tile("system-log", &tile).map_err(Error::Fetch)?;
+            let bytes = self
+                .system
+                .http()
+                .tile("system-log", &tile)
+                .map_err(Error::Fetch)?;
             let bundle = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
             if bundle.len() != usize::from(tile.width()) {
                 return Err(Error::BundleWidth {
@@ -773,7 +779,8 @@ impl Plan<'_> {
                 };
                 let hash = *hash;
                 if let Some(item) = item {
-                    copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
+                    copied.items +=
+                        u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
                 }
                 txn.add_entry(&NewEntry {
                     log: Log::System,

@@ -107,7 +107,10 @@ fn custodian_change(name: &str) -> Vec<(u64, Command)> {
         Timestamp::parse("2021-03-01T00:00:00Z").unwrap(),
         item.hash(),
     );
-    vec![(1, Command::AddItem(item)), (2, Command::AppendEntry(entry))]
+    vec![
+        (1, Command::AddItem(item)),
+        (2, Command::AppendEntry(entry)),
+    ]
 }
 
 #[test]
@@ -216,8 +219,15 @@ fn a_second_sync_fetches_only_what_is_new() {
         "{paths:?}"
     );
     // No user entry bundle, and no item fetched alone but the custodian's.
-    assert!(!paths.iter().any(|p| p.starts_with("log/tile/entries")), "{paths:?}");
-    assert_eq!(paths.iter().filter(|p| p.starts_with("items/")).count(), 1, "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.starts_with("log/tile/entries")),
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| p.starts_with("items/")).count(),
+        1,
+        "{paths:?}"
+    );
     // Of the level-0 tiles, only those of the new entries: the first full
     // tile (entries 1-256) is not fetched again when the mirror already
     // held all of it.
@@ -238,7 +248,9 @@ fn a_second_sync_fetches_only_what_is_new() {
     assert_eq!(report.before, report.after);
     let paths = seen.lock().unwrap().clone();
     assert!(
-        paths.iter().all(|p| p.ends_with("checkpoint") || p == "register"),
+        paths
+            .iter()
+            .all(|p| p.ends_with("checkpoint") || p == "register"),
         "{paths:?}"
     );
 }
@@ -285,7 +297,11 @@ impl Setup {
         })
         .unwrap();
         let error = sync(&mut mirror).unwrap_err();
-        assert_eq!(held(&mirror), self.before, "the lie changed the store: {error}");
+        assert_eq!(
+            held(&mirror),
+            self.before,
+            "the lie changed the store: {error}"
+        );
         error
     }
 }
@@ -305,8 +321,8 @@ fn a_forked_log_is_refused_and_changes_nothing() {
     let forked =
         MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
     let root = Edge::from_reader(&forked, size).unwrap().root();
-    let text = SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer)
-        .to_string();
+    let text =
+        SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer).to_string();
     let liar = Liar::start(&setup.server, move |path, honest| {
         if path == "log/checkpoint" {
             return Some(text.clone().into_bytes());
@@ -320,7 +336,10 @@ fn a_forked_log_is_refused_and_changes_nothing() {
     });
     let error = setup.sync_through(&liar);
     assert!(
-        matches!(error, MirrorError::Verify(Error::Inconsistent { new: 400, .. })),
+        matches!(
+            error,
+            MirrorError::Verify(Error::Inconsistent { new: 400, .. })
+        ),
         "{error}"
     );
 }
@@ -502,7 +521,13 @@ fn a_served_system_key_other_than_the_derived_one_is_refused() {
     });
     let error = setup.sync_through(&liar);
     assert!(
-        matches!(error, MirrorError::KeyMismatch { log: Log::System, .. }),
+        matches!(
+            error,
+            MirrorError::KeyMismatch {
+                log: Log::System,
+                ..
+            }
+        ),
         "{error}"
     );
 }
@@ -516,9 +541,12 @@ fn a_mirror_of_another_upstream_is_not_reused() {
     let setup = setup();
     let registry = Registry::new(setup.dir.path(), "localhost");
     let other = impostor(&setup.server.loaded.key).verifier();
-    let error = Mirror::<RedbBackend>::open_or_create(&registry, &setup.server.url(), other)
-        .unwrap_err();
-    assert!(matches!(error, MirrorError::OtherUpstream { .. }), "{error}");
+    let error =
+        Mirror::<RedbBackend>::open_or_create(&registry, &setup.server.url(), other).unwrap_err();
+    assert!(
+        matches!(error, MirrorError::OtherUpstream { .. }),
+        "{error}"
+    );
 }
 
 /// A proxy that serves the honest register until `fork` is set, then a
@@ -529,8 +557,8 @@ fn switching(server: &Server, size: u64) -> (Liar, Arc<AtomicBool>) {
     let forked =
         MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
     let root = Edge::from_reader(&forked, size).unwrap().root();
-    let text = SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer)
-        .to_string();
+    let text =
+        SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer).to_string();
     let fork = Arc::new(AtomicBool::new(false));
     let switch = Arc::clone(&fork);
     let liar = Liar::start(server, move |path, honest| {
@@ -584,7 +612,11 @@ fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
             // A tile changed in the file: it no longer holds.
             let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
             let tiles = json["tiles"].as_object_mut().unwrap();
-            let (path, hex) = tiles.iter().next().map(|(p, h)| (p.clone(), h.clone())).unwrap();
+            let (path, hex) = tiles
+                .iter()
+                .next()
+                .map(|(p, h)| (p.clone(), h.clone()))
+                .unwrap();
             let mut hex = hex.as_str().unwrap().to_owned();
             let flipped = if hex.starts_with('0') { "1" } else { "0" };
             hex.replace_range(0..1, flipped);

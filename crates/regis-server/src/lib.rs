@@ -1,4 +1,4 @@
-//! The Regis HTTP read API, on axum (hyper, tokio) and tower-http.
+//! The Regis HTTP API, on axum (hyper, tokio) and tower-http.
 //!
 //! One server hosts many registers; `B` is `/registers/{name}`. The routes
 //! ([`routes::ROUTES`], documented in `spec/openapi.yaml`):
@@ -12,6 +12,9 @@
 //!   `B/records/{key}/proof` (JSON or C2SP tlog-proof) to verify offline;
 //! - `B/download-rsf[/{a}[/{b}]]`, streamed;
 //! - `B/events`: each new checkpoint as a Server-Sent Event;
+//! - writes ([`write`]), with a bearer token: `POST B/entries`,
+//!   `POST B/load-rsf`, `POST /registers`, each answered once durable and
+//!   signed;
 //! - `/metrics`, `/healthz`, `/readyz`;
 //! - pages for people ([`html`]) at `/`, `B`, and the read URLs above when
 //!   a browser asks (`Accept: text/html`), with their `/assets/…`.

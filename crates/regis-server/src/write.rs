@@ -82,12 +82,7 @@ async fn writable<B: DirBackend>(
         .ok_or_else(|| ApiError::internal("a write route without {name}"))?;
     let reg = app.register(name)?;
     authorize(app, headers, &Scope::Register(reg.name.clone())).await?;
-    if app.is_stopping() {
-        return Err(ApiError::unavailable(
-            "stopping",
-            "the server is shutting down; retry when it is back",
-        ));
-    }
+    refuse_while_stopping(app)?;
     let permit = Arc::clone(&reg.writes).try_acquire_owned().map_err(|_| {
         ApiError::unavailable(
             "busy",
@@ -98,6 +93,18 @@ async fn writable<B: DirBackend>(
         )
     })?;
     Ok((reg, permit))
+}
+
+/// 503 once the server is stopping: what is in flight finishes, nothing new
+/// starts.
+fn refuse_while_stopping<B: DirBackend>(app: &App<B>) -> Result<(), ApiError> {
+    if app.is_stopping() {
+        return Err(ApiError::unavailable(
+            "stopping",
+            "the server is shutting down; retry when it is back",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that the bearer token allows `wanted`: 401 without a token or
@@ -135,24 +142,30 @@ async fn authorize<B: DirBackend>(
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?
     };
-    let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, "wrong-token", message);
-    match (checked, wanted) {
-        (None, _) => Err(unauthorized(
+    let Some(scope) = checked else {
+        return Err(unauthorized(
             "bad-token",
             "the bearer token is not one this server minted",
-        )),
-        (Some(scope), wanted) if scope == *wanted => Ok(()),
-        (Some(Scope::Register(other)), Scope::Register(wanted)) => Err(forbidden(format!(
-            "this token writes to register {other}, not {wanted}"
-        ))),
-        (Some(Scope::Admin), Scope::Register(wanted)) => Err(forbidden(format!(
-            "an admin token creates registers; writing to {wanted} needs its own token"
-        ))),
-        (Some(Scope::Register(other)), Scope::Admin) => Err(forbidden(format!(
-            "this token writes to register {other}; creating registers needs an admin token"
-        ))),
-        (Some(Scope::Admin), Scope::Admin) => Ok(()),
+        ));
+    };
+    if scope == *wanted {
+        return Ok(());
     }
+    let message = match (scope, wanted) {
+        (Scope::Register(other), Scope::Register(wanted)) => {
+            format!("this token writes to register {other}, not {wanted}")
+        }
+        (Scope::Admin, Scope::Register(wanted)) => {
+            format!("an admin token creates registers; writing to {wanted} needs its own token")
+        }
+        (Scope::Register(other), _) => {
+            format!(
+                "this token writes to register {other}; creating registers needs an admin token"
+            )
+        }
+        (Scope::Admin, Scope::Admin) => return Ok(()),
+    };
+    Err(ApiError::new(StatusCode::FORBIDDEN, "wrong-token", message))
 }
 
 /// Refuses a body declared as something other than JSON.
@@ -552,12 +565,7 @@ async fn create_register<B: DirBackend>(
 ) -> Result<Response, ApiError> {
     expect_json(headers)?;
     authorize(app, headers, &Scope::Admin).await?;
-    if app.is_stopping() {
-        return Err(ApiError::unavailable(
-            "stopping",
-            "the server is shutting down; retry when it is back",
-        ));
-    }
+    refuse_while_stopping(app)?;
     let body = body_bytes(&app.limits, headers, body).await?;
     let app = Arc::clone(app);
     let created = tokio::task::spawn_blocking(move || {

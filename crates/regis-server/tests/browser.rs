@@ -206,6 +206,8 @@ enum Tamper {
     Item,
     /// One byte of the checkpoint's signature.
     Signature,
+    /// Nothing changed, but it is another record's (valid) proof.
+    OtherRecord,
 }
 
 impl Tamper {
@@ -232,6 +234,7 @@ impl Tamper {
                 let forged = format!("{body}\n\n{prefix} {}\n", STANDARD.encode(bytes));
                 proof["checkpoint"] = forged.into();
             }
+            Tamper::OtherRecord => {}
         }
     }
 }
@@ -268,11 +271,15 @@ fn relay(mut client: TcpStream, upstream: SocketAddr, tamper: Tamper) {
         .find(|(name, _)| name.eq_ignore_ascii_case("accept"))
         .map(|(_, value)| value.trim().to_owned())
         .unwrap_or_else(|| "*/*".to_owned());
+    let asked = match tamper {
+        Tamper::OtherRecord => path.replace("/records/GB/proof", "/records/FR/proof"),
+        _ => path.clone(),
+    };
     // HTTP/1.0 upstream: the body is not chunked and ends at the close.
     let mut server = TcpStream::connect(upstream).unwrap();
     write!(
         server,
-        "GET {path} HTTP/1.0\r\nHost: regis.test\r\nAccept: {accept}\r\n\r\n"
+        "GET {asked} HTTP/1.0\r\nHost: regis.test\r\nAccept: {accept}\r\n\r\n"
     )
     .unwrap();
     let mut response = Vec::new();
@@ -356,6 +363,39 @@ fn a_reader_finds_a_record_and_the_browser_verifies_it() {
         );
         let (result, text) = verification(&client).await;
         screenshot(&client, "record-verified").await;
+
+        // On a phone's width nothing runs off the side: no sideways scrolling.
+        client.set_window_size(390, 844).await.unwrap();
+        for path in ["/registers/country", "/registers/country/records/GB"] {
+            client.goto(&format!("{base}{path}")).await.unwrap();
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(fits, serde_json::Value::Bool(true), "{path}");
+        }
+        verification(&client).await;
+        screenshot(&client, "record-phone").await;
+        client.set_window_size(1200, 1600).await.unwrap();
+        client
+            .goto(&format!(
+                "{base}/registers/country/records?page-size=20&sort=name&order=desc"
+            ))
+            .await
+            .unwrap();
+        let first_row = client
+            .find(Locator::Css("tbody tr th a"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The first 20 keys (AD to BJ), by name from Z to A.
+        assert_eq!(first_row, "AE", "United Arab Emirates");
+        screenshot(&client, "records-sorted").await;
         let proof = server.get("/registers/country/records/GB/proof").json();
         let entry = proof["entry-number"].as_str().unwrap();
         let size = proof["tree-size"].as_u64().unwrap();
@@ -383,6 +423,10 @@ fn a_tampered_proof_is_shown_as_failing_the_check_it_fails() {
         (
             Tamper::Item,
             "Not verified: item hash: the item's SHA-256 is not the entry's item-hash.",
+        ),
+        (
+            Tamper::OtherRecord,
+            "Not verified: entry: the proof is for another key.",
         ),
         (
             Tamper::Signature,

@@ -82,7 +82,7 @@ fn a_client_resuming_with_last_event_id_gets_only_what_grew() {
     let last_id = text
         .lines()
         .filter_map(|line| line.strip_prefix("id: "))
-        .last()
+        .next_back()
         .unwrap()
         .to_owned();
     let (user, system) = last_id.split_once('.').unwrap();

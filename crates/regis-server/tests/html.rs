@@ -133,6 +133,7 @@ fn pages_answer_browsers_and_the_api_is_unchanged_for_everyone_else() {
         format!("{b}/records/GB"),
         format!("{b}/records/GB/entries"),
         format!("{b}/records/name/Germany"),
+        format!("{b}/entries"),
         format!("{b}/entries/1"),
         format!("{b}/items/{item_hash}"),
     ];
@@ -415,6 +416,39 @@ fn record_page_shows_history_as_diffs_and_carries_what_the_script_checks() {
 
     // The entries page shows the same record.
     assert_page(&page(&server, &format!("{path}/entries")), 200, path);
+}
+
+#[test]
+fn the_log_is_paged_as_the_api_pages_it() {
+    let server = country_server();
+    let path = "/registers/country/entries?start=11&limit=10";
+    let html = page(&server, path);
+    let text = assert_page(&html, 200, path);
+    let api = server.get(path);
+    assert_eq!(html.header("link"), api.header("link"));
+    assert!(html.header("link").unwrap().contains("start=21"));
+    for entry in api.json().as_array().unwrap() {
+        let number = entry["entry-number"].as_str().unwrap();
+        let key = entry["key"].as_str().unwrap();
+        assert!(
+            text.contains(&format!(
+                "<th scope=\"row\"><a href=\"/registers/country/entries/{number}\">{number}</a></th>"
+            )),
+            "{number}"
+        );
+        assert!(text.contains(&format!("href=\"/registers/country/records/{key}\"")));
+    }
+    assert!(text.contains("Entries 11 to 20 of 210"), "{text}");
+    let system = "/registers/country/entries?type=system&limit=5";
+    let html = page(&server, system);
+    let text = assert_page(&html, 200, system);
+    assert_eq!(html.header("link"), server.get(system).header("link"));
+    assert!(text.contains("<code>name</code>"), "{text}");
+    assert_page(
+        &page(&server, "/registers/country/entries?type=nope"),
+        400,
+        "type",
+    );
 }
 
 #[test]

@@ -460,7 +460,7 @@ fn hex_of(item: &[u8]) -> String {
 }
 
 #[test]
-fn a_slow_body_gets_408_and_frees_its_slot() {
+fn a_slow_body_holds_its_slot_until_408_and_others_get_503_meanwhile() {
     let limits = Limits {
         body_timeout_seconds: 1,
         max_writes_in_flight: 1,
@@ -477,6 +477,12 @@ fn a_slow_body_gets_408_and_frees_its_slot() {
         "POST {B}/entries HTTP/1.1\r\nHost: regis.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"key\""
     )
     .unwrap();
+    // While it trickles, the register's one write slot is taken: another
+    // write is refused at once, with Retry-After, and nothing is queued.
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = post_entries(&server, &token, &serde_json::json!([entry("ZY", "Zyland")]));
+    assert_eq!(busy.error(503), "busy");
+    assert_eq!(busy.header("retry-after"), Some("1"));
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);

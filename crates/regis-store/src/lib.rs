@@ -46,8 +46,8 @@ mod tokens;
 pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
 pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
-pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, Write};
+pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
 pub use redb_backend::{REDB_FILE, RedbBackend, RedbSnapshot};
 pub use registry::{
     HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,
@@ -58,10 +58,10 @@ pub use sequencer::{
 };
 #[cfg(feature = "sled")]
 pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
-pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 pub use store::{
     Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Txn, Writer,
 };
+pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 
 /// Page cache per register database. The backends' defaults (1 GiB) are
 /// per database and a server holds one database per register; the cache

@@ -138,12 +138,10 @@ impl Tokens {
         options.append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&self.path).map_err(io("opening", &self.path))?;
-        let torn = file
-            .metadata()
-            .map_err(io("reading", &self.path))?
-            .len()
-            > 0
+        let mut file = options
+            .open(&self.path)
+            .map_err(io("opening", &self.path))?;
+        let torn = file.metadata().map_err(io("reading", &self.path))?.len() > 0
             && !fs::read(&self.path)
                 .map_err(io("reading", &self.path))?
                 .ends_with(b"\n");

@@ -147,12 +147,24 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
 
 #[test]
 fn concurrent_writers_are_batched_and_serialised() {
-    let data = tempfile::tempdir().unwrap();
-    let config = SequencerConfig {
+    writers_share_commits(SequencerConfig {
         max_entries: 1000,
         max_delay: Duration::from_millis(100),
         queue: 4,
-    };
+    });
+}
+
+#[test]
+fn group_commit_batches_what_queued_during_the_last_commit() {
+    // The default: no waiting; what queued while a commit ran is the next
+    // batch.
+    let config = SequencerConfig::default();
+    assert_eq!(config.max_delay, Duration::ZERO);
+    writers_share_commits(config);
+}
+
+fn writers_share_commits(config: SequencerConfig) {
+    let data = tempfile::tempdir().unwrap();
     let country = country(data.path(), config);
     let before = country.store.snapshot().unwrap().size(Log::User);
     let threads: Vec<_> = (0..6)
@@ -193,6 +205,13 @@ fn concurrent_writers_are_batched_and_serialised() {
     sizes.sort();
     sizes.dedup();
     assert!(sizes.len() < receipts.len(), "{} batches", sizes.len());
+    // Each receipt tells the batch it rode in, and when it was durable.
+    assert!(receipts.iter().any(|r| r.timing.batch_entries > 1));
+    for receipt in &receipts {
+        let timing = receipt.timing;
+        assert!(timing.batch_entries >= 1);
+        assert!(timing.queued <= timing.signed && timing.signed <= timing.durable);
+    }
     country.sequencer.join();
 }
 
@@ -481,7 +500,8 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
         regis_store::definition_commands(&name, &fields[1..], "Fruit.", None, timestamp),
         Err(regis_store::DefinitionError::NoPrimaryKey(_))
     ));
-    let commands = regis_store::definition_commands(&name, &fields, "Fruit.", None, timestamp).unwrap();
+    let commands =
+        regis_store::definition_commands(&name, &fields, "Fruit.", None, timestamp).unwrap();
 
     let data = tempfile::tempdir().unwrap();
     let registry = Registry::new(data.path(), "regis.test");

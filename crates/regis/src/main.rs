@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use regis_model::rsf::{Policy, RsfReader};
 use regis_model::{format_hash, import};
 use regis_store::{
-    Commands, DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Sequencer,
-    Scope, SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
+    Commands, DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Scope, Sequencer,
+    SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
 };
 
 mod audit;
@@ -152,9 +152,7 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
             file,
         } => load::<B>(&Registry::new(&data.data, &host), &register, &file),
         Command::Key { data, register } => key::<B>(&data.data, &register),
-        Command::Token {
-            data, register, ..
-        } => token::<B>(&data.data, register.as_deref()),
+        Command::Token { data, register, .. } => token::<B>(&data.data, register.as_deref()),
         Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
         Command::Serve(args) => serve::run::<B>(args),
         Command::Get(args) => remote::get(&args),
@@ -180,7 +178,10 @@ fn token<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
         Scope::Register(name) => println!("write token for register {name}"),
         Scope::Admin => println!("admin token (creates registers: POST /registers)"),
     }
-    println!("shown once: only its SHA-256 is kept, in {}", data.join(TOKENS_FILE).display());
+    println!(
+        "shown once: only its SHA-256 is kept, in {}",
+        data.join(TOKENS_FILE).display()
+    );
     println!("{}", minted.token);
     Ok(())
 }

@@ -8,7 +8,8 @@
 //! sortable table with search), `B/records/{field}/{value}`,
 //! `B/records/{key}` and `B/records/{key}/entries` (a record, its history
 //! as field diffs, and its proof checked in the browser by
-//! `/assets/verify.js`), `B/entries/{n}`, `B/items/sha-256:{hex}`.
+//! `/assets/verify.js`), `B/entries` and `B/entries/{n}`,
+//! `B/items/sha-256:{hex}`.
 //!
 //! Every page works without JavaScript; the scripts only add the in-browser
 //! verification and the live feed. The `Content-Security-Policy` allows
@@ -125,6 +126,7 @@ pub fn page<B: DirBackend>(app: &App<B>, matched: &Matched, ctx: &Ctx<'_>) -> Op
         Route::Record | Route::RecordEntries if html => {
             param(0).and_then(|name| pages::record(app, ctx, name, param(1)?))
         }
+        Route::Entries if html => param(0).and_then(|name| pages::entries(app, ctx, name)),
         Route::Entry if html => param(0).and_then(|name| pages::entry(app, ctx, name, param(1)?)),
         Route::Item if html => param(0).and_then(|name| pages::item(app, name, param(1)?)),
         _ => return None,

@@ -218,6 +218,10 @@ fn search_forms(name: &str, schema: &Schema, key_label: &str) -> Markup {
     }
 }
 
+/// How many keys a register's home links to directly (the first, in key
+/// order; the records pages page through the rest).
+const HOME_KEYS: u64 = 100;
+
 /// `GET B`: the register's home page.
 pub(super) fn register_home<B: DirBackend>(app: &App<B>, name: &str) -> Result<Response, ApiError> {
     let reg = app.register(name)?;
@@ -236,6 +240,7 @@ pub(super) fn register_home<B: DirBackend>(app: &App<B>, name: &str) -> Result<R
         .cloned()
         .collect();
     let base = register_href(name);
+    let first = snapshot.records(Log::User, 0, HOME_KEYS)?;
     let main = html! {
         h1 { (about.title) }
         @if let Some(description) = &about.description {
@@ -250,6 +255,15 @@ pub(super) fn register_home<B: DirBackend>(app: &App<B>, name: &str) -> Result<R
             dt { "Last updated" } dd { (updated.as_deref().unwrap_or("never")) }
         }
         (search_forms(name, &schema, &key_label))
+        @if !first.is_empty() {
+            nav aria-label="Records by key" {
+                ul class="keys" {
+                    @for record in &first {
+                        li { a href=(record_href(name, &record.key)) { (record.key) } }
+                    }
+                }
+            }
+        }
         p { a href=(format!("{base}/records")) { "Browse all " (snapshot.record_count()) " records" } }
 
         h2 { "Download" }
@@ -258,6 +272,7 @@ pub(super) fn register_home<B: DirBackend>(app: &App<B>, name: &str) -> Result<R
             li { a href=(format!("{base}/records.json")) { "Records as JSON" } }
             li { a href=(format!("{base}/download-rsf")) { "The whole register as RSF" } " (every entry and item, to replay and check)" }
             li { a href=(format!("{base}/register.json")) { "Its definition as JSON" } }
+            li { a href=(format!("{base}/entries")) { "Every entry" } ", and the " a href=(format!("{base}/entries?type=system")) { "system entries" } " that define it" }
         }
 
         h2 { "Fields" }
@@ -854,6 +869,126 @@ pub(super) fn record<B: DirBackend>(
         &[Asset::VerifyScript],
     ));
     api::link(ctx, index, size, more, &mut response);
+    Ok(response)
+}
+
+/// `GET B/entries?start&limit[&type=system]` for a browser: the log in
+/// order, a page at a time.
+pub(super) fn entries<B: DirBackend>(
+    app: &App<B>,
+    ctx: &Ctx<'_>,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let reg = app.register(name)?;
+    let log = api::log_of(ctx.query)?;
+    let start = ctx.query.number("start", 1, u64::MAX, 1)?;
+    let limit = ctx.query.number(
+        "limit",
+        1,
+        ctx.limits.max_page_size,
+        ctx.limits.default_page_size,
+    )?;
+    let snapshot = reg.snapshot()?;
+    let size = snapshot.size(log);
+    let entry_type = match log {
+        Log::User => EntryType::User,
+        Log::System => EntryType::System,
+    };
+    let rows = snapshot
+        .entries(log, start, limit)?
+        .into_iter()
+        .map(|(number, leaf)| {
+            regis_model::Entry::parse_leaf(entry_type, &leaf)
+                .map(|(_, entry)| (number, entry))
+                .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = reg.schema(snapshot.size(Log::System))?;
+    let about = about(&reg, &schema);
+    let kind = match log {
+        Log::User => "",
+        Log::System => "&type=system",
+    };
+    let base = format!("/registers/{name}/entries");
+    let href = |from: u64| format!("{base}?start={from}&limit={limit}{kind}");
+    let next = start.saturating_add(limit);
+    let previous = (start > 1).then(|| start.saturating_sub(limit).max(1));
+    let latest = size.saturating_sub(limit).saturating_add(1).max(1);
+    let title = match log {
+        Log::User => "Entries",
+        Log::System => "System entries",
+    };
+    let main = html! {
+        h1 { (title) }
+        p class="lede" {
+            @match log {
+                Log::User => { "Every change to " (about.title) ", in the order the log holds it: " (size) " entries. " a href=(format!("{base}?type=system")) { "System entries" } " define the register." }
+                Log::System => { "The register's own definition (name, custodian, fields), in a log of its own: " (size) " entries. " a href=(base.clone()) { "User entries" } " hold the data." }
+            }
+        }
+        @if rows.is_empty() {
+            p { "No entries from " (start) " on." }
+        } @else {
+            div class="table-scroll" {
+                table {
+                    caption { (title) " " (start) " to " (rows.last().map_or(start, |(n, _)| *n)) " of " (size) }
+                    thead { tr {
+                        th scope="col" { "Entry" }
+                        th scope="col" { "Timestamp" }
+                        th scope="col" { "Key" }
+                        th scope="col" { "Item" }
+                    } }
+                    tbody {
+                        @for (number, entry) in &rows {
+                            tr {
+                                th scope="row" { a href=(entry_href(name, log, *number)) { (number) } }
+                                td { (entry.timestamp.as_str()) }
+                                td {
+                                    @if log == Log::User {
+                                        a href=(record_href(name, &entry.key)) { (entry.key) }
+                                    } @else {
+                                        code { (entry.key) }
+                                    }
+                                }
+                                td {
+                                    @for hash in &entry.item_hashes {
+                                        a href=(item_href(name, &hash.to_string())) { code { (hash.to_string()) } } " "
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav class="pager" aria-label="Pages" {
+            @if let Some(from) = previous { a href=(href(from)) rel="prev" { "\u{2190} Earlier entries" } } @else { span {} }
+            @if latest > start { a href=(href(latest)) { "Latest entries" } } @else { span {} }
+            @if next <= size { a href=(href(next)) rel="next" { "Later entries \u{2192}" } } @else { span {} }
+        }
+    };
+    let mut trail = trail_to(name, &about.title);
+    trail.push((title.to_owned(), base.clone()));
+    let mut response = respond(layout(
+        &format!("{title} \u{2013} {}", about.title),
+        &borrowed(&trail),
+        main,
+        &[],
+    ));
+    let mut links = Vec::new();
+    if next <= size {
+        links.push(format!("<{}>; rel=\"next\"", href(next)));
+    }
+    if let Some(from) = previous {
+        links.push(format!("<{}>; rel=\"prev previous\"", href(from)));
+    }
+    if !links.is_empty()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&links.join(", "))
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LINK, value);
+    }
     Ok(response)
 }
 
