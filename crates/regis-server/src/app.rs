@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use regis_model::Schema;
 use regis_store::{
-    DirBackend, Log, Register, RegisterName, Registry, Sequencer, SequencerHandle, Snapshot, Store,
-    Tokens, load_schema, system_clock,
+    DirBackend, Log, Mirror, Register, RegisterKind, RegisterName, Registry, Sequencer,
+    SequencerHandle, SignedTree, Snapshot, Store, Tokens, load_schema, system_clock,
 };
 use tokio::sync::{Semaphore, watch};
 
@@ -29,12 +29,26 @@ pub struct RegisterState<B> {
     pub store: Store<B>,
     origins: [String; 2],
     verifiers: [String; 2],
-    /// Its sequencer (the one writer).
-    pub sequencer: SequencerHandle,
+    /// Who writes it.
+    source: Source,
     /// Writes waiting for their commit (`limits.max-writes-in-flight`).
     pub writes: Arc<Semaphore>,
     /// The schema as of a system-log size.
     schema: Mutex<Option<(u64, Arc<Schema>)>>,
+}
+
+/// Who writes a register.
+#[derive(Debug)]
+enum Source {
+    /// This server: its sequencer, the one writer.
+    Own(SequencerHandle),
+    /// Another server, copied by `regis mirror`: served read-only, its
+    /// upstream's signed checkpoints as stored (which never change while
+    /// this server has the store open; the sender keeps event streams open).
+    Mirror {
+        upstream: String,
+        checkpoints: watch::Sender<[SignedTree; 2]>,
+    },
 }
 
 fn slot(log: Log) -> usize {
@@ -73,12 +87,70 @@ impl<B: DirBackend> RegisterState<B> {
                 store: register.store,
                 origins,
                 verifiers,
-                sequencer: sequencer.handle(),
+                source: Source::Own(sequencer.handle()),
                 writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
                 schema: Mutex::new(None),
             },
             sequencer,
         ))
+    }
+
+    /// Serves `mirror` read-only, with its upstream's origins, verifier keys
+    /// and signed checkpoints. (Its writer is dropped: only `regis mirror`
+    /// writes a mirror, verifying what it copies.)
+    pub fn mirror(mirror: Mirror<B>, limits: &Limits) -> Result<RegisterState<B>, ServerError> {
+        let Mirror {
+            name,
+            store,
+            writer,
+            upstream,
+        } = mirror;
+        drop(writer);
+        let unreadable = |error: regis_store::StoreError| ServerError::Mirror {
+            name: name.to_string(),
+            error: error.to_string(),
+        };
+        let snapshot = store.snapshot().map_err(unreadable)?;
+        let stored = |log| -> Result<SignedTree, ServerError> {
+            snapshot
+                .checkpoint(log)
+                .map_err(unreadable)?
+                .ok_or_else(|| ServerError::Mirror {
+                    name: name.to_string(),
+                    error: format!("no {log} checkpoint copied yet: run `regis mirror` first"),
+                })
+        };
+        let checkpoints = [stored(Log::User)?, stored(Log::System)?];
+        drop(snapshot);
+        Ok(RegisterState {
+            origins: [Log::User, Log::System].map(|log| upstream.origin(log).to_owned()),
+            verifiers: [Log::User, Log::System].map(|log| upstream.verifier(log).to_string()),
+            source: Source::Mirror {
+                upstream: upstream.url().to_owned(),
+                checkpoints: watch::Sender::new(checkpoints),
+            },
+            name,
+            store,
+            writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
+            schema: Mutex::new(None),
+        })
+    }
+
+    /// Its sequencer, or the URL of the register it mirrors (which takes
+    /// the writes).
+    pub fn sequencer(&self) -> Result<&SequencerHandle, &str> {
+        match &self.source {
+            Source::Own(sequencer) => Ok(sequencer),
+            Source::Mirror { upstream, .. } => Err(upstream),
+        }
+    }
+
+    /// The latest (user, system) checkpoints, as they are published.
+    pub fn checkpoints(&self) -> watch::Receiver<[SignedTree; 2]> {
+        match &self.source {
+            Source::Own(sequencer) => sequencer.checkpoints(),
+            Source::Mirror { checkpoints, .. } => checkpoints.subscribe(),
+        }
     }
 
     /// The log's origin.
@@ -211,21 +283,42 @@ impl<B: DirBackend> App<B> {
     pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {
         let mut registers = Vec::new();
         let mut unavailable = Vec::new();
+        let mut mirrors = Vec::new();
         for name in registry.list::<B>()? {
-            let started = registry
-                .open::<B>(&name)
-                .map_err(ServerError::from)
-                .and_then(|register| RegisterState::start(register, &limits));
-            match started {
-                Ok(started) => registers.push(started),
+            let opened = match registry.kind(&name) {
+                RegisterKind::Own => registry
+                    .open::<B>(&name)
+                    .map_err(ServerError::from)
+                    .and_then(|register| RegisterState::start(register, &limits))
+                    .map(Some),
+                RegisterKind::Mirror => registry
+                    .open_mirror::<B>(&name)
+                    .map_err(ServerError::from)
+                    .and_then(|mirror| RegisterState::mirror(mirror, &limits))
+                    .map(|mirror| {
+                        mirrors.push(mirror);
+                        None
+                    }),
+            };
+            match opened {
+                Ok(Some(started)) => registers.push(started),
+                Ok(None) => {}
                 Err(error) => {
                     tracing::error!(register = %name, %error, "register not served");
                     unavailable.push((name.to_string(), error.to_string()));
                 }
             }
         }
-        let app = Arc::new(App::new(registry.clone(), registers, unavailable, limits));
-        Ok(Opened { app })
+        let app = App::new(registry.clone(), registers, unavailable, limits);
+        app.registers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(
+                mirrors
+                    .into_iter()
+                    .map(|m| (m.name.to_string(), Arc::new(m))),
+            );
+        Ok(Opened { app: Arc::new(app) })
     }
 
     /// Creates register `name`, starts its sequencer, has `define` (run on

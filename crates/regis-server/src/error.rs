@@ -80,6 +80,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            // What every resource answers; a route that takes more sets its own.
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -123,6 +127,14 @@ pub enum ServerError {
     /// The registers could not be listed.
     #[error(transparent)]
     Registry(Box<regis_store::RegistryError>),
+    /// A mirror could not be served.
+    #[error("mirror {name}: {error}")]
+    Mirror {
+        /// The mirror.
+        name: String,
+        /// Why.
+        error: String,
+    },
     /// A register's sequencer could not start.
     #[error("register {name}: {error}")]
     Sequencer {

@@ -93,7 +93,7 @@ pub fn events<B: DirBackend>(
             )
         })?;
     let runtime = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
-    let mut checkpoints = reg.sequencer.checkpoints();
+    let mut checkpoints = reg.checkpoints();
     let mut stopping = app.stopping();
     let (sender, mut receiver) = mpsc::channel::<Result<Bytes, Infallible>>(8);
     runtime.spawn(async move {

@@ -32,7 +32,7 @@ use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
 use regis_model::{Item, Schema, format_hash};
 use regis_store::{
     Commands, DirBackend, Log, Receipt, RegisterName, Request, Scope, SequencerError,
-    definition_commands, system_clock,
+    SequencerHandle, definition_commands, system_clock,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -81,6 +81,8 @@ async fn writable<B: DirBackend>(
         .first()
         .ok_or_else(|| ApiError::internal("a write route without {name}"))?;
     let reg = app.register(name)?;
+    // A mirror takes no writes: say so before asking for a token.
+    sequencer_of(&reg)?;
     authorize(app, headers, &Scope::Register(reg.name.clone())).await?;
     refuse_while_stopping(app)?;
     let permit = Arc::clone(&reg.writes).try_acquire_owned().map_err(|_| {
@@ -323,14 +325,27 @@ fn allow_no_op(query: &Query) -> Result<bool, ApiError> {
     }
 }
 
+/// The sequencer of `reg`; 405 for a mirror, which its upstream writes.
+fn sequencer_of<B: DirBackend>(reg: &RegisterState<B>) -> Result<&SequencerHandle, ApiError> {
+    reg.sequencer().map_err(|upstream| {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "read-only-mirror",
+            format!(
+                "register {} is a read-only mirror of {upstream}; write to that register",
+                reg.name
+            ),
+        )
+    })
+}
+
 /// Submits `request` to `reg`'s sequencer and waits for its receipt.
 async fn run<B: DirBackend>(
     reg: &RegisterState<B>,
     request: Request,
     describe: impl Fn(&RsfError) -> String,
 ) -> Result<Receipt, ApiError> {
-    let ticket = reg
-        .sequencer
+    let ticket = sequencer_of(reg)?
         .try_submit(request)
         .map_err(|error| refused(error, &describe))?;
     ticket
@@ -583,7 +598,7 @@ async fn create_register<B: DirBackend>(
                 },
             )?;
         let (reg, receipt) = app.create_register(&name, |reg| {
-            reg.sequencer
+            sequencer_of(reg)?
                 .run(Request::Load {
                     commands,
                     policy: Policy::APPEND,

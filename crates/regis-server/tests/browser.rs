@@ -466,7 +466,8 @@ fn the_live_feed_shows_a_new_checkpoint_and_the_record_its_change() {
     )
     .unwrap();
     tokio::task::spawn_blocking(move || {
-        reg.sequencer
+        reg.sequencer()
+            .unwrap()
             .run(Request::Append {
                 entries: vec![("GB".to_owned(), item)],
                 allow_repeated: false,

@@ -34,7 +34,8 @@ fn new_checkpoints_are_pushed_to_event_streams() {
     .unwrap();
     let register = server.app().register("country").unwrap();
     register
-        .sequencer
+        .sequencer()
+        .unwrap()
         .run(Request::append(vec![("ZZ".to_owned(), item)]))
         .unwrap();
     // The server stops its sequencers once every handle is gone.
@@ -110,7 +111,8 @@ fn a_client_resuming_with_last_event_id_gets_only_what_grew() {
     .unwrap();
     let register = server.app().register("country").unwrap();
     register
-        .sequencer
+        .sequencer()
+        .unwrap()
         .run(Request::append(vec![("ZZ".to_owned(), item)]))
         .unwrap();
     drop(register);

@@ -121,3 +121,103 @@ fn hostile_paths_are_never_a_5xx() {
     }
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+/// Mutations of a valid write body: cut short, a byte changed, a byte
+/// removed, or a piece of hostile JSON put in.
+fn mutated(valid: &[u8], choice: u8, at: usize, byte: u8, piece: &str) -> Vec<u8> {
+    let at = at % (valid.len() + 1);
+    let mut body = valid.to_vec();
+    match choice % 4 {
+        0 => body.truncate(at),
+        1 if at < body.len() => body[at] = byte,
+        2 if at < body.len() => {
+            body.remove(at);
+        }
+        _ => body.splice(at..at, piece.bytes()).for_each(drop),
+    }
+    body
+}
+
+const JSON_PIECES: &[&str] = &[
+    "null",
+    "[]",
+    "{}",
+    "\"",
+    "\\u0000",
+    "\\ud800",
+    "1e999",
+    "-0",
+    "[[[[",
+    "}}}",
+    ",",
+    ":",
+    "\"item\":{}",
+    "\"key\":\"\"",
+    "\u{1F600}",
+    "\t\r\n",
+    "\"country\":[\"a\",1]",
+];
+
+#[test]
+fn hostile_write_bodies_are_never_a_5xx() {
+    let server = TestServer::start(vec![(
+        "country",
+        rsf_commands("openregister-java/country-data.rsf"),
+    )]);
+    let token = server
+        .app()
+        .tokens
+        .mint(regis_store::Scope::Register(
+            regis_store::RegisterName::new("country").unwrap(),
+        ))
+        .unwrap()
+        .token;
+    let auth = format!("Bearer {token}");
+    let entries =
+        br#"[{"key":"ZZ","item":{"country":"ZZ","name":"Zedland","start-date":"2020-01-01"}}]"#;
+    let item = br#"{"country":"ZY","name":"Zyland"}"#;
+    let rsf = format!(
+        "add-item\t{}\nappend-entry\tuser\tZY\t2020-01-01T00:00:00Z\tsha-256:{}\n",
+        std::str::from_utf8(item).unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(item))
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (
+        any::<u8>(),
+        any::<usize>(),
+        any::<u8>(),
+        proptest::sample::select(JSON_PIECES),
+        any::<bool>(),
+    );
+    let mut accepted = 0;
+    for _ in 0..300 {
+        let (choice, at, byte, piece, as_rsf) = strategy.new_tree(&mut runner).unwrap().current();
+        let (path, body, content_type) = if as_rsf {
+            let body = mutated(rsf.as_bytes(), choice, at, byte, piece);
+            ("/registers/country/load-rsf", body, "text/plain")
+        } else {
+            let body = mutated(entries, choice, at, byte, piece);
+            ("/registers/country/entries", body, "application/json")
+        };
+        let response = server.post(
+            path,
+            &[("Authorization", &auth), ("Content-Type", content_type)],
+            &body,
+        );
+        assert!(
+            (200..500).contains(&response.status),
+            "{path} {:?}: {} {}",
+            String::from_utf8_lossy(&body),
+            response.status,
+            response.text()
+        );
+        if response.status == 200 {
+            accepted += 1;
+        } else {
+            response.error(response.status);
+        }
+    }
+    // Some mutations are still valid (a changed name), most are not.
+    assert!(accepted > 0 && accepted < 300, "{accepted} accepted");
+    assert_eq!(server.get("/healthz").status, 200);
+}

@@ -218,7 +218,8 @@ impl Server {
     pub fn append(&self, commands: Vec<(u64, Command)>) -> String {
         let register = self.app.register(&self.name).unwrap();
         let receipt = register
-            .sequencer
+            .sequencer()
+            .unwrap()
             .run(Request::Load {
                 commands,
                 policy: Policy::IMPORT,

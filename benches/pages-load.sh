@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the HTML record page (benches/RESULTS.md, "regis-server: pages").
 #
-#   crates/regis-server/benches/pages-load.sh [SECONDS]      # default: 10 s per run
+#   benches/pages-load.sh [SECONDS]      # default: 10 s per run
 #
 # Needs wrk and curl (apt-get install -y wrk curl), the shared fixtures, and the release build:
 #   cargo build --release -p regis
@@ -19,7 +19,7 @@ set -euo pipefail
 
 SECONDS_PER_RUN=${1:-10}
 REGIS_PORT=${REGIS_PORT:-18090}
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REGIS=${REGIS:-$ROOT/target/release/regis}
 FIXTURES=${REGIS_FIXTURES:-$ROOT/../shared/fixtures}
 WORK=$(mktemp -d /tmp/regis-pages-load.XXXXXX)
