@@ -6,10 +6,16 @@ use std::fmt;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
+use regis_model::rsf::{Command, RsfReader};
 use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_store::Log;
 
+use std::io::BufReader;
+
+use crate::delta::{
+    DigestState, ItemError, MAX_DELTA_LINE, MAX_PENDING_ITEMS, max_delta_lines, take_item,
+};
 use crate::error::Error;
 use crate::http::{FetchError, Http, HttpTiles, Limits};
 use crate::leaves::LeafHashes;
@@ -364,12 +370,14 @@ impl Client {
         Ok(item)
     }
 
-    /// Replays the whole log at `checkpoint`: every entry bundle, each leaf
+    /// Replays the whole log at `checkpoint` from C2SP tlog-tiles alone
+    /// (any tlog-tiles server): every entry bundle, each leaf
     /// checked against the verified level-0 tile hash at its index and
     /// parsed as a v1 user entry numbered by its position, every distinct
     /// item fetched and re-hashed, every key's latest entry re-derived, and
     /// the root folded again from the leaves.
-    pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
+    /// [`Self::replay`] is the same check, faster: items come inline.
+    pub fn replay_bundles(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
         let size = checkpoint.size();
         let reader = self.tiles(checkpoint);
         reader.verify_root().map_err(tiles_error(size))?;
@@ -407,6 +415,120 @@ impl Client {
         }
         // The leaves were each checked against verified tiles; folding them
         // again checks the whole independently of the tile reader.
+        if frontier.size() != size || frontier.root() != *checkpoint.root() {
+            return Err(Error::ReplayRoot { size });
+        }
+        Ok(Replay {
+            entries: size,
+            items: items.len() as u64,
+            records,
+        })
+    }
+    /// Replays the whole user log at `checkpoint` (what
+    /// [`Self::replay_bundles`] checks), from the RSF delta `0/size`
+    /// (`B/download-rsf/0/N`) instead of entry bundles and one request per
+    /// item: the delta
+    /// carries every item just before the entry that uses it. Each user
+    /// entry's leaf bytes are rebuilt and checked against the verified
+    /// level-0 tile hash at its index, each item re-hashed against the
+    /// entry's item hash, every key's latest entry re-derived, and the root
+    /// folded again from the leaves. (System entries, which the delta also
+    /// carries, are in the system log: not replayed here.) Memory: one
+    /// level-0 tile, the records and the set of distinct item hashes.
+    pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
+        let size = checkpoint.size();
+        let path = format!("download-rsf/0/{size}");
+        let url = format!("{}/{path}", self.http.base());
+        let delta_error = |line: u64, reason: String| Error::Delta {
+            url: url.clone(),
+            line,
+            reason,
+        };
+        if self.log != Log::User {
+            return Err(delta_error(0, "RSF deltas replay the user log".into()));
+        }
+        let reader = self.tiles(checkpoint);
+        reader.verify_root().map_err(tiles_error(size))?;
+        let mut leaves = LeafHashes::new(&reader);
+        let stream = self.http.stream(&path, self.http.timeout())?;
+        let commands =
+            RsfReader::new(BufReader::with_capacity(1 << 16, stream)).with_max_line(MAX_DELTA_LINE);
+        let max_lines = max_delta_lines(size);
+        let mut frontier = Frontier::new();
+        let mut items: HashSet<ItemHash, DigestState> = HashSet::default();
+        let mut records = BTreeMap::new();
+        let mut pending: Vec<(ItemHash, Item)> = Vec::new();
+        let (mut line, mut ended) = (0, false);
+        for command in commands {
+            let (number, command) = command.map_err(|error| Error::Rsf {
+                url: url.clone(),
+                error: Box::new(error),
+            })?;
+            line = number;
+            ended = false;
+            if line > max_lines {
+                return Err(delta_error(line, format!("more than {max_lines} lines")));
+            }
+            match command {
+                Command::AssertRootHash(root) => {
+                    if root != frontier.root() {
+                        return Err(delta_error(
+                            line,
+                            format!(
+                                "assert-root-hash is not the root at size {}",
+                                frontier.size()
+                            ),
+                        ));
+                    }
+                    ended = frontier.size() == size;
+                }
+                Command::AddItem(item) => {
+                    if pending.len() >= MAX_PENDING_ITEMS {
+                        return Err(delta_error(
+                            line,
+                            format!("more than {MAX_PENDING_ITEMS} items before an entry"),
+                        ));
+                    }
+                    pending.push((item.hash(), item));
+                }
+                Command::AppendEntry(entry) => {
+                    let (hash, _) = take_item(&entry, &mut pending).map_err(|e| match e {
+                        ItemError::Hash { expected, found } => Error::ItemHash { expected, found },
+                        ItemError::Layout(reason) => delta_error(line, reason),
+                    })?;
+                    if entry.entry_type == EntryType::System {
+                        continue;
+                    }
+                    let number = frontier.size() + 1;
+                    if number > size {
+                        return Err(delta_error(
+                            line,
+                            format!("entry {number} is beyond the checkpoint of size {size}"),
+                        ));
+                    }
+                    let leaf = leaf_hash(&entry.leaf_bytes(number));
+                    if leaves.get(number - 1)? != leaf {
+                        return Err(Error::DeltaLeafHash {
+                            url: url.clone(),
+                            number,
+                        });
+                    }
+                    // Cannot be full: it holds fewer leaves than `size`.
+                    let _ = frontier.push_hash(leaf, |_, _, _| {});
+                    items.insert(hash);
+                    records.insert(entry.key.clone(), ReplayedRecord { number, entry });
+                }
+            }
+        }
+        if !ended || !pending.is_empty() {
+            return Err(delta_error(
+                line,
+                format!(
+                    "the delta ends at size {} without its final assert-root-hash at {size}",
+                    frontier.size()
+                ),
+            ));
+        }
         if frontier.size() != size || frontier.root() != *checkpoint.root() {
             return Err(Error::ReplayRoot { size });
         }

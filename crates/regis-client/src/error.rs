@@ -157,6 +157,33 @@ pub enum Error {
         /// The key in the proved leaf.
         found: String,
     },
+    /// An RSF document served is not RSF.
+    #[error("{url}: {error}")]
+    Rsf {
+        /// Its URL.
+        url: String,
+        /// Where and why.
+        error: Box<regis_model::rsf::RsfError>,
+    },
+    /// An RSF delta is RSF, but not the delta asked for.
+    #[error("{url}, line {line}: {reason}")]
+    Delta {
+        /// Its URL.
+        url: String,
+        /// The line.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry of an RSF delta does not hash to the verified leaf hash
+    /// at its place in the log: it was rewritten.
+    #[error("entry {number} of {url} does not hash to the verified leaf hash of the log")]
+    DeltaLeafHash {
+        /// The delta's URL.
+        url: String,
+        /// The entry's number.
+        number: u64,
+    },
     /// A newer checkpoint is smaller than an older one.
     #[error("checkpoint {new} is smaller than checkpoint {old}")]
     Shrunk {

@@ -4,6 +4,8 @@
 //! - [`Client::checkpoint`]: the user log's signed checkpoint, verified
 //!   against the pinned key, with the key's name as the origin (Regis names
 //!   each log's key by its origin, `<host>/registers/<name>`).
+//! - [`Client::system`]: the same for the system log, whose key is derived
+//!   from the pinned one (Regis signs both logs with one key).
 //! - [`Client::verify_tree`]: the right-edge hash tiles fold to that root.
 //! - [`Client::record`]: a record by its C2SP tlog-proof: the leaf is
 //!   re-hashed from its bytes, its key and number checked, and its items
@@ -11,14 +13,22 @@
 //!   trusted one is accepted only if the two are consistent, from tiles.
 //! - [`Client::consistency`]: an old checkpoint's root recomputed from the
 //!   new tree's verified tiles; no server-made proof is used.
-//! - [`Client::replay`]: every entry bundle, every leaf checked against the
-//!   verified level-0 tiles, every item re-hashed, the records re-derived
-//!   and the root recomputed from the leaves.
+//! - [`Client::replay`]: every entry of the RSF delta `0/N`, every leaf
+//!   checked against the verified level-0 tiles, every item re-hashed, the
+//!   records re-derived and the root recomputed from the leaves
+//!   ([`Client::replay_bundles`]: the same from entry bundles and items
+//!   fetched one by one, for any tlog-tiles server).
+//! - [`mirror`]: a verifying mirror into a local store, incremental,
+//!   resumable, following the register's events.
+//! - [`audit`]: an auditor keeping the last checkpoints and writing
+//!   re-checkable evidence of a fork.
 //!
 //! HTTP is `ureq` 3: a blocking client (a verifier is a sequence of
 //! dependent fetches, so async would buy nothing but a runtime), small,
 //! maintained, with per-request timeouts and body limits, over rustls.
-//! Every response is bounded in size and time ([`Limits`]).
+//! Every document is bounded in size and time ([`Limits`]); the streams (an
+//! RSF delta, the event stream) in line length, line count (deltas) and
+//! time between reads, as they may be long.
 
 #![cfg_attr(
     not(test),
@@ -27,6 +37,7 @@
 
 pub mod audit;
 mod client;
+mod delta;
 mod error;
 mod events;
 mod http;

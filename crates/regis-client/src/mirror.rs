@@ -50,6 +50,7 @@ use regis_store::{
 };
 
 use crate::client::{Client, VerifiedCheckpoint, parse_leaf_of, tiles_error};
+use crate::delta::{ItemError, MAX_DELTA_LINE, MAX_PENDING_ITEMS, max_delta_lines, take_item};
 use crate::error::Error;
 use crate::events::{Events, Received, StreamError};
 use crate::http::HttpTiles;
@@ -58,10 +59,6 @@ use crate::leaves::LeafHashes;
 /// How often the system checkpoint may change while the checkpoints are
 /// read before a sync gives up.
 const CHECKPOINT_TRIES: usize = 5;
-
-/// `add-item` lines waiting for their entry: a delta puts an entry's items
-/// just before it, so a few at most.
-const MAX_PENDING_ITEMS: usize = 64;
 
 /// Entries between progress reports.
 const PROGRESS_EVERY: u64 = 1024;
@@ -124,7 +121,7 @@ pub enum MirrorError {
         /// The delta's URL.
         url: String,
         /// Where and why.
-        error: RsfError,
+        error: Box<RsfError>,
     },
     /// The RSF delta is RSF, but not the delta asked for.
     #[error("{url}, line {line}: {reason}")]
@@ -149,18 +146,19 @@ pub enum MirrorError {
 
 impl MirrorError {
     /// Whether the failure is the network's (a fetch that failed or timed
-    /// out), worth retrying, rather than something served that does not
-    /// verify.
+    /// out) or a log that moved while read, worth retrying, rather than
+    /// something served that does not verify.
     pub fn is_transient(&self) -> bool {
-        matches!(self, MirrorError::Verify(Error::Fetch(_)))
-            || matches!(
-                self,
-                MirrorError::Verify(Error::Tiles {
-                    error: regis_merkle::TileVerifyError::Fetch { .. },
-                    ..
-                })
-            )
-            || matches!(self, MirrorError::Rsf { error, .. }
+        matches!(
+            self,
+            MirrorError::Verify(Error::Fetch(_)) | MirrorError::Moving
+        ) || matches!(
+            self,
+            MirrorError::Verify(Error::Tiles {
+                error: regis_merkle::TileVerifyError::Fetch { .. },
+                ..
+            })
+        ) || matches!(self, MirrorError::Rsf { error, .. }
                 if matches!(error.kind, regis_model::rsf::RsfErrorKind::Io(_)))
     }
 }
@@ -433,7 +431,7 @@ impl<B: KvBackend> Mirror<B> {
             // at the mirror's user size or later.
             first_delta_system: snapshot.system_entries_between(user_size, user_size)?.start,
             held_system: snapshot.size(Log::System),
-            total: (user_checkpoint.size() - user_size)
+            total: user_checkpoint.size().saturating_sub(user_size)
                 + system_checkpoint
                     .size()
                     .saturating_sub(snapshot.size(Log::System)),
@@ -577,7 +575,7 @@ impl Plan<'_> {
         let mut copied = Copied::default();
         let mut report = |copied: &Copied, force: bool| {
             let done = copied.user + copied.system;
-            if force || done % PROGRESS_EVERY == 0 {
+            if force || done.is_multiple_of(PROGRESS_EVERY) {
                 progress(SyncProgress {
                     done,
                     total: self.total,
@@ -629,7 +627,9 @@ impl Plan<'_> {
             .http()
             .stream(&path, self.user.http().timeout())
             .map_err(Error::Fetch)?;
-        let reader = RsfReader::new(BufReader::with_capacity(1 << 16, stream));
+        let reader =
+            RsfReader::new(BufReader::with_capacity(1 << 16, stream)).with_max_line(MAX_DELTA_LINE);
+        let max_lines = max_delta_lines((to - from).saturating_add(self.system_checkpoint.size()));
         let mut pending: Vec<(ItemHash, Item)> = Vec::new();
         let mut next_system = self.first_delta_system;
         let mut ended = false;
@@ -637,10 +637,13 @@ impl Plan<'_> {
         for command in reader {
             let (number, command) = command.map_err(|error| MirrorError::Rsf {
                 url: url.clone(),
-                error,
+                error: Box::new(error),
             })?;
             line = number;
             ended = false;
+            if line > max_lines {
+                return Err(delta_error(line, format!("more than {max_lines} lines")));
+            }
             match command {
                 Command::AssertRootHash(root) => {
                     let user = txn.frontier(Log::User);
@@ -685,8 +688,12 @@ impl Plan<'_> {
                             ),
                         ));
                     }
-                    let item = take_item(&entry, &mut pending)
-                        .map_err(|e| e.unwrap_or_else(|reason| delta_error(line, reason)))?;
+                    let item = take_item(&entry, &mut pending).map_err(|e| match e {
+                        ItemError::Hash { expected, found } => {
+                            MirrorError::Verify(Error::ItemHash { expected, found })
+                        }
+                        ItemError::Layout(reason) => delta_error(line, reason),
+                    })?;
                     let leaf = entry.leaf_bytes(number);
                     let slot = usize::from(log == Log::System);
                     if leaves[slot].get(number - 1)? != leaf_hash(&leaf) {
@@ -822,41 +829,4 @@ impl Plan<'_> {
         }
         Ok(())
     }
-}
-
-/// The item `entry` uses, from the `add-item` lines just before it, which
-/// must be exactly its item. `Err(Ok(e))` is an item that hashes to
-/// something else; `Err(Err(reason))` a delta not laid out as one.
-#[allow(clippy::result_large_err)]
-fn take_item(
-    entry: &Entry,
-    pending: &mut Vec<(ItemHash, Item)>,
-) -> Result<(ItemHash, Item), Result<MirrorError, String>> {
-    let [hash] = entry.item_hashes.as_slice() else {
-        return Err(Err(format!(
-            "an entry with {} items (a mirror stores one per entry)",
-            entry.item_hashes.len()
-        )));
-    };
-    let found = match pending.iter().position(|(held, _)| held == hash) {
-        Some(at) => pending.swap_remove(at),
-        None => {
-            return Err(match pending.first() {
-                // The item before the entry is not the one it refers to:
-                // altered, or another (a stale one).
-                Some((found, _)) => Ok(Error::ItemHash {
-                    expected: *hash,
-                    found: *found,
-                }
-                .into()),
-                None => Err(format!("no add-item line for the entry's item {hash}")),
-            });
-        }
-    };
-    if let Some((unused, _)) = pending.first() {
-        return Err(Err(format!(
-            "item {unused} is added but not used by the entry after it"
-        )));
-    }
-    Ok(found)
 }

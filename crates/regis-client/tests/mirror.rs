@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Liar, Server, impostor, rsf_commands, split_commands};
+use common::{Liar, Server, impostor, rsf_commands, split_commands, try_rsf_commands};
 use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind};
 use regis_client::mirror::{Mirror, MirrorError};
 use regis_client::{Client, Error};
@@ -167,6 +167,100 @@ fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
         let second = auditor.audit(Some(state)).unwrap();
         assert_eq!(second.state, first.state);
     }
+}
+
+/// The register name a document defines (its `name` system entry), else
+/// one made from its file name.
+fn register_name_of(commands: &[(u64, Command)], path: &std::path::Path) -> String {
+    let mut items = std::collections::HashMap::new();
+    for (_, command) in commands {
+        match command {
+            Command::AddItem(item) => {
+                items.insert(item.hash(), item.clone());
+            }
+            Command::AppendEntry(entry)
+                if entry.entry_type == EntryType::System && entry.key == "name" =>
+            {
+                if let Some(name) = items
+                    .get(&entry.item_hashes[0])
+                    .and_then(|item| item.get_one("name"))
+                {
+                    return name.into_owned();
+                }
+            }
+            _ => {}
+        }
+    }
+    path.file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .replace(['_', '.'], "-")
+}
+
+/// Every other RSF document of the shared fixtures (GOV.UK's reference
+/// implementation's, the API client's, with the API client's base and
+/// update as one register), each mirrored if it loads: the mirror equals
+/// its upstream. Documents that do not load (the deliberately invalid
+/// ones, an update without its base) are skipped, and counted.
+/// A register's name and the documents loaded into it, in order.
+type Documents = Vec<(String, Vec<Vec<(u64, Command)>>)>;
+
+#[test]
+fn every_other_loadable_fixture_mirrors_exactly() {
+    let mut documents: Documents = Vec::new();
+    let mut unreadable = 0;
+    for suffix in [".rsf", ".tsv"] {
+        for path in regis_fixtures::files("registers", suffix) {
+            let relative = path.to_string_lossy();
+            if relative.contains("/registry-data/") || relative.contains("/source-tsv-yaml/") {
+                continue;
+            }
+            let Ok(commands) = try_rsf_commands(&path) else {
+                unreadable += 1;
+                continue;
+            };
+            let name = register_name_of(&commands, &path);
+            let users = commands
+                .iter()
+                .filter(|(_, c)| matches!(c, Command::AppendEntry(e) if e.entry_type == EntryType::User))
+                .count();
+            let steps = if users >= 2 {
+                split_commands(commands, 2)
+            } else {
+                vec![commands]
+            };
+            documents.push((name, steps));
+        }
+    }
+    let base = regis_fixtures::path("registers/api-client/country_register.rsf");
+    let update = regis_fixtures::path("registers/api-client/country_register_update.rsf");
+    documents.push((
+        "country".into(),
+        vec![
+            try_rsf_commands(&base).unwrap(),
+            try_rsf_commands(&update).unwrap(),
+        ],
+    ));
+    let mut mirrored = 0;
+    for (name, steps) in documents {
+        let Ok(server) = Server::try_start(&name, steps) else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut mirror = mirror(&server, dir.path(), &server.url());
+        sync(&mut mirror).unwrap();
+        assert_eq!(held(&mirror), upstream(&server), "{name}");
+        mirrored += 1;
+    }
+    eprintln!("{mirrored} documents mirrored, {unreadable} not RSF");
+    // country-data, the metadata-only documents, the reference's valid
+    // ones, the API client's base alone and with its update, at least.
+    assert!(
+        mirrored >= 9,
+        "{mirrored} mirrored, {unreadable} unreadable"
+    );
 }
 
 /// Requests a proxy passed on, by path under the register.
@@ -631,4 +725,156 @@ fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
             assert!(Evidence::verify(honest.encode().as_bytes(), &server.loaded.key).is_err());
         }
     }
+}
+
+#[test]
+fn follow_copies_each_new_checkpoint_as_it_is_published() {
+    use regis_client::mirror::FollowEvent;
+    use std::time::Duration;
+
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mirror = mirror(&server, dir.path(), &server.url());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events, received) = std::sync::mpsc::channel::<Option<[u64; 2]>>();
+    let stopping = Arc::clone(&stop);
+    let follower = std::thread::spawn(move || {
+        let mut observe = |event: FollowEvent| match event {
+            FollowEvent::Connected => events.send(None).unwrap(),
+            FollowEvent::Synced(report) => events
+                .send(Some([report.after[0].size, report.after[1].size]))
+                .unwrap(),
+            FollowEvent::Retrying { reason, .. } => panic!("{reason}"),
+        };
+        let result = mirror.follow(
+            Duration::from_secs(30),
+            &|| stopping.load(Ordering::SeqCst),
+            &mut observe,
+            &mut |_| {},
+        );
+        (result, mirror)
+    });
+    let wait = || received.recv_timeout(Duration::from_secs(30)).unwrap();
+    let first = upstream(&server).sizes;
+    assert_eq!(wait(), Some(first));
+    assert_eq!(wait(), None);
+    // Each append publishes checkpoints; the follower copies them.
+    for commands in [steps.next().unwrap(), custodian_change("Followed")] {
+        server.append(commands);
+        let expected = upstream(&server).sizes;
+        loop {
+            match wait() {
+                Some(sizes) if sizes == expected => break,
+                _ => {}
+            }
+        }
+    }
+    // Stop: the next line of the stream (the next checkpoint) ends it.
+    stop.store(true, Ordering::SeqCst);
+    server.append(steps.next().unwrap());
+    let (result, mirror) = follower.join().unwrap();
+    result.unwrap();
+    let mut mirror = mirror;
+    sync(&mut mirror).unwrap();
+    assert_eq!(held(&mirror), upstream(&server));
+}
+
+/// A TCP forwarder to `upstream` whose connections can all be cut at
+/// once: a dropped event stream, as a restart or a network fault makes.
+struct Cutter {
+    addr: std::net::SocketAddr,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cutter {
+    fn start(upstream: std::net::SocketAddr) -> Cutter {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let tracked = Arc::clone(&open);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut held = tracked.lock().unwrap();
+                held.push(client.try_clone().unwrap());
+                held.push(server.try_clone().unwrap());
+                drop(held);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Cutter { addr, open }
+    }
+
+    fn cut_all(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn follow_reconnects_when_the_event_stream_drops() {
+    use regis_client::mirror::FollowEvent;
+    use std::time::Duration;
+
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let upstream_addr: std::net::SocketAddr = server
+        .url()
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cutter = Cutter::start(upstream_addr);
+    let url = format!("http://{}/registers/{NAME}", cutter.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mirror = mirror(&server, dir.path(), &url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events, received) = std::sync::mpsc::channel::<String>();
+    let stopping = Arc::clone(&stop);
+    let follower = std::thread::spawn(move || {
+        let mut observe = |event: FollowEvent| {
+            let _ = events.send(match event {
+                FollowEvent::Connected => "connected".into(),
+                FollowEvent::Synced(report) => format!("synced {}", report.after[0].size),
+                FollowEvent::Retrying { .. } => "retrying".into(),
+            });
+        };
+        mirror.follow(
+            Duration::from_secs(30),
+            &|| stopping.load(Ordering::SeqCst),
+            &mut observe,
+            &mut |_| {},
+        )
+    });
+    let wait_for = |wanted: &str| loop {
+        let event = received.recv_timeout(Duration::from_secs(30)).unwrap();
+        if event == wanted {
+            break;
+        }
+    };
+    wait_for("connected");
+    cutter.cut_all();
+    wait_for("retrying");
+    wait_for("connected");
+    server.append(steps.next().unwrap());
+    let size = upstream(&server).sizes[0];
+    wait_for(&format!("synced {size}"));
+    stop.store(true, Ordering::SeqCst);
+    server.append(steps.next().unwrap());
+    follower.join().unwrap().unwrap();
 }

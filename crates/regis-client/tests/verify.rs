@@ -53,7 +53,7 @@ fn honest_server_verifies_records_tiles_and_replay() {
         assert_eq!(record.checkpoint, checkpoint);
     }
 
-    let replay = client.replay(&checkpoint).unwrap();
+    let replay = client.replay_bundles(&checkpoint).unwrap();
     assert_eq!(replay.entries, 387);
     let derived: Vec<(String, u64, [u8; 32])> = replay
         .records
@@ -200,7 +200,7 @@ fn a_full_tile_that_does_not_match_its_parent_is_refused() {
     let checkpoint = client.checkpoint().unwrap();
     // The right edge does not include the full tile: the root checks out.
     client.verify_tree(&checkpoint).unwrap();
-    let error = client.replay(&checkpoint).unwrap_err();
+    let error = client.replay_bundles(&checkpoint).unwrap_err();
     let expected = TilePath::hashes(0, 0, 256).unwrap();
     assert!(
         matches!(
@@ -290,7 +290,7 @@ fn a_rewritten_entry_in_a_bundle_is_refused() {
     });
     let client = client(&liar.url());
     let checkpoint = client.checkpoint().unwrap();
-    let error = client.replay(&checkpoint).unwrap_err();
+    let error = client.replay_bundles(&checkpoint).unwrap_err();
     let expected = TilePath::entries(1, 131).unwrap();
     assert!(
         matches!(error, Error::LeafHash { tile, number: 257 } if tile == expected),
@@ -317,7 +317,7 @@ fn a_bundle_missing_an_entry_is_refused() {
     });
     let client = client(&liar.url());
     let checkpoint = client.checkpoint().unwrap();
-    let error = client.replay(&checkpoint).unwrap_err();
+    let error = client.replay_bundles(&checkpoint).unwrap_err();
     assert!(
         matches!(
             error,
@@ -353,7 +353,7 @@ fn a_stale_item_is_refused_by_get_and_by_replay() {
         matches!(error, Error::ItemHash { expected, found } if expected == ItemHash(*item_hash) && found != expected),
         "{error}"
     );
-    let error = client.replay(&checkpoint).unwrap_err();
+    let error = client.replay_bundles(&checkpoint).unwrap_err();
     assert!(matches!(error, Error::ItemHash { .. }), "{error}");
 }
 
@@ -543,6 +543,104 @@ fn a_record_proved_against_a_forked_log_is_refused() {
     let error = client(&liar.url()).record(&key, &real).unwrap_err();
     assert!(
         matches!(error, Error::Inconsistent { old: 387, new: 390 }),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_rsf_replay_equals_the_bundle_replay() {
+    let server = server();
+    let client = client(&server.url());
+    let checkpoint = client.checkpoint().unwrap();
+    assert_eq!(
+        client.replay(&checkpoint).unwrap(),
+        client.replay_bundles(&checkpoint).unwrap()
+    );
+}
+
+/// A liar that rewrites the RSF delta's text with `change`.
+fn rewriting_delta(change: fn(String) -> String) -> Liar {
+    Liar::start(server(), move |path, honest| {
+        let honest = honest?;
+        Some(if path.starts_with("download-rsf/") {
+            change(String::from_utf8(honest).unwrap()).into_bytes()
+        } else {
+            honest
+        })
+    })
+}
+
+#[test]
+fn a_rewritten_entry_in_the_rsf_delta_is_refused() {
+    let liar = rewriting_delta(|text| {
+        // The 300th user entry's timestamp, a year earlier.
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let at = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.starts_with("append-entry\tuser\t"))
+            .nth(299)
+            .unwrap()
+            .0;
+        lines[at] = lines[at].replacen("\t20", "\t19", 1);
+        lines.join("\n") + "\n"
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(
+        matches!(error, Error::DeltaLeafHash { number: 300, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_stale_item_in_the_rsf_delta_is_refused() {
+    let liar = rewriting_delta(|text| {
+        let at = text.rfind("add-item\t").unwrap();
+        let quote = at + text[at..].find("\":\"").unwrap() + 3;
+        let mut text = text;
+        text.insert_str(quote, "stale ");
+        text
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(
+        matches!(error, Error::ItemHash { expected, found } if expected != found),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_truncated_rsf_delta_is_refused() {
+    let liar = rewriting_delta(|text| {
+        // Drop the last entry, its item and the final assertion.
+        let mut lines: Vec<&str> = text.lines().collect();
+        while !lines.last().unwrap().starts_with("append-entry") {
+            lines.pop();
+        }
+        lines.pop();
+        lines.join("\n") + "\n"
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(matches!(error, Error::Delta { .. }), "{error}");
+}
+
+#[test]
+fn an_rsf_delta_padded_with_true_assertions_is_cut_off() {
+    let liar = rewriting_delta(|text| {
+        // The opening assertion (the empty tree's root) is true each time.
+        let first = text.lines().next().unwrap().to_owned() + "\n";
+        first.repeat(5000) + &text
+    });
+    let client = client(&liar.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(
+        matches!(&error, Error::Delta { line, reason, .. } if *line == 4 * 387 + 17 && reason.starts_with("more than")),
         "{error}"
     );
 }

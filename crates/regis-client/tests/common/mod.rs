@@ -89,12 +89,22 @@ pub struct Loaded {
 
 /// A regis-server over one register.
 pub struct Server {
-    running: Running,
-    /// The server's state: its registers' stores and sequencers.
+    /// The server's state: its registers' stores and sequencers. Dropped
+    /// before `running`, whose shutdown waits for the sequencers' last
+    /// handles to go.
     pub app: Arc<App<RedbBackend>>,
+    running: Running,
     pub dir: tempfile::TempDir,
     pub name: String,
     pub loaded: Loaded,
+}
+
+/// RSF commands of a fixture file, or why it is not RSF.
+pub fn try_rsf_commands(path: &std::path::Path) -> Result<Vec<(u64, Command)>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    RsfReader::new(BufReader::new(&bytes[..]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// RSF commands of a fixture file.
@@ -149,9 +159,14 @@ pub fn split_commands(commands: Vec<(u64, Command)>, parts: usize) -> Vec<Vec<(u
 impl Server {
     /// Serves register `name`, loaded with `steps` one after another.
     pub fn start(name: &str, steps: Vec<Vec<(u64, Command)>>) -> Server {
+        Self::try_start(name, steps).unwrap()
+    }
+
+    /// As [`Self::start`], or why the steps do not load.
+    pub fn try_start(name: &str, steps: Vec<Vec<(u64, Command)>>) -> Result<Server, String> {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new(dir.path(), HOST);
-        let register_name = RegisterName::new(name).unwrap();
+        let register_name = RegisterName::new(name).map_err(|e| e.to_string())?;
         let register = registry.create::<RedbBackend>(&register_name).unwrap();
         let key = register.signers.verifier(Log::User);
         let store = register.store.clone();
@@ -166,14 +181,17 @@ impl Server {
         .unwrap();
         let mut checkpoints = Vec::new();
         for commands in steps {
-            let receipt = sequencer
-                .handle()
-                .run(Request::Load {
-                    commands,
-                    policy: Policy::IMPORT,
-                })
-                .unwrap();
-            checkpoints.push(receipt.user_checkpoint.text.clone());
+            let receipt = sequencer.handle().run(Request::Load {
+                commands,
+                policy: Policy::IMPORT,
+            });
+            match receipt {
+                Ok(receipt) => checkpoints.push(receipt.user_checkpoint.text.clone()),
+                Err(error) => {
+                    sequencer.join();
+                    return Err(error.to_string());
+                }
+            }
         }
         sequencer.join();
         let records = store
@@ -200,7 +218,7 @@ impl Server {
             },
             move || opened.shutdown(),
         );
-        Server {
+        Ok(Server {
             running,
             app: served,
             dir,
@@ -210,7 +228,7 @@ impl Server {
                 records,
                 checkpoints,
             },
-        }
+        })
     }
 
     /// Appends `commands` through the running server's sequencer (as a

@@ -1,0 +1,191 @@
+//! `regis audit` as a user runs it, against `regis serve`: trust on first
+//! use, then consistent runs; then the same URL served by a fork (a copy
+//! of the register, same key and origin, grown differently): the audit
+//! fails with one line, keeps its state, and writes evidence that
+//! re-verifies with nothing but the key.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use regis_client::audit::{Evidence, ForkKind};
+use regis_note::Verifier;
+use regis_store::Log;
+
+const BASE: &str = "registers/api-client/country_register.rsf";
+const UPDATE: &str = "registers/api-client/country_register_update.rsf";
+
+fn regis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regis"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, port: u16) -> Serving {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains(&format!(":{port}")), "{line}");
+    Serving(child)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Twelve new countries: the fork grows further than the real update.
+fn fork_document(dir: &Path) -> std::path::PathBuf {
+    let mut rsf = String::new();
+    for i in 1..=12 {
+        let item = format!("{{\"country\":\"Z{i}\",\"name\":\"Forked {i}\"}}");
+        let hash = regis_model::Item::parse(&item).unwrap().hash();
+        rsf.push_str(&format!("add-item\t{item}\n"));
+        rsf.push_str(&format!(
+            "append-entry\tuser\tZ{i}\t2020-01-01T00:00:00Z\t{hash}\n"
+        ));
+    }
+    let path = dir.join("fork.rsf");
+    std::fs::write(&path, rsf).unwrap();
+    path
+}
+
+#[test]
+fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
+    let work = tempfile::tempdir().unwrap();
+    let real = work.path().join("real");
+    let fork = work.path().join("fork");
+    let base = regis_fixtures::path(BASE);
+    let update = regis_fixtures::path(UPDATE);
+    let load = |data: &Path, file: &Path| {
+        ok(regis(&[
+            "load",
+            "--data",
+            data.to_str().unwrap(),
+            "--register",
+            "country",
+            "--host",
+            "regis.test",
+            file.to_str().unwrap(),
+        ]))
+    };
+    load(&real, &base);
+    // The fork: a copy of the register, key and all, taken now.
+    copy_dir(&real, &fork);
+    load(&real, &update);
+    load(&fork, &fork_document(work.path()));
+    let key = ok(regis(&[
+        "key",
+        "--data",
+        real.to_str().unwrap(),
+        "--register",
+        "country",
+    ]))
+    .lines()
+    .find_map(|line| line.strip_prefix("log-public-key: "))
+    .unwrap()
+    .to_owned();
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/registers/country");
+    let state = work.path().join("audit.json");
+    let state_s = state.to_str().unwrap();
+    let audit = || regis(&["audit", &url, "--key", &key, "--state", state_s]);
+
+    let server = serve(&real, port);
+    let first = ok(audit());
+    assert!(
+        first.starts_with("no saved state: trusting these checkpoints on first use"),
+        "{first}"
+    );
+    let saved = std::fs::read(&state).unwrap();
+    let second = ok(audit());
+    assert!(
+        second.contains("user log: checkpoint ")
+            && second.contains("is consistent with the saved checkpoint"),
+        "{second}"
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), saved);
+    drop(server);
+
+    // The same URL now serves the fork.
+    let server = serve(&fork, port);
+    let output = audit();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("regis: the user log's checkpoint"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(inconsistent): evidence written to"),
+        "{stderr}"
+    );
+    let path = text(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("evidence: "))
+        .unwrap()
+        .to_owned();
+    assert!(path.starts_with(&format!("{state_s}.evidence-")), "{path}");
+    // The state is kept: the fork is not trusted.
+    assert_eq!(std::fs::read(&state).unwrap(), saved);
+    drop(server);
+
+    // The evidence re-verifies from the file and the key alone.
+    let pinned = Verifier::parse(&key).unwrap();
+    let evidence = Evidence::verify(&std::fs::read(&path).unwrap(), &pinned).unwrap();
+    assert_eq!(evidence.kind, ForkKind::Inconsistent);
+    assert_eq!(evidence.log, Log::User);
+    assert!(evidence.old.size() < evidence.new.size());
+    assert!(!evidence.tiles.is_empty());
+}
