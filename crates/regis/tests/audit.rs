@@ -4,10 +4,11 @@
 //! fails with one line, keeps its state, and writes evidence that
 //! re-verifies with nothing but the key.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+
+use common::{free_port, ok, regis, serve, text};
 
 use regis_client::audit::{Evidence, ForkKind};
 use regis_note::Verifier;
@@ -15,60 +16,6 @@ use regis_store::Log;
 
 const BASE: &str = "registers/api-client/country_register.rsf";
 const UPDATE: &str = "registers/api-client/country_register_update.rsf";
-
-fn regis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &Path, port: u16) -> Serving {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(&format!(":{port}")), "{line}");
-    Serving(child)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -141,7 +88,7 @@ fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
     let state_s = state.to_str().unwrap();
     let audit = || regis(&["audit", &url, "--key", &key, "--state", state_s]);
 
-    let server = serve(&real, port);
+    let server = serve(&real, &format!("127.0.0.1:{port}"));
     let first = ok(audit());
     assert!(
         first.starts_with("no saved state: trusting these checkpoints on first use"),
@@ -158,7 +105,7 @@ fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
     drop(server);
 
     // The same URL now serves the fork.
-    let server = serve(&fork, port);
+    let server = serve(&fork, &format!("127.0.0.1:{port}"));
     let output = audit();
     assert!(!output.status.success());
     let stderr = text(&output.stderr);

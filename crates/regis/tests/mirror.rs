@@ -4,10 +4,12 @@
 //! moments: each kill leaves the mirror at a whole upstream checkpoint,
 //! and the next run resumes and ends identical to the upstream.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use common::{free_port, ok, regis, serve};
 use std::time::Duration;
 
 use regis_store::{Log, RedbBackend, RegisterName, Registry};
@@ -20,62 +22,6 @@ mod synthetic;
 
 const BASE: u64 = 3_000;
 const TOTAL: u64 = 9_000;
-
-fn regis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// `regis serve` on a given port, killed when dropped.
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &Path, port: u16) -> Serving {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(&format!(":{port}")), "{line}");
-    Serving(child)
-}
-
-/// A port free now (the upstream keeps its URL across restarts).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The base document and the tail that grows it to `TOTAL` entries.
 fn documents(dir: &Path) -> [std::path::PathBuf; 2] {
@@ -148,7 +94,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/registers/synthetic");
 
-    let server = serve(&up, port);
+    let server = serve(&up, &format!("127.0.0.1:{port}"));
     let stdout = ok(regis(&["mirror", &url, "--key", &key, "--data", down_s]));
     assert!(
         stdout.starts_with(&format!(
@@ -192,7 +138,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
         update.to_str().unwrap(),
     ]));
     let expected = contents(&up, false);
-    let server = serve(&up, port);
+    let server = serve(&up, &format!("127.0.0.1:{port}"));
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(port);
     let mut kills = 0;
     // Kill delays are drawn below `window`, which grows after each kill
@@ -248,7 +194,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
     // The mirror serves what it copied, under the upstream's signatures:
     // a client pinning the upstream's key verifies it in full.
     let mirror_port = free_port();
-    let _served = serve(&down, mirror_port);
+    let _served = serve(&down, &format!("127.0.0.1:{mirror_port}"));
     let mirror_url = format!("http://127.0.0.1:{mirror_port}/registers/synthetic");
     let verified = ok(regis(&["verify", &mirror_url, "--key", &key, "--full"]));
     assert!(

@@ -2,53 +2,12 @@
 //! would run them: a real register loaded from a real dump, served on a
 //! loopback port, checked with the key `regis key` printed.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
-fn regis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A `regis serve` child, killed when dropped.
-struct Serving {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path) -> Serving {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit_once(" on ")
-        .map(|(_, url)| url.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("{line}"));
-    Serving { child, url }
-}
+use common::{regis, serve, text};
 
 /// The value of `prefix` in `regis key`'s output.
 fn key(data: &Path, prefix: &str) -> String {
@@ -105,7 +64,7 @@ fn get_and_verify_a_served_register_with_its_pinned_key() {
         .unwrap();
     let vkey = key(data.path(), "log-public-key: ");
     let system_vkey = key(data.path(), "system-log-public-key: ");
-    let server = serve(data.path());
+    let server = serve(data.path(), "127.0.0.1:0");
     let url = format!("{}/registers/country", server.url);
 
     // CZ has two entries: the record is the later one.

@@ -432,7 +432,40 @@ struct RecordsTable<'a> {
     size: u64,
 }
 
-impl RecordsTable<'_> {
+impl<'a> RecordsTable<'a> {
+    /// The table of register `name`'s records listed at `base`, paged and
+    /// sorted as `ctx` asks.
+    fn new<B: DirBackend>(
+        app: &App<B>,
+        ctx: &Ctx<'_>,
+        name: &'a str,
+        schema: &'a Schema,
+        key_label: &'a str,
+        base: String,
+    ) -> Result<Self, ApiError> {
+        let columns = columns(schema);
+        let sort = Sort::parse(ctx.query, &columns)?;
+        let (index, size) = api::page(ctx)?;
+        Ok(RecordsTable {
+            name,
+            linker: Linker {
+                schema,
+                hosted: hosted(app),
+            },
+            key_label,
+            columns,
+            sort,
+            base,
+            index,
+            size,
+        })
+    }
+
+    /// How many records come before this page.
+    fn offset(&self) -> u64 {
+        (self.index - 1).saturating_mul(self.size)
+    }
+
     /// The records as a table, its column headers linking to the page
     /// sorted by them.
     fn table(&self, loaded: &[Loaded], caption: &str) -> Markup {
@@ -553,11 +586,12 @@ pub(super) fn records<B: DirBackend>(
     }
     let snapshot = reg.snapshot()?;
     let schema = reg.schema(snapshot.size(Log::System))?;
-    let columns = columns(&schema);
-    let sort = Sort::parse(ctx.query, &columns)?;
-    let (index, size) = api::page(ctx)?;
+    let key_label = schema.name().unwrap_or("key").to_owned();
+    let base = format!("/registers/{name}/records");
+    let view = RecordsTable::new(app, ctx, name, &schema, &key_label, base.clone())?;
+    let (index, size) = (view.index, view.size);
     let total = snapshot.record_count();
-    let offset = (index - 1).saturating_mul(size);
+    let offset = view.offset();
     let records = if offset >= total {
         Vec::new()
     } else {
@@ -566,21 +600,6 @@ pub(super) fn records<B: DirBackend>(
     let loaded = api::load_records(&snapshot, &records)?;
     let more = offset.saturating_add(size) < total;
     let about = about(&reg, &schema);
-    let key_label = schema.name().unwrap_or("key").to_owned();
-    let base = format!("/registers/{name}/records");
-    let view = RecordsTable {
-        name,
-        linker: Linker {
-            schema: &schema,
-            hosted: hosted(app),
-        },
-        key_label: &key_label,
-        columns,
-        sort,
-        base: base.clone(),
-        index,
-        size,
-    };
     let caption = if loaded.is_empty() {
         format!("No records on page {index}")
     } else {
@@ -632,34 +651,20 @@ pub(super) fn records_by_field<B: DirBackend>(
             format!("register {name} has no field {}", quote(field)),
         ));
     }
-    let columns = columns(&schema);
-    let sort = Sort::parse(ctx.query, &columns)?;
-    let (index, size) = api::page(ctx)?;
-    let offset = (index - 1).saturating_mul(size);
-    let mut records = snapshot.records_by_field(field, value, offset, size.saturating_add(1))?;
-    let more = records.len() as u64 > size;
-    records.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-    let loaded = api::load_records(&snapshot, &records)?;
-    let about = about(&reg, &schema);
     let key_label = schema.name().unwrap_or("key").to_owned();
     let base = format!(
         "/registers/{name}/records/{}/{}",
         encode_segment(field),
         encode_segment(value)
     );
-    let view = RecordsTable {
-        name,
-        linker: Linker {
-            schema: &schema,
-            hosted: hosted(app),
-        },
-        key_label: &key_label,
-        columns,
-        sort,
-        base: base.clone(),
-        index,
-        size,
-    };
+    let view = RecordsTable::new(app, ctx, name, &schema, &key_label, base.clone())?;
+    let (index, size) = (view.index, view.size);
+    let offset = view.offset();
+    let mut records = snapshot.records_by_field(field, value, offset, size.saturating_add(1))?;
+    let more = records.len() as u64 > size;
+    records.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let loaded = api::load_records(&snapshot, &records)?;
+    let about = about(&reg, &schema);
     let caption = format!("Records whose {field} is \u{201c}{value}\u{201d}");
     let main = html! {
         h1 { (caption) }
