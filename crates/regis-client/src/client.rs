@@ -6,16 +6,14 @@ use std::fmt;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
-use regis_model::rsf::{Command, RsfReader};
+
 use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_store::Log;
 
 use std::io::BufReader;
 
-use crate::delta::{
-    DigestState, ItemError, MAX_DELTA_LINE, MAX_PENDING_ITEMS, max_delta_lines, take_item,
-};
+use crate::delta::{DeltaReader, DigestState, Step};
 use crate::error::Error;
 use crate::http::{FetchError, Http, HttpTiles, Limits};
 use crate::leaves::LeafHashes;
@@ -439,77 +437,47 @@ impl Client {
         let size = checkpoint.size();
         let path = format!("download-rsf/0/{size}");
         let url = format!("{}/{path}", self.http.base());
-        let delta_error = |line: u64, reason: String| Error::Delta {
-            url: url.clone(),
-            line,
-            reason,
-        };
         if self.log != Log::User {
-            return Err(delta_error(0, "RSF deltas replay the user log".into()));
+            return Err(Error::Delta {
+                url,
+                line: 0,
+                reason: "RSF deltas replay the user log".into(),
+            });
         }
         let reader = self.tiles(checkpoint);
         reader.verify_root().map_err(tiles_error(size))?;
         let mut leaves = LeafHashes::new(&reader);
         let stream = self.http.stream(&path, self.http.timeout())?;
-        let commands =
-            RsfReader::new(BufReader::with_capacity(1 << 16, stream)).with_max_line(MAX_DELTA_LINE);
-        let max_lines = max_delta_lines(size);
+        let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), size);
         let mut frontier = Frontier::new();
         let mut items: HashSet<ItemHash, DigestState> = HashSet::default();
         let mut records = BTreeMap::new();
-        let mut pending: Vec<(ItemHash, Item)> = Vec::new();
-        let (mut line, mut ended) = (0, false);
-        for command in commands {
-            let (number, command) = command.map_err(|error| Error::Rsf {
-                url: url.clone(),
-                error: Box::new(error),
-            })?;
-            line = number;
+        let mut ended = false;
+        while let Some(step) = delta.next_step()? {
             ended = false;
-            if line > max_lines {
-                return Err(delta_error(line, format!("more than {max_lines} lines")));
-            }
-            match command {
-                Command::AssertRootHash(root) => {
+            match step {
+                Step::Assert(root) => {
                     if root != frontier.root() {
-                        return Err(delta_error(
-                            line,
-                            format!(
-                                "assert-root-hash is not the root at size {}",
-                                frontier.size()
-                            ),
-                        ));
+                        return Err(delta.error(format!(
+                            "assert-root-hash is not the root at size {}",
+                            frontier.size()
+                        )));
                     }
                     ended = frontier.size() == size;
                 }
-                Command::AddItem(item) => {
-                    if pending.len() >= MAX_PENDING_ITEMS {
-                        return Err(delta_error(
-                            line,
-                            format!("more than {MAX_PENDING_ITEMS} items before an entry"),
-                        ));
-                    }
-                    pending.push((item.hash(), item));
-                }
-                Command::AppendEntry(entry) => {
-                    let (hash, _) = take_item(&entry, &mut pending).map_err(|e| match e {
-                        ItemError::Hash { expected, found } => Error::ItemHash { expected, found },
-                        ItemError::Layout(reason) => delta_error(line, reason),
-                    })?;
-                    if entry.entry_type == EntryType::System {
-                        continue;
-                    }
+                // System entries are in the system log: not replayed here.
+                Step::Entry(entry, _, _) if entry.entry_type == EntryType::System => {}
+                Step::Entry(entry, hash, _) => {
                     let number = frontier.size() + 1;
                     if number > size {
-                        return Err(delta_error(
-                            line,
-                            format!("entry {number} is beyond the checkpoint of size {size}"),
-                        ));
+                        return Err(delta.error(format!(
+                            "entry {number} is beyond the checkpoint of size {size}"
+                        )));
                     }
                     let leaf = leaf_hash(&entry.leaf_bytes(number));
                     if leaves.get(number - 1)? != leaf {
                         return Err(Error::DeltaLeafHash {
-                            url: url.clone(),
+                            url: delta.url().to_owned(),
                             number,
                         });
                     }
@@ -520,15 +488,12 @@ impl Client {
                 }
             }
         }
-        if !ended || !pending.is_empty() {
-            return Err(delta_error(
-                line,
-                format!(
-                    "the delta ends at size {} without its final assert-root-hash at {size}",
-                    frontier.size()
-                ),
-            ));
-        }
+        delta.finish(ended, || {
+            format!(
+                "the delta ends at size {} without its final assert-root-hash at {size}",
+                frontier.size()
+            )
+        })?;
         if frontier.size() != size || frontier.root() != *checkpoint.root() {
             return Err(Error::ReplayRoot { size });
         }

@@ -1,28 +1,131 @@
 //! What reading a Regis RSF delta needs beyond RSF: each entry's item is
 //! on the `add-item` line just before it (regis-model's `rsf` module docs,
-//! "Delta"), so a reader holds a few items at most.
+//! "Delta"), so a reader holds a few items at most. [`DeltaReader`] is the
+//! one loop over a delta that the replay and the mirror share: it checks
+//! the layout and each item, and hands each entry and each assertion to
+//! the caller, which checks them against what it has verified.
 
+use std::io::BufRead;
+
+use regis_merkle::Hash;
+use regis_model::rsf::{Command, RsfReader};
 use regis_model::{Entry, Item, ItemHash};
+
+use crate::error::Error;
 
 /// `add-item` lines waiting for their entry: a delta puts an entry's items
 /// just before it, so a few at most.
-pub(crate) const MAX_PENDING_ITEMS: usize = 64;
+const MAX_PENDING_ITEMS: usize = 64;
 
 /// The longest delta line accepted: an item (GOV.UK's are well under a
 /// kilobyte) or an entry (at most 64 KiB as a leaf).
-pub(crate) const MAX_DELTA_LINE: usize = 16 << 20;
+const MAX_DELTA_LINE: usize = 16 << 20;
 
 /// The most lines a delta of `entries` entries (both logs) may have: an
 /// item and an entry per entry, and a few assertions. Bounds what a
 /// server can make a reader loop over (repeated assertions cost nothing
 /// to make).
-pub(crate) fn max_delta_lines(entries: u64) -> u64 {
+fn max_delta_lines(entries: u64) -> u64 {
     entries.saturating_mul(4).saturating_add(16)
+}
+
+/// What a delta holds, line by line, once its items are matched to their
+/// entries.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// `assert-root-hash`: the user log's root at this point, to be
+    /// checked by the reader.
+    Assert(Hash),
+    /// An entry, with its item (which hashes to the entry's item hash).
+    Entry(Entry, ItemHash, Item),
+}
+
+/// A delta served at `url`, read one [`Step`] at a time.
+pub(crate) struct DeltaReader<R> {
+    url: String,
+    commands: RsfReader<R>,
+    max_lines: u64,
+    pending: Vec<(ItemHash, Item)>,
+    line: u64,
+}
+
+impl<R: BufRead> DeltaReader<R> {
+    /// A delta of at most `entries` entries (both logs) read from `input`.
+    pub(crate) fn new(url: String, input: R, entries: u64) -> Self {
+        DeltaReader {
+            url,
+            commands: RsfReader::new(input).with_max_line(MAX_DELTA_LINE),
+            max_lines: max_delta_lines(entries),
+            pending: Vec::new(),
+            line: 0,
+        }
+    }
+
+    /// The delta's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// An error at the line last read.
+    pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Delta {
+            url: self.url.clone(),
+            line: self.line,
+            reason: reason.into(),
+        }
+    }
+
+    /// The next assertion or entry, or `None` at the end of the delta.
+    pub(crate) fn next_step(&mut self) -> Result<Option<Step>, Error> {
+        for command in self.commands.by_ref() {
+            let (line, command) = command.map_err(|error| Error::Rsf {
+                url: self.url.clone(),
+                error: Box::new(error),
+            })?;
+            self.line = line;
+            if line > self.max_lines {
+                return Err(self.error(format!("more than {} lines", self.max_lines)));
+            }
+            match command {
+                Command::AssertRootHash(root) => return Ok(Some(Step::Assert(root))),
+                Command::AddItem(item) => {
+                    if self.pending.len() >= MAX_PENDING_ITEMS {
+                        return Err(self.error(format!(
+                            "more than {MAX_PENDING_ITEMS} items before an entry"
+                        )));
+                    }
+                    self.pending.push((item.hash(), item));
+                }
+                Command::AppendEntry(entry) => {
+                    let (hash, item) =
+                        take_item(&entry, &mut self.pending).map_err(|error| match error {
+                            ItemError::Hash { expected, found } => {
+                                Error::ItemHash { expected, found }
+                            }
+                            ItemError::Layout(reason) => self.error(reason),
+                        })?;
+                    return Ok(Some(Step::Entry(entry, hash, item)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks the end of the delta: its last step was the final assertion
+    /// (`ended`, as the caller judged it) and no item waits for an entry;
+    /// `short` says where the delta stopped instead.
+    pub(crate) fn finish(&self, ended: bool, short: impl FnOnce() -> String) -> Result<(), Error> {
+        if ended && self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(short()))
+        }
+    }
 }
 
 /// Why an entry's item could not be taken.
 #[derive(Debug)]
-pub(crate) enum ItemError {
+enum ItemError {
     /// The item before the entry hashes to something else than the item
     /// the entry refers to: altered, or another (stale) one.
     Hash {
@@ -37,7 +140,7 @@ pub(crate) enum ItemError {
 
 /// The item `entry` uses, from the `add-item` lines just before it, which
 /// must be exactly its item.
-pub(crate) fn take_item(
+fn take_item(
     entry: &Entry,
     pending: &mut Vec<(ItemHash, Item)>,
 ) -> Result<(ItemHash, Item), ItemError> {

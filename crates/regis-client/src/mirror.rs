@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{TileHashReader, leaf_hash};
-use regis_model::rsf::{Command, RsfError, RsfReader};
+use regis_model::rsf::RsfErrorKind;
 use regis_model::{Entry, EntryType, Item, ItemHash};
 use regis_note::Verifier;
 use regis_store::{
@@ -50,7 +50,7 @@ use regis_store::{
 };
 
 use crate::client::{Client, VerifiedCheckpoint, parse_leaf_of, tiles_error};
-use crate::delta::{ItemError, MAX_DELTA_LINE, MAX_PENDING_ITEMS, max_delta_lines, take_item};
+use crate::delta::{DeltaReader, Step};
 use crate::error::Error;
 use crate::events::{Events, Received, StreamError};
 use crate::http::HttpTiles;
@@ -115,23 +115,16 @@ pub enum MirrorError {
         /// Entries its checkpoint covers.
         covered: u64,
     },
-    /// The RSF delta is not RSF.
-    #[error("{url}: {error}")]
-    Rsf {
-        /// The delta's URL.
-        url: String,
-        /// Where and why.
-        error: Box<RsfError>,
-    },
-    /// The RSF delta is RSF, but not the delta asked for.
-    #[error("{url}, line {line}: {reason}")]
-    Delta {
-        /// The delta's URL.
-        url: String,
-        /// The line.
-        line: u64,
-        /// What is wrong.
-        reason: String,
+    /// An upstream entry with other than one item (Regis stores one per
+    /// entry).
+    #[error("{log} entry {number} has {count} items; Regis stores one per entry")]
+    ItemCount {
+        /// Which log.
+        log: Log,
+        /// The entry's number.
+        number: u64,
+        /// How many items it names.
+        count: usize,
     },
     /// An entry's leaf bytes do not hash to the verified leaf hash of its
     /// log: the entry was rewritten.
@@ -158,8 +151,8 @@ impl MirrorError {
                 error: regis_merkle::TileVerifyError::Fetch { .. },
                 ..
             })
-        ) || matches!(self, MirrorError::Rsf { error, .. }
-                if matches!(error.kind, regis_model::rsf::RsfErrorKind::Io(_)))
+        ) || matches!(self, MirrorError::Verify(Error::Rsf { error, .. })
+                if matches!(error.kind, RsfErrorKind::Io(_)))
     }
 }
 
@@ -617,116 +610,77 @@ impl Plan<'_> {
     ) -> Result<(), MirrorError> {
         let path = format!("download-rsf/{from}/{to}");
         let url = format!("{}/{path}", self.user.base_url());
-        let delta_error = |line: u64, reason: String| MirrorError::Delta {
-            url: url.clone(),
-            line,
-            reason,
-        };
         let stream = self
             .user
             .http()
             .stream(&path, self.user.http().timeout())
             .map_err(Error::Fetch)?;
-        let reader =
-            RsfReader::new(BufReader::with_capacity(1 << 16, stream)).with_max_line(MAX_DELTA_LINE);
-        let max_lines = max_delta_lines((to - from).saturating_add(self.system_checkpoint.size()));
-        let mut pending: Vec<(ItemHash, Item)> = Vec::new();
+        let entries = (to - from).saturating_add(self.system_checkpoint.size());
+        let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), entries);
         let mut next_system = self.first_delta_system;
         let mut ended = false;
-        let mut line = 0;
-        for command in reader {
-            let (number, command) = command.map_err(|error| MirrorError::Rsf {
-                url: url.clone(),
-                error: Box::new(error),
-            })?;
-            line = number;
+        while let Some(step) = delta.next_step()? {
             ended = false;
-            if line > max_lines {
-                return Err(delta_error(line, format!("more than {max_lines} lines")));
-            }
-            match command {
-                Command::AssertRootHash(root) => {
+            let (entry, item) = match step {
+                Step::Assert(root) => {
                     let user = txn.frontier(Log::User);
                     if root != user.root() {
-                        return Err(delta_error(
-                            line,
-                            format!(
+                        return Err(delta
+                            .error(format!(
                                 "assert-root-hash is not the root of the user log at size {}",
                                 user.size()
-                            ),
-                        ));
+                            ))
+                            .into());
                     }
                     ended = user.size() == to;
+                    continue;
                 }
-                Command::AddItem(item) => {
-                    if pending.len() >= MAX_PENDING_ITEMS {
-                        return Err(delta_error(
-                            line,
-                            format!("more than {MAX_PENDING_ITEMS} items before an entry"),
-                        ));
-                    }
-                    pending.push((item.hash(), item));
+                Step::Entry(entry, hash, item) => (entry, (hash, item)),
+            };
+            let log = match entry.entry_type {
+                EntryType::User => Log::User,
+                EntryType::System => Log::System,
+            };
+            let (number, limit) = match log {
+                Log::User => (txn.frontier(Log::User).size() + 1, to),
+                Log::System => (next_system, self.system_checkpoint.size()),
+            };
+            if number > limit {
+                return Err(delta
+                    .error(format!(
+                        "{log} entry {number} is beyond the checkpoint of size {limit}"
+                    ))
+                    .into());
+            }
+            let leaf = entry.leaf_bytes(number);
+            let slot = usize::from(log == Log::System);
+            if leaves[slot].get(number - 1)? != leaf_hash(&leaf) {
+                return Err(MirrorError::LeafHash { log, number });
+            }
+            if log == Log::System {
+                next_system += 1;
+                if number <= self.held_system {
+                    // Carried again by this delta; held already, and the
+                    // same leaf as the new tree's.
+                    continue;
                 }
-                Command::AppendEntry(entry) => {
-                    let log = match entry.entry_type {
-                        EntryType::User => Log::User,
-                        EntryType::System => Log::System,
-                    };
-                    let number = match log {
-                        Log::User => txn.frontier(Log::User).size() + 1,
-                        Log::System => next_system,
-                    };
-                    let limit = match log {
-                        Log::User => to,
-                        Log::System => self.system_checkpoint.size(),
-                    };
-                    if number > limit {
-                        return Err(delta_error(
-                            line,
-                            format!(
-                                "{log} entry {number} is beyond the checkpoint of size {limit}"
-                            ),
-                        ));
-                    }
-                    let item = take_item(&entry, &mut pending).map_err(|e| match e {
-                        ItemError::Hash { expected, found } => {
-                            MirrorError::Verify(Error::ItemHash { expected, found })
-                        }
-                        ItemError::Layout(reason) => delta_error(line, reason),
-                    })?;
-                    let leaf = entry.leaf_bytes(number);
-                    let slot = usize::from(log == Log::System);
-                    if leaves[slot].get(number - 1)? != leaf_hash(&leaf) {
-                        return Err(MirrorError::LeafHash { log, number });
-                    }
-                    if log == Log::System {
-                        next_system += 1;
-                        if number <= self.held_system {
-                            // Carried again by this delta; held already, and
-                            // the same leaf as the new tree's.
-                            continue;
-                        }
-                        if number != txn.frontier(Log::System).size() + 1 {
-                            return Err(delta_error(
-                                line,
-                                format!("system entry {number} does not follow the mirror's"),
-                            ));
-                        }
-                    }
-                    self.store_entry(txn, log, number, entry, &item, leaf, copied)?;
-                    report(copied, false);
+                if number != txn.frontier(Log::System).size() + 1 {
+                    return Err(delta
+                        .error(format!(
+                            "system entry {number} does not follow the mirror's"
+                        ))
+                        .into());
                 }
             }
+            self.store_entry(txn, log, number, entry, &item, leaf, copied)?;
+            report(copied, false);
         }
-        if !ended || !pending.is_empty() {
-            return Err(delta_error(
-                line,
-                format!(
-                    "the delta ends at user size {} without its final assert-root-hash at {to}",
-                    txn.frontier(Log::User).size()
-                ),
-            ));
-        }
+        delta.finish(ended, || {
+            format!(
+                "the delta ends at user size {} without its final assert-root-hash at {to}",
+                txn.frontier(Log::User).size()
+            )
+        })?;
         Ok(())
     }
 
@@ -774,10 +728,10 @@ impl Plan<'_> {
                 }
                 let entry = parse_leaf_of(Log::System, number, leaf)?;
                 let [hash] = entry.item_hashes.as_slice() else {
-                    return Err(MirrorError::Delta {
-                        url: format!("{}/system-log/{tile}", self.system.base_url()),
-                        line: number,
-                        reason: "an entry with other than one item".into(),
+                    return Err(MirrorError::ItemCount {
+                        log: Log::System,
+                        number,
+                        count: entry.item_hashes.len(),
                     });
                 };
                 let item = match txn.item(hash.as_bytes())? {
