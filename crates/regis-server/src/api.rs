@@ -343,8 +343,9 @@ pub(crate) fn log_of(query: &Query) -> Result<Log, ApiError> {
     }
 }
 
-/// `GET B/entries?start&limit[&type=system]`.
-pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+/// The log, first entry and count a list of entries asks for
+/// (`?type`, `?start`, `?limit`, bounded by the page limits).
+pub(crate) fn entries_query(ctx: &Ctx<'_>) -> Result<(Log, u64, u64), ApiError> {
     let log = log_of(ctx.query)?;
     let start = ctx.query.number("start", 1, u64::MAX, 1)?;
     let limit = ctx.query.number(
@@ -353,6 +354,12 @@ pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<R
         ctx.limits.max_page_size,
         ctx.limits.default_page_size,
     )?;
+    Ok((log, start, limit))
+}
+
+/// `GET B/entries?start&limit[&type=system]`.
+pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let (log, start, limit) = entries_query(ctx)?;
     let snapshot = reg.snapshot()?;
     let entries = snapshot.entries(log, start, limit)?;
     let mut response = entries_response(ctx, &entries, log)?;

@@ -885,14 +885,7 @@ pub(super) fn entries<B: DirBackend>(
     name: &str,
 ) -> Result<Response, ApiError> {
     let reg = app.register(name)?;
-    let log = api::log_of(ctx.query)?;
-    let start = ctx.query.number("start", 1, u64::MAX, 1)?;
-    let limit = ctx.query.number(
-        "limit",
-        1,
-        ctx.limits.max_page_size,
-        ctx.limits.default_page_size,
-    )?;
+    let (log, start, limit) = api::entries_query(ctx)?;
     let snapshot = reg.snapshot()?;
     let size = snapshot.size(log);
     let entry_type = match log {
