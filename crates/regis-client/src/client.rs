@@ -518,12 +518,8 @@ fn parse_leaf(number: u64, leaf: &[u8]) -> Result<Entry, Error> {
 /// Parses the leaf at entry `number` of `log` as a v1 entry that says it
 /// is entry `number`.
 pub(crate) fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
-    let entry_type = match log {
-        Log::User => EntryType::User,
-        Log::System => EntryType::System,
-    };
     let (claimed, entry) =
-        Entry::parse_leaf(entry_type, leaf).map_err(|error| Error::Leaf { number, error })?;
+        Entry::parse_leaf(log, leaf).map_err(|error| Error::Leaf { number, error })?;
     if claimed != number {
         return Err(Error::EntryNumber { number, claimed });
     }

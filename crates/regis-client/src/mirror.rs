@@ -42,7 +42,7 @@ use std::time::Duration;
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{TileHashReader, leaf_hash};
 use regis_model::rsf::RsfErrorKind;
-use regis_model::{Entry, EntryType, Item, ItemHash};
+use regis_model::{Entry, Item, ItemHash};
 use regis_note::Verifier;
 use regis_store::{
     DirBackend, KvBackend, Log, NewEntry, RegisterKind, RegisterName, Registry, RegistryError,
@@ -637,10 +637,7 @@ impl Plan<'_> {
                 }
                 Step::Entry(entry, hash, item) => (entry, (hash, item)),
             };
-            let log = match entry.entry_type {
-                EntryType::User => Log::User,
-                EntryType::System => Log::System,
-            };
+            let log = entry.entry_type;
             let (number, limit) = match log {
                 Log::User => (txn.frontier(Log::User).size() + 1, to),
                 Log::System => (next_system, self.system_checkpoint.size()),

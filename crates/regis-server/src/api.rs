@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use regis_merkle::Hash;
 use regis_model::api::{entries_csv, items_csv, records_csv, records_json};
-use regis_model::{Entry, EntryType, Item, Schema, format_hash, parse_hash};
+use regis_model::{Entry, Item, Schema, format_hash, parse_hash};
 use regis_store::{DirBackend, KvSnapshot, Log, Record, Snapshot};
 use serde_json::{Value, json};
 
@@ -53,13 +53,6 @@ impl Loaded {
     }
 }
 
-fn entry_type(log: Log) -> EntryType {
-    match log {
-        Log::User => EntryType::User,
-        Log::System => EntryType::System,
-    }
-}
-
 /// Entry `number` of `log`, parsed; `None` beyond the log.
 pub fn load_entry<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
@@ -69,7 +62,7 @@ pub fn load_entry<S: KvSnapshot>(
     let Some(leaf) = snapshot.entry(log, number)? else {
         return Ok(None);
     };
-    let (_, entry) = Entry::parse_leaf(entry_type(log), &leaf)
+    let (_, entry) = Entry::parse_leaf(log, &leaf)
         .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))?;
     Ok(Some((entry, leaf)))
 }
@@ -212,7 +205,7 @@ fn entries_response(
             let parsed = entries
                 .iter()
                 .map(|(number, leaf)| {
-                    Entry::parse_leaf(entry_type(log), leaf)
+                    Entry::parse_leaf(log, leaf)
                         .map(|(_, entry)| (*number, entry))
                         .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))
                 })

@@ -24,7 +24,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use regis_merkle::Frontier;
 use regis_model::rsf::RsfWriter;
-use regis_model::{Entry, EntryType, Item, format_hash};
+use regis_model::{Entry, Item, format_hash};
 use regis_store::{DirBackend, KvSnapshot, Log, Snapshot};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -160,11 +160,7 @@ fn store_error(error: impl std::fmt::Display) -> io::Error {
 }
 
 fn entry_of(log: Log, number: u64, leaf: &[u8]) -> io::Result<Entry> {
-    let kind = match log {
-        Log::User => EntryType::User,
-        Log::System => EntryType::System,
-    };
-    Entry::parse_leaf(kind, leaf)
+    Entry::parse_leaf(log, leaf)
         .map(|(_, entry)| entry)
         .map_err(|e| store_error(format!("{log} entry {number}: {e}")))
 }

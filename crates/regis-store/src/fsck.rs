@@ -4,7 +4,7 @@
 //! page of entries and the two trees' right edges, whatever the log's size.
 
 use regis_merkle::{Frontier, HashReader, leaf_hash};
-use regis_model::{Entry, EntryType, Item, ItemHash};
+use regis_model::{Entry, Item, ItemHash};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
 use crate::registry::LogSigners;
@@ -105,10 +105,6 @@ fn check_log<S: KvSnapshot>(
     slot: usize,
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
-    let entry_type = match log {
-        Log::User => EntryType::User,
-        Log::System => EntryType::System,
-    };
     let size = snapshot.size(log);
     let checkpoint = snapshot.checkpoint(log)?;
     if let Some(checkpoint) = &checkpoint {
@@ -156,7 +152,7 @@ fn check_log<S: KvSnapshot>(
     while next <= size {
         let page = snapshot.entries(log, next, PAGE)?;
         for (number, leaf) in page {
-            let (stated, entry) = Entry::parse_leaf(entry_type, &leaf)
+            let (stated, entry) = Entry::parse_leaf(log, &leaf)
                 .map_err(|e| mismatch(format!("{log} entry {number}: {e}")))?;
             if stated != number {
                 return Err(mismatch(format!(

@@ -68,20 +68,7 @@ pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 /// bounds memory whatever the size of the log.
 pub const CACHE_BYTES: usize = 64 << 20;
 
-/// Which of a register's two logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Log {
-    /// The data.
-    User,
-    /// The register's own definition.
-    System,
-}
-
-impl std::fmt::Display for Log {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Log::User => "user",
-            Log::System => "system",
-        })
-    }
-}
+/// Which of a register's two logs: an entry's type is the log it is in
+/// (regis-model's [`regis_model::EntryType`], named for what the store
+/// keeps: `Log::User` is the user log, `Log::System` the system log).
+pub use regis_model::EntryType as Log;

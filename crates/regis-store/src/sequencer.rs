@@ -866,13 +866,6 @@ fn first_item(entry: &Entry) -> Option<&ItemHash> {
     entry.item_hashes.first()
 }
 
-fn log_of(entry_type: EntryType) -> Log {
-    match entry_type {
-        EntryType::User => Log::User,
-        EntryType::System => Log::System,
-    }
-}
-
 /// Why staging a request failed on the store's side.
 #[derive(Debug, thiserror::Error)]
 enum TargetError {
@@ -927,11 +920,10 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
 
     fn record_is(
         &self,
-        entry_type: EntryType,
+        log: EntryType,
         key: &str,
         items: &[ItemHash],
     ) -> Result<bool, TargetError> {
-        let log = log_of(entry_type);
         let index = (log, key.to_owned());
         let current = match self
             .own
@@ -966,7 +958,7 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         let [item] = entry.item_hashes.as_slice() else {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
-        let log = log_of(entry.entry_type);
+        let log = entry.entry_type;
         self.own.records.insert((log, entry.key.clone()), *item);
         self.own.entries.push((log, number, entry, leaf_hash));
         Ok(())
@@ -1001,7 +993,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
         key: &str,
         items: &[ItemHash],
     ) -> Result<bool, TargetError> {
-        let current = self.txn.record(log_of(entry_type), key)?;
+        let current = self.txn.record(entry_type, key)?;
         Ok(matches!((current, items), (Some((_, current)), [only]) if current == only.0))
     }
 
@@ -1022,7 +1014,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
         let new = NewEntry {
-            log: log_of(entry.entry_type),
+            log: entry.entry_type,
             number,
             item_hash: item.0,
             leaf: entry.leaf_bytes(number),

@@ -888,15 +888,11 @@ pub(super) fn entries<B: DirBackend>(
     let (log, start, limit) = api::entries_query(ctx)?;
     let snapshot = reg.snapshot()?;
     let size = snapshot.size(log);
-    let entry_type = match log {
-        Log::User => EntryType::User,
-        Log::System => EntryType::System,
-    };
     let rows = snapshot
         .entries(log, start, limit)?
         .into_iter()
         .map(|(number, leaf)| {
-            regis_model::Entry::parse_leaf(entry_type, &leaf)
+            regis_model::Entry::parse_leaf(log, &leaf)
                 .map(|(_, entry)| (number, entry))
                 .map_err(|e| ApiError::internal(format!("{log} entry {number}: {e}")))
         })
