@@ -5,22 +5,28 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use regis_client::audit::{AuditError, Auditor, write_atomically};
+use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind, write_atomically};
 use regis_model::format_hash;
 use regis_note::Verifier;
 
-/// `regis audit URL --key VKEY --state FILE`.
+/// `regis audit URL --key VKEY --state FILE`, or
+/// `regis audit --key VKEY --evidence FILE`.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// The register's base URL: http(s)://host/registers/NAME.
-    url: String,
+    #[arg(required_unless_present = "evidence")]
+    url: Option<String>,
     /// The user log's verifier key (`name+hex+base64`), pinned.
     #[arg(long = "key", value_name = "VKEY")]
     key: String,
     /// Where the last verified checkpoints are kept (JSON, written
     /// atomically). Evidence of a fork is written beside it.
-    #[arg(long, value_name = "FILE")]
-    state: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "evidence")]
+    state: Option<PathBuf>,
+    /// Instead of auditing, re-check an evidence file (written by an
+    /// audit, here or anywhere) with nothing but it and the key.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "state"])]
+    evidence: Option<PathBuf>,
 }
 
 fn evidence_path(state: &Path) -> PathBuf {
@@ -35,20 +41,26 @@ fn evidence_path(state: &Path) -> PathBuf {
 
 pub fn run(args: &AuditArgs) -> Result<()> {
     let key = Verifier::parse(&args.key).context("--key")?;
-    let auditor = Auditor::new(&args.url, key)?;
-    let previous = match std::fs::read(&args.state) {
+    let (Some(url), Some(state)) = (&args.url, &args.state) else {
+        let Some(evidence) = &args.evidence else {
+            bail!("give URL and --state to audit, or --evidence to check evidence");
+        };
+        return check_evidence(evidence, &key);
+    };
+    let auditor = Auditor::new(url, key)?;
+    let previous = match std::fs::read(state) {
         Ok(bytes) => Some(
             auditor
                 .parse_state(&bytes)
-                .with_context(|| format!("{}", args.state.display()))?,
+                .with_context(|| format!("{}", state.display()))?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", args.state.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", state.display())),
     };
     let audit = match auditor.audit(previous) {
         Ok(audit) => audit,
         Err(AuditError::Fork(evidence)) => {
-            let path = evidence_path(&args.state);
+            let path = evidence_path(state);
             write_atomically(&path, evidence.encode().as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("evidence: {}", path.display());
@@ -60,8 +72,8 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         }
         Err(other) => return Err(other.into()),
     };
-    write_atomically(&args.state, auditor.encode_state(&audit.state).as_bytes())
-        .with_context(|| format!("writing {}", args.state.display()))?;
+    write_atomically(state, auditor.encode_state(&audit.state).as_bytes())
+        .with_context(|| format!("writing {}", state.display()))?;
     let logs = [("user", &audit.state.user), ("system", &audit.state.system)];
     match &audit.previous {
         None => {
@@ -87,6 +99,26 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             }
         }
     }
-    println!("saved to {}", args.state.display());
+    println!("saved to {}", state.display());
+    Ok(())
+}
+
+/// Re-checks an evidence file: both checkpoints signed by the key, and
+/// contradicting each other as the file says.
+fn check_evidence(path: &Path, key: &Verifier) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let evidence = Evidence::verify(&bytes, key).with_context(|| format!("{}", path.display()))?;
+    println!(
+        "the evidence holds: the {} log's checkpoints {} and {}, both signed by {}, are {}",
+        evidence.log,
+        evidence.old.size(),
+        evidence.new.size(),
+        evidence.key,
+        match evidence.kind {
+            ForkKind::Inconsistent => "inconsistent: the tiles show the older tree is no prefix",
+            ForkKind::SameSizeDifferentRoot => "of one size with different roots",
+            ForkKind::Smaller => "a log that shrank",
+        }
+    );
     Ok(())
 }

@@ -135,4 +135,31 @@ fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
     assert_eq!(evidence.log, Log::User);
     assert!(evidence.old.size() < evidence.new.size());
     assert!(!evidence.tiles.is_empty());
+    // So does the command line, for anyone holding the file and the key;
+    // a file changed in one byte of a tile does not hold.
+    let held = ok(regis(&["audit", "--key", &key, "--evidence", &path]));
+    assert!(
+        held.contains("the evidence holds: the user log's checkpoints"),
+        "{held}"
+    );
+    assert!(held.contains("inconsistent"), "{held}");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    // The first hex digit of the first tile's bytes (after `"tiles":{"<path>":"`).
+    let tiles = text.find("\"tiles\":{\"").unwrap();
+    let digit = text[tiles + 10..].find("\":\"").unwrap() + tiles + 10 + 3;
+    let flipped = if &text[digit..=digit] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    text.replace_range(digit..=digit, flipped);
+    let tampered = format!("{path}.tampered");
+    std::fs::write(&tampered, text).unwrap();
+    let refused = regis(&["audit", "--key", &key, "--evidence", &tampered]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the evidence does not hold"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
