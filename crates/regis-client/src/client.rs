@@ -85,6 +85,19 @@ pub struct ReplayedRecord {
     pub entry: Entry,
 }
 
+/// What [`Client::check_records`] compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordsCheck {
+    /// Records the server lists exactly as the replay derived them.
+    pub matching: u64,
+    /// Records the server lists at an entry after the replayed checkpoint
+    /// (the register grew meanwhile): not comparable, not counted above.
+    pub newer: u64,
+}
+
+/// Records per `B/records` page read by [`Client::check_records`].
+const RECORDS_PAGE: u64 = 1000;
+
 /// What a full replay checked and re-derived.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replay {
@@ -422,6 +435,102 @@ impl Client {
             records,
         })
     }
+    /// Checks that the server's `B/records` (what most consumers read, with
+    /// no proof) lists exactly the records `replay` derived from the
+    /// verified log at `checkpoint`: every key, at its latest entry, with
+    /// that entry's timestamp and items. A record the server lists at an
+    /// entry beyond the checkpoint (the register grew since) is counted as
+    /// newer and not compared; any other difference, a missing or extra
+    /// key, or a key listed twice is an [`Error::Records`].
+    pub fn check_records(
+        &self,
+        replay: &Replay,
+        checkpoint: &VerifiedCheckpoint,
+    ) -> Result<RecordsCheck, Error> {
+        let size = checkpoint.size();
+        let wrong = |key: &str, reason: String| Error::Records {
+            key: key.to_owned(),
+            reason,
+        };
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut check = RecordsCheck {
+            matching: 0,
+            newer: 0,
+        };
+        // A server that never ends its pages (or repeats them) is stopped:
+        // the replay bounds how many keys there can be, the growth since
+        // is allowed a margin.
+        let max_pages = (replay.records.len() as u64).div_ceil(RECORDS_PAGE) * 2 + 16;
+        for page in 1..=max_pages {
+            let path = format!("records.json?page-index={page}&page-size={RECORDS_PAGE}");
+            let bytes = self.http.document(&path)?;
+            let listed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+                .map_err(|error| {
+                    wrong(
+                        "",
+                        format!("page {page} is not a JSON object of records: {error}"),
+                    )
+                })?;
+            for (key, record) in &listed {
+                if !seen.insert(key.clone()) {
+                    return Err(wrong(key, "listed twice".into()));
+                }
+                let number = record
+                    .get("entry-number")
+                    .and_then(|n| n.as_str())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| wrong(key, "no entry-number".into()))?;
+                if number > size {
+                    check.newer += 1;
+                    continue;
+                }
+                let Some(replayed) = replay.records.get(key) else {
+                    return Err(wrong(
+                        key,
+                        format!("listed at entry {number}, but no entry up to {size} has this key"),
+                    ));
+                };
+                if replayed.number != number {
+                    return Err(wrong(
+                        key,
+                        format!(
+                            "listed at entry {number}, but its latest entry up to {size} is {}",
+                            replayed.number
+                        ),
+                    ));
+                }
+                if record.get("entry-timestamp").and_then(|t| t.as_str())
+                    != Some(replayed.entry.timestamp.to_string().as_str())
+                {
+                    return Err(wrong(key, format!("entry {number}'s timestamp differs")));
+                }
+                let items = record
+                    .get("item")
+                    .and_then(|items| items.as_array())
+                    .ok_or_else(|| wrong(key, "no item array".into()))?;
+                let hashes = items
+                    .iter()
+                    .map(|item| Item::parse(&item.to_string()).map(|item| item.hash()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| wrong(key, format!("an item is not valid: {error}")))?;
+                if hashes != replayed.entry.item_hashes {
+                    return Err(wrong(
+                        key,
+                        format!("the items listed are not entry {number}'s items"),
+                    ));
+                }
+                check.matching += 1;
+            }
+            if (listed.len() as u64) < RECORDS_PAGE {
+                if let Some(missing) = replay.records.keys().find(|key| !seen.contains(*key)) {
+                    return Err(wrong(missing, "not listed".into()));
+                }
+                return Ok(check);
+            }
+        }
+        Err(wrong("", format!("more than {max_pages} pages")))
+    }
+
     /// Replays the whole user log at `checkpoint` (what
     /// [`Self::replay_bundles`] checks), from the RSF delta `0/size`
     /// (`B/download-rsf/0/N`) instead of entry bundles and one request per

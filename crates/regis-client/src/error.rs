@@ -184,6 +184,15 @@ pub enum Error {
         /// The entry's number.
         number: u64,
     },
+    /// The server's `B/records` disagrees with the records replayed from
+    /// the verified log.
+    #[error("B/records, record {key:?}: {reason}")]
+    Records {
+        /// The record's key.
+        key: String,
+        /// How it disagrees.
+        reason: String,
+    },
     /// A newer checkpoint is smaller than an older one.
     #[error("checkpoint {new} is smaller than checkpoint {old}")]
     Shrunk {

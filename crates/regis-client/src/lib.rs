@@ -44,6 +44,8 @@ mod http;
 mod leaves;
 pub mod mirror;
 
-pub use client::{Client, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord};
+pub use client::{
+    Client, RecordsCheck, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord,
+};
 pub use error::Error;
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};

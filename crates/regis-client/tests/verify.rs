@@ -644,3 +644,68 @@ fn an_rsf_delta_padded_with_true_assertions_is_cut_off() {
         "{error}"
     );
 }
+
+#[test]
+fn the_servers_records_are_checked_against_the_replay() {
+    let server = server();
+    let client = client(&server.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let replay = client.replay(&checkpoint).unwrap();
+    let check = client.check_records(&replay, &checkpoint).unwrap();
+    assert_eq!(check.matching, replay.records.len() as u64);
+    assert_eq!(check.newer, 0);
+}
+
+/// A liar that rewrites `B/records` pages with `change`.
+fn rewriting_records(
+    change: fn(
+        serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Map<String, serde_json::Value>,
+) -> Liar {
+    Liar::start(server(), move |path, honest| {
+        let honest = honest?;
+        Some(if path.starts_with("records.json") {
+            let page = serde_json::from_slice(&honest).unwrap();
+            serde_json::to_vec(&change(page)).unwrap()
+        } else {
+            honest
+        })
+    })
+}
+
+#[test]
+fn records_the_server_lists_wrongly_are_caught() {
+    let cases: [(&str, fn(_) -> _); 4] = [
+        ("an altered item", |mut page: serde_json::Map<_, _>| {
+            let (_, record) = page.iter_mut().nth(3).unwrap();
+            record["item"][0]["name"] = "Elsewhere".into();
+            page
+        }),
+        ("a stale entry number", |mut page: serde_json::Map<_, _>| {
+            let (_, record) = page.iter_mut().nth(3).unwrap();
+            let number: u64 = record["entry-number"].as_str().unwrap().parse().unwrap();
+            record["entry-number"] = (number - 1).to_string().into();
+            page
+        }),
+        ("a record left out", |mut page: serde_json::Map<_, _>| {
+            let key = page.keys().nth(3).unwrap().clone();
+            page.remove(&key);
+            page
+        }),
+        ("a record made up", |mut page: serde_json::Map<_, _>| {
+            let (_, record) = page.iter().next().unwrap();
+            let mut made_up = record.clone();
+            made_up["key"] = "ZZ-MADE-UP".into();
+            page.insert("ZZ-MADE-UP".into(), made_up);
+            page
+        }),
+    ];
+    for (what, change) in cases {
+        let liar = rewriting_records(change);
+        let client = client(&liar.url());
+        let checkpoint = client.checkpoint().unwrap();
+        let replay = client.replay(&checkpoint).unwrap();
+        let error = client.check_records(&replay, &checkpoint).unwrap_err();
+        assert!(matches!(error, Error::Records { .. }), "{what}: {error}");
+    }
+}

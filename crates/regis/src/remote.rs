@@ -40,10 +40,15 @@ pub struct GetArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     remote: Remote,
-    /// Also replay the whole log: every entry bundle, leaf and item, and
+    /// Also replay the whole log: every entry, leaf and item, and
     /// re-derive every record.
     #[arg(long)]
     full: bool,
+    /// With --full, also check that the server's `B/records` pages list
+    /// exactly the records re-derived (what consumers read without a
+    /// proof). Paged through the API, so slower than the replay.
+    #[arg(long, requires = "full")]
+    records: bool,
 }
 
 /// Prints the record (GOV.UK record JSON) and the checkpoint it was
@@ -88,6 +93,22 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
             replay.items,
             replay.records.len()
         );
+        if args.records {
+            let records = client.check_records(&replay, &checkpoint)?;
+            println!(
+                "B/records: {} records listed exactly as re-derived{}",
+                records.matching,
+                if records.newer > 0 {
+                    format!(
+                        "; {} changed after checkpoint {} (not compared)",
+                        records.newer,
+                        checkpoint.size()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(())
 }

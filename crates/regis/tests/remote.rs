@@ -80,13 +80,19 @@ fn get_and_verify_a_served_register_with_its_pinned_key() {
         "{stdout}"
     );
 
-    let output = regis(&["verify", &url, "--key", &vkey, "--full"]);
+    let output = regis(&["verify", &url, "--key", &vkey, "--full", "--records"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("checkpoint 210 of regis.test/registers/country verified"));
     assert!(
         stdout.contains(&format!(
             "replayed 210 entries: every leaf matches the verified tiles, 210 items re-hashed, {records} records re-derived, root recomputed"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "B/records: {records} records listed exactly as re-derived\n"
         )),
         "{stdout}"
     );

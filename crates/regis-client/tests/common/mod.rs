@@ -285,7 +285,9 @@ struct LiarState {
 }
 
 async fn lie(State(state): State<Arc<LiarState>>, uri: Uri) -> Response {
-    let path = uri.path().to_owned();
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let upstream = format!("{}{path}", state.upstream);
     let honest = tokio::task::spawn_blocking(move || {
         let mut response = ureq::get(&upstream).call().ok()?;
