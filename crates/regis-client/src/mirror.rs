@@ -40,7 +40,7 @@ use std::io::BufReader;
 use std::time::Duration;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
-use regis_merkle::{TileHashReader, leaf_hash};
+use regis_merkle::{Hash, TileHashReader, leaf_hash};
 use regis_model::rsf::RsfErrorKind;
 use regis_model::{Entry, Item, ItemHash};
 use regis_note::Verifier;
@@ -649,9 +649,9 @@ impl Plan<'_> {
                     ))
                     .into());
             }
-            let leaf = entry.leaf_bytes(number);
             let slot = usize::from(log == Log::System);
-            if leaves[slot].get(number - 1)? != leaf_hash(&leaf) {
+            let leaf = entry.leaf_hash(number);
+            if leaves[slot].get(number - 1)? != leaf {
                 return Err(MirrorError::LeafHash { log, number });
             }
             if log == Log::System {
@@ -717,7 +717,8 @@ impl Plan<'_> {
                     continue;
                 }
                 let number = index + 1;
-                if leaves.get(index)? != leaf_hash(leaf) {
+                let hashed = leaf_hash(leaf);
+                if leaves.get(index)? != hashed {
                     return Err(MirrorError::LeafHash {
                         log: Log::System,
                         number,
@@ -741,11 +742,9 @@ impl Plan<'_> {
                         u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
                 }
                 txn.add_entry(&NewEntry {
-                    log: Log::System,
                     number,
-                    key: entry.key,
-                    item_hash: *hash.as_bytes(),
-                    leaf: leaf.to_vec(),
+                    entry,
+                    leaf_hash: hashed,
                 })?;
                 copied.system += 1;
                 report(copied, false);
@@ -762,17 +761,15 @@ impl Plan<'_> {
         number: u64,
         entry: Entry,
         item: &(ItemHash, Item),
-        leaf: Vec<u8>,
+        leaf_hash: Hash,
         copied: &mut Copied,
     ) -> Result<(), MirrorError> {
         let (hash, item) = item;
         copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
         txn.add_entry(&NewEntry {
-            log,
             number,
-            key: entry.key,
-            item_hash: *hash.as_bytes(),
-            leaf,
+            entry,
+            leaf_hash,
         })?;
         match log {
             Log::User => copied.user += 1,

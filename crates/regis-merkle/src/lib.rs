@@ -2,7 +2,8 @@
 //!
 //! - [`leaf_hash`], [`node_hash`]: RFC 6962 §2.1 hashing.
 //! - [`Frontier`]: the incremental tree an appender keeps (O(log n) memory).
-//! - [`HashReader`]: the stored-hash layout proofs and tiles are read from.
+//! - [`HashReader`]: the stored-hash layout proofs and tiles are read from;
+//!   [`postorder`]: where each stored hash sits in an append-only array.
 //! - [`Edge`], [`inclusion_proof`], [`consistency_proof`]: proofs from stored
 //!   hashes, without the tree in memory.
 //! - [`verify_inclusion`], [`verify_consistency`]: RFC 9162 checks.
@@ -19,6 +20,7 @@
 
 mod frontier;
 mod hash;
+pub mod postorder;
 mod proof;
 mod reader;
 pub mod tile;

@@ -14,9 +14,10 @@ pub enum StoreError {
     /// the register must not be served.
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
-    /// The database was written by another layout version.
-    /// (Version 1 did not record where each system entry falls among the
-    /// user entries, and nothing on disk recovers it.)
+    /// The database was written by another layout version. (Version 1 did
+    /// not record where each system entry falls among the user entries, and
+    /// nothing on disk recovers it; version 2 kept entries, items and stored
+    /// hashes as rows, version 3 keeps them in files: `spec/store.md`.)
     #[error(
         "store layout version {found}, this build reads version {expected}: load the register \
          again from RSF with this build (`regis load`)"
@@ -62,6 +63,17 @@ pub enum BatchError {
     /// arrays of strings, in regis-model's canonical form).
     #[error("item sha-256:{0} is not canonical item JSON")]
     ItemShape(String),
+    /// An entry of other than one item: the store keeps one item per entry,
+    /// as every published register has.
+    #[error("{log} entry {number} has {count} items; the store keeps entries of one item")]
+    ItemCount {
+        /// Log of the entry.
+        log: Log,
+        /// Its number.
+        number: u64,
+        /// How many items it has.
+        count: usize,
+    },
     /// A leaf too long for an entry bundle's u16 length prefix.
     #[error("{log} entry {number} is {len} bytes; an entry bundle holds at most 65535")]
     LeafTooLong {

@@ -1,18 +1,18 @@
 //! `fsck`: recompute everything a register's store derives, from the
-//! ground up, and report the first difference. Reads every row once (and
-//! each entry's history row, item and stored hashes by key); memory is one
-//! page of entries and the two trees' right edges, whatever the log's size.
+//! ground up, and report the first difference. Reads every record of the
+//! data file and every row once (and each entry's item, the key's previous
+//! entry and its stored hashes by position); memory is the two trees'
+//! right edges, whatever the log's size.
 
 use regis_merkle::{Frontier, HashReader, leaf_hash};
-use regis_model::{Entry, Item, ItemHash};
+use regis_model::{Item, ItemHash};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
+use crate::field_index;
+use crate::files::{self, DataRecord};
 use crate::registry::LogSigners;
 use crate::store::item_fields;
 use crate::{KvSnapshot, Log, Snapshot, StoreError};
-
-/// Entries read per page.
-const PAGE: u64 = 4096;
 
 /// What a clean `fsck` checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,9 +23,9 @@ pub struct FsckReport {
     pub entries: [u64; 2],
     /// Stored hashes recomputed and compared.
     pub stored_hashes: u64,
-    /// Record rows checked against the history (user, system).
+    /// Record rows checked against the entries (user, system).
     pub records: [u64; 2],
-    /// Field-index rows checked.
+    /// Field-index rows found for the records' (field, value) pairs.
     pub field_rows: u64,
     /// Checkpoints whose signature, size and root were checked.
     pub checkpoints: u64,
@@ -65,6 +65,7 @@ pub fn fsck_with_keys<S: KvSnapshot>(
     keys: [&Verifier; 2],
 ) -> Result<FsckReport, FsckError> {
     let mut report = FsckReport::default();
+    check_data(snapshot)?;
     check_items(snapshot, &mut report)?;
     for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
         check_log(snapshot, keys[slot], log, slot, &mut report)?;
@@ -73,6 +74,59 @@ pub fn fsck_with_keys<S: KvSnapshot>(
     check_system_positions(snapshot)?;
     check_field_index(snapshot, &mut report)?;
     Ok(report)
+}
+
+/// The data file is whole: framed records up to its committed length, each
+/// log's entries in order at the offsets its offsets file gives, and as
+/// many items as the item index has rows.
+fn check_data<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), FsckError> {
+    let mut items = 0u64;
+    let mut next = [1u64, 1u64];
+    let mut problem = None;
+    files::walk_data(snapshot.files(), snapshot.data_len(), |offset, record| {
+        match record {
+            DataRecord::Item => items += 1,
+            DataRecord::Entry(log) => {
+                let slot = usize::from(log == Log::System);
+                let number = next[slot];
+                if number > snapshot.size(log) {
+                    problem = Some(format!(
+                        "data: an entry record at {offset} beyond the {log} log's {} entries",
+                        snapshot.size(log)
+                    ));
+                } else if files::entry_offset(snapshot.files(), log, number)? != offset {
+                    problem = Some(format!(
+                        "{log} entry {number} is not where its offset says (data offset {offset})"
+                    ));
+                }
+                next[slot] += 1;
+            }
+        }
+        Ok(problem.is_none())
+    })?;
+    if let Some(problem) = problem {
+        return Err(mismatch(problem));
+    }
+    for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
+        if next[slot] != snapshot.size(log) + 1 {
+            return Err(mismatch(format!(
+                "data holds {} {log} entries, the log has {}",
+                next[slot] - 1,
+                snapshot.size(log)
+            )));
+        }
+    }
+    let mut rows = 0u64;
+    snapshot.scan_items(|_, _| {
+        rows += 1;
+        Ok(true)
+    })?;
+    if rows != items {
+        return Err(mismatch(format!(
+            "data holds {items} items, the item index has {rows} rows"
+        )));
+    }
+    Ok(())
 }
 
 fn check_items<S: KvSnapshot>(
@@ -97,7 +151,8 @@ fn check_items<S: KvSnapshot>(
     problem.map_or(Ok(()), |text| Err(mismatch(text)))
 }
 
-/// Leaves, stored hashes, history rows and checkpoints of one log.
+/// Leaves, stored hashes, each entry's item and place in its key's
+/// history, and checkpoints of one log.
 fn check_log<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     key: &Verifier,
@@ -131,7 +186,6 @@ fn check_log<S: KvSnapshot>(
     }
     let hashes = snapshot.hashes(log);
     let mut frontier = Frontier::new();
-    let mut per_level = [0u64; 64];
     let check_root = |frontier: &Frontier| -> Result<(), FsckError> {
         match &checkpoint {
             Some(checkpoint) if checkpoint.size == frontier.size() => {
@@ -148,83 +202,75 @@ fn check_log<S: KvSnapshot>(
         }
     };
     check_root(&frontier)?;
-    let mut next = 1;
-    while next <= size {
-        let page = snapshot.entries(log, next, PAGE)?;
-        for (number, leaf) in page {
-            let (stated, entry) = Entry::parse_leaf(log, &leaf)
-                .map_err(|e| mismatch(format!("{log} entry {number}: {e}")))?;
-            if stated != number {
-                return Err(mismatch(format!(
-                    "{log} entry {number} says it is {stated}"
-                )));
-            }
-            check_entry(snapshot, log, number, &entry)?;
-            let mut wrong = None;
-            frontier
-                .push_hash(leaf_hash(&leaf), |level, index, hash| {
-                    per_level[usize::from(level)] += 1;
-                    if wrong.is_none() {
-                        match hashes.read_hash(level, index) {
-                            Ok(stored) if stored == *hash => {}
-                            Ok(_) => wrong = Some((level, index, None)),
-                            Err(e) => wrong = Some((level, index, Some(e))),
-                        }
+    for number in 1..=size {
+        let stored = snapshot
+            .stored_entry(log, number)?
+            .ok_or_else(|| mismatch(format!("{log} entry {number} missing")))?;
+        check_entry(snapshot, log, number, &stored)?;
+        let leaf = stored.entry.leaf_bytes(number);
+        let mut wrong = None;
+        frontier
+            .push_hash(leaf_hash(&leaf), |level, index, hash| {
+                report.stored_hashes += 1;
+                if wrong.is_none() {
+                    match hashes.read_hash(level, index) {
+                        Ok(stored) if stored == *hash => {}
+                        Ok(_) => wrong = Some((level, index, None)),
+                        Err(e) => wrong = Some((level, index, Some(e))),
                     }
-                })
-                .map_err(|_| mismatch(format!("the {log} log is full")))?;
-            if let Some((level, index, error)) = wrong {
-                return Err(mismatch(format!(
-                    "{log} stored hash (level {level}, index {index}) is {}",
-                    error.map_or("wrong".to_owned(), |e| format!("unreadable: {e}"))
-                )));
-            }
-            check_root(&frontier)?;
-            report.entries[slot] += 1;
-            next = number + 1;
-        }
-    }
-    // No stored hash beyond those the entries make.
-    for (level, count) in per_level.iter().enumerate() {
-        if hashes.read_hash(level as u8, *count).is_ok() {
+                }
+            })
+            .map_err(|_| mismatch(format!("the {log} log is full")))?;
+        if let Some((level, index, error)) = wrong {
             return Err(mismatch(format!(
-                "{log} stored hash (level {level}, index {count}) exists beyond the tree"
+                "{log} stored hash (level {level}, index {index}) is {}",
+                error.map_or("wrong".to_owned(), |e| format!("unreadable: {e}"))
             )));
         }
-        report.stored_hashes += count;
+        check_root(&frontier)?;
+        report.entries[slot] += 1;
     }
     Ok(())
 }
 
-/// One entry's item and history row.
+/// One entry's item, and its link to its key's previous entry: an earlier
+/// entry of the same key, one place before it in the key's history.
 fn check_entry<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     log: Log,
     number: u64,
-    entry: &Entry,
+    stored: &files::StoredEntry,
 ) -> Result<(), FsckError> {
-    let [item] = entry.item_hashes.as_slice() else {
-        return Err(mismatch(format!("{log} entry {number} has several items")));
-    };
-    if snapshot.item(item.as_bytes())?.is_none() {
+    let key = &stored.entry.key;
+    let item = stored.item_hash();
+    if snapshot.item(&item)?.is_none() {
         return Err(mismatch(format!(
-            "{log} entry {number}: item {item} missing"
+            "{log} entry {number}: item {} missing",
+            ItemHash(item)
         )));
     }
-    match snapshot.history_entry(log, &entry.key, number)? {
-        Some(stored) if stored == item.0 => Ok(()),
-        Some(_) => Err(mismatch(format!(
-            "{log} history of {:?} gives entry {number} another item",
-            entry.key
-        ))),
-        None => Err(mismatch(format!(
-            "{log} history of {:?} lacks entry {number}",
-            entry.key
-        ))),
+    let linked = match stored.prev {
+        0 => stored.ordinal == 1,
+        prev if prev < number => match snapshot.stored_entry(log, prev)? {
+            Some(before) => &before.entry.key == key && before.ordinal + 1 == stored.ordinal,
+            None => false,
+        },
+        _ => false,
+    };
+    if !linked {
+        return Err(mismatch(format!(
+            "{log} entry {number} of {key:?} is not linked to the key's entry before it \
+             (previous {}, ordinal {})",
+            stored.prev, stored.ordinal
+        )));
     }
+    Ok(())
 }
 
-/// History rows belong to entries; each key's record is its latest entry.
+/// Each record row names an entry of its key; each entry links back to its
+/// key's previous one (check_entry), so the rows' histories are disjoint
+/// and hold `sum(ordinal)` entries: that sum is the log's size exactly when
+/// every entry is in its key's history and each row is its key's latest.
 fn check_records<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     log: Log,
@@ -232,39 +278,24 @@ fn check_records<S: KvSnapshot>(
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
     let size = snapshot.size(log);
-    let mut rows = 0u64;
-    let mut keys = 0u64;
-    let mut last_key: Option<String> = None;
-    let mut problem = None;
-    snapshot.scan_history(log, |key, number, _| {
-        rows += 1;
-        if last_key.as_deref() != Some(key) {
-            keys += 1;
-            last_key = Some(key.to_owned());
-        }
-        if number == 0 || number > size {
-            problem = Some(format!("{log} history of {key:?} names entry {number}"));
-        }
-        Ok(problem.is_none())
-    })?;
-    if let Some(problem) = problem {
-        return Err(mismatch(problem));
-    }
-    // Every entry has its row (check_log) and every row is an entry: the
-    // counts are equal exactly when the history is right.
-    if rows != size {
-        return Err(mismatch(format!(
-            "{log} history has {rows} rows for {size} entries"
-        )));
-    }
     let mut records = 0u64;
-    snapshot.scan_record_rows(log, |key, number, item| {
+    let mut covered = 0u64;
+    let mut problem = None;
+    snapshot.scan_record_rows(log, |key, number, first| {
         records += 1;
-        match snapshot.latest_history(log, key)? {
-            Some((latest, latest_item)) if latest == number && latest_item == *item => {}
+        match snapshot.stored_entry(log, number)? {
+            Some(stored) if stored.entry.key == key => covered += stored.ordinal,
             _ => {
                 problem = Some(format!(
-                    "{log} record {key:?} is not its latest entry ({number})"
+                    "{log} record {key:?} names entry {number}, not its own"
+                ))
+            }
+        }
+        match snapshot.stored_entry(log, first)? {
+            Some(stored) if stored.entry.key == key && stored.ordinal == 1 => {}
+            _ => {
+                problem = Some(format!(
+                    "{log} record {key:?} names entry {first} as its first, which is not"
                 ))
             }
         }
@@ -273,9 +304,10 @@ fn check_records<S: KvSnapshot>(
     if let Some(problem) = problem {
         return Err(mismatch(problem));
     }
-    if records != keys {
+    if covered != size {
         return Err(mismatch(format!(
-            "{log} has {records} records for {keys} keys"
+            "{log} records' histories hold {covered} entries, the log has {size}: \
+             a record is not its key's latest entry"
         )));
     }
     if log == Log::User && snapshot.record_count() != records {
@@ -329,22 +361,47 @@ fn check_system_positions<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), F
     Ok(())
 }
 
-/// The field index holds exactly each user record's (field, value) pairs.
+/// The field index holds each user record's (field, value) pairs (rows
+/// for pairs a record no longer has may remain: queries skip them), and
+/// its runs are in order.
 fn check_field_index<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
-    let mut expected = 0u64;
+    field_index::check_runs(snapshot.files(), snapshot.runs()).map_err(mismatch)?;
+    // Each table row names a record by its first entry.
     let mut problem = None;
-    snapshot.scan_record_rows(Log::User, |key, _, item| {
+    snapshot.scan_field_table(|row| {
+        let first = row as u64;
+        let named = match snapshot.stored_entry(Log::User, first)? {
+            Some(stored) if stored.ordinal == 1 => {
+                snapshot.record(Log::User, &stored.entry.key)?.is_some()
+            }
+            _ => false,
+        };
+        if !named {
+            problem = Some(format!(
+                "a field index row names entry {first}, which begins no record"
+            ));
+        }
+        Ok(problem.is_none())
+    })?;
+    if let Some(problem) = problem {
+        return Err(mismatch(problem));
+    }
+    let mut rows = 0u64;
+    snapshot.scan_record_rows(Log::User, |key, _, first| {
+        let record = snapshot
+            .record(Log::User, key)?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {key:?} missing")))?;
         let json = snapshot
-            .item(item)?
+            .item(&record.item_hash)?
             .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item missing")))?;
         let pairs = item_fields(&json)
             .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item malformed")))?;
         for (field, value) in pairs {
-            expected += 1;
-            if !snapshot.field_row(&field, &value, key)? {
+            rows += 1;
+            if !snapshot.field_row(&field, &value, first)? {
                 problem = Some(format!(
                     "the field index lacks {field} = {value:?} for record {key:?}"
                 ));
@@ -355,17 +412,6 @@ fn check_field_index<S: KvSnapshot>(
     })?;
     if let Some(problem) = problem {
         return Err(mismatch(problem));
-    }
-    let mut rows = 0u64;
-    snapshot.scan_field_index(|_, _, _| {
-        rows += 1;
-        Ok(true)
-    })?;
-    // Every expected row exists; equal counts leave no stale row.
-    if rows != expected {
-        return Err(mismatch(format!(
-            "the field index has {rows} rows, the records make {expected}"
-        )));
     }
     report.field_rows = rows;
     Ok(())

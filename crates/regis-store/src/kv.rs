@@ -5,43 +5,27 @@ use std::path::Path;
 
 use crate::StoreError;
 
-/// The tables of a register's database (`spec/store.md`).
+/// The tables of a register's database (`spec/store.md`): the indexes
+/// over its files ([`crate::Files`]) and the named values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Table {
-    /// User entry number → leaf bytes.
-    UserEntries,
-    /// System entry number → leaf bytes.
-    SystemEntries,
-    /// Item SHA-256 → canonical JSON.
+    /// Item SHA-256 → offset of the item in the data file.
     Items,
-    /// (level, index) → stored hash of the user log.
-    UserHashes,
-    /// (level, index) → stored hash of the system log.
-    SystemHashes,
-    /// (log, key) → latest entry number and item hash.
+    /// (log, key) → latest entry number.
     Records,
-    /// (log, key, entry number) → item hash.
-    History,
-    /// (field, value, key) → nothing: user records by field value.
+    /// (digest of field and value, key) → nothing: user records by field value.
     FieldIndex,
     /// Named values: layout version, sizes, checkpoints.
     Meta,
     /// System entry number → the user-log size when it was appended.
-    /// After `Meta` so that the id bytes of the older tables (sled key
-    /// prefixes) stay as version 1 wrote them.
     SystemPositions,
 }
 
 impl Table {
     /// Every table, in id order.
-    pub const ALL: [Table; 10] = [
-        Table::UserEntries,
-        Table::SystemEntries,
+    pub const ALL: [Table; 5] = [
         Table::Items,
-        Table::UserHashes,
-        Table::SystemHashes,
         Table::Records,
-        Table::History,
         Table::FieldIndex,
         Table::Meta,
         Table::SystemPositions,
@@ -50,20 +34,15 @@ impl Table {
     /// The table's name (a redb table name).
     pub fn name(self) -> &'static str {
         match self {
-            Table::UserEntries => "user_entries",
-            Table::SystemEntries => "system_entries",
             Table::Items => "items",
-            Table::UserHashes => "user_hashes",
-            Table::SystemHashes => "system_hashes",
             Table::Records => "records",
-            Table::History => "history",
             Table::FieldIndex => "field_index",
             Table::Meta => "meta",
             Table::SystemPositions => "system_positions",
         }
     }
 
-    /// The table's id byte (a sled key prefix), 1 to 10.
+    /// The table's id byte (a sled key prefix), 1 to 5.
     pub fn id(self) -> u8 {
         self as u8 + 1
     }

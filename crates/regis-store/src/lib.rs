@@ -1,10 +1,12 @@
-//! Durable storage for Regis registers: one database per register holding
-//! entries, items, record indexes and the stored Merkle hashes of both logs,
-//! changed only by one atomic, durable commit at a time (`spec/store.md`).
+//! Durable storage for Regis registers: per register, append-only files of
+//! entries, items and the stored Merkle hashes of both logs, and one
+//! key-value database of indexes over them, changed only by one atomic,
+//! durable commit at a time (`spec/store.md`).
 //!
 //! - [`KvBackend`], [`KvSnapshot`]: the small key-value interface the
 //!   backends implement: [`RedbBackend`] (default) and `SledBackend`
-//!   (feature `sled`).
+//!   (feature `sled`). [`Files`]: the append-only files, on any
+//!   [`BlobFile`].
 //! - [`Store`], [`Writer`], [`Snapshot`]: everything that knows what the
 //!   keys mean, once, for every backend: atomic [`Batch`] commits and
 //!   write transactions ([`Txn`], which a bulk load of any size streams
@@ -31,6 +33,8 @@
 
 mod define;
 mod error;
+mod field_index;
+mod files;
 mod fsck;
 mod keys;
 mod kv;
@@ -45,6 +49,7 @@ mod tokens;
 
 pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
+pub use files::{BlobFile, DATA_FILE, FILE_NAMES, Files};
 pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, Write};
 pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};

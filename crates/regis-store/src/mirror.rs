@@ -12,7 +12,8 @@ use regis_note::{SignatureType, Verifier};
 
 use crate::registry::{io, write_atomically};
 use crate::{
-    DirBackend, HOST_FILE, KEY_FILE, Log, RegisterName, Registry, RegistryError, Store, Writer,
+    DirBackend, Files, HOST_FILE, KEY_FILE, Log, RegisterName, Registry, RegistryError, Store,
+    Writer,
 };
 
 /// The file that makes a register directory a mirror: its upstream's base
@@ -209,8 +210,11 @@ impl Registry {
             name: name.to_string(),
             error,
         };
-        let (store, writer) =
-            Store::open(B::open_dir(&dir).map_err(store_error)?).map_err(store_error)?;
+        let (store, writer) = Store::open(
+            B::open_dir(&dir).map_err(store_error)?,
+            Files::open_dir(&dir).map_err(store_error)?,
+        )
+        .map_err(store_error)?;
         Ok(Mirror {
             name: name.clone(),
             store,

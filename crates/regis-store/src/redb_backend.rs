@@ -1,6 +1,7 @@
 //! The default backend: redb (checksummed pages, copy-on-write B-trees,
 //! fsync on commit, MVCC read transactions).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use redb::{
@@ -129,8 +130,12 @@ impl KvBackend for RedbBackend {
                     .iter()
                     .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
                     .collect::<Result<Vec<_>, _>>()?,
+                pending: Default::default(),
+                pending_bytes: 0,
             };
-            work(&mut writer)?
+            let done = work(&mut writer)?;
+            writer.flush()?;
+            done
         };
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
@@ -138,21 +143,66 @@ impl KvBackend for RedbBackend {
     }
 }
 
-/// The tables of one redb write transaction, indexed by [`Table`] position.
+/// Bytes of writes a transaction holds back before applying them in key
+/// order (`RedbWriter`).
+const PENDING_BYTES: usize = 32 << 20;
+/// What one held-back write costs beyond its key and value (hash-table
+/// slot, vector headers, allocator rounding), for the bound above.
+const PENDING_OVERHEAD: usize = 96;
+
+/// The tables of one redb write transaction, indexed by [`Table`] position,
+/// and the writes held back from them.
+///
+/// A large transaction (a bulk load) writes rows at random places of
+/// B-trees far larger than redb's write buffer: applied one by one, nearly
+/// every write would read back and rewrite a page that was already written
+/// out. Held back and applied in key order, a batch of them rewrites each
+/// page once. Reads see held-back writes first.
 struct RedbWriter<'t> {
     tables: Vec<redb::Table<'t, Bytes, Bytes>>,
+    /// Per table: key → value, or `None` for a delete.
+    pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+    pending_bytes: usize,
 }
 
 impl<'t> RedbWriter<'t> {
-    fn table(&mut self, table: Table) -> Result<&mut redb::Table<'t, Bytes, Bytes>, StoreError> {
-        self.tables
-            .get_mut(table.position())
-            .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))
+    fn hold(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.pending_bytes += key.len() + value.map_or(0, <[u8]>::len) + PENDING_OVERHEAD;
+        self.pending[table.position()].insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        if self.pending_bytes >= PENDING_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Applies every held-back write, table by table, in key order.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        for (table, pending) in self.tables.iter_mut().zip(&mut self.pending) {
+            let mut writes: Vec<_> = pending.drain().collect();
+            writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, value) in writes {
+                match value {
+                    Some(value) => {
+                        table
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(backend_error)?;
+                    }
+                    None => {
+                        table.remove(key.as_slice()).map_err(backend_error)?;
+                    }
+                }
+            }
+        }
+        self.pending_bytes = 0;
+        Ok(())
     }
 }
 
 impl KvWriter for RedbWriter<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(held) = self.pending[table.position()].get(key) {
+            return Ok(held.clone());
+        }
         let open = self
             .tables
             .get(table.position())
@@ -162,15 +212,11 @@ impl KvWriter for RedbWriter<'_> {
     }
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.table(table)?
-            .insert(key, value)
-            .map_err(backend_error)?;
-        Ok(())
+        self.hold(table, key, Some(value))
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
-        self.table(table)?.remove(key).map_err(backend_error)?;
-        Ok(())
+        self.hold(table, key, None)
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use regis_note::{Checkpoint, KeyName, NoteSigner, SignedCheckpoint, Verifier};
 
-use crate::{DirBackend, Log, SignedTree, Store, StoreError, TreeHead, Writer};
+use crate::{DirBackend, Files, Log, SignedTree, Store, StoreError, TreeHead, Writer};
 
 /// The register's signing key: PKCS#8 PEM, mode 0600.
 pub const KEY_FILE: &str = "signing.key";
@@ -319,8 +319,11 @@ impl Registry {
             name: name.to_string(),
             error,
         };
-        let (store, writer) =
-            Store::open(B::open_dir(&dir).map_err(store_error)?).map_err(store_error)?;
+        let (store, writer) = Store::open(
+            B::open_dir(&dir).map_err(store_error)?,
+            Files::open_dir(&dir).map_err(store_error)?,
+        )
+        .map_err(store_error)?;
         Ok(Register {
             name: name.clone(),
             store,

@@ -106,6 +106,33 @@ impl Request {
     }
 }
 
+/// Commands read ahead per batch, and batches in flight.
+const READ_AHEAD_COMMANDS: usize = 256;
+const READ_AHEAD_BATCHES: usize = 8;
+
+/// Reads (and parses, and hashes the items of) a streamed document on a
+/// thread of `scope` while the sequencer applies it: the two halves of a
+/// bulk load run on two cores. At most `READ_AHEAD_BATCHES` batches wait;
+/// when the consumer stops early (an error), the reader stops at its next
+/// batch.
+fn read_ahead<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    commands: Commands,
+) -> impl Iterator<Item = Result<(u64, Command), RsfError>> + 'scope {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+    scope.spawn(move || {
+        let mut commands = commands.0;
+        loop {
+            let batch: Vec<_> = commands.by_ref().take(READ_AHEAD_COMMANDS).collect();
+            let last = batch.len() < READ_AHEAD_COMMANDS;
+            if batch.is_empty() || sender.send(batch).is_err() || last {
+                return;
+            }
+        }
+    });
+    receiver.into_iter().flatten()
+}
+
 /// A document's commands with their line numbers, read as they are applied
 /// ([`Request::Stream`]): an `RsfReader`, for instance.
 pub struct Commands(Box<dyn Iterator<Item = Result<(u64, Command), RsfError>> + Send>);
@@ -605,24 +632,28 @@ impl<B: KvBackend> State<B> {
         let mut signed_at = started;
         let latest = self.published.borrow().clone();
         let (name, signers, schema) = (&self.name, &self.signers, &self.schema);
-        let result = self.writer.transact(|txn| {
-            let user = txn.frontier(Log::User).clone();
-            let system = txn.frontier(Log::System).clone();
-            let mut target = TxnTarget { txn: &mut *txn };
-            let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
-            for command in commands.0 {
-                let (line, command) = command?;
-                loader.apply(line, command)?;
-            }
-            let summary = loader.finish()?;
-            check_name(name, &summary.schema)?;
-            let signed = sign_grown(signers, &latest, [&summary.user_log, &summary.system_log])
-                .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
-            signed_at = Instant::now();
-            for (log, checkpoint) in &signed {
-                txn.set_checkpoint(*log, checkpoint)?;
-            }
-            Ok::<_, SequencerError>((summary, signed))
+        let writer = &mut self.writer;
+        let result = std::thread::scope(|scope| {
+            let commands = read_ahead(scope, commands);
+            writer.transact(|txn| {
+                let user = txn.frontier(Log::User).clone();
+                let system = txn.frontier(Log::System).clone();
+                let mut target = TxnTarget { txn: &mut *txn };
+                let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
+                for command in commands {
+                    let (line, command) = command?;
+                    loader.apply(line, command)?;
+                }
+                let summary = loader.finish()?;
+                check_name(name, &summary.schema)?;
+                let signed = sign_grown(signers, &latest, [&summary.user_log, &summary.system_log])
+                    .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+                signed_at = Instant::now();
+                for (log, checkpoint) in &signed {
+                    txn.set_checkpoint(*log, checkpoint)?;
+                }
+                Ok::<_, SequencerError>((summary, signed))
+            })
         });
         let durable_at = Instant::now();
         let answer = result.map(|(summary, signed)| {
@@ -846,17 +877,12 @@ impl Staged {
                 batch.add_item(hash.0, item.as_str().as_bytes().to_vec());
             }
         }
-        for (log, number, entry, _) in entries {
-            let leaf = entry.leaf_bytes(number);
-            if let Some(&item) = first_item(&entry) {
-                batch.add_entry(NewEntry {
-                    log,
-                    number,
-                    key: entry.key,
-                    item_hash: item.0,
-                    leaf,
-                });
-            }
+        for (_, number, entry, leaf_hash) in entries {
+            batch.add_entry(NewEntry {
+                number,
+                entry,
+                leaf_hash,
+            });
         }
         batch
     }
@@ -1008,17 +1034,15 @@ impl LoadTarget for TxnTarget<'_, '_> {
         &mut self,
         number: u64,
         entry: Entry,
-        _leaf_hash: Hash,
+        leaf_hash: Hash,
     ) -> Result<(), TargetError> {
-        let [item] = entry.item_hashes.as_slice() else {
+        if entry.item_hashes.len() != 1 {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
-        };
+        }
         let new = NewEntry {
-            log: entry.entry_type,
             number,
-            item_hash: item.0,
-            leaf: entry.leaf_bytes(number),
-            key: entry.key,
+            entry,
+            leaf_hash,
         };
         Ok(self.txn.add_entry(&new)?)
     }

@@ -1,14 +1,19 @@
-//! What the keys mean: commits, the open-time check, and every read, written
-//! once over [`KvBackend`] so that both backends share it.
+//! What the files and keys mean: commits, the open-time check, and every
+//! read, written once over [`KvBackend`] and [`Files`] so that both backends
+//! share it.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use regis_merkle::tile::{TileKind, TilePath, push_bundle_entry, read_tile};
-use regis_merkle::{Frontier, Hash, HashReader, leaf_hash};
-use regis_model::{Item, ItemHash};
+use regis_merkle::{Frontier, Hash, HashReader, postorder};
+use regis_model::{Entry, Item, ItemHash};
 
-use crate::keys::{self, FORMAT_VERSION, Head, META_FORMAT, META_HEAD, corrupt};
+use crate::field_index::{self, Candidates, Row, Runs};
+use crate::files::{self, Appenders, FileId, Files, ReadFiles, StoredEntry};
+use crate::keys::{
+    self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, RecordRow, corrupt,
+};
 use crate::kv::{KvBackend, KvBatch, KvSnapshot, KvWriter, Table, prefix_end};
 use crate::{BatchError, Log, StoreError};
 
@@ -24,20 +29,35 @@ pub struct SignedTree {
     pub text: String,
 }
 
-/// An entry to append. Its leaf bytes must state `number`, `key` and
-/// `item_hash` (regis-model builds them; `regis fsck` re-checks them).
+/// An entry to append: its number in its log (the entry's type), the entry,
+/// and the RFC 6962 hash of its v1 leaf bytes, which whoever builds one has
+/// already computed ([`NewEntry::new`] computes it; `regis fsck` re-checks
+/// every leaf from the stored entry).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEntry {
-    /// Which log.
-    pub log: Log,
     /// Its number: the log's size before it, plus one.
     pub number: u64,
-    /// The record key.
-    pub key: String,
-    /// SHA-256 of its item's canonical JSON.
-    pub item_hash: Hash,
-    /// The v1 leaf bytes.
-    pub leaf: Vec<u8>,
+    /// The entry (of one item: the store keeps no other).
+    pub entry: Entry,
+    /// `leaf_hash(entry.leaf_bytes(number))`.
+    pub leaf_hash: Hash,
+}
+
+impl NewEntry {
+    /// Entry `number` of its log, its leaf hash computed here.
+    pub fn new(number: u64, entry: Entry) -> Self {
+        let leaf_hash = entry.leaf_hash(number);
+        NewEntry {
+            number,
+            entry,
+            leaf_hash,
+        }
+    }
+
+    /// The log it is appended to.
+    pub fn log(&self) -> Log {
+        self.entry.entry_type
+    }
 }
 
 /// Everything one commit appends: items, entries, and optionally the
@@ -107,32 +127,40 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Store<B> {
     kv: Arc<B>,
+    files: Files,
 }
 
 impl<B> Clone for Store<B> {
     fn clone(&self) -> Self {
         Store {
             kv: Arc::clone(&self.kv),
+            files: self.files.clone(),
         }
     }
 }
 
 /// The write side of a register: the only thing that commits. It keeps the
-/// right edge of each tree (64 hashes at most) and the record count.
+/// right edge of each tree (64 hashes at most), the record count, the data
+/// file's committed length and the field index's runs.
 #[derive(Debug)]
 pub struct Writer<B> {
     kv: Arc<B>,
+    files: Files,
     user: Frontier,
     system: Frontier,
     records: u64,
+    data: u64,
+    runs: Runs,
 }
 
 impl<B: KvBackend> Store<B> {
-    /// Opens a register's database, initialising an empty one. Refuses
-    /// (with [`StoreError::Corrupt`]) a store whose tree does not match its
-    /// last signed checkpoint; the check reads `O(log n)` hashes and replays
-    /// nothing.
-    pub fn open(kv: B) -> Result<(Store<B>, Writer<B>), StoreError> {
+    /// Opens a register's database and files, initialising empty ones.
+    /// Cuts the files back to the lengths of the last commit (a transaction
+    /// that never committed may have written past them), and refuses (with
+    /// [`StoreError::Corrupt`]) a store whose files are shorter than that or
+    /// whose tree does not match its last signed checkpoint; the check reads
+    /// `O(log n)` hashes and replays nothing.
+    pub fn open(kv: B, files: Files) -> Result<(Store<B>, Writer<B>), StoreError> {
         let snapshot = kv.snapshot()?;
         match snapshot.get(Table::Meta, META_FORMAT)? {
             None => {
@@ -147,6 +175,11 @@ impl<B: KvBackend> Store<B> {
                     FORMAT_VERSION.to_be_bytes().to_vec(),
                 );
                 batch.put(Table::Meta, META_HEAD.to_vec(), Head::default().encode());
+                batch.put(
+                    Table::Meta,
+                    META_FIELD_RUNS.to_vec(),
+                    Runs::default().encode(),
+                );
                 kv.commit(batch)?;
             }
             Some(format) => {
@@ -161,8 +194,12 @@ impl<B: KvBackend> Store<B> {
                 }
             }
         }
-        let store = Store { kv: Arc::new(kv) };
+        let store = Store {
+            kv: Arc::new(kv),
+            files,
+        };
         let snapshot = store.snapshot()?;
+        store.files.recover(&snapshot.head, &snapshot.runs)?;
         let mut frontiers = [Frontier::new(), Frontier::new()];
         for (log, frontier) in [Log::User, Log::System].into_iter().zip(&mut frontiers) {
             let hashes = snapshot.hashes(log);
@@ -187,15 +224,21 @@ impl<B: KvBackend> Store<B> {
         let [user, system] = frontiers;
         let writer = Writer {
             kv: Arc::clone(&store.kv),
+            files: store.files.clone(),
             user,
             system,
             records: snapshot.head.records,
+            data: snapshot.head.data,
+            runs: snapshot.runs.clone(),
         };
         Ok((store, writer))
     }
 
     /// A consistent view of the store as of the last commit.
     pub fn snapshot(&self) -> Result<Snapshot<B::Snapshot>, StoreError> {
+        // Hold both field-index files before reading which one is current,
+        // so that no merge starts into it meanwhile (`field_index`).
+        let [first, second] = self.files.users().both();
         let kv = self.kv.snapshot()?;
         let checkpoints = [
             kv.get(Table::Meta, keys::meta_checkpoint(Log::User))?,
@@ -205,9 +248,17 @@ impl<B: KvBackend> Store<B> {
             .get(Table::Meta, META_HEAD)?
             .ok_or_else(|| corrupt("meta/head missing"))?;
         let head = Head::decode(&head)?;
+        let runs = kv
+            .get(Table::Meta, META_FIELD_RUNS)?
+            .ok_or_else(|| corrupt("meta/field-runs missing"))?;
+        let runs = Runs::decode(&runs)?;
+        let runs_user = if runs.slot == 0 { first } else { second };
         Ok(Snapshot {
             kv,
+            files: self.files.clone(),
             head,
+            runs,
+            _runs_user: runs_user,
             checkpoints,
         })
     }
@@ -253,37 +304,60 @@ impl<B: KvBackend> Writer<B> {
     /// appended, with the new `head`, atomically and durably; if `work`
     /// fails, nothing of it is written and the writer stays as it was.
     ///
-    /// Both backends spill a large transaction to disk (redb to free pages
-    /// of its file, sled to a redo tree), so `work` may append any number of
-    /// entries (a bulk load) in bounded memory (`spec/store.md`, "Bulk
-    /// loads").
+    /// The transaction appends to the files as it goes (a bounded buffer
+    /// per file), syncs them when `work` is done, and only then commits the
+    /// key-value transaction that names their new lengths. So `work` may
+    /// append any number of entries (a bulk load) in bounded memory, and a
+    /// crash at any instant leaves the last commit's lengths, beyond which
+    /// nothing is read (`spec/store.md`, "Commits").
     pub fn transact<T, E: From<StoreError>>(
         &mut self,
         work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let before = Head {
+            user: self.user.size(),
+            system: self.system.size(),
+            records: self.records,
+            data: self.data,
+        };
         let mut after = None;
+        let files = &self.files;
+        let (user, system, runs) = (&self.user, &self.system, &self.runs);
         let done = self.kv.transact(|kv| -> Result<T, E> {
             let mut txn = Txn {
                 kv,
-                user: self.user.clone(),
-                system: self.system.clone(),
-                records: self.records,
+                files: files.appenders(&before, runs)?,
+                runs: runs.clone(),
+                field_rows: Vec::new(),
+                recent_item: None,
+                user: user.clone(),
+                system: system.clone(),
+                records: before.records,
             };
             let done = work(&mut txn)?;
+            txn.finish_field_index(|slot| files.users().in_use(slot))?;
+            txn.files.sync()?;
             let head = Head {
                 user: txn.user.size(),
                 system: txn.system.size(),
                 records: txn.records,
+                data: txn.files.data_len(),
             };
             txn.kv.put(Table::Meta, META_HEAD, &head.encode())?;
-            after = Some((txn.user, txn.system, txn.records));
+            if txn.runs != *runs {
+                txn.kv
+                    .put(Table::Meta, META_FIELD_RUNS, &txn.runs.encode())?;
+            }
+            after = Some((txn.user, txn.system, head, txn.runs));
             Ok(done)
         })?;
         // Only a durable commit moves the writer's state.
-        if let Some((user, system, records)) = after {
+        if let Some((user, system, head, runs)) = after {
             self.user = user;
             self.system = system;
-            self.records = records;
+            self.records = head.records;
+            self.data = head.data;
+            self.runs = runs;
         }
         Ok(done)
     }
@@ -294,6 +368,13 @@ impl<B: KvBackend> Writer<B> {
 /// readers until [`Writer::transact`] commits it, and then all of it is.
 pub struct Txn<'w> {
     kv: &'w mut dyn KvWriter,
+    files: Appenders<'w>,
+    runs: Runs,
+    /// Field-index rows added, written at the end (`field_index`).
+    field_rows: Vec<Row>,
+    /// The field-index prefixes of the item added last: in authoring order
+    /// its entry comes next, and needs them.
+    recent_item: Option<(Hash, Vec<[u8; keys::FIELD_DIGEST]>)>,
     user: Frontier,
     system: Frontier,
     records: u64,
@@ -307,6 +388,13 @@ impl std::fmt::Debug for Txn<'_> {
             .field("records", &self.records)
             .finish_non_exhaustive()
     }
+}
+
+/// A key's latest entry as a transaction sees it.
+struct Latest {
+    row: RecordRow,
+    ordinal: u64,
+    item: Hash,
 }
 
 impl Txn<'_> {
@@ -340,125 +428,172 @@ impl Txn<'_> {
         if self.kv.get(Table::Items, hash)?.is_some() {
             return Ok(false);
         }
-        self.kv.put(Table::Items, hash, json)?;
+        let offset = files::append_item(&mut self.files, json)?;
+        self.kv.put(Table::Items, hash, &offset.to_be_bytes())?;
+        self.recent_item = Some((*hash, field_prefixes(json)));
         Ok(true)
     }
 
     /// An item's JSON, stored or added by this transaction.
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(Table::Items, hash)
+        self.kv
+            .get(Table::Items, hash)?
+            .map(|offset| files::read_item(&self.files, keys::read_u64(&offset, "item offset")?))
+            .transpose()
     }
 
     /// `key`'s latest entry in `log` (number and item hash), counting this
     /// transaction's entries.
     pub fn record(&self, log: Log, key: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        self.kv
-            .get(Table::Records, &keys::record_key(log, key))?
-            .map(|row| keys::parse_record_value(&row))
-            .transpose()
+        Ok(self
+            .latest(log, key)?
+            .map(|latest| (latest.row.latest, latest.item)))
+    }
+
+    fn latest(&self, log: Log, key: &str) -> Result<Option<Latest>, StoreError> {
+        let Some(row) = self.kv.get(Table::Records, &keys::record_key(log, key))? else {
+            return Ok(None);
+        };
+        let row = RecordRow::decode(&row)?;
+        let stored = files::read_entry(&self.files, log, row.latest)?;
+        Ok(Some(Latest {
+            row,
+            ordinal: stored.ordinal,
+            item: stored.item_hash(),
+        }))
     }
 
     /// Appends an entry: its number must be its log's next, and its item
     /// stored or added before it.
-    pub fn add_entry(&mut self, entry: &NewEntry) -> Result<(), StoreError> {
-        let log = entry.log;
-        let (frontier, entries, hashes) = match log {
-            Log::User => (&mut self.user, Table::UserEntries, Table::UserHashes),
-            Log::System => (&mut self.system, Table::SystemEntries, Table::SystemHashes),
-        };
-        let expected = frontier.size() + 1;
-        if entry.number != expected {
+    pub fn add_entry(&mut self, new: &NewEntry) -> Result<(), StoreError> {
+        let log = new.log();
+        let entry = &new.entry;
+        let expected = self.frontier(log).size() + 1;
+        if new.number != expected {
             return Err(BatchError::EntryNumber {
                 log,
-                found: entry.number,
+                found: new.number,
                 expected,
             }
             .into());
         }
-        if entry.leaf.len() > usize::from(u16::MAX) {
-            return Err(BatchError::LeafTooLong {
+        let [item] = entry.item_hashes.as_slice() else {
+            return Err(BatchError::ItemCount {
                 log,
-                number: entry.number,
-                len: entry.leaf.len(),
-            }
-            .into());
-        }
-        let Some(new_item) = self.kv.get(Table::Items, &entry.item_hash)? else {
-            return Err(BatchError::MissingItem {
-                log,
-                number: entry.number,
-                item: hex(&entry.item_hash),
+                number: new.number,
+                count: entry.item_hashes.len(),
             }
             .into());
         };
+        let item = item.0;
+        // A leaf is about 190 bytes and the key's escaped form (at most six
+        // bytes a byte): only a very long key can make it too long.
+        if entry.key.len() > 10_000 {
+            let len = entry.leaf_bytes(new.number).len();
+            if len > usize::from(u16::MAX) {
+                return Err(BatchError::LeafTooLong {
+                    log,
+                    number: new.number,
+                    len,
+                }
+                .into());
+            }
+        }
+        if self.kv.get(Table::Items, &item)?.is_none() {
+            return Err(BatchError::MissingItem {
+                log,
+                number: new.number,
+                item: hex(&item),
+            }
+            .into());
+        }
+        let previous = self.latest(log, &entry.key)?;
         // The frontier reports each new stored hash through a callback that
         // cannot fail; the first failed write is kept and reported after
         // (any error aborts the whole transaction, frontier included).
-        let kv = &mut *self.kv;
+        let files = &mut self.files;
+        let frontier = match log {
+            Log::User => &mut self.user,
+            Log::System => &mut self.system,
+        };
         let mut written = Ok(());
         frontier
-            .push_hash(leaf_hash(&entry.leaf), |level, index, hash| {
+            .push_hash(new.leaf_hash, |level, index, hash| {
                 if written.is_ok() {
-                    written = kv.put(hashes, &keys::hash_key(level, index), hash);
+                    written = files::append_hash(files, log, level, index, hash);
                 }
             })
             .map_err(|_| BatchError::TreeFull(log))?;
         written?;
-        kv.put(entries, &keys::entry_key(entry.number), &entry.leaf)?;
-        kv.put(
-            Table::History,
-            &keys::history_key(log, &entry.key, entry.number),
-            &entry.item_hash,
-        )?;
-        let previous = self.record(log, &entry.key)?;
+        let (prev, ordinal, first) = match &previous {
+            Some(latest) => (latest.row.latest, latest.ordinal + 1, latest.row.first),
+            None => (0, 1, new.number),
+        };
+        files::append_entry(&mut self.files, entry, &item, prev, ordinal)?;
+        let row = RecordRow {
+            latest: new.number,
+            first,
+        };
         self.kv.put(
             Table::Records,
             &keys::record_key(log, &entry.key),
-            &keys::record_value(entry.number, &entry.item_hash),
+            &row.encode(),
         )?;
         if log == Log::System {
             // Where it falls among user entries, which no leaf states and
             // the RSF deltas need (`Snapshot::system_entries_between`).
             return self.kv.put(
                 Table::SystemPositions,
-                &keys::entry_key(entry.number),
+                &keys::entry_key(new.number),
                 &self.user.size().to_be_bytes(),
             );
         }
         match previous {
             None => self.records += 1,
-            Some((_, old_hash)) if old_hash == entry.item_hash => return Ok(()),
-            Some((_, old_hash)) => {
-                let old = self.item(&old_hash)?.ok_or_else(|| {
-                    corrupt(format!("record item sha-256:{} missing", hex(&old_hash)))
-                })?;
-                let fields = item_fields(&old).ok_or_else(|| {
-                    corrupt(format!("item sha-256:{} is malformed", hex(&old_hash)))
-                })?;
-                for (field, value) in fields {
-                    self.kv.delete(
-                        Table::FieldIndex,
-                        &keys::field_key(&field, &value, &entry.key),
-                    )?;
+            Some(latest) if latest.item == item => return Ok(()),
+            Some(latest) => {
+                // Rows of the table go; rows in runs stay, stale, and
+                // queries skip them (`field_index`).
+                for prefix in self.prefixes_of(&latest.item)? {
+                    let row = field_index::row(prefix, first);
+                    self.kv.delete(Table::FieldIndex, &row.to_be_bytes())?;
                 }
             }
         }
-        // The item was checked when it was added, to this transaction or an
-        // earlier one.
-        let fields = item_fields(&new_item).ok_or_else(|| {
-            corrupt(format!(
-                "item sha-256:{} is malformed",
-                hex(&entry.item_hash)
-            ))
-        })?;
-        for (field, value) in fields {
-            self.kv.put(
-                Table::FieldIndex,
-                &keys::field_key(&field, &value, &entry.key),
-                &[],
-            )?;
+        for prefix in self.prefixes_of(&item)? {
+            self.field_rows.push(field_index::row(prefix, first));
+        }
+        if self.field_rows.len() >= field_index::RUN_CAP_ROWS {
+            field_index::append_run(&mut self.files, &mut self.runs, &mut self.field_rows)?;
         }
         Ok(())
+    }
+
+    /// Writes the field-index rows this transaction added: as table rows
+    /// when they are few, as a run otherwise; then merges the runs if there
+    /// are too many and `in_use` does not say readers hold the other file.
+    fn finish_field_index(&mut self, in_use: impl Fn(u8) -> bool) -> Result<(), StoreError> {
+        if self.field_rows.len() < field_index::RUN_MIN_ROWS {
+            for row in self.field_rows.drain(..) {
+                self.kv.put(Table::FieldIndex, &row.to_be_bytes(), &[])?;
+            }
+        } else {
+            field_index::append_run(&mut self.files, &mut self.runs, &mut self.field_rows)?;
+        }
+        field_index::maybe_compact(&mut self.files, &mut self.runs, in_use)
+    }
+
+    /// The field-index prefixes of an item this store holds.
+    fn prefixes_of(&self, hash: &Hash) -> Result<Vec<[u8; keys::FIELD_DIGEST]>, StoreError> {
+        if let Some((recent, prefixes)) = &self.recent_item
+            && recent == hash
+        {
+            return Ok(prefixes.clone());
+        }
+        let json = self
+            .item(hash)?
+            .ok_or_else(|| corrupt(format!("item sha-256:{} missing", hex(hash))))?;
+        Ok(field_prefixes(&json))
     }
 
     /// Stores `checkpoint` as `log`'s latest; it must state the tree as it
@@ -504,6 +639,22 @@ pub(crate) fn item_fields(json: &[u8]) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
+/// The field-index prefixes of a canonical item (the store checked it when
+/// it kept it): one per (field, value) pair, as [`item_fields`] gives them.
+fn field_prefixes(json: &[u8]) -> Vec<[u8; keys::FIELD_DIGEST]> {
+    let text = std::str::from_utf8(json).unwrap_or_default();
+    let mut prefixes = Vec::new();
+    for (field, value) in Item::fields_of_canonical(text) {
+        for text in value.strings() {
+            prefixes.push(keys::field_prefix(&field, text));
+        }
+    }
+    // A list may repeat a value; its index row is one.
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    prefixes
+}
+
 /// Lowercase hex, for messages.
 fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
@@ -513,7 +664,11 @@ fn hex(hash: &Hash) -> String {
 #[derive(Debug)]
 pub struct Snapshot<S> {
     kv: S,
+    files: Files,
     head: Head,
+    runs: Runs,
+    /// Keeps the field-index file `runs` names from being merged into.
+    _runs_user: Arc<()>,
     /// The checkpoint rows (user, system), read before `head`: a
     /// checkpoint is stored after the entries it covers, so on a backend
     /// without snapshots (sled) this order keeps each within `head`.
@@ -536,30 +691,43 @@ fn parse_checkpoint(log: Log, value: &[u8]) -> Result<SignedTree, StoreError> {
     })
 }
 
-/// The stored hashes of one log, as a [`HashReader`].
+/// The stored hashes of one log, as a [`HashReader`]: read from the log's
+/// hash file, in post-order (`regis_merkle::postorder`).
 #[derive(Debug)]
-pub struct LogHashes<'a, S> {
-    kv: &'a S,
-    table: Table,
+pub struct LogHashes<'a> {
+    files: &'a Files,
+    log: Log,
+    /// Stored hashes in the tree of the snapshot's size: none beyond is read.
+    count: u64,
 }
 
-impl<S: KvSnapshot> HashReader for LogHashes<'_, S> {
+/// Hashes read in one go when a run of stored hashes lies within this many
+/// post-order positions (a level-0 tile spans 511).
+const SPAN_HASHES: u64 = 2048;
+
+impl LogHashes<'_> {
+    fn position(&self, level: u8, index: u64) -> Result<u64, StoreError> {
+        postorder::position(level, index)
+            .filter(|position| *position < self.count)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "no stored hash at level {level}, index {index} of the {} log",
+                    self.log
+                ))
+            })
+    }
+}
+
+impl HashReader for LogHashes<'_> {
     type Error = StoreError;
 
     fn read_hash(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        let value = self
-            .kv
-            .get(self.table, &keys::hash_key(level, index))?
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "no stored hash at level {level}, index {index} of {}",
-                    self.table.name()
-                ))
-            })?;
-        keys::read_hash(&value, self.table.name())
+        self.position(level, index)?;
+        files::read_hash(self.files, self.log, level, index)
     }
 
-    /// One range scan.
+    /// One read when the run is close together in post-order (every
+    /// level-0 tile), one read per hash otherwise.
     fn read_hashes(
         &self,
         level: u8,
@@ -567,34 +735,28 @@ impl<S: KvSnapshot> HashReader for LogHashes<'_, S> {
         count: u64,
         out: &mut Vec<Hash>,
     ) -> Result<(), StoreError> {
-        let end = start.saturating_add(count);
-        if end == start {
+        if count == 0 {
             return Ok(());
         }
-        let mut next = start;
-        let end_key = keys::hash_key(level, end);
-        self.kv.scan(
-            self.table,
-            &keys::hash_key(level, start),
-            Some(&end_key),
-            false,
-            &mut |key, value| {
-                if key != keys::hash_key(level, next) {
-                    return Err(corrupt(format!(
-                        "no stored hash at level {level}, index {next} of {}",
-                        self.table.name()
-                    )));
-                }
-                out.push(keys::read_hash(value, self.table.name())?);
-                next += 1;
-                Ok(next < end)
-            },
-        )?;
-        if next < end {
-            return Err(corrupt(format!(
-                "no stored hash at level {level}, index {next} of {}",
-                self.table.name()
-            )));
+        let last = start
+            .checked_add(count - 1)
+            .ok_or_else(|| corrupt("stored hash index overflows"))?;
+        let first_at = self.position(level, start)?;
+        let last_at = self.position(level, last)?;
+        if last_at - first_at >= SPAN_HASHES {
+            for index in start..=last {
+                out.push(self.read_hash(level, index)?);
+            }
+            return Ok(());
+        }
+        let mut span = vec![0; ((last_at - first_at + 1) * 32) as usize];
+        self.files
+            .read_at(FileId::Hashes(self.log), first_at * 32, &mut span)?;
+        for index in start..=last {
+            let at = ((self.position(level, index)? - first_at) * 32) as usize;
+            let mut hash = [0; 32];
+            hash.copy_from_slice(&span[at..at + 32]);
+            out.push(hash);
         }
         Ok(())
     }
@@ -611,14 +773,27 @@ impl<S: KvSnapshot> Snapshot<S> {
         self.head.records
     }
 
+    /// The committed length of the data file.
+    pub(crate) fn data_len(&self) -> u64 {
+        self.head.data
+    }
+
+    /// The files, for fsck.
+    pub(crate) fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The field index's runs, for fsck.
+    pub(crate) fn runs(&self) -> &Runs {
+        &self.runs
+    }
+
     /// The stored hashes of `log`.
-    pub fn hashes(&self, log: Log) -> LogHashes<'_, S> {
+    pub fn hashes(&self, log: Log) -> LogHashes<'_> {
         LogHashes {
-            kv: &self.kv,
-            table: match log {
-                Log::User => Table::UserHashes,
-                Log::System => Table::SystemHashes,
-            },
+            files: &self.files,
+            log,
+            count: postorder::stored_count(self.size(log)).unwrap_or(u64::MAX),
         }
     }
 
@@ -639,27 +814,28 @@ impl<S: KvSnapshot> Snapshot<S> {
             .transpose()
     }
 
-    fn entries_table(log: Log) -> Table {
-        match log {
-            Log::User => Table::UserEntries,
-            Log::System => Table::SystemEntries,
+    /// Entry `number` of `log` as stored, with its place in its key's
+    /// history; `None` beyond this snapshot.
+    pub(crate) fn stored_entry(
+        &self,
+        log: Log,
+        number: u64,
+    ) -> Result<Option<StoredEntry>, StoreError> {
+        if number == 0 || number > self.size(log) {
+            return Ok(None);
         }
+        files::read_entry(&self.files, log, number).map(Some)
     }
 
     /// The leaf bytes of entry `number` (1-based) of `log`.
     pub fn entry(&self, log: Log, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if number == 0 || number > self.size(log) {
-            return Ok(None);
-        }
-        let leaf = self
-            .kv
-            .get(Self::entries_table(log), &keys::entry_key(number))?;
-        leaf.map(Some)
-            .ok_or_else(|| corrupt(format!("{log} entry {number} missing")))
+        Ok(self
+            .stored_entry(log, number)?
+            .map(|stored| stored.entry.leaf_bytes(number)))
     }
 
     /// Up to `limit` entries of `log` from number `start` on, with their
-    /// numbers.
+    /// numbers and leaf bytes.
     pub fn entries(
         &self,
         log: Log,
@@ -672,33 +848,20 @@ impl<S: KvSnapshot> Snapshot<S> {
             return Ok(Vec::new());
         }
         let last = size.min(start.saturating_add(limit - 1));
-        let mut out = Vec::new();
-        let mut expected = start;
-        let end_key = last.checked_add(1).map(keys::entry_key);
-        self.kv.scan(
-            Self::entries_table(log),
-            &keys::entry_key(start),
-            end_key.as_ref().map(|key| key.as_slice()),
-            false,
-            &mut |key, value| {
-                let number = keys::read_u64(key, "entry key")?;
-                if number != expected {
-                    return Err(corrupt(format!("{log} entry {expected} missing")));
-                }
-                out.push((number, value.to_vec()));
-                expected += 1;
-                Ok(expected <= last)
-            },
-        )?;
-        if expected <= last {
-            return Err(corrupt(format!("{log} entry {expected} missing")));
-        }
-        Ok(out)
+        (start..=last)
+            .map(|number| {
+                let stored = files::read_entry(&self.files, log, number)?;
+                Ok((number, stored.entry.leaf_bytes(number)))
+            })
+            .collect()
     }
 
     /// An item's canonical JSON.
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(Table::Items, hash)
+        self.kv
+            .get(Table::Items, hash)?
+            .map(|offset| files::read_item(&self.files, keys::read_u64(&offset, "item offset")?))
+            .transpose()
     }
 
     /// The user-log size when system entry `number` was appended: it goes
@@ -762,109 +925,76 @@ impl<S: KvSnapshot> Snapshot<S> {
         )
     }
 
-    /// The record `key` of `log` (its latest entry at this snapshot).
-    pub fn record(&self, log: Log, key: &str) -> Result<Option<Record>, StoreError> {
-        let Some(row) = self.kv.get(Table::Records, &keys::record_key(log, key))? else {
-            return Ok(None);
-        };
-        let row = keys::parse_record_value(&row)?;
-        self.resolve(log, key, row)
+    /// `key`'s record row as stored: its latest entry (perhaps of a later
+    /// commit, on sled) and its first.
+    fn record_row(&self, log: Log, key: &str) -> Result<Option<RecordRow>, StoreError> {
+        self.kv
+            .get(Table::Records, &keys::record_key(log, key))?
+            .map(|row| RecordRow::decode(&row))
+            .transpose()
     }
 
-    /// `key`'s latest entry at this snapshot's size, given its latest row,
-    /// which a backend without snapshots (sled) may have read from a later
-    /// commit.
-    fn resolve(
-        &self,
-        log: Log,
-        key: &str,
-        (number, item_hash): (u64, Hash),
-    ) -> Result<Option<Record>, StoreError> {
-        let size = self.size(log);
-        if number <= size {
-            return Ok(Some(Record {
-                key: key.to_owned(),
-                entry_number: number,
-                item_hash,
-            }));
-        }
+    /// The record `key` of `log` (its latest entry at this snapshot).
+    pub fn record(&self, log: Log, key: &str) -> Result<Option<Record>, StoreError> {
+        let Some(row) = self.record_row(log, key)? else {
+            return Ok(None);
+        };
         Ok(self
-            .latest_entry_of(log, key, size)?
-            .map(|(entry_number, item_hash)| Record {
+            .latest_at_most(log, row.latest)?
+            .map(|(entry_number, stored)| Record {
                 key: key.to_owned(),
                 entry_number,
-                item_hash,
+                item_hash: stored.item_hash(),
             }))
     }
 
-    /// The latest history row of `key` with an entry number at most `max`.
-    fn latest_entry_of(
+    /// Walks a key's history back from its entry `number` to the latest
+    /// entry this snapshot holds: on a backend without snapshots (sled) a
+    /// record row may come from a later commit, whose entries the files
+    /// already hold.
+    fn latest_at_most(
         &self,
         log: Log,
-        key: &str,
-        max: u64,
-    ) -> Result<Option<(u64, Hash)>, StoreError> {
-        let prefix = keys::history_prefix(log, key);
-        let end = max
-            .checked_add(1)
-            .map(|end| keys::history_key(log, key, end));
-        let end = end.or_else(|| prefix_end(&prefix));
-        let mut found = None;
-        self.kv.scan(
-            Table::History,
-            &prefix,
-            end.as_deref(),
-            true,
-            &mut |row, value| {
-                found = Some((
-                    keys::history_number(row)?,
-                    keys::read_hash(value, "history")?,
-                ));
-                Ok(false)
-            },
-        )?;
-        Ok(found)
+        mut number: u64,
+    ) -> Result<Option<(u64, StoredEntry)>, StoreError> {
+        let size = self.size(log);
+        loop {
+            let stored = files::read_entry(&self.files, log, number)?;
+            if number <= size {
+                return Ok(Some((number, stored)));
+            }
+            if stored.prev == 0 {
+                return Ok(None);
+            }
+            if stored.prev >= number {
+                return Err(corrupt(format!(
+                    "{log} entry {number} names a later entry {} as its key's previous",
+                    stored.prev
+                )));
+            }
+            number = stored.prev;
+        }
     }
 
-    /// Every item, in hash order, until `visit` returns `false`.
+    /// Every item (hash and JSON), in hash order, until `visit` returns
+    /// `false`.
     pub fn scan_items(
         &self,
         mut visit: impl FnMut(&Hash, &[u8]) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         self.kv
-            .scan(Table::Items, &[], None, false, &mut |key, value| {
-                visit(&keys::read_hash(key, "item key")?, value)
+            .scan(Table::Items, &[], None, false, &mut |key, offset| {
+                let json = files::read_item(&self.files, keys::read_u64(offset, "item offset")?)?;
+                visit(&keys::read_hash(key, "item key")?, &json)
             })
     }
 
-    /// Every `history` row of `log` (key, entry number, item hash), in key
-    /// then entry order, including rows past this snapshot's size on
-    /// backends without snapshots.
-    pub fn scan_history(
-        &self,
-        log: Log,
-        mut visit: impl FnMut(&str, u64, &Hash) -> Result<bool, StoreError>,
-    ) -> Result<(), StoreError> {
-        let prefix = keys::history_log_prefix(log);
-        let end = prefix_end(&prefix);
-        self.kv.scan(
-            Table::History,
-            &prefix,
-            end.as_deref(),
-            false,
-            &mut |key, value| {
-                let (record, number) = keys::parse_history_key(key)?;
-                visit(record, number, &keys::read_hash(value, "history")?)
-            },
-        )
-    }
-
-    /// Every record row of `log` as stored (key, latest entry number, item
-    /// hash), in key order.
+    /// Every record row of `log` as stored (key, latest entry number, first
+    /// entry number), in key order.
     pub fn scan_record_rows(
         &self,
         log: Log,
-        mut visit: impl FnMut(&str, u64, &Hash) -> Result<bool, StoreError>,
+        mut visit: impl FnMut(&str, u64, u64) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let prefix = keys::records_prefix(log);
         let end = prefix_end(&prefix);
@@ -874,84 +1004,50 @@ impl<S: KvSnapshot> Snapshot<S> {
             end.as_deref(),
             false,
             &mut |key, value| {
-                let record = std::str::from_utf8(key.get(1..).unwrap_or_default())
-                    .map_err(|_| corrupt("record key is not UTF-8"))?;
-                let (number, item) = keys::parse_record_value(value)?;
-                visit(record, number, &item)
+                let row = RecordRow::decode(value)?;
+                visit(record_key_text(key)?, row.latest, row.first)
             },
         )
     }
 
-    /// Every field-index row (field, value, record key), in that order.
-    pub fn scan_field_index(
+    /// Every row of the field-index table (not the runs), in order.
+    pub(crate) fn scan_field_table(
         &self,
-        mut visit: impl FnMut(&str, &str, &str) -> Result<bool, StoreError>,
+        mut visit: impl FnMut(Row) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         self.kv
             .scan(Table::FieldIndex, &[], None, false, &mut |key, _| {
-                let (field, value, record) = keys::parse_field_key(key)?;
-                visit(field, value, record)
+                let key: [u8; 16] = key
+                    .try_into()
+                    .map_err(|_| corrupt("a field index row is not 16 bytes"))?;
+                visit(u128::from_be_bytes(key))
             })
     }
 
-    /// The item hash of `key`'s entry `number`, if the history holds it.
-    pub fn history_entry(
+    /// Whether the field index holds (field, value) for the record whose
+    /// first entry is `first`, in its table or its runs.
+    pub(crate) fn field_row(
         &self,
-        log: Log,
-        key: &str,
-        number: u64,
-    ) -> Result<Option<Hash>, StoreError> {
-        self.kv
-            .get(Table::History, &keys::history_key(log, key, number))?
-            .map(|value| keys::read_hash(&value, "history"))
-            .transpose()
-    }
-
-    /// Whether the field index holds (field, value, key).
-    pub fn field_row(&self, field: &str, value: &str, key: &str) -> Result<bool, StoreError> {
-        Ok(self
+        field: &str,
+        value: &str,
+        first: u64,
+    ) -> Result<bool, StoreError> {
+        let row = field_index::row(keys::field_prefix(field, value), first);
+        if self
             .kv
-            .get(Table::FieldIndex, &keys::field_key(field, value, key))?
-            .is_some())
-    }
-
-    /// The latest entry of `key` in `log` (entry number and item hash)
-    /// according to its history, ignoring the records table: what `fsck`
-    /// checks the records table against.
-    pub fn latest_history(&self, log: Log, key: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        self.latest_entry_of(log, key, self.size(log))
+            .get(Table::FieldIndex, &row.to_be_bytes())?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        field_index::runs_hold(&self.files, &self.runs, row)
     }
 
     /// Records of `log` in key order: `limit` of them after skipping
     /// `offset`. Costs `O(offset + limit)` reads, no memory beyond the page.
     pub fn records(&self, log: Log, offset: u64, limit: u64) -> Result<Vec<Record>, StoreError> {
         let prefix = keys::records_prefix(log);
-        let end = prefix_end(&prefix);
-        let mut out = Vec::new();
-        let mut skip = offset;
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.kv.scan(
-            Table::Records,
-            &prefix,
-            end.as_deref(),
-            false,
-            &mut |key, value| {
-                let key = std::str::from_utf8(key.get(1..).unwrap_or_default())
-                    .map_err(|_| corrupt("record key is not UTF-8"))?;
-                let Some(record) = self.resolve(log, key, keys::parse_record_value(value)?)? else {
-                    return Ok(true);
-                };
-                if skip > 0 {
-                    skip -= 1;
-                    return Ok(true);
-                }
-                out.push(record);
-                Ok((out.len() as u64) < limit)
-            },
-        )?;
-        Ok(out)
+        self.records_from(log, &prefix, offset, limit)
     }
 
     /// Up to `limit` records of `log` in key order, starting after the key
@@ -963,8 +1059,6 @@ impl<S: KvSnapshot> Snapshot<S> {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Record>, StoreError> {
-        let prefix = keys::records_prefix(log);
-        let end = prefix_end(&prefix);
         let start = match after {
             // The smallest key above `after`: `after` followed by a 0 byte.
             Some(after) => {
@@ -972,23 +1066,45 @@ impl<S: KvSnapshot> Snapshot<S> {
                 start.push(0);
                 start
             }
-            None => prefix.to_vec(),
+            None => keys::records_prefix(log).to_vec(),
         };
+        self.records_from(log, &start, 0, limit)
+    }
+
+    /// Records of `log` from the row key `start` on, skipping `offset`.
+    fn records_from(
+        &self,
+        log: Log,
+        start: &[u8],
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let end = prefix_end(&keys::records_prefix(log));
         let mut out = Vec::new();
+        let mut skip = offset;
         if limit == 0 {
             return Ok(out);
         }
         self.kv.scan(
             Table::Records,
-            &start,
+            start,
             end.as_deref(),
             false,
             &mut |key, value| {
-                let key = std::str::from_utf8(key.get(1..).unwrap_or_default())
-                    .map_err(|_| corrupt("record key is not UTF-8"))?;
-                if let Some(record) = self.resolve(log, key, keys::parse_record_value(value)?)? {
-                    out.push(record);
+                let key = record_key_text(key)?;
+                let row = RecordRow::decode(value)?;
+                let Some((entry_number, stored)) = self.latest_at_most(log, row.latest)? else {
+                    return Ok(true);
+                };
+                if skip > 0 {
+                    skip -= 1;
+                    return Ok(true);
                 }
+                out.push(Record {
+                    key: key.to_owned(),
+                    entry_number,
+                    item_hash: stored.item_hash(),
+                });
                 Ok((out.len() as u64) < limit)
             },
         )?;
@@ -996,7 +1112,8 @@ impl<S: KvSnapshot> Snapshot<S> {
     }
 
     /// User records whose item has `value` in `field` (for a
-    /// cardinality-n field: among its values), in key order.
+    /// cardinality-n field: among its values), in the order the records
+    /// were first added, `limit` of them after skipping `offset`.
     pub fn records_by_field(
         &self,
         field: &str,
@@ -1004,49 +1121,39 @@ impl<S: KvSnapshot> Snapshot<S> {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<Record>, StoreError> {
-        let prefix = keys::field_prefix(field, value);
-        let end = prefix_end(&prefix);
         let mut out = Vec::new();
         let mut skip = offset;
         if limit == 0 {
             return Ok(out);
         }
-        self.kv.scan(
-            Table::FieldIndex,
-            &prefix,
-            end.as_deref(),
-            false,
-            &mut |key, _| {
-                let key = std::str::from_utf8(key.get(prefix.len()..).unwrap_or_default())
-                    .map_err(|_| corrupt("field index key is not UTF-8"))?;
-                let Some(row) = self
-                    .kv
-                    .get(Table::Records, &keys::record_key(Log::User, key))?
-                else {
-                    return Err(corrupt(format!(
-                        "field index names record {key:?}, which is missing"
-                    )));
-                };
-                let row = keys::parse_record_value(&row)?;
-                let Some(record) = self.resolve(Log::User, key, row)? else {
-                    return Ok(true);
-                };
-                // An index row and a record row read from different commits
-                // (sled) agree whenever the record did not change after this
-                // snapshot; when it did, ask its item at this snapshot.
-                if record.entry_number != row.0
-                    && !self.item_has(&record.item_hash, field, value)?
-                {
-                    return Ok(true);
-                }
-                if skip > 0 {
-                    skip -= 1;
-                    return Ok(true);
-                }
-                out.push(record);
-                Ok((out.len() as u64) < limit)
-            },
+        let mut candidates = Candidates::new(
+            &self.kv,
+            &self.files,
+            &self.runs,
+            keys::field_prefix(field, value),
         )?;
+        while let Some(first) = candidates.next()? {
+            // A record of a later commit (sled) is not here yet.
+            let Some(stored) = self.stored_entry(Log::User, first)? else {
+                continue;
+            };
+            let Some(record) = self.record(Log::User, &stored.entry.key)? else {
+                continue;
+            };
+            // A candidate may be stale, or another pair's digest: the
+            // record's item at this snapshot decides.
+            if !self.item_has(&record.item_hash, field, value)? {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            out.push(record);
+            if out.len() as u64 >= limit {
+                break;
+            }
+        }
         Ok(out)
     }
 
@@ -1060,7 +1167,9 @@ impl<S: KvSnapshot> Snapshot<S> {
     }
 
     /// The entries of `key` in `log`, oldest first: entry number and item
-    /// hash, `limit` of them after skipping `offset`.
+    /// hash, `limit` of them after skipping `offset`. Walks the key's
+    /// history back from its latest entry (each entry names the key's one
+    /// before it): `O(history − offset)` reads, memory for the page only.
     pub fn history(
         &self,
         log: Log,
@@ -1068,35 +1177,26 @@ impl<S: KvSnapshot> Snapshot<S> {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let size = self.size(log);
-        let prefix = keys::history_prefix(log, key);
-        let start = keys::history_key(log, key, 0);
-        let end = keys::history_key(log, key, size.saturating_add(1));
+        let Some(row) = self.record_row(log, key)? else {
+            return Ok(Vec::new());
+        };
+        let Some((mut number, mut stored)) = self.latest_at_most(log, row.latest)? else {
+            return Ok(Vec::new());
+        };
+        // Ordinals `offset + 1 ..= offset + limit` are the page.
+        let last = offset.saturating_add(limit);
         let mut out = Vec::new();
-        let mut skip = offset;
-        if limit == 0 {
-            return Ok(out);
+        while stored.ordinal > offset {
+            if stored.ordinal <= last {
+                out.push((number, stored.item_hash()));
+            }
+            if stored.prev == 0 || stored.prev >= number {
+                break;
+            }
+            number = stored.prev;
+            stored = files::read_entry(&self.files, log, number)?;
         }
-        self.kv.scan(
-            Table::History,
-            &start,
-            Some(&end),
-            false,
-            &mut |row, value| {
-                if row.len() != prefix.len() + 8 {
-                    return Err(corrupt("history key of the wrong length"));
-                }
-                if skip > 0 {
-                    skip -= 1;
-                    return Ok(true);
-                }
-                out.push((
-                    keys::history_number(row)?,
-                    keys::read_hash(value, "history")?,
-                ));
-                Ok((out.len() as u64) < limit)
-            },
-        )?;
+        out.reverse();
         Ok(out)
     }
 
@@ -1126,4 +1226,10 @@ impl<S: KvSnapshot> Snapshot<S> {
             }
         }
     }
+}
+
+/// The record key of a `records` row (after its log byte).
+fn record_key_text(row: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(row.get(1..).unwrap_or_default())
+        .map_err(|_| corrupt("record key is not UTF-8"))
 }

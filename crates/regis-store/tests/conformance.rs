@@ -5,16 +5,18 @@ mod common;
 
 use std::path::Path;
 
-use common::{Model, assert_matches, digest, document_name, item, leaf, rsf_commands, sha256};
+use common::{
+    Model, assert_matches, digest, document_name, files, item, new_entry, rsf_commands, sha256,
+};
 use regis_merkle::{EMPTY_ROOT, Frontier, leaf_hash};
 use regis_model::EntryType;
 use regis_model::rsf::Policy;
 use regis_note::{SignedCheckpoint, Verifiers};
 use regis_store::KvSnapshot;
 use regis_store::{
-    Batch, BatchError, DirBackend, KvBackend, KvBatch, Log, NewEntry, Receipt, RegisterName,
-    Registry, Request, Sequencer, SequencerConfig, SequencerError, SignedTree, Store, StoreError,
-    Table, system_clock,
+    Batch, BatchError, DirBackend, KvBackend, KvBatch, Log, Receipt, RegisterName, Registry,
+    Request, Sequencer, SequencerConfig, SequencerError, SignedTree, Store, StoreError, Table,
+    system_clock,
 };
 
 type Open<B> = fn(&Path) -> B;
@@ -36,7 +38,7 @@ fn append_many(model: &mut Model, batch: &mut Batch, count: usize, round: usize)
 
 fn empty_store_serves_nothing<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = Store::open(open(dir.path())).unwrap();
+    let (store, writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     assert_eq!(writer.head(Log::User).root, EMPTY_ROOT);
     assert_matches(&store, &Model::default());
     let snapshot = store.snapshot().unwrap();
@@ -46,7 +48,7 @@ fn empty_store_serves_nothing<B: KvBackend>(open: Open<B>) {
 
 fn commits_serve_every_read<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     let mut model = Model::default();
     // Batches of uneven sizes cross tile boundaries (256, 512) mid-batch.
     for (round, count) in [1, 2, 200, 60, 300, 1].into_iter().enumerate() {
@@ -64,7 +66,7 @@ fn reopen_serves_the_same<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::default();
     let before = {
-        let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+        let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
         let mut batch = Batch::new();
         append_many(&mut model, &mut batch, 270, 0);
         let [user, _] = writer.commit(&batch).unwrap();
@@ -80,7 +82,7 @@ fn reopen_serves_the_same<B: KvBackend>(open: Open<B>) {
         writer.commit(&batch).unwrap();
         digest(&store.snapshot().unwrap())
     };
-    let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     assert_eq!(digest(&store.snapshot().unwrap()), before);
     assert_matches(&store, &model);
     // The reopened writer carries on the same trees.
@@ -94,7 +96,7 @@ fn reopen_serves_the_same<B: KvBackend>(open: Open<B>) {
 
 fn refused_batches_write_nothing<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     let mut model = Model::default();
     let mut batch = Batch::new();
     append_many(&mut model, &mut batch, 20, 0);
@@ -107,13 +109,7 @@ fn refused_batches_write_nothing<B: KvBackend>(open: Open<B>) {
     append_many(&mut bad, &mut batch, 10, 1);
     let missing = sha256(b"{}");
     let number = bad.size(Log::User) + 1;
-    batch.add_entry(NewEntry {
-        log: Log::User,
-        number,
-        key: "k".into(),
-        item_hash: missing,
-        leaf: leaf(number, "k", &missing),
-    });
+    batch.add_entry(new_entry(Log::User, number, "k", &missing));
     assert!(matches!(
         writer.commit(&batch),
         Err(StoreError::Batch(BatchError::MissingItem { .. }))
@@ -121,13 +117,7 @@ fn refused_batches_write_nothing<B: KvBackend>(open: Open<B>) {
 
     let mut batch = Batch::new();
     append_many(&mut model.clone(), &mut batch, 10, 1);
-    batch.add_entry(NewEntry {
-        log: Log::User,
-        number: 1,
-        key: "k".into(),
-        item_hash: missing,
-        leaf: leaf(1, "k", &missing),
-    });
+    batch.add_entry(new_entry(Log::User, 1, "k", &missing));
     assert!(matches!(
         writer.commit(&batch),
         Err(StoreError::Batch(BatchError::EntryNumber {
@@ -156,13 +146,12 @@ fn refused_batches_write_nothing<B: KvBackend>(open: Open<B>) {
     let json = item("long", &[]);
     let hash = sha256(&json);
     batch.add_item(hash, json);
-    batch.add_entry(NewEntry {
-        log: Log::System,
-        number: model.size(Log::System) + 1,
-        key: "k".into(),
-        item_hash: hash,
-        leaf: vec![b' '; 65_536],
-    });
+    batch.add_entry(new_entry(
+        Log::System,
+        model.size(Log::System) + 1,
+        &"k".repeat(65_536),
+        &hash,
+    ));
     assert!(matches!(
         writer.commit(&batch),
         Err(StoreError::Batch(BatchError::LeafTooLong { .. }))
@@ -207,7 +196,7 @@ fn refused_batches_write_nothing<B: KvBackend>(open: Open<B>) {
 
 fn snapshots_do_not_move<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     let mut model = Model::default();
     let mut batch = Batch::new();
     model.append(&mut batch, Log::User, "a", "alpha", &["old"]);
@@ -253,7 +242,7 @@ fn snapshots_do_not_move<B: KvBackend>(open: Open<B>) {
 fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (_, mut writer) = Store::open(open(dir.path())).unwrap();
+        let (_, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
         let mut model = Model::default();
         let mut batch = Batch::new();
         append_many(&mut model, &mut batch, 5, 0);
@@ -269,43 +258,43 @@ fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B
         );
         writer.commit(&batch).unwrap();
     }
+    let hashes_file = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("user.hashes"))
+            .unwrap()
+    };
     {
         // Rewrite the peak of the 4-leaf subtree behind the store's back.
-        let kv = open(dir.path());
-        let mut tamper = KvBatch::new();
-        let mut key = vec![2u8];
-        key.extend_from_slice(&0u64.to_be_bytes());
-        tamper.put(Table::UserHashes, key, vec![9; 32]);
-        kv.commit(tamper).unwrap();
+        use std::os::unix::fs::FileExt;
+        let position = regis_merkle::postorder::position(2, 0).unwrap();
+        hashes_file().write_all_at(&[9; 32], position * 32).unwrap();
     }
     assert!(matches!(
-        Store::open(open(dir.path())),
+        Store::open(open(dir.path()), files(dir.path())),
         Err(StoreError::Corrupt(_))
     ));
     {
-        // A missing peak is refused too.
-        let kv = open(dir.path());
-        let mut tamper = KvBatch::new();
-        let mut key = vec![2u8];
-        key.extend_from_slice(&0u64.to_be_bytes());
-        tamper.delete(Table::UserHashes, key);
-        kv.commit(tamper).unwrap();
+        // Stored hashes cut off are refused too.
+        let file = hashes_file();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len - 32).unwrap();
     }
     assert!(matches!(
-        Store::open(open(dir.path())),
+        Store::open(open(dir.path()), files(dir.path())),
         Err(StoreError::Corrupt(_))
     ));
 }
 
 fn open_checks_its_layout_version<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(open(dir.path())).unwrap());
+    drop(Store::open(open(dir.path()), files(dir.path())).unwrap());
     let kv = open(dir.path());
     let mut batch = KvBatch::new();
     // Version 1 lacked `system_positions`: refused, with what to do.
     batch.put(Table::Meta, b"format".to_vec(), 1u32.to_be_bytes().to_vec());
     kv.commit(batch).unwrap();
-    let Err(error) = Store::open(kv) else {
+    let Err(error) = Store::open(kv, files(dir.path())) else {
         panic!("a version-1 store opened");
     };
     assert!(
@@ -313,7 +302,7 @@ fn open_checks_its_layout_version<B: KvBackend>(open: Open<B>) {
             error,
             StoreError::Format {
                 found: 1,
-                expected: 2
+                expected: 3
             }
         ),
         "{error}"
@@ -325,7 +314,7 @@ fn stored_hashes_are_exactly_the_frontiers<B: KvBackend>(open: Open<B>) {
     // Every (level, index) the frontier reports, and nothing else, is stored.
     let dir = tempfile::tempdir().unwrap();
     let kv = open(dir.path());
-    let (store, mut writer) = Store::open(kv).unwrap();
+    let (store, mut writer) = Store::open(kv, files(dir.path())).unwrap();
     let mut model = Model::default();
     let mut batch = Batch::new();
     append_many(&mut model, &mut batch, 100, 0);
@@ -358,6 +347,11 @@ fn stored_hashes_are_exactly_the_frontiers<B: KvBackend>(open: Open<B>) {
     for (level, count) in stored_per_level.iter().enumerate() {
         assert!(hashes.read_hash(level as u8, *count).is_err());
     }
+    // The hash file holds exactly those, in post-order.
+    let len = std::fs::metadata(dir.path().join("user.hashes"))
+        .unwrap()
+        .len();
+    assert_eq!(len, expected.len() as u64 * 32);
 }
 
 /// Loads `files` in order, each as one request, into a new register of
@@ -599,33 +593,28 @@ fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
     let dir = registry.dir(&name);
     let snapshot_of = |registry: &Registry| registry.open::<B>(&name).unwrap();
     // Rows as they are now, to change one at a time.
-    let (record_key, record_value, field_key, item_key, item_value) = {
+    let (record_key, record_value, field_key, items) = {
         let kv = open(&dir);
         let snapshot = kv.snapshot().unwrap();
-        let first = |table| {
-            let mut row = None;
+        let rows = |table, count| {
+            let mut rows = Vec::new();
             snapshot
                 .scan(table, &[], None, false, &mut |k, v| {
-                    row = Some((k.to_vec(), v.to_vec()));
-                    Ok(false)
+                    rows.push((k.to_vec(), v.to_vec()));
+                    Ok(rows.len() < count)
                 })
                 .unwrap();
-            row.unwrap()
+            rows
         };
-        let (record_key, record_value) = first(Table::Records);
-        let (field_key, _) = first(Table::FieldIndex);
-        let (item_key, item_value) = first(Table::Items);
-        (record_key, record_value, field_key, item_key, item_value)
+        let (record_key, record_value) = rows(Table::Records, 1).remove(0);
+        let (field_key, _) = rows(Table::FieldIndex, 1).remove(0);
+        (record_key, record_value, field_key, rows(Table::Items, 2))
     };
-    let mut other_item = item_value.clone();
-    other_item.insert(1, b' ');
+    // The first item's row pointing at the second item's bytes.
+    let (item_key, item_value) = items[0].clone();
+    let other_item = items[1].1.clone();
     let mut older = record_value.clone();
     older[7] ^= 1;
-    let non_peak_hash = {
-        let mut key = vec![0u8];
-        key.extend_from_slice(&0u64.to_be_bytes());
-        key
-    };
     // (what, table, key, tampered value or None to delete, original value)
     type Case = (&'static str, Table, Vec<u8>, Option<Vec<u8>>, Vec<u8>);
     let cases: Vec<Case> = vec![
@@ -649,20 +638,6 @@ fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
             field_key.clone(),
             None,
             Vec::new(),
-        ),
-        (
-            "stored hash",
-            Table::UserHashes,
-            non_peak_hash.clone(),
-            Some(vec![7; 32]),
-            {
-                let kv = open(&dir);
-                kv.snapshot()
-                    .unwrap()
-                    .get(Table::UserHashes, &non_peak_hash)
-                    .unwrap()
-                    .unwrap()
-            },
         ),
         // The fixture's system entries all precede its user entries.
         (
@@ -706,11 +681,35 @@ fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
         regis_store::fsck(&register.store.snapshot().unwrap(), &register.signers)
             .unwrap_or_else(|e| panic!("after restoring the {what}: {e}"));
     }
-    // A stray field row.
+    // Bytes of the files changed behind the store's back: (what, file,
+    // offset, bytes written there).
+    let data_len = std::fs::metadata(dir.join("data")).unwrap().len();
+    let file_cases: [(&str, &str, u64, &[u8]); 4] = [
+        ("stored hash", "user.hashes", 0, &[7; 32]),
+        ("entry offset", "user.offsets", 8, &[0; 8]),
+        ("the last entry's key", "data", data_len - 1, b"~"),
+        ("a record frame", "data", 0, &[9]),
+    ];
+    for (what, file, offset, bytes) in file_cases {
+        use std::os::unix::fs::FileExt;
+        let path = dir.join(file);
+        let original = std::fs::read(&path).unwrap();
+        let handle = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        handle.write_all_at(bytes, offset).unwrap();
+        let register = snapshot_of(&registry);
+        let result = regis_store::fsck(&register.store.snapshot().unwrap(), &register.signers);
+        assert!(result.is_err(), "{what}: {result:?}");
+        drop(register);
+        handle.write_all_at(&original, 0).unwrap();
+        let register = snapshot_of(&registry);
+        regis_store::fsck(&register.store.snapshot().unwrap(), &register.signers)
+            .unwrap_or_else(|e| panic!("after restoring {what}: {e}"));
+    }
+    // A field row naming no record.
     let kv = open(&dir);
     let mut batch = KvBatch::new();
     let mut stray = field_key.clone();
-    stray.extend_from_slice(b"-stray");
+    stray[8..].copy_from_slice(&9999u64.to_be_bytes());
     batch.put(Table::FieldIndex, stray, Vec::new());
     kv.commit(batch).unwrap();
     drop(kv);
@@ -736,7 +735,7 @@ fn random_batches_match_the_model<B: KvBackend>(open: Open<B>) {
             let dir = tempfile::tempdir().unwrap();
             let mut model = Model::default();
             let before = {
-                let (store, mut writer) = Store::open(open(dir.path())).unwrap();
+                let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
                 for batch_entries in &batches {
                     let mut batch = Batch::new();
                     for &(system, key, name, tags) in batch_entries {
@@ -755,7 +754,7 @@ fn random_batches_match_the_model<B: KvBackend>(open: Open<B>) {
                 assert_matches(&store, &model);
                 digest(&store.snapshot().unwrap())
             };
-            let (store, _) = Store::open(open(dir.path())).unwrap();
+            let (store, _) = Store::open(open(dir.path()), files(dir.path())).unwrap();
             prop_assert_eq!(digest(&store.snapshot().unwrap()), before);
             Ok(())
         })

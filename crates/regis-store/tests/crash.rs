@@ -1,7 +1,7 @@
-//! Crash images, in the style of redb's own crash tests: the database runs
-//! on a disk that keeps only what was synced, plus a random subset of the
-//! writes made since the last sync, when a crash strikes at a random
-//! operation. Reopening that image must give exactly the state of the last
+//! Crash images, in the style of redb's own crash tests: the database and
+//! the store's files run on disks that keep only what was synced, plus a
+//! random subset of the writes made since the last sync, when a crash
+//! strikes at a random operation (of any of them). Reopening that image must give exactly the state of the last
 //! acknowledged commit, or of the commit in flight at the crash, and the
 //! store must accept more commits afterwards.
 
@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use common::{Model, digest};
 use redb::StorageBackend;
-use regis_store::{Batch, Log, RedbBackend, SignedTree, Store, StoreError, Writer};
+use regis_store::{
+    Batch, BlobFile, Files, Log, RedbBackend, SignedTree, Store, StoreError, Writer,
+};
 
 /// A deterministic xorshift generator: crash points and lost writes are
 /// reproducible from the seed a failure prints.
@@ -36,18 +38,25 @@ enum Unsynced {
     SetLen(u64),
 }
 
-#[derive(Debug)]
+/// One file of the machine: the database's or one of the store's files.
+#[derive(Debug, Default)]
 struct Disk {
     /// What a crash now would certainly keep.
     synced: Vec<u8>,
     /// What the program sees: `synced` plus `unsynced`.
     current: Vec<u8>,
     unsynced: Vec<Unsynced>,
+}
+
+/// Every file of one register, crashing together.
+#[derive(Debug)]
+struct Machine {
+    disks: Vec<Disk>,
     /// Operations (writes, length changes, syncs) left before the crash.
     countdown: Option<u64>,
     operations: u64,
-    /// The image a crash left, once it has happened.
-    crashed: Option<Vec<u8>>,
+    /// The images a crash left, once it has happened.
+    crashed: Option<Vec<Vec<u8>>>,
     seed: u64,
     loss: Loss,
 }
@@ -69,8 +78,16 @@ enum Loss {
     AnyWrites,
 }
 
+/// One of a machine's files: `slot` 0 is the database, then
+/// `regis_store::FILE_NAMES` in order.
 #[derive(Clone, Debug)]
-struct CrashDisk(Arc<Mutex<Disk>>);
+struct CrashDisk {
+    machine: Arc<Mutex<Machine>>,
+    slot: usize,
+}
+
+/// Files per machine: the database and the store's files.
+const FILES: usize = 1 + regis_store::FILE_NAMES.len();
 
 fn apply(image: &mut Vec<u8>, op: &Unsynced) {
     match op {
@@ -85,57 +102,62 @@ fn apply(image: &mut Vec<u8>, op: &Unsynced) {
     }
 }
 
-impl CrashDisk {
-    fn new(image: Vec<u8>, seed: u64, loss: Loss) -> Self {
-        CrashDisk(Arc::new(Mutex::new(Disk {
-            synced: image.clone(),
-            current: image,
-            unsynced: Vec::new(),
+impl Machine {
+    fn new(images: Vec<Vec<u8>>, seed: u64, loss: Loss) -> Arc<Mutex<Machine>> {
+        Arc::new(Mutex::new(Machine {
+            disks: images
+                .into_iter()
+                .map(|image| Disk {
+                    synced: image.clone(),
+                    current: image,
+                    unsynced: Vec::new(),
+                })
+                .collect(),
             countdown: None,
             operations: 0,
             crashed: None,
             seed,
             loss,
-        })))
+        }))
     }
 
-    /// Crashes after `countdown` more operations.
-    fn arm(&self, countdown: u64) {
-        self.0.lock().unwrap().countdown = Some(countdown);
-    }
-
-    fn crashed(&self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().crashed.clone()
-    }
-
-    fn operations(&self) -> u64 {
-        self.0.lock().unwrap().operations
+    /// A machine of empty files.
+    fn empty(seed: u64, loss: Loss) -> Arc<Mutex<Machine>> {
+        Machine::new(vec![Vec::new(); FILES], seed, loss)
     }
 
     /// Counts an operation; crashes when the countdown runs out. After a
     /// crash every operation fails, as on a machine that lost power.
-    fn tick(disk: &mut Disk) -> io::Result<()> {
-        if disk.crashed.is_some() {
+    fn tick(&mut self) -> io::Result<()> {
+        if self.crashed.is_some() {
             return Err(io::Error::other("crashed"));
         }
-        disk.operations += 1;
-        match disk.countdown {
+        self.operations += 1;
+        match self.countdown {
             Some(0) => {
-                let mut image = disk.synced.clone();
-                let mut rng = Rng(disk.seed | 1);
-                let kept = match disk.loss {
-                    Loss::Unsynced => 0,
-                    Loss::Nothing | Loss::AnyWrites => disk.unsynced.len(),
-                    Loss::Suffix => rng.below(disk.unsynced.len() as u64 + 1) as usize,
-                };
-                for op in &disk.unsynced[..kept] {
-                    let lost = matches!((disk.loss, op), (Loss::AnyWrites, Unsynced::Write(..)))
-                        && rng.below(2) == 0;
-                    if !lost {
-                        apply(&mut image, op);
-                    }
-                }
-                disk.crashed = Some(image);
+                let mut rng = Rng(self.seed | 1);
+                let loss = self.loss;
+                let images = self
+                    .disks
+                    .iter()
+                    .map(|disk| {
+                        let mut image = disk.synced.clone();
+                        let kept = match loss {
+                            Loss::Unsynced => 0,
+                            Loss::Nothing | Loss::AnyWrites => disk.unsynced.len(),
+                            Loss::Suffix => rng.below(disk.unsynced.len() as u64 + 1) as usize,
+                        };
+                        for op in &disk.unsynced[..kept] {
+                            let lost = matches!((loss, op), (Loss::AnyWrites, Unsynced::Write(..)))
+                                && rng.below(2) == 0;
+                            if !lost {
+                                apply(&mut image, op);
+                            }
+                        }
+                        image
+                    })
+                    .collect();
+                self.crashed = Some(images);
                 Err(io::Error::other("crashed"))
             }
             Some(ref mut n) => {
@@ -147,54 +169,117 @@ impl CrashDisk {
     }
 }
 
-impl StorageBackend for CrashDisk {
+fn arm(machine: &Arc<Mutex<Machine>>, countdown: u64) {
+    machine.lock().unwrap().countdown = Some(countdown);
+}
+
+fn operations(machine: &Arc<Mutex<Machine>>) -> u64 {
+    machine.lock().unwrap().operations
+}
+
+fn crashed(machine: &Arc<Mutex<Machine>>) -> Option<Vec<Vec<u8>>> {
+    machine.lock().unwrap().crashed.clone()
+}
+
+impl CrashDisk {
+    fn with<T>(&self, f: impl FnOnce(&mut Machine, usize) -> io::Result<T>) -> io::Result<T> {
+        f(&mut self.machine.lock().unwrap(), self.slot)
+    }
+
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.lock().unwrap().current.len() as u64)
+        self.with(|m, slot| Ok(m.disks[slot].current.len() as u64))
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let disk = self.0.lock().unwrap();
-        let start = offset as usize;
-        let bytes = disk
-            .current
-            .get(start..start + out.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
-        out.copy_from_slice(bytes);
-        Ok(())
+        self.with(|m, slot| {
+            let start = offset as usize;
+            let bytes = m.disks[slot]
+                .current
+                .get(start..start + out.len())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+            out.copy_from_slice(bytes);
+            Ok(())
+        })
     }
 
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut disk = self.0.lock().unwrap();
-        Self::tick(&mut disk)?;
-        let op = Unsynced::SetLen(len);
-        apply(&mut disk.current, &op);
-        disk.unsynced.push(op);
-        Ok(())
+    fn change(&self, op: Unsynced) -> io::Result<()> {
+        self.with(|m, slot| {
+            m.tick()?;
+            apply(&mut m.disks[slot].current, &op);
+            m.disks[slot].unsynced.push(op);
+            Ok(())
+        })
     }
 
-    fn sync_data(&self) -> io::Result<()> {
-        let mut disk = self.0.lock().unwrap();
-        Self::tick(&mut disk)?;
-        disk.synced = disk.current.clone();
-        disk.unsynced.clear();
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut disk = self.0.lock().unwrap();
-        Self::tick(&mut disk)?;
-        let op = Unsynced::Write(offset, data.to_vec());
-        apply(&mut disk.current, &op);
-        disk.unsynced.push(op);
-        Ok(())
+    fn sync(&self) -> io::Result<()> {
+        self.with(|m, slot| {
+            m.tick()?;
+            let disk = &mut m.disks[slot];
+            disk.synced = disk.current.clone();
+            disk.unsynced.clear();
+            Ok(())
+        })
     }
 }
 
-fn open(disk: &CrashDisk) -> Result<(Store<RedbBackend>, Writer<RedbBackend>), StoreError> {
+impl StorageBackend for CrashDisk {
+    fn len(&self) -> io::Result<u64> {
+        CrashDisk::len(self)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        CrashDisk::read(self, offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.change(Unsynced::SetLen(len))
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.change(Unsynced::Write(offset, data.to_vec()))
+    }
+}
+
+impl BlobFile for CrashDisk {
+    fn len(&self) -> io::Result<u64> {
+        CrashDisk::len(self)
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read(offset, buf)
+    }
+
+    fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.change(Unsynced::Write(offset, data.to_vec()))
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.change(Unsynced::SetLen(len))
+    }
+}
+
+fn open(
+    machine: &Arc<Mutex<Machine>>,
+) -> Result<(Store<RedbBackend>, Writer<RedbBackend>), StoreError> {
+    let disk = |slot| CrashDisk {
+        machine: Arc::clone(machine),
+        slot,
+    };
     let db = redb::Builder::new()
-        .create_with_backend(disk.clone())
+        .create_with_backend(disk(0))
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
-    Store::open(RedbBackend::from_database(db)?)
+    let files = Files::from_parts(std::array::from_fn(|i| {
+        Arc::new(disk(i + 1)) as Arc<dyn BlobFile>
+    }));
+    Store::open(RedbBackend::from_database(db)?, files)
 }
 
 /// The workload: appends, each followed by a checkpoint commit as the
@@ -265,16 +350,16 @@ fn crash_losing_any_unsynced_writes() {
 /// flight, never anything else.
 fn crash_images(loss: Loss) {
     // The states a reader sees after each successful commit, uncrashed.
-    let disk = CrashDisk::new(Vec::new(), 0, Loss::Nothing);
+    let disk = Machine::empty(0, Loss::Nothing);
     let (store, mut writer) = open(&disk).unwrap();
     let mut states = vec![digest(&store.snapshot().unwrap())];
     let mut model = Model::default();
-    let setup_operations = disk.operations();
+    let setup_operations = operations(&disk);
     let committed = run(&mut writer, &mut model, || {
         states.push(digest(&store.snapshot().unwrap()))
     });
     assert_eq!(committed, 12);
-    let total = disk.operations();
+    let total = operations(&disk);
     drop((store, writer));
 
     // Creating a database is made atomic by a rename (`RedbBackend::open_dir`);
@@ -284,15 +369,15 @@ fn crash_images(loss: Loss) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for seed in 1..=seeds {
         let crash_at = rng.below(workload);
-        let disk = CrashDisk::new(Vec::new(), seed, loss);
+        let disk = Machine::empty(seed, loss);
         let (_store, mut writer) = open(&disk).unwrap();
-        disk.arm(crash_at);
+        arm(&disk, crash_at);
         let committed = run(&mut writer, &mut Model::default(), || {});
-        let image = disk.crashed().unwrap_or_else(|| {
+        let images = crashed(&disk).unwrap_or_else(|| {
             panic!("seed {seed}: no crash at operation {crash_at} of {workload}")
         });
 
-        let reopened = CrashDisk::new(image, 0, Loss::Nothing);
+        let reopened = Machine::new(images, 0, Loss::Nothing);
         let (store, mut writer) = open(&reopened)
             .unwrap_or_else(|e| panic!("seed {seed}, crash at {crash_at}: reopen failed: {e}"));
         let state = digest(&store.snapshot().unwrap());

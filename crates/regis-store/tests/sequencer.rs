@@ -296,16 +296,10 @@ fn restart_signs_entries_no_checkpoint_covers() {
     let hash: Hash = item.hash().0;
     let number = signed.size + 1;
     let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
-    let leaf = Entry::new(EntryType::User, "QQ", timestamp, item.hash()).leaf_bytes(number);
+    let entry = Entry::new(EntryType::User, "QQ", timestamp, item.hash());
     let mut batch = Batch::new();
     batch.add_item(hash, item.as_str().as_bytes().to_vec());
-    batch.add_entry(NewEntry {
-        log: Log::User,
-        number,
-        key: "QQ".into(),
-        item_hash: hash,
-        leaf,
-    });
+    batch.add_entry(NewEntry::new(number, entry));
     register.writer.commit(&batch).unwrap();
     assert_eq!(
         register
@@ -423,7 +417,11 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
         inner: RedbBackend::open_dir(&registry.dir(&name)).unwrap(),
         failing: failing.clone(),
     };
-    let (store, writer) = Store::open(kv).unwrap();
+    let (store, writer) = Store::open(
+        kv,
+        regis_store::Files::open_dir(&registry.dir(&name)).unwrap(),
+    )
+    .unwrap();
     let sequencer = Sequencer::spawn(
         "country",
         store.clone(),
@@ -592,8 +590,12 @@ fn spawn_over<B: regis_store::KvBackend>(
 ) -> (Sequencer, Store<B>) {
     use regis_store::DirBackend;
     let signers = registry.open::<RedbBackend>(name).unwrap().signers;
-    let (store, writer) =
-        Store::open(kv(RedbBackend::open_dir(&registry.dir(name)).unwrap())).unwrap();
+    let dir = registry.dir(name);
+    let (store, writer) = Store::open(
+        kv(RedbBackend::open_dir(&dir).unwrap()),
+        regis_store::Files::open_dir(&dir).unwrap(),
+    )
+    .unwrap();
     let sequencer = Sequencer::spawn(
         name.as_str(),
         store.clone(),

@@ -175,13 +175,15 @@ fn fsck_reports_the_first_difference() {
             .success()
     );
     {
-        use regis_store::{DirBackend, KvBackend, KvBatch, Table};
-        let kv = RedbBackend::open_dir(&data.path().join("registers/country")).unwrap();
-        let mut batch = KvBatch::new();
-        let mut key = vec![0u8];
-        key.extend_from_slice(&1u64.to_be_bytes());
-        batch.put(Table::UserHashes, key, vec![0; 32]);
-        kv.commit(batch).unwrap();
+        // Stored hash (0, 1) is the second in post-order: bytes 32..64.
+        use std::os::unix::fs::FileExt;
+        let position = regis_merkle::postorder::position(0, 1).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(data.path().join("registers/country/user.hashes"))
+            .unwrap()
+            .write_all_at(&[0; 32], position * 32)
+            .unwrap();
     }
     let output = regis(&["fsck", "--data", data.path().to_str().unwrap()]);
     assert!(!output.status.success());

@@ -27,6 +27,19 @@ pub fn leaf(number: u64, key: &str, item: &Hash) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The files of a register in `dir`.
+pub fn files(dir: &std::path::Path) -> regis_store::Files {
+    regis_store::Files::open_dir(dir).unwrap()
+}
+
+/// Entry `number` of `log`: `key` taking the item `item`, at the time
+/// [`leaf`] states.
+pub fn new_entry(log: Log, number: u64, key: &str, item: &Hash) -> NewEntry {
+    let timestamp = regis_model::Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
+    let entry = regis_model::Entry::new(log, key, timestamp, regis_model::ItemHash(*item));
+    NewEntry::new(number, entry)
+}
+
 /// A small canonical item: `name` and a cardinality-n `tags`.
 pub fn item(name: &str, tags: &[&str]) -> Vec<u8> {
     let tags: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
@@ -73,18 +86,12 @@ impl Model {
             self.positions.push(self.size(Log::User));
         }
         let bytes = leaf(number, key, &hash);
-        self.leaves[slot(log)].push(bytes.clone());
+        self.leaves[slot(log)].push(bytes);
         self.history
             .entry((slot(log) as u8, key.to_owned()))
             .or_default()
             .push((number, hash));
-        batch.add_entry(NewEntry {
-            log,
-            number,
-            key: key.to_owned(),
-            item_hash: hash,
-            leaf: bytes,
-        });
+        batch.add_entry(new_entry(log, number, key, &hash));
     }
 
     pub fn hashes(&self, log: Log) -> MemoryHashes {
@@ -115,15 +122,20 @@ impl Model {
             .collect()
     }
 
+    /// Records whose item has (field, value), in the order the records
+    /// were first added (their first entry's number).
     pub fn records_by_field(&self, field: &str, value: &str) -> Vec<Record> {
-        self.records(Log::User)
+        let mut found: Vec<_> = self
+            .records(Log::User)
             .into_iter()
             .filter(|r| {
                 self.fields[&r.item_hash]
                     .iter()
                     .any(|(f, v)| f == field && v == value)
             })
-            .collect()
+            .collect();
+        found.sort_by_key(|r| self.history[&(slot(Log::User) as u8, r.key.clone())][0].0);
+        found
     }
 
     /// Every (field, value) any item has.
