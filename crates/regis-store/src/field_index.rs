@@ -33,7 +33,7 @@ pub(crate) const RUN_CAP_ROWS: usize = 2 << 20;
 /// Fewer rows than this at commit go to the table instead of a run.
 pub(crate) const RUN_MIN_ROWS: usize = 1 << 16;
 /// More runs than this are merged into the other file.
-const MAX_RUNS: usize = 8;
+pub(crate) const MAX_RUNS: usize = 8;
 /// Rows read per chunk when scanning or merging runs.
 const CHUNK_ROWS: usize = 4096;
 
@@ -145,15 +145,17 @@ pub(crate) fn append_run(
     Ok(())
 }
 
-/// Merges every run into the other file when there are too many, if no
-/// reader still uses that file (`in_use`): the caller commits the result.
+/// Merges every run into the other file when there are more than
+/// `max_runs`, if no reader still uses that file (`in_use`): the caller
+/// commits the result.
 pub(crate) fn maybe_compact(
     files: &mut Appenders<'_>,
     runs: &mut Runs,
+    max_runs: usize,
     in_use: impl Fn(u8) -> bool,
 ) -> Result<(), StoreError> {
     let other = 1 - runs.slot;
-    if runs.runs.len() <= MAX_RUNS || in_use(other) {
+    if runs.runs.len() <= max_runs || in_use(other) {
         return Ok(());
     }
     files.restart(FileId::Fields(other))?;
@@ -426,5 +428,118 @@ impl FileUsers {
     /// Whether anyone but the store holds `slot`'s token.
     pub fn in_use(&self, slot: u8) -> bool {
         Arc::strong_count(&self.0[usize::from(slot)]) > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::files::Files;
+    use crate::keys::Head;
+    use crate::kv::Visit;
+
+    /// A field-index table of a few rows, for the table source.
+    struct TableRows(BTreeSet<Row>);
+
+    impl KvSnapshot for TableRows {
+        fn get(&self, _: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            let row = u128::from_be_bytes(key.try_into().unwrap());
+            Ok(self.0.contains(&row).then(Vec::new))
+        }
+
+        fn scan(
+            &self,
+            _: Table,
+            start: &[u8],
+            end: Option<&[u8]>,
+            _: bool,
+            visit: &mut Visit<'_>,
+        ) -> Result<(), StoreError> {
+            let start = u128::from_be_bytes(start.try_into().unwrap());
+            let end = u128::from_be_bytes(end.unwrap().try_into().unwrap());
+            for row in self.0.range(start..end) {
+                if !visit(&row.to_be_bytes(), &[])? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn prefix(n: u64) -> [u8; keys::FIELD_DIGEST] {
+        keys::field_prefix("f", &n.to_string())
+    }
+
+    fn candidates(files: &dyn ReadFiles, table: &TableRows, runs: &Runs, n: u64) -> Vec<u64> {
+        let mut found = Candidates::new(table, files, runs, prefix(n)).unwrap();
+        let mut out = Vec::new();
+        while let Some(record) = found.next().unwrap() {
+            out.push(record);
+        }
+        out
+    }
+
+    #[test]
+    fn runs_and_the_table_merge_and_compact_to_the_same_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open_dir(dir.path()).unwrap();
+        let mut runs = Runs::default();
+        let mut appenders = files.appenders(&Head::default(), &runs).unwrap();
+        // Digests 0..5; each run has records of every digest, repeating
+        // some of the earlier runs' rows and its own.
+        let mut expected: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); 5];
+        for round in 0..5u64 {
+            let mut rows = Vec::new();
+            for record in 0..3000u64 {
+                let value = (record * 7 + round) % 5;
+                let id = record * 3 + round % 2;
+                rows.push(row(prefix(value), id));
+                rows.push(row(prefix(value), id));
+                expected[value as usize].insert(id);
+            }
+            append_run(&mut appenders, &mut runs, &mut rows).unwrap();
+            assert!(rows.is_empty());
+        }
+        assert_eq!(runs.runs.len(), 5);
+        let table = TableRows([row(prefix(2), 1), row(prefix(2), 999_999)].into());
+        expected[2].extend([1, 999_999]);
+        let want = |value: usize| expected[value].iter().copied().collect::<Vec<_>>();
+        for value in 0..5 {
+            assert_eq!(
+                candidates(&appenders, &table, &runs, value as u64),
+                want(value)
+            );
+        }
+        assert!(candidates(&appenders, &table, &runs, 77).is_empty());
+
+        // Not merged while a reader holds the other file, or with few runs.
+        let before = runs.clone();
+        maybe_compact(&mut appenders, &mut runs, 4, |_| true).unwrap();
+        maybe_compact(&mut appenders, &mut runs, 5, |_| false).unwrap();
+        assert_eq!(runs, before);
+        maybe_compact(&mut appenders, &mut runs, 4, |_| false).unwrap();
+        assert_eq!(runs.slot, 1);
+        assert_eq!(runs.runs.len(), 1);
+        let total: usize = expected.iter().map(BTreeSet::len).sum();
+        assert_eq!(runs.runs[0].rows as usize, total - 2);
+        for value in 0..5 {
+            assert_eq!(
+                candidates(&appenders, &table, &runs, value as u64),
+                want(value)
+            );
+        }
+        assert_eq!(check_runs(&appenders, &runs).unwrap(), runs.runs[0].rows);
+        assert!(
+            runs_hold(
+                &appenders,
+                &runs,
+                row(prefix(3), *expected[3].first().unwrap())
+            )
+            .unwrap()
+        );
+        assert!(!runs_hold(&appenders, &runs, row(prefix(3), u64::MAX - 1)).unwrap());
+        assert_eq!(Runs::decode(&runs.encode()).unwrap(), runs);
     }
 }

@@ -580,7 +580,12 @@ impl Txn<'_> {
         } else {
             field_index::append_run(&mut self.files, &mut self.runs, &mut self.field_rows)?;
         }
-        field_index::maybe_compact(&mut self.files, &mut self.runs, in_use)
+        field_index::maybe_compact(
+            &mut self.files,
+            &mut self.runs,
+            field_index::MAX_RUNS,
+            in_use,
+        )
     }
 
     /// The field-index prefixes of an item this store holds.
