@@ -2,6 +2,7 @@
 # Write-path load benchmark of `regis serve` (benches/RESULTS.md, "regis-server: writes").
 #
 #   benches/write-load.sh [SECONDS] [BACKEND]      # defaults: 10 s per run, redb
+#   REGIS_CONFIG=FILE benches/write-load.sh ...    # serve with a config file (limits)
 #
 # Needs wrk and curl, and the release builds:
 #   cargo build --release -p regis --features sled
@@ -54,7 +55,8 @@ timeout 120 "$BULK" fsync-reference "$WORK/small.rsf" "$WORK/fsync.out" 1
 
 echo "== serve ($BACKEND)"
 RUST_LOG=${RUST_LOG:-warn} "$REGIS" serve --demo --backend "$BACKEND" --data "$WORK/data" \
-    --listen "127.0.0.1:$REGIS_PORT" >"$WORK/regis.log" 2>&1 &
+    --listen "127.0.0.1:$REGIS_PORT" ${REGIS_CONFIG:+--config "$REGIS_CONFIG"} \
+    >"$WORK/regis.log" 2>&1 &
 REGIS_PID=$!
 for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$REGIS_PORT/readyz" >/dev/null && break

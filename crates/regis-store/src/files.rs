@@ -191,6 +191,23 @@ impl Files {
         &*self.files[id.slot()]
     }
 
+    /// Writes back the bytes of commits whose files were not synced (the
+    /// rows of `file_tails`: each commit's appends, at their offsets), and
+    /// syncs every file: a crash may have lost them from the files, never
+    /// from the database. Writing them again is harmless when it did not.
+    pub(crate) fn replay_tails(&self, tails: &[(u8, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        for (slot, offset, bytes) in tails {
+            let file = self
+                .files
+                .get(usize::from(*slot))
+                .ok_or_else(|| corrupt(format!("a file tail names file {slot}")))?;
+            file.write_all_at(*offset, bytes)
+                .map_err(StoreError::backend)?;
+        }
+        let all: Vec<&dyn BlobFile> = self.files.iter().map(|file| &**file).collect();
+        sync_files(&all)
+    }
+
     /// Brings every file to the length `head` gives it: longer files hold
     /// the writes of a transaction that never committed (cut off); a
     /// shorter one lost what a commit made durable (refused).
@@ -226,8 +243,32 @@ impl Files {
                 start,
                 flushed: start,
                 buf: Vec::new(),
+                restarted: false,
             }),
         })
+    }
+}
+
+/// Syncs `files`, overlapping the syncs: the disk completes them together.
+fn sync_files(files: &[&dyn BlobFile]) -> Result<(), StoreError> {
+    let sync = |file: &dyn BlobFile| file.sync_data().map_err(StoreError::backend);
+    match files {
+        [] => Ok(()),
+        [file] => sync(*file),
+        [first, rest @ ..] => std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|file| scope.spawn(move || sync(*file)))
+                .collect();
+            let mut result = sync(*first);
+            for other in others {
+                let done = other
+                    .join()
+                    .unwrap_or_else(|_| Err(corrupt("a file sync panicked")));
+                result = result.and(done);
+            }
+            result
+        }),
     }
 }
 
@@ -255,6 +296,8 @@ struct Appender {
     start: u64,
     flushed: u64,
     buf: Vec<u8>,
+    /// Emptied by [`Appenders::restart`]: only a sync makes that durable.
+    restarted: bool,
 }
 
 impl Appender {
@@ -312,24 +355,67 @@ impl Appenders<'_> {
             start: 0,
             flushed: 0,
             buf: Vec::new(),
+            restarted: true,
         };
         Ok(())
     }
 
-    /// Writes out and syncs every file this transaction appended to: after
-    /// this, a commit naming the new lengths names durable bytes.
-    pub fn sync(&mut self) -> Result<(), StoreError> {
+    /// Bytes this transaction appended, over all files.
+    pub fn appended(&self) -> u64 {
+        self.appenders.iter().map(|a| a.len() - a.start).sum()
+    }
+
+    /// Whether a file was emptied, which only a sync makes durable.
+    pub fn restarted(&self) -> bool {
+        self.appenders.iter().any(|a| a.restarted)
+    }
+
+    /// Writes out every buffer (no sync).
+    pub fn flush_all(&mut self) -> Result<(), StoreError> {
         for id in FileId::ALL {
             self.flush(id)?;
-            let appender = &self.appenders[id.slot()];
-            if appender.flushed > appender.start {
-                self.files
-                    .file(id)
-                    .sync_data()
-                    .map_err(StoreError::backend)?;
-            }
         }
         Ok(())
+    }
+
+    /// The files this transaction appended to, as a bit set of slots.
+    pub fn touched(&self) -> u8 {
+        FileId::ALL
+            .iter()
+            .filter(|id| {
+                let appender = &self.appenders[id.slot()];
+                appender.len() > appender.start || appender.restarted
+            })
+            .fold(0, |set, id| set | 1 << id.slot())
+    }
+
+    /// Each file's appended bytes, with the file's slot and where they
+    /// start: what a commit logs instead of syncing the files.
+    pub fn tails(&self) -> Result<Vec<(u8, u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for id in FileId::ALL {
+            let appender = &self.appenders[id.slot()];
+            let len = appender.len() - appender.start;
+            if len > 0 {
+                let mut bytes =
+                    vec![0; usize::try_from(len).map_err(|_| corrupt("tail too long"))?];
+                self.read_at(id, appender.start, &mut bytes)?;
+                out.push((id.slot() as u8, appender.start, bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes out and syncs the files of the slots in `files` (a bit set):
+    /// after this, a commit naming their lengths names durable bytes.
+    pub fn sync(&mut self, files: u8) -> Result<(), StoreError> {
+        self.flush_all()?;
+        let dirty: Vec<&dyn BlobFile> = FileId::ALL
+            .iter()
+            .filter(|id| files & 1 << id.slot() != 0)
+            .map(|id| self.files.file(*id))
+            .collect();
+        sync_files(&dirty)
     }
 
     /// The lengths to commit in `head`, which must agree with the sizes.

@@ -19,16 +19,20 @@ pub enum Table {
     Meta,
     /// System entry number → the user-log size when it was appended.
     SystemPositions,
+    /// (file, offset) → bytes appended there by a commit whose files were
+    /// not yet synced: the files' write-ahead log (`crate::Files`).
+    FileTails,
 }
 
 impl Table {
     /// Every table, in id order.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Items,
         Table::Records,
         Table::FieldIndex,
         Table::Meta,
         Table::SystemPositions,
+        Table::FileTails,
     ];
 
     /// The table's name (a redb table name).
@@ -39,10 +43,11 @@ impl Table {
             Table::FieldIndex => "field_index",
             Table::Meta => "meta",
             Table::SystemPositions => "system_positions",
+            Table::FileTails => "file_tails",
         }
     }
 
-    /// The table's id byte (a sled key prefix), 1 to 5.
+    /// The table's id byte (a sled key prefix), 1 to 6.
     pub fn id(self) -> u8 {
         self as u8 + 1
     }

@@ -64,7 +64,8 @@ pub use sequencer::{
 #[cfg(feature = "sled")]
 pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
 pub use store::{
-    Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TreeHead, Txn, Writer,
+    Batch, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store, TAIL_BYTES, TreeHead, Txn,
+    Writer,
 };
 pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 

@@ -110,7 +110,14 @@ impl Request {
 const READ_AHEAD_COMMANDS: usize = 256;
 const READ_AHEAD_BATCHES: usize = 8;
 
-/// Reads (and parses, and hashes the items of) a streamed document on a
+/// An item's hash and field-index prefixes, worked out by the reading
+/// thread so that the sequencer's does not have to.
+struct PreparedItem {
+    hash: ItemHash,
+    prefixes: Vec<[u8; 8]>,
+}
+
+/// Reads (and parses, and prepares the items of) a streamed document on a
 /// thread of `scope` while the sequencer applies it: the two halves of a
 /// bulk load run on two cores. At most `READ_AHEAD_BATCHES` batches wait;
 /// when the consumer stops early (an error), the reader stops at its next
@@ -118,10 +125,19 @@ const READ_AHEAD_BATCHES: usize = 8;
 fn read_ahead<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     commands: Commands,
-) -> impl Iterator<Item = Result<(u64, Command), RsfError>> + 'scope {
+) -> impl Iterator<Item = (Result<(u64, Command), RsfError>, Option<PreparedItem>)> + 'scope {
     let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
     scope.spawn(move || {
-        let mut commands = commands.0;
+        let mut commands = commands.0.map(|command| {
+            let prepared = match &command {
+                Ok((_, Command::AddItem(item))) => Some(PreparedItem {
+                    hash: item.hash(),
+                    prefixes: crate::store::field_prefixes(item.as_str().as_bytes()),
+                }),
+                _ => None,
+            };
+            (command, prepared)
+        });
         loop {
             let batch: Vec<_> = commands.by_ref().take(READ_AHEAD_COMMANDS).collect();
             let last = batch.len() < READ_AHEAD_COMMANDS;
@@ -638,10 +654,15 @@ impl<B: KvBackend> State<B> {
             writer.transact(|txn| {
                 let user = txn.frontier(Log::User).clone();
                 let system = txn.frontier(Log::System).clone();
-                let mut target = TxnTarget { txn: &mut *txn };
+                let prepared = std::cell::RefCell::new(None);
+                let mut target = TxnTarget {
+                    txn: &mut *txn,
+                    prepared: &prepared,
+                };
                 let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
-                for command in commands {
+                for (command, item) in commands {
                     let (line, command) = command?;
+                    *prepared.borrow_mut() = item;
                     loader.apply(line, command)?;
                 }
                 let summary = loader.finish()?;
@@ -995,13 +1016,15 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
 /// reads its own writes, so nothing is staged in memory.
 struct TxnTarget<'t, 'w> {
     txn: &'t mut Txn<'w>,
+    /// What the reading thread prepared for the command being applied.
+    prepared: &'t std::cell::RefCell<Option<PreparedItem>>,
 }
 
 impl LoadTarget for TxnTarget<'_, '_> {
     type Error = TargetError;
 
     fn contains_item(&self, hash: &ItemHash) -> Result<bool, TargetError> {
-        Ok(self.txn.item(hash.as_bytes())?.is_some())
+        Ok(self.txn.has_item(hash.as_bytes())?)
     }
 
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
@@ -1024,10 +1047,14 @@ impl LoadTarget for TxnTarget<'_, '_> {
     }
 
     fn add_item(&mut self, hash: ItemHash, item: Item) -> Result<bool, TargetError> {
+        let prefixes = match self.prepared.borrow_mut().take() {
+            Some(prepared) if prepared.hash == hash => Some(prepared.prefixes),
+            _ => None,
+        };
         // An `Item` is canonical and `hash` is its hash, by construction.
         Ok(self
             .txn
-            .add_canonical_item(hash.as_bytes(), item.as_str().as_bytes())?)
+            .add_canonical_item(hash.as_bytes(), item.as_str().as_bytes(), prefixes)?)
     }
 
     fn append_entry(

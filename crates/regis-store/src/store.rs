@@ -151,6 +151,31 @@ pub struct Writer<B> {
     records: u64,
     data: u64,
     runs: Runs,
+    /// Files appended to since they were last synced (a bit set of
+    /// slots), the bytes appended, and the `file_tails` rows that log them.
+    unsynced: Unsynced,
+    /// Up to how many appended bytes are logged instead of synced.
+    tail_bytes: u64,
+}
+
+/// What small commits appended to the files without syncing them, logged
+/// in `file_tails` instead (`spec/store.md`, "Commits").
+#[derive(Clone, Debug, Default)]
+struct Unsynced {
+    files: u8,
+    bytes: u64,
+    rows: Vec<[u8; 9]>,
+}
+
+/// Appends up to this many bytes (over all commits since the last sync) are
+/// logged in the database instead of syncing the files, by default.
+pub const TAIL_BYTES: u64 = 1 << 20;
+
+fn tail_key(slot: u8, offset: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = slot;
+    key[1..].copy_from_slice(&offset.to_be_bytes());
+    key
 }
 
 impl<B: KvBackend> Store<B> {
@@ -199,7 +224,30 @@ impl<B: KvBackend> Store<B> {
             files,
         };
         let snapshot = store.snapshot()?;
+        let mut tails = Vec::new();
+        snapshot
+            .kv
+            .scan(Table::FileTails, &[], None, false, &mut |key, bytes| {
+                let (&slot, offset) = key
+                    .split_first()
+                    .ok_or_else(|| corrupt("an empty file tail key"))?;
+                tails.push((
+                    slot,
+                    keys::read_u64(offset, "file tail key")?,
+                    bytes.to_vec(),
+                ));
+                Ok(true)
+            })?;
+        store.files.replay_tails(&tails)?;
         store.files.recover(&snapshot.head, &snapshot.runs)?;
+        if !tails.is_empty() {
+            // The files are synced: the log of their tails can go.
+            let mut batch = KvBatch::new();
+            for (slot, offset, _) in &tails {
+                batch.delete(Table::FileTails, tail_key(*slot, *offset).to_vec());
+            }
+            store.kv.commit(batch)?;
+        }
         let mut frontiers = [Frontier::new(), Frontier::new()];
         for (log, frontier) in [Log::User, Log::System].into_iter().zip(&mut frontiers) {
             let hashes = snapshot.hashes(log);
@@ -230,6 +278,8 @@ impl<B: KvBackend> Store<B> {
             records: snapshot.head.records,
             data: snapshot.head.data,
             runs: snapshot.runs.clone(),
+            unsynced: Unsynced::default(),
+            tail_bytes: TAIL_BYTES,
         };
         Ok((store, writer))
     }
@@ -282,6 +332,15 @@ impl<B: KvBackend> Writer<B> {
         }
     }
 
+    /// Sets up to how many bytes appended to the files (over the commits
+    /// since they were last synced) are logged in the database instead of
+    /// syncing the files ([`TAIL_BYTES`] by default; 0 syncs them at every
+    /// commit). Logging saves a small commit up to seven syncs; the log is
+    /// written back on open after a crash.
+    pub fn log_appends_up_to(&mut self, bytes: u64) {
+        self.tail_bytes = bytes;
+    }
+
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
     /// trees as they stand after it.
     pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
@@ -322,7 +381,13 @@ impl<B: KvBackend> Writer<B> {
         };
         let mut after = None;
         let files = &self.files;
-        let (user, system, runs) = (&self.user, &self.system, &self.runs);
+        let (user, system, runs, unsynced, tail_bytes) = (
+            &self.user,
+            &self.system,
+            &self.runs,
+            &self.unsynced,
+            self.tail_bytes,
+        );
         let done = self.kv.transact(|kv| -> Result<T, E> {
             let mut txn = Txn {
                 kv,
@@ -336,7 +401,28 @@ impl<B: KvBackend> Writer<B> {
             };
             let done = work(&mut txn)?;
             txn.finish_field_index(|slot| files.users().in_use(slot))?;
-            txn.files.sync()?;
+            let touched = txn.files.touched();
+            let appended = txn.files.appended();
+            let unsynced = if !txn.files.restarted() && unsynced.bytes + appended <= tail_bytes {
+                // A small commit: its appends are logged in the database,
+                // which syncs anyway, instead of syncing up to seven files.
+                txn.files.flush_all()?;
+                let mut logged = unsynced.clone();
+                for (slot, offset, bytes) in txn.files.tails()? {
+                    let key = tail_key(slot, offset);
+                    txn.kv.put(Table::FileTails, &key, &bytes)?;
+                    logged.rows.push(key);
+                }
+                logged.files |= touched;
+                logged.bytes += appended;
+                logged
+            } else {
+                txn.files.sync(unsynced.files | touched)?;
+                for key in &unsynced.rows {
+                    txn.kv.delete(Table::FileTails, key)?;
+                }
+                Unsynced::default()
+            };
             let head = Head {
                 user: txn.user.size(),
                 system: txn.system.size(),
@@ -348,16 +434,17 @@ impl<B: KvBackend> Writer<B> {
                 txn.kv
                     .put(Table::Meta, META_FIELD_RUNS, &txn.runs.encode())?;
             }
-            after = Some((txn.user, txn.system, head, txn.runs));
+            after = Some((txn.user, txn.system, head, txn.runs, unsynced));
             Ok(done)
         })?;
         // Only a durable commit moves the writer's state.
-        if let Some((user, system, head, runs)) = after {
+        if let Some((user, system, head, runs, unsynced)) = after {
             self.user = user;
             self.system = system;
             self.records = head.records;
             self.data = head.data;
             self.runs = runs;
+            self.unsynced = unsynced;
         }
         Ok(done)
     }
@@ -415,23 +502,31 @@ impl Txn<'_> {
         if item_fields(json).is_none() {
             return Err(BatchError::ItemShape(hex(hash)).into());
         }
-        self.add_canonical_item(hash, json)
+        self.add_canonical_item(hash, json, None)
     }
 
     /// [`Self::add_item`] for an item known to be canonical JSON that hashes
-    /// to `hash` (a regis-model `Item`, which is so by construction).
+    /// to `hash` (a regis-model `Item`, which is so by construction), with
+    /// its field-index prefixes if they were worked out already.
     pub(crate) fn add_canonical_item(
         &mut self,
         hash: &Hash,
         json: &[u8],
+        prefixes: Option<Vec<[u8; keys::FIELD_DIGEST]>>,
     ) -> Result<bool, StoreError> {
-        if self.kv.get(Table::Items, hash)?.is_some() {
+        if self.has_item(hash)? {
             return Ok(false);
         }
         let offset = files::append_item(&mut self.files, json)?;
         self.kv.put(Table::Items, hash, &offset.to_be_bytes())?;
-        self.recent_item = Some((*hash, field_prefixes(json)));
+        let prefixes = prefixes.unwrap_or_else(|| field_prefixes(json));
+        self.recent_item = Some((*hash, prefixes));
         Ok(true)
+    }
+
+    /// Whether the item is stored or added by this transaction.
+    pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.kv.get(Table::Items, hash)?.is_some())
     }
 
     /// An item's JSON, stored or added by this transaction.
@@ -499,7 +594,8 @@ impl Txn<'_> {
                 .into());
             }
         }
-        if self.kv.get(Table::Items, &item)?.is_none() {
+        let recent = matches!(&self.recent_item, Some((hash, _)) if *hash == item);
+        if !recent && !self.has_item(&item)? {
             return Err(BatchError::MissingItem {
                 log,
                 number: new.number,
@@ -646,7 +742,7 @@ pub(crate) fn item_fields(json: &[u8]) -> Option<Vec<(String, String)>> {
 
 /// The field-index prefixes of a canonical item (the store checked it when
 /// it kept it): one per (field, value) pair, as [`item_fields`] gives them.
-fn field_prefixes(json: &[u8]) -> Vec<[u8; keys::FIELD_DIGEST]> {
+pub(crate) fn field_prefixes(json: &[u8]) -> Vec<[u8; keys::FIELD_DIGEST]> {
     let text = std::str::from_utf8(json).unwrap_or_default();
     let mut prefixes = Vec::new();
     for (field, value) in Item::fields_of_canonical(text) {

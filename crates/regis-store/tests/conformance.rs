@@ -258,6 +258,9 @@ fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B
         );
         writer.commit(&batch).unwrap();
     }
+    // Opening writes back the small commits' logged appends and syncs the
+    // files; what is changed after that is what the files alone hold.
+    drop(Store::open(open(dir.path()), files(dir.path())).unwrap());
     let hashes_file = || {
         std::fs::OpenOptions::new()
             .write(true)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use common::{Model, digest};
 use redb::StorageBackend;
 use regis_store::{
-    Batch, BlobFile, Files, Log, RedbBackend, SignedTree, Store, StoreError, Writer,
+    Batch, BlobFile, Files, Log, RedbBackend, SignedTree, Store, StoreError, TAIL_BYTES, Writer,
 };
 
 /// A deterministic xorshift generator: crash points and lost writes are
@@ -326,32 +326,40 @@ fn run(writer: &mut Writer<RedbBackend>, model: &mut Model, mut after: impl FnMu
     done
 }
 
+// Each mode twice: small commits logging their file appends in the
+// database (the default), and every commit syncing the files.
+
 #[test]
 fn crash_losing_every_unsynced_write() {
-    crash_images(Loss::Unsynced);
+    crash_images(Loss::Unsynced, TAIL_BYTES);
+    crash_images(Loss::Unsynced, 0);
 }
 
 #[test]
 fn crash_losing_no_write() {
-    crash_images(Loss::Nothing);
+    crash_images(Loss::Nothing, TAIL_BYTES);
+    crash_images(Loss::Nothing, 0);
 }
 
 #[test]
 fn crash_losing_a_suffix_of_the_unsynced_writes() {
-    crash_images(Loss::Suffix);
+    crash_images(Loss::Suffix, TAIL_BYTES);
+    crash_images(Loss::Suffix, 0);
 }
 
 #[test]
 fn crash_losing_any_unsynced_writes() {
-    crash_images(Loss::AnyWrites);
+    crash_images(Loss::AnyWrites, TAIL_BYTES);
+    crash_images(Loss::AnyWrites, 0);
 }
 
 /// Reopening a crash image gives the last acknowledged commit or the one in
 /// flight, never anything else.
-fn crash_images(loss: Loss) {
+fn crash_images(loss: Loss, tail_bytes: u64) {
     // The states a reader sees after each successful commit, uncrashed.
     let disk = Machine::empty(0, Loss::Nothing);
     let (store, mut writer) = open(&disk).unwrap();
+    writer.log_appends_up_to(tail_bytes);
     let mut states = vec![digest(&store.snapshot().unwrap())];
     let mut model = Model::default();
     let setup_operations = operations(&disk);
@@ -371,6 +379,7 @@ fn crash_images(loss: Loss) {
         let crash_at = rng.below(workload);
         let disk = Machine::empty(seed, loss);
         let (_store, mut writer) = open(&disk).unwrap();
+        writer.log_appends_up_to(tail_bytes);
         arm(&disk, crash_at);
         let committed = run(&mut writer, &mut Model::default(), || {});
         let images = crashed(&disk).unwrap_or_else(|| {
