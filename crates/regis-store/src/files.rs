@@ -196,6 +196,9 @@ impl Files {
     /// syncs every file: a crash may have lost them from the files, never
     /// from the database. Writing them again is harmless when it did not.
     pub(crate) fn replay_tails(&self, tails: &[(u8, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        if tails.is_empty() {
+            return Ok(());
+        }
         for (slot, offset, bytes) in tails {
             let file = self
                 .files

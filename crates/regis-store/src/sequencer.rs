@@ -895,7 +895,7 @@ impl Staged {
         } = self;
         for hash in item_order {
             if let Some(item) = items.remove(&hash) {
-                batch.add_item(hash.0, item.as_str().as_bytes().to_vec());
+                batch.add_model_item(hash, item);
             }
         }
         for (_, number, entry, leaf_hash) in entries {

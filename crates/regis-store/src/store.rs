@@ -60,11 +60,20 @@ impl NewEntry {
     }
 }
 
+/// An item of a [`Batch`].
+#[derive(Clone, Debug)]
+enum BatchItem {
+    /// Bytes from outside, checked at commit.
+    Bytes(Hash, Vec<u8>),
+    /// An item and its hash from regis-model, trusted.
+    Model(ItemHash, Item),
+}
+
 /// Everything one commit appends: items, entries, and optionally the
 /// checkpoints of the trees as they stand after it.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
-    items: Vec<(Hash, Vec<u8>)>,
+    items: Vec<BatchItem>,
     entries: Vec<NewEntry>,
     checkpoints: Vec<(Log, SignedTree)>,
 }
@@ -75,10 +84,17 @@ impl Batch {
         Self::default()
     }
 
-    /// Adds an item: its SHA-256 and canonical JSON. Items already stored
-    /// are not written again.
+    /// Adds an item: its SHA-256 and canonical JSON, both checked at
+    /// commit. Items already stored are not written again.
     pub fn add_item(&mut self, hash: Hash, json: Vec<u8>) {
-        self.items.push((hash, json));
+        self.items.push(BatchItem::Bytes(hash, json));
+    }
+
+    /// Adds an item regis-model made, with the hash regis-model computed
+    /// for it: canonical and hashing to `hash` by construction, so not
+    /// checked again (the sequencer's batches).
+    pub(crate) fn add_model_item(&mut self, hash: ItemHash, item: Item) {
+        self.items.push(BatchItem::Model(hash, item));
     }
 
     /// Appends an entry.
@@ -345,8 +361,13 @@ impl<B: KvBackend> Writer<B> {
     /// trees as they stand after it.
     pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
         self.transact(|txn| {
-            for (hash, json) in &batch.items {
-                txn.add_item(hash, json)?;
+            for item in &batch.items {
+                match item {
+                    BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,
+                    BatchItem::Model(hash, item) => {
+                        txn.add_canonical_item(hash.as_bytes(), item.as_str().as_bytes(), None)?
+                    }
+                };
             }
             for entry in &batch.entries {
                 txn.add_entry(entry)?;
