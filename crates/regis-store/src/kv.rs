@@ -111,6 +111,13 @@ pub trait KvBackend: Send + Sync + 'static {
     /// single read must still see either all or none of any commit.
     fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
 
+    /// Makes the database quick to open after a crash, if the backend has
+    /// such a notion (redb: a commit that saves its allocator state, which
+    /// small commits do not). Called when the writer is idle.
+    fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Applies `batch` atomically and durably: once this returns `Ok`, a
     /// crash keeps all of it; if it fails, or the process dies before it
     /// returns, either all or none of it is there after reopening.

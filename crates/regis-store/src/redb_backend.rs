@@ -98,6 +98,19 @@ impl DirBackend for RedbBackend {
 impl KvBackend for RedbBackend {
     type Snapshot = RedbSnapshot;
 
+    /// An empty commit that saves redb's allocator state (quick repair):
+    /// while it is the last commit, opening after a crash loads that state
+    /// instead of walking every tree to rebuild it. Small commits skip it
+    /// (a two-phase commit costs one more fsync); the sequencer settles
+    /// when it runs out of work.
+    fn settle(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(backend_error)?;
+        txn.set_quick_repair(true);
+        txn.commit().map_err(backend_error)
+    }
+
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
         let txn = self.db.begin_read().map_err(backend_error)?;
         let tables = Table::ALL
@@ -136,12 +149,7 @@ impl KvBackend for RedbBackend {
         // weaken what `commit` promises.
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
-        // Every commit saves redb's allocator state (a two-phase commit: one
-        // more fsync), so that opening after a crash loads it instead of
-        // walking every tree to rebuild it: start-up time independent of
-        // the register's size.
-        txn.set_quick_repair(true);
-        let done = {
+        let (done, written) = {
             let mut writer = RedbWriter {
                 tables: Table::ALL
                     .iter()
@@ -149,16 +157,28 @@ impl KvBackend for RedbBackend {
                     .collect::<Result<Vec<_>, _>>()?,
                 pending: Default::default(),
                 pending_bytes: 0,
+                written_bytes: 0,
             };
             let done = work(&mut writer)?;
             writer.flush()?;
-            done
+            (done, writer.written_bytes)
         };
+        if written >= QUICK_REPAIR_BYTES {
+            // A large commit also saves redb's allocator state (a two-phase
+            // commit: one more fsync, nothing next to its work), so that
+            // opening after a crash loads it instead of walking every tree
+            // (`settle` does it after small ones).
+            txn.set_quick_repair(true);
+        }
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
         Ok(done)
     }
 }
+
+/// Transactions writing at least this many bytes of rows save redb's
+/// allocator state with their commit.
+const QUICK_REPAIR_BYTES: usize = 1 << 20;
 
 /// Bytes of writes a transaction holds back before applying them in key
 /// order (`RedbWriter`).
@@ -180,11 +200,15 @@ struct RedbWriter<'t> {
     /// Per table: key → value, or `None` for a delete.
     pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
     pending_bytes: usize,
+    /// Key and value bytes written by the transaction.
+    written_bytes: usize,
 }
 
 impl<'t> RedbWriter<'t> {
     fn hold(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.pending_bytes += key.len() + value.map_or(0, <[u8]>::len) + PENDING_OVERHEAD;
+        let bytes = key.len() + value.map_or(0, <[u8]>::len);
+        self.written_bytes += bytes;
+        self.pending_bytes += bytes + PENDING_OVERHEAD;
         self.pending[table.position()].insert(key.to_vec(), value.map(<[u8]>::to_vec));
         if self.pending_bytes >= PENDING_BYTES {
             self.flush()?;

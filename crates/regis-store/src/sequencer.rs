@@ -462,6 +462,10 @@ struct StagedJob {
     waiter: Waiter,
 }
 
+/// How long the sequencer waits for work before it settles the store
+/// (`Writer::settle`): long enough that a busy register never pays for it.
+const SETTLE_AFTER: Duration = Duration::from_millis(50);
+
 /// A request accepted into the batch, waiting for the commit.
 struct Accepted {
     waiter: Waiter,
@@ -471,7 +475,22 @@ struct Accepted {
 
 impl<B: KvBackend> State<B> {
     fn run(mut self, receiver: Receiver<Job>) {
-        while let Ok(first) = receiver.recv() {
+        loop {
+            let first = match receiver.recv_timeout(SETTLE_AFTER) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: make the store quick to open after a crash. A
+                    // failure costs only that (the next open after a crash
+                    // walks the database); a failing disk fails the next
+                    // commit, which is answered with the error.
+                    let _ = self.writer.settle();
+                    match receiver.recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
+                }
+            };
             let deadline = Instant::now() + self.config.max_delay;
             let mut weight = first.request.weight();
             let mut jobs = vec![first];

@@ -172,6 +172,8 @@ pub struct Writer<B> {
     unsynced: Unsynced,
     /// Up to how many appended bytes are logged instead of synced.
     tail_bytes: u64,
+    /// Whether it committed since it last settled.
+    unsettled: bool,
 }
 
 /// What small commits appended to the files without syncing them, logged
@@ -296,6 +298,7 @@ impl<B: KvBackend> Store<B> {
             runs: snapshot.runs.clone(),
             unsynced: Unsynced::default(),
             tail_bytes: TAIL_BYTES,
+            unsettled: false,
         };
         Ok((store, writer))
     }
@@ -355,6 +358,16 @@ impl<B: KvBackend> Writer<B> {
     /// written back on open after a crash.
     pub fn log_appends_up_to(&mut self, bytes: u64) {
         self.tail_bytes = bytes;
+    }
+
+    /// Makes the store quick to open after a crash, if it committed since
+    /// it last did ([`KvBackend::settle`]): for when the writer is idle.
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        if self.unsettled {
+            self.kv.settle()?;
+            self.unsettled = false;
+        }
+        Ok(())
     }
 
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
@@ -466,6 +479,7 @@ impl<B: KvBackend> Writer<B> {
             self.data = head.data;
             self.runs = runs;
             self.unsynced = unsynced;
+            self.unsettled = true;
         }
         Ok(done)
     }
