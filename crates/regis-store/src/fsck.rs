@@ -361,6 +361,56 @@ fn check_system_positions<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), F
     Ok(())
 }
 
+/// Field-index rows checked per pass over the runs (64 MiB).
+const CHECK_ROWS: usize = 4 << 20;
+
+/// The (field, value) pairs of user record `key`'s item.
+fn record_pairs<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    key: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let record = snapshot
+        .record(Log::User, key)?
+        .ok_or_else(|| StoreError::Corrupt(format!("record {key:?} missing")))?;
+    let json = snapshot
+        .item(&record.item_hash)?
+        .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item missing")))?;
+    item_fields(&json).ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item malformed")))
+}
+
+/// Checks that the field index holds every row of `expected` (which it
+/// empties), in its runs or its table; describes the first it lacks.
+fn missing_field_row<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    expected: &mut Vec<field_index::Row>,
+) -> Result<Option<String>, StoreError> {
+    expected.sort_unstable();
+    expected.dedup();
+    let outside = field_index::not_in_runs(snapshot.files(), snapshot.runs(), expected)?;
+    expected.clear();
+    for row in outside {
+        if snapshot.field_table_has(row)? {
+            continue;
+        }
+        // Say which record and pair: the row holds only their digest.
+        let first = row as u64;
+        let key = snapshot
+            .stored_entry(Log::User, first)?
+            .map(|stored| stored.entry.key)
+            .unwrap_or_default();
+        let pair = record_pairs(snapshot, &key)?
+            .into_iter()
+            .find(|(field, value)| {
+                field_index::row(crate::keys::field_prefix(field, value), first) == row
+            });
+        let (field, value) = pair.unwrap_or_default();
+        return Ok(Some(format!(
+            "the field index lacks {field} = {value:?} for record {key:?}"
+        )));
+    }
+    Ok(None)
+}
+
 /// The field index holds each user record's (field, value) pairs (rows
 /// for pairs a record no longer has may remain: queries skip them), and
 /// its runs are in order.
@@ -389,27 +439,28 @@ fn check_field_index<S: KvSnapshot>(
     if let Some(problem) = problem {
         return Err(mismatch(problem));
     }
+    // Every record's rows, gathered and sorted a few million at a time,
+    // each batch checked in one pass over the runs (a binary search per
+    // row would take minutes at a million records).
     let mut rows = 0u64;
+    let mut expected = Vec::new();
     snapshot.scan_record_rows(Log::User, |key, _, first| {
-        let record = snapshot
-            .record(Log::User, key)?
-            .ok_or_else(|| StoreError::Corrupt(format!("record {key:?} missing")))?;
-        let json = snapshot
-            .item(&record.item_hash)?
-            .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item missing")))?;
-        let pairs = item_fields(&json)
-            .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item malformed")))?;
+        let pairs = record_pairs(snapshot, key)?;
         for (field, value) in pairs {
             rows += 1;
-            if !snapshot.field_row(&field, &value, first)? {
-                problem = Some(format!(
-                    "the field index lacks {field} = {value:?} for record {key:?}"
-                ));
-                return Ok(false);
-            }
+            expected.push(field_index::row(
+                crate::keys::field_prefix(&field, &value),
+                first,
+            ));
         }
-        Ok(true)
+        if expected.len() >= CHECK_ROWS {
+            problem = missing_field_row(snapshot, &mut expected)?;
+        }
+        Ok(problem.is_none())
     })?;
+    if problem.is_none() {
+        problem = missing_field_row(snapshot, &mut expected)?;
+    }
     if let Some(problem) = problem {
         return Err(mismatch(problem));
     }

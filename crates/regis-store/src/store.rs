@@ -1160,23 +1160,12 @@ impl<S: KvSnapshot> Snapshot<S> {
             })
     }
 
-    /// Whether the field index holds (field, value) for the record whose
-    /// first entry is `first`, in its table or its runs.
-    pub(crate) fn field_row(
-        &self,
-        field: &str,
-        value: &str,
-        first: u64,
-    ) -> Result<bool, StoreError> {
-        let row = field_index::row(keys::field_prefix(field, value), first);
-        if self
+    /// Whether the field-index table (not the runs) holds `row`.
+    pub(crate) fn field_table_has(&self, row: Row) -> Result<bool, StoreError> {
+        Ok(self
             .kv
             .get(Table::FieldIndex, &row.to_be_bytes())?
-            .is_some()
-        {
-            return Ok(true);
-        }
-        field_index::runs_hold(&self.files, &self.runs, row)
+            .is_some())
     }
 
     /// Records of `log` in key order: `limit` of them after skipping
