@@ -182,7 +182,7 @@ const QUICK_REPAIR_BYTES: usize = 1 << 20;
 
 /// Bytes of writes a transaction holds back before applying them in key
 /// order (`RedbWriter`).
-const PENDING_BYTES: usize = 32 << 20;
+const PENDING_BYTES: usize = 48 << 20;
 /// What one held-back write costs beyond its key and value (hash-table
 /// slot, vector headers, allocator rounding), for the bound above.
 const PENDING_OVERHEAD: usize = 96;
