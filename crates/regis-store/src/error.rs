@@ -17,7 +17,8 @@ pub enum StoreError {
     /// The database was written by another layout version. (Version 1 did
     /// not record where each system entry falls among the user entries, and
     /// nothing on disk recovers it; version 2 kept entries, items and stored
-    /// hashes as rows, version 3 keeps them in files: `spec/store.md`.)
+    /// hashes as rows, version 3 keeps them in files, version 4 adds redb's
+    /// recent databases: `spec/store.md`.)
     #[error(
         "store layout version {found}, this build reads version {expected}: load the register \
          again from RSF with this build (`regis load`)"

@@ -8,9 +8,11 @@ use crate::{Log, StoreError};
 
 /// Layout version written to `meta/format`. Version 2 added
 /// `system_positions`; version 3 moved entries, items and stored hashes
-/// into append-only files. Older stores are refused (`spec/store.md`,
+/// into append-only files; version 4 puts redb's small commits in two
+/// recent databases beside the main one (a version-3 build would not read
+/// them). Older stores are refused (`spec/store.md`,
 /// "meta").
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
 pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_FIELD_RUNS: &[u8] = b"field-runs";

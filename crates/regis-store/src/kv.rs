@@ -98,6 +98,17 @@ impl KvBatch {
     }
 }
 
+/// What a write transaction may write, for backends that place bounded
+/// commits and bulk loads differently (redb: `crate::redb_backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnSize {
+    /// A bounded batch (a sequencer batch, a repair on open): it may be
+    /// gathered in memory until it commits.
+    Batch,
+    /// Any amount (a streamed load): written as it goes, in bounded memory.
+    Bulk,
+}
+
 /// What a scan calls for each row: `Ok(true)` to go on, `Ok(false)` to
 /// stop, an error to stop and fail the scan.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
@@ -123,16 +134,18 @@ pub trait KvBackend: Send + Sync + 'static {
     /// returns, either all or none of it is there after reopening.
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError>;
 
-    /// Runs `work` in one write transaction, which reads its own writes,
-    /// and commits what it wrote atomically and durably (as [`Self::commit`])
+    /// Runs `work`, which writes about `size`, in one write transaction
+    /// that reads its own writes, and commits what it wrote atomically and durably (as [`Self::commit`])
     /// if it returns `Ok`; if it returns an error, nothing of it is written.
     ///
     /// The default gathers the writes in memory over a snapshot and commits
     /// them as one [`KvBatch`], so its memory grows with what `work` writes.
-    /// Both backends override it so that a load of any size runs in bounded
-    /// memory: redb's transactions spill to the file, sled's to a redo tree.
+    /// Both backends override it so that a [`TxnSize::Bulk`] load of any
+    /// size runs in bounded memory: redb's transactions spill to the file,
+    /// sled's to a redo tree.
     fn transact<T, E: From<StoreError>>(
         &self,
+        _size: TxnSize,
         work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut overlay = Overlay {

@@ -1,22 +1,66 @@
 //! The default backend: redb (checksummed pages, copy-on-write B-trees,
-//! fsync on commit, MVCC read transactions).
+//! fsync on commit, MVCC read transactions), in three databases.
+//!
+//! A redb commit rewrites every B-tree page it touches, and the index rows
+//! of a register land at random places (hashes, keys): a commit of a few
+//! thousand rows into the tables of a large register rewrites thousands of
+//! pages. So commits of bounded size ([`TxnSize::Batch`]: the sequencer's)
+//! go to a small *recent* database, and when it has taken
+//! [`RedbOptions::merge_bytes`] of rows it is frozen and the other recent
+//! database takes the commits, while a merger thread copies the frozen
+//! one's rows into the *main* database in one sorted commit (each page
+//! rewritten once for many commits) and then empties it. Reads look in the
+//! active recent database, then the frozen one, then the main one; a
+//! recent database marks deletes with a tombstone. Bulk transactions
+//! ([`TxnSize::Bulk`]: loads) wait for the recent databases to be merged
+//! and write to the main one directly.
+//!
+//! Every commit of the main database saves redb's allocator state (quick
+//! repair), so opening after a crash never walks its trees; only the recent
+//! databases, small by construction, may need redb's repair walk.
+//! `spec/store.md`, "The databases", has the layout and the crash argument.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition,
+    ReadableTableMetadata, TableDefinition,
 };
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, walk};
+use crate::kv::{
+    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write,
+};
 
-/// The database file inside a register's directory.
+/// The main database file inside a register's directory.
 pub const REDB_FILE: &str = "store.redb";
 
-/// Where a new database is built before it is renamed into place.
-const REDB_NEW_FILE: &str = "store.redb.new";
+/// The two recent databases, beside the main one.
+pub const RECENT_FILES: [&str; 2] = ["recent.0.redb", "recent.1.redb"];
+
+/// Page cache of each recent database (the main one has
+/// [`crate::CACHE_BYTES`]).
+const RECENT_CACHE_BYTES: usize = 16 << 20;
+
+/// In a recent database, a value is this byte and the value...
+const PUT: u8 = 1;
+/// ...or this byte alone: the key is deleted (a tombstone over older
+/// databases).
+const DELETED: u8 = 0;
+
+/// A recent database's generation (`u64`, the larger the newer) under the
+/// key [`GENERATION`]: on open it tells which of the two took commits last.
+const LAYER: TableDefinition<'static, &'static str, u64> = TableDefinition::new("layer");
+const GENERATION: &str = "generation";
+
+/// How many times [`RedbOptions::merge_bytes`] the active recent database
+/// may hold while the frozen one is still being merged, before commits
+/// wait for the merge (back-pressure: the recent databases stay small).
+const BACKLOG: usize = 4;
 
 type Bytes = &'static [u8];
 
@@ -28,35 +72,461 @@ fn backend_error(error: impl Into<redb::Error>) -> StoreError {
     StoreError::backend(error.into())
 }
 
-/// A register's database in redb.
-#[derive(Debug)]
+/// How a [`RedbBackend`] places and merges its commits.
+#[derive(Clone, Copy, Debug)]
+pub struct RedbOptions {
+    /// Bytes of rows (keys and values) the active recent database takes
+    /// before it is frozen and merged into the main database.
+    pub merge_bytes: usize,
+    /// Merge on the backend's own thread (`true`), or in the thread whose
+    /// commit filled the recent database, before that commit returns:
+    /// slower, but deterministic (for crash tests).
+    pub background: bool,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            merge_bytes: 8 << 20,
+            background: true,
+        }
+    }
+}
+
+/// A register's database in redb: a main database and two recent ones.
 pub struct RedbBackend {
-    db: Database,
+    shared: Arc<Shared>,
+    merger: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBackend").finish_non_exhaustive()
+    }
+}
+
+/// What the writer, the merger and the readers share.
+struct Shared {
+    main: Database,
+    recent: [Database; 2],
+    options: RedbOptions,
+    roles: Mutex<Roles>,
+    /// Signalled whenever `roles` changes.
+    changed: Condvar,
+    /// Held for the whole of a write transaction: one writer at a time.
+    writing: Mutex<()>,
+}
+
+/// Which recent database does what.
+#[derive(Debug)]
+struct Roles {
+    /// The recent database commits go to.
+    active: usize,
+    /// The other one, when it holds rows not yet merged and emptied. While
+    /// it is `None` the other recent database is empty.
+    frozen: Option<usize>,
+    /// Bytes of rows committed to the active database since it became so.
+    active_bytes: usize,
+    generations: [u64; 2],
+    /// Why a merge failed: every later commit fails with it (the register
+    /// needs a restart, which merges again).
+    failed: Option<String>,
+    /// Tells the merger thread to end.
+    stop: bool,
+}
+
+/// Locks `roles`; a panic elsewhere while it was held (none of its
+/// updates can leave it half-done: each is a few field assignments) does
+/// not make it unusable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn merge_failed(why: &str) -> StoreError {
+    StoreError::backend(std::io::Error::other(format!(
+        "merging a recent database into the main one failed earlier: {why}"
+    )))
+}
+
+/// Whether a database holds rows in any of the tables.
+fn has_rows(db: &Database) -> Result<bool, StoreError> {
+    let read = db.begin_read().map_err(backend_error)?;
+    for table in Table::ALL {
+        if !read
+            .open_table(definition(table))
+            .map_err(backend_error)?
+            .is_empty()
+            .map_err(backend_error)?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Creates any table `db` lacks (and, in a recent database, its
+/// generation), so that read transactions always find every table. A
+/// database that has them all is not written to: the last commit stays the
+/// last writer's, whose saved allocator state spares the next open after a
+/// crash redb's repair. Returns the generation (0 for the main database).
+fn complete(db: &Database, new_generation: Option<u64>) -> Result<u64, StoreError> {
+    let read = db.begin_read().map_err(backend_error)?;
+    let tables = Table::ALL
+        .iter()
+        .all(|&table| read.open_table(definition(table)).is_ok());
+    let generation = match read.open_table(LAYER) {
+        Ok(layer) => layer
+            .get(GENERATION)
+            .map_err(backend_error)?
+            .map(|g| g.value()),
+        Err(_) => None,
+    };
+    drop(read);
+    if tables && (new_generation.is_none() || generation.is_some()) {
+        return Ok(generation.unwrap_or(0));
+    }
+    let mut txn = db.begin_write().map_err(backend_error)?;
+    txn.set_quick_repair(true);
+    for table in Table::ALL {
+        txn.open_table(definition(table)).map_err(backend_error)?;
+    }
+    let generation = match (generation, new_generation) {
+        (Some(generation), _) => generation,
+        (None, Some(generation)) => {
+            txn.open_table(LAYER)
+                .map_err(backend_error)?
+                .insert(GENERATION, generation)
+                .map_err(backend_error)?;
+            generation
+        }
+        (None, None) => 0,
+    };
+    txn.commit().map_err(backend_error)?;
+    Ok(generation)
+}
+
+/// Opens (creating if needed) `dir/file`. A new database is built beside it
+/// and renamed into place once its tables exist and are synced, so that a
+/// crash while creating one leaves either no database or a whole one,
+/// never a torn header.
+fn open_file(
+    dir: &Path,
+    file: &str,
+    cache: usize,
+    new_generation: Option<u64>,
+) -> Result<Database, StoreError> {
+    let io = StoreError::backend;
+    let path = dir.join(file);
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(cache);
+    if !path.exists() {
+        let new = dir.join(format!("{file}.new"));
+        match std::fs::remove_file(&new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let db = builder.create(&new).map_err(backend_error)?;
+        complete(&db, new_generation)?;
+        drop(db);
+        std::fs::rename(&new, &path).map_err(io)?;
+        // The rename is durable only once the directory is synced.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    builder.open(&path).map_err(backend_error)
 }
 
 impl RedbBackend {
-    /// Uses an open database (for instance one on a custom
-    /// [`redb::StorageBackend`], as the crash tests do); creates any table
-    /// it lacks so that read transactions always find every table.
-    ///
-    /// A database that has them all is not written to: the last commit
-    /// stays the last writer's, whose saved allocator state spares the next
-    /// open after a crash redb's repair (see [`KvBackend::transact`]).
-    pub fn from_database(db: Database) -> Result<Self, StoreError> {
-        let read = db.begin_read().map_err(backend_error)?;
-        let complete = Table::ALL
-            .iter()
-            .all(|&table| read.open_table(definition(table)).is_ok());
-        drop(read);
-        if !complete {
-            let mut txn = db.begin_write().map_err(backend_error)?;
-            txn.set_quick_repair(true);
-            for table in Table::ALL {
-                txn.open_table(definition(table)).map_err(backend_error)?;
+    /// Uses open databases (for instance on a custom
+    /// [`redb::StorageBackend`], as the crash tests do): the main one and
+    /// the two recent ones, in file order. Creates any table one lacks;
+    /// starts merging a recent database that the last run left frozen.
+    pub fn from_databases(
+        main: Database,
+        recent: [Database; 2],
+        options: RedbOptions,
+    ) -> Result<Self, StoreError> {
+        complete(&main, None)?;
+        // New pairs start with the first one newer.
+        let generations = [
+            complete(&recent[0], Some(1))?,
+            complete(&recent[1], Some(0))?,
+        ];
+        let (newer, older) = if generations[0] >= generations[1] {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        let frozen = has_rows(&recent[older])?.then_some(older);
+        let shared = Arc::new(Shared {
+            main,
+            recent,
+            options,
+            roles: Mutex::new(Roles {
+                active: newer,
+                frozen,
+                active_bytes: 0,
+                generations,
+                failed: None,
+                stop: false,
+            }),
+            changed: Condvar::new(),
+            writing: Mutex::new(()),
+        });
+        let merger = if options.background {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name("redb merger".into())
+                .spawn(move || shared.run_merger())
+                .map_err(StoreError::backend)?;
+            Some(handle)
+        } else {
+            if frozen.is_some() {
+                shared.merge_frozen()?;
             }
-            txn.commit().map_err(backend_error)?;
+            None
+        };
+        Ok(RedbBackend { shared, merger })
+    }
+
+    /// Opens (creating if needed) the databases in `dir`, creating `dir`
+    /// too.
+    pub fn open_dir_with(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+        let main = open_file(dir, REDB_FILE, crate::CACHE_BYTES, None)?;
+        let recent = [
+            open_file(dir, RECENT_FILES[0], RECENT_CACHE_BYTES, Some(1))?,
+            open_file(dir, RECENT_FILES[1], RECENT_CACHE_BYTES, Some(0))?,
+        ];
+        Self::from_databases(main, recent, options)
+    }
+}
+
+impl Drop for RedbBackend {
+    /// Stops the merger thread once its merge in hand (if any) is done.
+    fn drop(&mut self) {
+        lock(&self.shared.roles).stop = true;
+        self.shared.changed.notify_all();
+        if let Some(merger) = self.merger.take() {
+            // A merger that panicked has nothing left to clean up.
+            let _ = merger.join();
         }
-        Ok(RedbBackend { db })
+    }
+}
+
+impl Shared {
+    /// The merger thread: merges each database frozen, until stopped.
+    fn run_merger(&self) {
+        loop {
+            {
+                let roles = self
+                    .changed
+                    .wait_while(lock(&self.roles), |roles| {
+                        !roles.stop && (roles.frozen.is_none() || roles.failed.is_some())
+                    })
+                    .unwrap_or_else(PoisonError::into_inner);
+                if roles.stop {
+                    return;
+                }
+            }
+            // A failure is kept in `roles.failed`, which later commits report.
+            let _ = self.merge_frozen();
+        }
+    }
+
+    /// Copies the frozen recent database's rows into the main database in
+    /// one commit, then empties it and makes it the newer of the two, ready
+    /// to become active. A crash between the two commits leaves rows in
+    /// both with the same values: merged again on open.
+    fn merge_frozen(&self) -> Result<(), StoreError> {
+        let (frozen, generation) = {
+            let roles = lock(&self.roles);
+            let Some(frozen) = roles.frozen else {
+                return Ok(());
+            };
+            (frozen, roles.generations[roles.active] + 1)
+        };
+        let result = self
+            .copy_into_main(frozen)
+            .and_then(|()| self.empty_recent(frozen, generation));
+        let mut roles = lock(&self.roles);
+        match &result {
+            Ok(()) => {
+                roles.frozen = None;
+                roles.generations[frozen] = generation;
+            }
+            Err(error) => roles.failed = Some(error.to_string()),
+        }
+        drop(roles);
+        self.changed.notify_all();
+        result
+    }
+
+    fn copy_into_main(&self, recent: usize) -> Result<(), StoreError> {
+        let read = self.recent[recent].begin_read().map_err(backend_error)?;
+        let mut txn = self.main.begin_write().map_err(backend_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(backend_error)?;
+        txn.set_quick_repair(true);
+        for table in Table::ALL {
+            let source = read.open_table(definition(table)).map_err(backend_error)?;
+            let mut target = txn.open_table(definition(table)).map_err(backend_error)?;
+            for row in source.iter().map_err(backend_error)? {
+                let (key, value) = row.map_err(backend_error)?;
+                match untag(value.value())? {
+                    Some(value) => {
+                        target.insert(key.value(), value).map_err(backend_error)?;
+                    }
+                    None => {
+                        target.remove(key.value()).map_err(backend_error)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(backend_error)
+    }
+
+    fn empty_recent(&self, recent: usize, generation: u64) -> Result<(), StoreError> {
+        let mut txn = self.recent[recent].begin_write().map_err(backend_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(backend_error)?;
+        txn.set_quick_repair(true);
+        for table in Table::ALL {
+            txn.delete_table(definition(table)).map_err(backend_error)?;
+            txn.open_table(definition(table)).map_err(backend_error)?;
+        }
+        txn.open_table(LAYER)
+            .map_err(backend_error)?
+            .insert(GENERATION, generation)
+            .map_err(backend_error)?;
+        txn.commit().map_err(backend_error)
+    }
+
+    /// Freezes the active database (the other one is empty) and has it
+    /// merged: by the merger thread, or here.
+    fn freeze(&self, mut roles: MutexGuard<'_, Roles>) -> Result<(), StoreError> {
+        roles.frozen = Some(roles.active);
+        roles.active = 1 - roles.active;
+        roles.active_bytes = 0;
+        drop(roles);
+        self.changed.notify_all();
+        if self.options.background {
+            Ok(())
+        } else {
+            self.merge_frozen()
+        }
+    }
+
+    /// Waits while a merge is in hand; fails if one failed.
+    fn wait_for_merge<'r>(
+        &self,
+        roles: MutexGuard<'r, Roles>,
+    ) -> Result<MutexGuard<'r, Roles>, StoreError> {
+        let roles = self
+            .changed
+            .wait_while(roles, |roles| {
+                roles.frozen.is_some() && roles.failed.is_none()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        match &roles.failed {
+            Some(why) => Err(merge_failed(why)),
+            None => Ok(roles),
+        }
+    }
+
+    /// After `bytes` of rows went to the active database: freezes it once
+    /// it is full, waiting for the previous merge only past the backlog.
+    fn account(&self, bytes: usize) -> Result<(), StoreError> {
+        let mut roles = lock(&self.roles);
+        if let Some(why) = &roles.failed {
+            return Err(merge_failed(why));
+        }
+        roles.active_bytes += bytes;
+        let merge_bytes = self.options.merge_bytes;
+        if roles.active_bytes < merge_bytes {
+            return Ok(());
+        }
+        if roles.frozen.is_some() {
+            if roles.active_bytes < merge_bytes.saturating_mul(BACKLOG) {
+                return Ok(());
+            }
+            roles = self.wait_for_merge(roles)?;
+        }
+        self.freeze(roles)
+    }
+
+    /// Merges both recent databases into the main one, for a bulk
+    /// transaction to write there directly.
+    fn drain(&self) -> Result<(), StoreError> {
+        let roles = self.wait_for_merge(lock(&self.roles))?;
+        if !has_rows(&self.recent[roles.active])? {
+            return Ok(());
+        }
+        self.freeze(roles)?;
+        drop(self.wait_for_merge(lock(&self.roles))?);
+        Ok(())
+    }
+
+    /// A read view: the recent databases, newest first, then the main one,
+    /// their read transactions begun under the roles lock so that they
+    /// match the roles (a merge commits the main database before it empties
+    /// a recent one, so a view never misses a merged row).
+    fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
+        let roles = lock(&self.roles);
+        let mut layers = vec![Layer::begin(&self.recent[roles.active], true)?];
+        if let Some(frozen) = roles.frozen {
+            layers.push(Layer::begin(&self.recent[frozen], true)?);
+        }
+        layers.push(Layer::begin(&self.main, false)?);
+        drop(roles);
+        Ok(RedbSnapshot { layers })
+    }
+
+    /// Commits `pending` (sorted by key, per table) to the active database.
+    fn commit_recent(
+        &self,
+        pending: &[BTreeMap<Vec<u8>, Option<Vec<u8>>>],
+    ) -> Result<(), StoreError> {
+        let active = lock(&self.roles).active;
+        let mut txn = self.recent[active].begin_write().map_err(backend_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(backend_error)?;
+        let mut bytes = 0;
+        let mut tagged = Vec::new();
+        for (table, writes) in Table::ALL.iter().zip(pending) {
+            if writes.is_empty() {
+                continue;
+            }
+            let mut open = txn.open_table(definition(*table)).map_err(backend_error)?;
+            for (key, value) in writes {
+                tagged.clear();
+                match value {
+                    Some(value) => {
+                        tagged.push(PUT);
+                        tagged.extend_from_slice(value);
+                    }
+                    None => tagged.push(DELETED),
+                }
+                bytes += key.len() + tagged.len();
+                open.insert(key.as_slice(), tagged.as_slice())
+                    .map_err(backend_error)?;
+            }
+        }
+        txn.commit().map_err(backend_error)?;
+        self.account(bytes)
+    }
+}
+
+/// A recent database's stored value as the value it stands for (`None`: a
+/// tombstone).
+fn untag(stored: &[u8]) -> Result<Option<&[u8]>, StoreError> {
+    match stored.split_first() {
+        Some((&PUT, value)) => Ok(Some(value)),
+        Some((&DELETED, [])) => Ok(None),
+        _ => Err(StoreError::Corrupt(
+            "a recent database holds a value that is neither a put nor a delete".into(),
+        )),
     }
 }
 
@@ -65,46 +535,26 @@ impl DirBackend for RedbBackend {
         dir.join(REDB_FILE).is_file()
     }
 
-    /// Opens (creating if needed) `dir/store.redb`, creating `dir` too.
-    ///
-    /// A new database is built beside it and renamed into place once its
-    /// tables exist and are synced, so that a crash while creating one leaves
-    /// either no database or a whole one, never a torn header.
+    /// [`RedbBackend::open_dir_with`] the default options.
     fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        let io = StoreError::backend;
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let path = dir.join(REDB_FILE);
-        let mut builder = redb::Builder::new();
-        builder.set_cache_size(crate::CACHE_BYTES);
-        if !path.exists() {
-            let new = dir.join(REDB_NEW_FILE);
-            match std::fs::remove_file(&new) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-                _ => {}
-            }
-            drop(Self::from_database(
-                builder.create(&new).map_err(backend_error)?,
-            )?);
-            std::fs::rename(&new, &path).map_err(io)?;
-            // The rename is durable only once the directory is synced.
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Self::from_database(builder.open(&path).map_err(backend_error)?)
+        Self::open_dir_with(dir, RedbOptions::default())
     }
 }
 
 impl KvBackend for RedbBackend {
     type Snapshot = RedbSnapshot;
 
-    /// An empty commit that saves redb's allocator state (quick repair):
-    /// while it is the last commit, opening after a crash loads that state
-    /// instead of walking every tree to rebuild it. Small commits skip it
-    /// (a two-phase commit costs one more fsync); the sequencer settles
-    /// when it runs out of work.
+    /// An empty commit to the active recent database that saves redb's
+    /// allocator state (quick repair, one more fsync): while it is that
+    /// database's last commit, opening after a crash loads the state
+    /// instead of walking the trees. The main database saves it at every
+    /// commit.
     fn settle(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend_error)?;
+        let _writing = lock(&self.shared.writing);
+        let active = lock(&self.shared.roles).active;
+        let mut txn = self.shared.recent[active]
+            .begin_write()
+            .map_err(backend_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
         txn.set_quick_repair(true);
@@ -112,16 +562,11 @@ impl KvBackend for RedbBackend {
     }
 
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
-        let tables = Table::ALL
-            .iter()
-            .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RedbSnapshot { tables, _txn: txn })
+        self.shared.snapshot()
     }
 
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError> {
-        self.transact(|writer| {
+        self.transact(TxnSize::Batch, |writer| {
             for (table, writes) in batch.tables() {
                 for (key, value) in writes {
                     match value {
@@ -134,80 +579,108 @@ impl KvBackend for RedbBackend {
         })
     }
 
-    /// One redb write transaction for the whole of `work`. redb bounds the
-    /// dirty pages it keeps in memory (its write buffer, part of
-    /// `CACHE_BYTES`) and writes the rest to free space in the file, which
-    /// no committed root references until the commit: so memory does not
-    /// grow with what `work` writes, and a crash before the commit's header
-    /// flip leaves the last commit as it was.
+    /// A batch is gathered in memory over a read view and committed to the
+    /// active recent database. A bulk transaction first has both recent
+    /// databases merged, then runs in one write transaction of the main
+    /// database: redb bounds the dirty pages it keeps in memory (its write
+    /// buffer, part of `CACHE_BYTES`) and writes the rest to free space in
+    /// the file, which no committed root references until the commit; so
+    /// memory does not grow with what `work` writes, and a crash before the
+    /// commit's header flip leaves the last commit as it was.
     fn transact<T, E: From<StoreError>>(
         &self,
+        size: TxnSize,
         work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(backend_error)?;
+        let shared = &self.shared;
+        let _writing = lock(&shared.writing);
+        if size == TxnSize::Batch {
+            let mut writer = BatchWriter {
+                view: shared.snapshot()?,
+                pending: Default::default(),
+            };
+            let done = work(&mut writer)?;
+            if writer.pending.iter().any(|writes| !writes.is_empty()) {
+                shared.commit_recent(&writer.pending)?;
+            }
+            return Ok(done);
+        }
+        shared.drain()?;
+        let mut txn = shared.main.begin_write().map_err(backend_error)?;
         // Immediate is redb's default; set it so that no future default can
         // weaken what `commit` promises.
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
-        let (done, written) = {
-            let mut writer = RedbWriter {
+        txn.set_quick_repair(true);
+        let done = {
+            let mut writer = BulkWriter {
                 tables: Table::ALL
                     .iter()
                     .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
                     .collect::<Result<Vec<_>, _>>()?,
                 pending: Default::default(),
                 pending_bytes: 0,
-                written_bytes: 0,
             };
             let done = work(&mut writer)?;
             writer.flush()?;
-            (done, writer.written_bytes)
+            done
         };
-        if written >= QUICK_REPAIR_BYTES {
-            // A large commit also saves redb's allocator state (a two-phase
-            // commit: one more fsync, nothing next to its work), so that
-            // opening after a crash loads it instead of walking every tree
-            // (`settle` does it after small ones).
-            txn.set_quick_repair(true);
-        }
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
         Ok(done)
     }
 }
 
-/// Transactions writing at least this many bytes of rows save redb's
-/// allocator state with their commit.
-const QUICK_REPAIR_BYTES: usize = 1 << 20;
+/// A batch transaction: its writes, in key order per table, over a view.
+struct BatchWriter {
+    view: RedbSnapshot,
+    pending: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+}
 
-/// Bytes of writes a transaction holds back before applying them in key
-/// order (`RedbWriter`).
+impl KvWriter for BatchWriter {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending[table.position()].get(key) {
+            Some(written) => Ok(written.clone()),
+            None => self.view.get(table, key),
+        }
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.pending[table.position()].insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
+        self.pending[table.position()].insert(key.to_vec(), None);
+        Ok(())
+    }
+}
+
+/// Bytes of writes a bulk transaction holds back before applying them in
+/// key order (`BulkWriter`).
 const PENDING_BYTES: usize = 48 << 20;
 /// What one held-back write costs beyond its key and value (hash-table
 /// slot, vector headers, allocator rounding), for the bound above.
 const PENDING_OVERHEAD: usize = 96;
 
-/// The tables of one redb write transaction, indexed by [`Table`] position,
-/// and the writes held back from them.
+/// The main database's tables in a bulk transaction, indexed by [`Table`]
+/// position, and the writes held back from them.
 ///
-/// A large transaction (a bulk load) writes rows at random places of
-/// B-trees far larger than redb's write buffer: applied one by one, nearly
-/// every write would read back and rewrite a page that was already written
-/// out. Held back and applied in key order, a batch of them rewrites each
-/// page once. Reads see held-back writes first.
-struct RedbWriter<'t> {
+/// A bulk transaction writes rows at random places of B-trees far larger
+/// than redb's write buffer: applied one by one, nearly every write would
+/// read back and rewrite a page that was already written out. Held back and
+/// applied in key order, a batch of them rewrites each page once. Reads see
+/// held-back writes first.
+struct BulkWriter<'t> {
     tables: Vec<redb::Table<'t, Bytes, Bytes>>,
     /// Per table: key → value, or `None` for a delete.
     pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
     pending_bytes: usize,
-    /// Key and value bytes written by the transaction.
-    written_bytes: usize,
 }
 
-impl<'t> RedbWriter<'t> {
+impl BulkWriter<'_> {
     fn hold(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
         let bytes = key.len() + value.map_or(0, <[u8]>::len);
-        self.written_bytes += bytes;
         self.pending_bytes += bytes + PENDING_OVERHEAD;
         self.pending[table.position()].insert(key.to_vec(), value.map(<[u8]>::to_vec));
         if self.pending_bytes >= PENDING_BYTES {
@@ -219,7 +692,7 @@ impl<'t> RedbWriter<'t> {
     /// Applies every held-back write, table by table, in key order.
     fn flush(&mut self) -> Result<(), StoreError> {
         for (table, pending) in self.tables.iter_mut().zip(&mut self.pending) {
-            let mut writes: Vec<_> = pending.drain().collect();
+            let mut writes: Vec<Write> = pending.drain().collect();
             writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (key, value) in writes {
                 match value {
@@ -239,7 +712,7 @@ impl<'t> RedbWriter<'t> {
     }
 }
 
-impl KvWriter for RedbWriter<'_> {
+impl KvWriter for BulkWriter<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(held) = self.pending[table.position()].get(key) {
             return Ok(held.clone());
@@ -261,34 +734,96 @@ impl KvWriter for RedbWriter<'_> {
     }
 }
 
-/// A redb read transaction with every table open.
-pub struct RedbSnapshot {
+/// One database of a read view: a read transaction with every table open.
+struct Layer {
     /// Indexed by [`Table`] position.
     tables: Vec<ReadOnlyTable<Bytes, Bytes>>,
+    /// A recent database (tagged values), or the main one.
+    recent: bool,
     /// Keeps the snapshot alive as long as the tables.
     _txn: ReadTransaction,
 }
 
-impl std::fmt::Debug for RedbSnapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbSnapshot").finish_non_exhaustive()
+impl Layer {
+    fn begin(db: &Database, recent: bool) -> Result<Layer, StoreError> {
+        let txn = db.begin_read().map_err(backend_error)?;
+        let tables = Table::ALL
+            .iter()
+            .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Layer {
+            tables,
+            recent,
+            _txn: txn,
+        })
     }
-}
 
-impl RedbSnapshot {
     fn table(&self, table: Table) -> Result<&ReadOnlyTable<Bytes, Bytes>, StoreError> {
         self.tables
             .get(table.position())
             .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))
     }
+
+    /// What a stored value stands for (`None`: deleted).
+    fn value<'v>(&self, stored: &'v [u8]) -> Result<Option<&'v [u8]>, StoreError> {
+        if self.recent {
+            untag(stored)
+        } else {
+            Ok(Some(stored))
+        }
+    }
+}
+
+/// A consistent read view of the three databases: redb read transactions
+/// of the active recent database, the frozen one if any, and the main one,
+/// newest first.
+pub struct RedbSnapshot {
+    layers: Vec<Layer>,
+}
+
+impl std::fmt::Debug for RedbSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbSnapshot")
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+type Row = (
+    redb::AccessGuard<'static, Bytes>,
+    redb::AccessGuard<'static, Bytes>,
+);
+
+/// One layer's rows in a scan, with the next one read ahead.
+struct Cursor<'l> {
+    layer: &'l Layer,
+    rows: Box<dyn Iterator<Item = Result<Row, redb::StorageError>> + 'l>,
+    next: Option<Row>,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self) -> Result<(), StoreError> {
+        self.next = self.rows.next().transpose().map_err(backend_error)?;
+        Ok(())
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.next.as_ref().map(|(key, _)| key.value())
+    }
 }
 
 impl KvSnapshot for RedbSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let value = self.table(table)?.get(key).map_err(backend_error)?;
-        Ok(value.map(|guard| guard.value().to_vec()))
+        for layer in &self.layers {
+            if let Some(stored) = layer.table(table)?.get(key).map_err(backend_error)? {
+                return Ok(layer.value(stored.value())?.map(<[u8]>::to_vec));
+            }
+        }
+        Ok(None)
     }
 
+    /// Merges the layers' ranges: of the rows with one key, the newest
+    /// layer's stands, and a tombstone hides the key.
     fn scan(
         &self,
         table: Table,
@@ -297,17 +832,59 @@ impl KvSnapshot for RedbSnapshot {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        let table = self.table(table)?;
-        let range = match end {
-            Some(end) => table.range::<&[u8]>(start..end),
-            None => table.range::<&[u8]>(start..),
+        let mut cursors = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let open = layer.table(table)?;
+            let range = match end {
+                Some(end) => open.range::<&[u8]>(start..end),
+                None => open.range::<&[u8]>(start..),
+            }
+            .map_err(backend_error)?;
+            let rows: Box<dyn Iterator<Item = _>> = if reverse {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
+            let mut cursor = Cursor {
+                layer,
+                rows,
+                next: None,
+            };
+            cursor.advance()?;
+            cursors.push(cursor);
         }
-        .map_err(backend_error)?;
-        let step = |item: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
-            let (key, value): (redb::AccessGuard<Bytes>, redb::AccessGuard<Bytes>) =
-                item.map_err(backend_error)?;
-            visit(key.value(), value.value())
-        };
-        walk(range, reverse, step)
+        loop {
+            // The first key in scan order; of the layers that have it, the
+            // newest (first) one.
+            let mut first: Option<usize> = None;
+            for (at, cursor) in cursors.iter().enumerate() {
+                let Some(key) = cursor.key() else { continue };
+                let earlier = match first.and_then(|f| cursors[f].key()) {
+                    None => true,
+                    Some(best) if reverse => key > best,
+                    Some(best) => key < best,
+                };
+                if earlier {
+                    first = Some(at);
+                }
+            }
+            let Some(first) = first else {
+                return Ok(());
+            };
+            let Some((key, stored)) = cursors[first].next.take() else {
+                return Ok(());
+            };
+            cursors[first].advance()?;
+            for cursor in cursors.iter_mut().skip(first + 1) {
+                if cursor.key() == Some(key.value()) {
+                    cursor.advance()?;
+                }
+            }
+            if let Some(value) = cursors[first].layer.value(stored.value())? {
+                if !visit(key.value(), value)? {
+                    return Ok(());
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::StoreError;
-use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, Visit, walk};
+use crate::kv::{
+    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, walk,
+};
 
 /// Bytes of keys and values a transaction gathers in memory before it
 /// spills them to the redo tree.
@@ -138,6 +140,7 @@ impl KvBackend for SledBackend {
     /// `meta` (and so `head`) last; see `spec/store.md`, "Bulk loads".
     fn transact<T, E: From<StoreError>>(
         &self,
+        _size: TxnSize,
         work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
     ) -> Result<T, E> {
         self.check_poisoned()?;
@@ -389,7 +392,7 @@ mod tests {
         backend.commit(batch).unwrap();
 
         // Fails after spilling: nothing of it is written.
-        let failed: Result<(), StoreError> = backend.transact(|txn| {
+        let failed: Result<(), StoreError> = backend.transact(TxnSize::Bulk, |txn| {
             for (key, value) in rows() {
                 txn.put(Table::Items, &key, &value)?;
             }
@@ -402,7 +405,7 @@ mod tests {
 
         // Succeeds: reads its spilled writes back, and all of it lands.
         backend
-            .transact(|txn| {
+            .transact(TxnSize::Bulk, |txn| {
                 for (key, value) in rows() {
                     txn.put(Table::Items, &key, &value)?;
                 }

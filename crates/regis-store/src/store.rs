@@ -14,7 +14,7 @@ use crate::files::{self, Appenders, FileId, Files, ReadFiles, StoredEntry};
 use crate::keys::{
     self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, RecordRow, corrupt,
 };
-use crate::kv::{KvBackend, KvBatch, KvSnapshot, KvWriter, Table, prefix_end};
+use crate::kv::{KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, prefix_end};
 use crate::{BatchError, Log, StoreError};
 
 /// A checkpoint as the store keeps it: the size and root that were signed,
@@ -373,7 +373,7 @@ impl<B: KvBackend> Writer<B> {
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
     /// trees as they stand after it.
     pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
-        self.transact(|txn| {
+        self.transact_sized(TxnSize::Batch, |txn| {
             for item in &batch.items {
                 match item {
                     BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,
@@ -407,6 +407,16 @@ impl<B: KvBackend> Writer<B> {
         &mut self,
         work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.transact_sized(TxnSize::Bulk, work)
+    }
+
+    /// [`Writer::transact`], telling the database how much `work` writes
+    /// ([`TxnSize`]): a [`Writer::commit`] is a bounded batch.
+    fn transact_sized<T, E: From<StoreError>>(
+        &mut self,
+        size: TxnSize,
+        work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let before = Head {
             user: self.user.size(),
             system: self.system.size(),
@@ -422,7 +432,7 @@ impl<B: KvBackend> Writer<B> {
             &self.unsynced,
             self.tail_bytes,
         );
-        let done = self.kv.transact(|kv| -> Result<T, E> {
+        let done = self.kv.transact(size, |kv| -> Result<T, E> {
             let mut txn = Txn {
                 kv,
                 files: files.appenders(&before, runs)?,

@@ -239,6 +239,44 @@ fn snapshots_do_not_move<B: KvBackend>(open: Open<B>) {
     assert_matches(&store, &model);
 }
 
+/// Readers racing a writer (and, on redb, the merges its commits set off)
+/// only ever see the state after some whole commit.
+fn concurrent_readers_see_whole_commits<B: KvBackend>(open: Open<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
+    let mut model = Model::default();
+    let mut states = vec![digest(&store.snapshot().unwrap())];
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(digest(&store.snapshot().unwrap()));
+            }
+            seen
+        });
+        for round in 0..40 {
+            let mut batch = Batch::new();
+            append_many(&mut model, &mut batch, 1 + round % 7, round);
+            writer.commit(&batch).unwrap();
+            states.push(digest(&store.snapshot().unwrap()));
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(!seen.is_empty());
+    for state in &seen {
+        assert!(
+            states.contains(state),
+            "a reader saw a state no commit left:\n{state}"
+        );
+    }
+    assert_matches(&store, &model);
+    drop((store, writer));
+    let (store, _) = Store::open(open(dir.path()), files(dir.path())).unwrap();
+    assert_matches(&store, &model);
+}
+
 fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -305,7 +343,7 @@ fn open_checks_its_layout_version<B: KvBackend>(open: Open<B>) {
             error,
             StoreError::Format {
                 found: 1,
-                expected: 3
+                expected: 4
             }
         ),
         "{error}"
@@ -864,6 +902,10 @@ macro_rules! conformance {
                 super::snapshots_do_not_move(OPEN)
             }
             #[test]
+            fn concurrent_readers_see_whole_commits() {
+                super::concurrent_readers_see_whole_commits(OPEN)
+            }
+            #[test]
             fn open_refuses_a_tree_that_forks_from_its_checkpoint() {
                 super::open_refuses_a_tree_that_forks_from_its_checkpoint(OPEN)
             }
@@ -901,6 +943,22 @@ macro_rules! conformance {
 
 conformance!(redb, regis_store::RedbBackend, |dir| {
     regis_store::RedbBackend::open_dir(dir).unwrap()
+});
+// redb merging its recent databases into the main one every commit or two,
+// in the committing thread and on the merger thread.
+conformance!(redb_merging, regis_store::RedbBackend, |dir| {
+    let options = regis_store::RedbOptions {
+        merge_bytes: 1 << 10,
+        background: false,
+    };
+    regis_store::RedbBackend::open_dir_with(dir, options).unwrap()
+});
+conformance!(redb_merging_background, regis_store::RedbBackend, |dir| {
+    let options = regis_store::RedbOptions {
+        merge_bytes: 1,
+        background: true,
+    };
+    regis_store::RedbBackend::open_dir_with(dir, options).unwrap()
 });
 #[cfg(feature = "sled")]
 conformance!(sled, regis_store::SledBackend, |dir| {

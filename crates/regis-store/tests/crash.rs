@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use common::{Model, digest};
 use redb::StorageBackend;
 use regis_store::{
-    Batch, BlobFile, Files, Log, RedbBackend, SignedTree, Store, StoreError, TAIL_BYTES, Writer,
+    Batch, BlobFile, Files, Log, RedbBackend, RedbOptions, SignedTree, Store, StoreError,
+    TAIL_BYTES, Writer,
 };
 
 /// A deterministic xorshift generator: crash points and lost writes are
@@ -86,8 +87,14 @@ struct CrashDisk {
     slot: usize,
 }
 
-/// Files per machine: the database and the store's files.
-const FILES: usize = 1 + regis_store::FILE_NAMES.len();
+/// redb's main database and its two recent ones.
+const DATABASES: usize = 3;
+
+/// Rows a recent database takes before it is merged: a few commits' worth.
+const MERGE_BYTES: usize = 4 << 10;
+
+/// Files per machine: the databases and the store's files.
+const FILES: usize = DATABASES + regis_store::FILE_NAMES.len();
 
 fn apply(image: &mut Vec<u8>, op: &Unsynced) {
     match op {
@@ -273,13 +280,23 @@ fn open(
         machine: Arc::clone(machine),
         slot,
     };
-    let db = redb::Builder::new()
-        .create_with_backend(disk(0))
-        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let database = |slot| {
+        redb::Builder::new()
+            .create_with_backend(disk(slot))
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    };
+    let main = database(0)?;
+    let recent = [database(1)?, database(2)?];
     let files = Files::from_parts(std::array::from_fn(|i| {
-        Arc::new(disk(i + 1)) as Arc<dyn BlobFile>
+        Arc::new(disk(DATABASES + i)) as Arc<dyn BlobFile>
     }));
-    Store::open(RedbBackend::from_database(db)?, files)
+    // Merges in the committing thread (deterministic crash points), every
+    // few commits, so that crashes strike merges too.
+    let options = RedbOptions {
+        merge_bytes: MERGE_BYTES,
+        background: false,
+    };
+    Store::open(RedbBackend::from_databases(main, recent, options)?, files)
 }
 
 /// The workload: appends, each followed by a checkpoint commit as the
