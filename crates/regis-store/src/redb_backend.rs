@@ -880,10 +880,10 @@ impl KvSnapshot for RedbSnapshot {
                     cursor.advance()?;
                 }
             }
-            if let Some(value) = cursors[first].layer.value(stored.value())? {
-                if !visit(key.value(), value)? {
-                    return Ok(());
-                }
+            if let Some(value) = cursors[first].layer.value(stored.value())?
+                && !visit(key.value(), value)?
+            {
+                return Ok(());
             }
         }
     }
