@@ -31,7 +31,7 @@ pub(crate) type Row = u128;
 /// Rows a transaction gathers before writing them out as a run (32 MiB).
 pub(crate) const RUN_CAP_ROWS: usize = 2 << 20;
 /// Fewer rows than this at commit go to the table instead of a run.
-pub(crate) const RUN_MIN_ROWS: usize = 1 << 16;
+pub(crate) const RUN_MIN_ROWS: usize = 1 << 12;
 /// More runs than this are merged into the other file.
 pub(crate) const MAX_RUNS: usize = 8;
 /// Rows read per chunk when scanning or merging runs.
