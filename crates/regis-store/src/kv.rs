@@ -229,29 +229,6 @@ pub trait KvSnapshot: Send {
     ) -> Result<(), StoreError>;
 }
 
-/// Feeds `items` to `step` in order, or in reverse, until `step` returns
-/// `false`: the loop every backend's `scan` ends with.
-pub(crate) fn walk<I: DoubleEndedIterator>(
-    items: I,
-    reverse: bool,
-    mut step: impl FnMut(I::Item) -> Result<bool, StoreError>,
-) -> Result<(), StoreError> {
-    if reverse {
-        for item in items.rev() {
-            if !step(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in items {
-            if !step(item)? {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The first key after every key that starts with `prefix`, or `None` if
 /// there is none (the prefix is all `0xff`).
 pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

@@ -611,7 +611,6 @@ impl KvBackend for RedbBackend {
         // weaken what `commit` promises.
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
-        txn.set_quick_repair(true);
         let done = {
             let mut writer = BulkWriter {
                 tables: Table::ALL
@@ -625,6 +624,9 @@ impl KvBackend for RedbBackend {
             writer.flush()?;
             done
         };
+        // Like every commit of the main database, it saves the allocator
+        // state (set at the end: it changes nothing before the commit).
+        txn.set_quick_repair(true);
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
         Ok(done)

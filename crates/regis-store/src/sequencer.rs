@@ -914,7 +914,7 @@ impl Staged {
         } = self;
         for hash in item_order {
             if let Some(item) = items.remove(&hash) {
-                batch.add_model_item(hash, item);
+                batch.add_new_model_item(hash, item);
             }
         }
         for (_, number, entry, leaf_hash) in entries {
@@ -969,7 +969,7 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
     fn contains_item(&self, hash: &ItemHash) -> Result<bool, TargetError> {
         Ok(self.own.items.contains_key(hash)
             || self.batch.items.contains_key(hash)
-            || self.snapshot.item(hash.as_bytes())?.is_some())
+            || self.snapshot.has_item(hash.as_bytes())?)
     }
 
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {

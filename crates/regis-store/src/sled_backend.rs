@@ -14,9 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::StoreError;
-use crate::kv::{
-    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, walk,
-};
+use crate::kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit};
 
 /// Bytes of keys and values a transaction gathers in memory before it
 /// spills them to the redo tree.
@@ -368,6 +366,29 @@ impl KvSnapshot for SledSnapshot {
         };
         walk(range, reverse, step)
     }
+}
+
+/// Feeds `items` to `step` in order, or in reverse, until `step` returns
+/// `false`: the loop `scan` ends with.
+fn walk<I: DoubleEndedIterator>(
+    items: I,
+    reverse: bool,
+    mut step: impl FnMut(I::Item) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    if reverse {
+        for item in items.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in items {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

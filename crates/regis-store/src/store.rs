@@ -2,6 +2,7 @@
 //! read, written once over [`KvBackend`] and [`Files`] so that both backends
 //! share it.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -65,8 +66,18 @@ impl NewEntry {
 enum BatchItem {
     /// Bytes from outside, checked at commit.
     Bytes(Hash, Vec<u8>),
-    /// An item and its hash from regis-model, trusted.
+    /// An item and its hash from regis-model, trusted, and new to the
+    /// store (`Batch::add_new_model_item`).
     Model(ItemHash, Item),
+}
+
+impl BatchItem {
+    fn hash(&self) -> &Hash {
+        match self {
+            BatchItem::Bytes(hash, _) => hash,
+            BatchItem::Model(hash, _) => hash.as_bytes(),
+        }
+    }
 }
 
 /// Everything one commit appends: items, entries, and optionally the
@@ -92,8 +103,10 @@ impl Batch {
 
     /// Adds an item regis-model made, with the hash regis-model computed
     /// for it: canonical and hashing to `hash` by construction, so not
-    /// checked again (the sequencer's batches).
-    pub(crate) fn add_model_item(&mut self, hash: ItemHash, item: Item) {
+    /// checked again; and not stored yet, so not looked up again (the
+    /// sequencer's batches, staged against the store as it stands by its
+    /// only writer).
+    pub(crate) fn add_new_model_item(&mut self, hash: ItemHash, item: Item) {
         self.items.push(BatchItem::Model(hash, item));
     }
 
@@ -373,18 +386,40 @@ impl<B: KvBackend> Writer<B> {
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
     /// trees as they stand after it.
     pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
+        // Each item goes in just before the first entry that names it, so
+        // that the entry finds it as the transaction's most recent item
+        // (`Txn::recent_item`) instead of looking it up and parsing it.
+        let first_position: HashMap<&Hash, usize> = batch
+            .items
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(position, item)| (item.hash(), position))
+            .collect();
         self.transact_sized(TxnSize::Batch, |txn| {
-            for item in &batch.items {
-                match item {
-                    BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,
-                    BatchItem::Model(hash, item) => {
-                        txn.add_canonical_item(hash.as_bytes(), item.as_str().as_bytes(), None)?
-                    }
-                };
-            }
+            let mut added = 0;
+            let mut add_items_to = |txn: &mut Txn<'_>, end: usize| {
+                for item in batch.items.get(added..end).unwrap_or_default() {
+                    match item {
+                        BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,
+                        BatchItem::Model(hash, item) => txn.add_new_canonical_item(
+                            hash.as_bytes(),
+                            item.as_str().as_bytes(),
+                            None,
+                        )?,
+                    };
+                }
+                added = added.max(end);
+                Ok::<_, StoreError>(())
+            };
             for entry in &batch.entries {
+                let named = entry.entry.item_hashes.first().map(|hash| &hash.0);
+                if let Some(&position) = named.and_then(|hash| first_position.get(hash)) {
+                    add_items_to(txn, position + 1)?;
+                }
                 txn.add_entry(entry)?;
             }
+            add_items_to(txn, batch.items.len())?;
             for (log, checkpoint) in &batch.checkpoints {
                 txn.set_checkpoint(*log, checkpoint)?;
             }
@@ -562,6 +597,17 @@ impl Txn<'_> {
         if self.has_item(hash)? {
             return Ok(false);
         }
+        self.add_new_canonical_item(hash, json, prefixes)
+    }
+
+    /// [`Self::add_canonical_item`] for an item the caller knows is not
+    /// stored yet.
+    fn add_new_canonical_item(
+        &mut self,
+        hash: &Hash,
+        json: &[u8],
+        prefixes: Option<Vec<[u8; keys::FIELD_DIGEST]>>,
+    ) -> Result<bool, StoreError> {
         let offset = files::append_item(&mut self.files, json)?;
         self.kv.put(Table::Items, hash, &offset.to_be_bytes())?;
         let prefixes = prefixes.unwrap_or_else(|| field_prefixes(json));
@@ -1008,6 +1054,11 @@ impl<S: KvSnapshot> Snapshot<S> {
             .get(Table::Items, hash)?
             .map(|offset| files::read_item(&self.files, keys::read_u64(&offset, "item offset")?))
             .transpose()
+    }
+
+    /// Whether the item is stored (without reading it).
+    pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.kv.get(Table::Items, hash)?.is_some())
     }
 
     /// The user-log size when system entry `number` was appended: it goes
