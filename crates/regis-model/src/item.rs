@@ -106,15 +106,25 @@ pub(crate) fn excerpt(text: &str) -> String {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Item {
     json: Box<str>,
+    /// SHA-256 of `json`, worked out once: a write hashes each item where
+    /// it is parsed (a request's thread), and then uses the hash several
+    /// times.
+    hash: ItemHash,
 }
 
 impl Item {
+    /// An item of canonical JSON `json`.
+    fn of_canonical(json: Box<str>) -> Item {
+        let hash = ItemHash::of(json.as_bytes());
+        Item { json, hash }
+    }
+
     /// Accepts `json` only if it is already canonical (what an RSF `add-item`
     /// line must hold). The error says why not, and gives the canonical form
     /// when the JSON is otherwise valid.
     pub fn from_canonical(json: &str) -> Result<Item, ItemError> {
         if json::check_canonical(json).is_ok() {
-            return Ok(Item { json: json.into() });
+            return Ok(Item::of_canonical(json.into()));
         }
         let item = Item::parse(json)?;
         match json
@@ -164,7 +174,7 @@ impl Item {
         }
         let mut out = String::new();
         json::push_object(&mut out, &fields);
-        Ok(Item { json: out.into() })
+        Ok(Item::of_canonical(out.into()))
     }
 
     /// The canonical JSON.
@@ -174,7 +184,7 @@ impl Item {
 
     /// `SHA-256` of the canonical JSON.
     pub fn hash(&self) -> ItemHash {
-        ItemHash::of(self.json.as_bytes())
+        self.hash
     }
 
     /// The fields, in canonical order.

@@ -376,22 +376,46 @@ impl Sequencer {
         let schema = load_schema(name, &store)?;
         let mut writer = writer;
         let latest = sign_if_behind(&store, &mut writer, &signers)?;
-        let (published, watcher) = watch::channel(latest);
-        let state = State {
+        let (published, watcher) = watch::channel(latest.clone());
+        let signers = Arc::new(signers);
+        let spawn_error = |e| SequencerError::Store(Arc::new(StoreError::backend(e)));
+        // The committer takes one batch at a time and reports each outcome
+        // before the stager hands it the next.
+        let (work, work_receiver) = sync_channel(1);
+        let (outcome_sender, outcomes) = sync_channel(1);
+        let tip = Tip {
+            user: writer.frontier(Log::User).clone(),
+            system: writer.frontier(Log::System).clone(),
+            schema,
+            signed: latest,
+        };
+        let committer = Committer {
+            name: name.to_owned(),
+            writer,
+            signers: Arc::clone(&signers),
+            published,
+        };
+        let committer = std::thread::Builder::new()
+            .name(format!("committer {name}"))
+            .spawn(move || committer.run(work_receiver, outcome_sender))
+            .map_err(spawn_error)?;
+        let stager = Stager {
             name: name.to_owned(),
             store,
-            writer,
             signers,
-            schema,
             clock,
             config,
-            published,
+            confirmed: tip,
+            in_flight: None,
+            work,
+            outcomes,
+            committer: Some(committer),
         };
         let (sender, receiver) = sync_channel(config.queue.max(1));
         let thread = std::thread::Builder::new()
             .name(format!("sequencer {name}"))
-            .spawn(move || state.run(receiver))
-            .map_err(|e| SequencerError::Store(Arc::new(StoreError::backend(e))))?;
+            .spawn(move || stager.run(receiver))
+            .map_err(spawn_error)?;
         Ok(Sequencer {
             handle: SequencerHandle {
                 sender,
@@ -440,16 +464,82 @@ pub fn load_schema<B: KvBackend>(name: &str, store: &Store<B>) -> Result<Schema,
     Ok(schema)
 }
 
-struct State<B> {
+/// The state staging builds on: the trees, the schema and the latest
+/// signed checkpoints as they stand once everything handed to the
+/// committer is committed.
+#[derive(Clone)]
+struct Tip {
+    user: Frontier,
+    system: Frontier,
+    schema: Schema,
+    signed: [SignedTree; 2],
+}
+
+/// The sequencer's first thread: gathers requests into batches, stages
+/// them (validation, entry numbers, hashes) and signs their trees, then
+/// hands each batch to the committer, whose thread commits it while this
+/// one stages the next. A batch is handed on only once the one before it
+/// is known to be committed: one batch is in flight at most, and one whose
+/// predecessor failed (and so was staged on a state that never came to
+/// be) is refused with that failure.
+struct Stager<B> {
     name: String,
     store: Store<B>,
-    writer: Writer<B>,
-    signers: LogSigners,
-    schema: Schema,
+    signers: Arc<LogSigners>,
     clock: Clock,
     config: SequencerConfig,
+    /// The state after the last commit the committer reported.
+    confirmed: Tip,
+    /// The batch in the committer's hands: what it staged (read under the
+    /// next batch's staging, as the store does not hold it yet) and the
+    /// state it leaves.
+    in_flight: Option<(Staged, Tip)>,
+    work: SyncSender<Work>,
+    outcomes: Receiver<Outcome>,
+    committer: Option<JoinHandle<()>>,
+}
+
+/// The sequencer's second thread: the register's only writer.
+struct Committer<B> {
+    name: String,
+    writer: Writer<B>,
+    signers: Arc<LogSigners>,
     /// The latest checkpoints, for subscribers.
     published: watch::Sender<[SignedTree; 2]>,
+}
+
+/// What the stager hands the committer.
+enum Work {
+    /// A staged batch, committed and then acknowledged.
+    Batch(Box<BatchWork>),
+    /// A document loaded as it is read, in a transaction of its own, on
+    /// the state `tip`.
+    Stream {
+        commands: Commands,
+        policy: Policy,
+        waiter: Waiter,
+        tip: Box<Tip>,
+    },
+}
+
+/// A staged batch with the checkpoints signed for it.
+struct BatchWork {
+    batch: Batch,
+    signed: Vec<(Log, SignedTree)>,
+    accepted: Vec<Accepted>,
+    /// When staging began and when the checkpoints were signed.
+    times: [Instant; 2],
+}
+
+/// What the committer reports back for each [`Work`], before it answers
+/// the work's requests: so a client that has its answer and sends another
+/// request finds the stager knowing the outcome.
+enum Outcome {
+    /// Whether the batch was committed, or the failure (its waiters get
+    /// it).
+    Batch(Result<(), Arc<StoreError>>),
+    /// The state a streamed document left, if it was loaded.
+    Stream(Option<Box<Tip>>),
 }
 
 /// A request held in memory, as commands under a policy, with its waiter.
@@ -473,23 +563,12 @@ struct Accepted {
     counts: [u64; 4],
 }
 
-impl<B: KvBackend> State<B> {
+impl<B: KvBackend> Stager<B> {
     fn run(mut self, receiver: Receiver<Job>) {
         loop {
-            let first = match receiver.recv_timeout(SETTLE_AFTER) {
+            let first = match receiver.recv() {
                 Ok(job) => job,
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    // Idle: make the store quick to open after a crash. A
-                    // failure costs only that (the next open after a crash
-                    // walks the database); a failing disk fails the next
-                    // commit, which is answered with the error.
-                    let _ = self.writer.settle();
-                    match receiver.recv() {
-                        Ok(job) => job,
-                        Err(_) => break,
-                    }
-                }
+                Err(_) => break,
             };
             let deadline = Instant::now() + self.config.max_delay;
             let mut weight = first.request.weight();
@@ -517,6 +596,14 @@ impl<B: KvBackend> State<B> {
             }
             self.batch(jobs);
         }
+        // Every handle is gone: the batch in flight is answered, then the
+        // committer ends.
+        let _ = self.settle_in_flight();
+        drop(self.work);
+        if let Some(committer) = self.committer.take() {
+            // A panic in the committer has already failed its requests.
+            let _ = committer.join();
+        }
     }
 
     /// Answers the requests gathered: each stream on its own, in its
@@ -527,7 +614,7 @@ impl<B: KvBackend> State<B> {
         for Job { request, waiter } in jobs {
             match request {
                 Request::Stream { commands, policy } => {
-                    self.commit_staged(std::mem::take(&mut staged), started);
+                    self.stage(std::mem::take(&mut staged), started);
                     self.stream(commands, policy, waiter);
                 }
                 Request::Append {
@@ -553,23 +640,78 @@ impl<B: KvBackend> State<B> {
                 }),
             }
         }
-        self.commit_staged(staged, started);
+        self.stage(staged, started);
     }
 
-    /// Stages, commits, signs and answers a batch of requests held in
-    /// memory.
-    fn commit_staged(&mut self, jobs: Vec<StagedJob>, started: Instant) {
+    /// The state the next batch is staged on.
+    fn tip(&self) -> &Tip {
+        self.in_flight
+            .as_ref()
+            .map_or(&self.confirmed, |(_, tip)| tip)
+    }
+
+    /// Waits for the committer's outcome of the batch in flight, if any.
+    fn settle_in_flight(&mut self) -> Result<(), SequencerError> {
+        let Some((_, tip)) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let outcome = self.outcomes.recv();
+        self.settled(outcome, tip)
+    }
+
+    /// Takes the outcome of the batch in flight if the committer has
+    /// reported it already: the next batch is then staged on what is
+    /// committed, not on a batch that failed.
+    fn settle_if_done(&mut self) {
+        if self.in_flight.is_none() {
+            return;
+        }
+        if let Ok(outcome) = self.outcomes.try_recv()
+            && let Some((_, tip)) = self.in_flight.take()
+        {
+            // Its failure has been answered to its own requests.
+            let _ = self.settled(Ok(outcome), tip);
+        }
+    }
+
+    /// Moves the confirmed state on to `tip` if the batch that leaves it
+    /// was committed.
+    fn settled(
+        &mut self,
+        outcome: Result<Outcome, std::sync::mpsc::RecvError>,
+        tip: Tip,
+    ) -> Result<(), SequencerError> {
+        match outcome {
+            Ok(Outcome::Batch(Ok(()))) => {
+                self.confirmed = tip;
+                Ok(())
+            }
+            Ok(Outcome::Batch(Err(error))) => Err(SequencerError::Store(error)),
+            Ok(Outcome::Stream(_)) | Err(_) => Err(SequencerError::Stopped),
+        }
+    }
+
+    /// Stages and signs a batch of requests held in memory, and hands it to
+    /// the committer.
+    fn stage(&mut self, jobs: Vec<StagedJob>, started: Instant) {
         if jobs.is_empty() {
             return;
         }
+        self.settle_if_done();
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
-            Err(error) => return fail_all(jobs.into_iter().map(|job| job.waiter), error),
+            Err(error) => {
+                return fail_all(jobs.into_iter().map(|job| job.waiter), &Arc::new(error));
+            }
         };
+        let Tip {
+            mut user,
+            mut system,
+            mut schema,
+            signed: latest,
+        } = self.tip().clone();
+        let in_flight = self.in_flight.as_ref().map(|(staged, _)| staged);
         let mut staged = Staged::default();
-        let mut user = self.writer.frontier(Log::User).clone();
-        let mut system = self.writer.frontier(Log::System).clone();
-        let mut schema = self.schema.clone();
         let mut accepted = Vec::new();
         for StagedJob {
             commands,
@@ -580,6 +722,7 @@ impl<B: KvBackend> State<B> {
         {
             let mut target = RequestTarget {
                 snapshot: &snapshot,
+                in_flight,
                 batch: &staged,
                 own: Staged::default(),
             };
@@ -623,8 +766,8 @@ impl<B: KvBackend> State<B> {
         // the same atomic, durable commit as the entries they cover: a
         // checkpoint never leaves this process before its data is on disk,
         // and no reader ever sees entries that no checkpoint covers.
-        let mut batch = staged.into_batch();
-        let signed = match sign_grown(&self.signers, &self.published.borrow(), [&user, &system]) {
+        let mut batch = staged.take_batch();
+        let signed = match sign_grown(&self.signers, &latest, [&user, &system]) {
             Ok(signed) => signed,
             Err(error) => {
                 let error = Arc::new(error);
@@ -640,93 +783,66 @@ impl<B: KvBackend> State<B> {
         for (log, checkpoint) in &signed {
             batch.set_checkpoint(*log, checkpoint.clone());
         }
-        if let Err(error) = self.writer.commit(&batch) {
-            return fail_all(accepted.into_iter().map(|a| a.waiter), error);
+        let mut checkpoints = latest;
+        for (log, checkpoint) in &signed {
+            checkpoints[log_index(*log)] = checkpoint.clone();
         }
-        let durable_at = Instant::now();
-        self.schema = schema;
-        let checkpoints = self.publish(signed);
-        let batch_entries = u64::try_from(batch.entries().len()).unwrap_or(u64::MAX);
-        for accepted in accepted {
-            let timing = Timing::of(
-                &accepted.waiter,
-                batch_entries,
-                [started, signed_at, durable_at],
-            );
-            let receipt = receipt(accepted.entries, accepted.counts, &checkpoints, timing);
-            // A waiter that went away needs no answer.
-            let _ = accepted.waiter.reply.send(Ok(receipt));
+        // This batch builds on the one in flight: if that one failed, so
+        // does this one, with its error.
+        if let Err(error) = self.settle_in_flight() {
+            for accepted in accepted {
+                accepted.waiter.fail(match &error {
+                    SequencerError::Store(error) => SequencerError::Store(Arc::clone(error)),
+                    _ => SequencerError::Stopped,
+                });
+            }
+            return;
         }
+        let work = Work::Batch(Box::new(BatchWork {
+            batch,
+            signed,
+            accepted,
+            times: [started, signed_at],
+        }));
+        if let Err(std::sync::mpsc::SendError(work)) = self.work.send(work) {
+            if let Work::Batch(work) = work {
+                for accepted in work.accepted {
+                    accepted.waiter.fail(SequencerError::Stopped);
+                }
+            }
+            return;
+        }
+        let tip = Tip {
+            user,
+            system,
+            schema,
+            signed: checkpoints,
+        };
+        self.in_flight = Some((staged, tip));
     }
 
-    /// Loads a document as it is read, in one write transaction of its own
-    /// that also stores the checkpoints of the trees it leaves: on error
-    /// nothing of it is written and nothing is signed for it.
+    /// Has the committer load a document as it is read, once the batch in
+    /// flight is done, and waits for it (what it changes is known only
+    /// after).
     fn stream(&mut self, commands: Commands, policy: Policy, waiter: Waiter) {
-        let started = Instant::now();
-        let mut signed_at = started;
-        let latest = self.published.borrow().clone();
-        let (name, signers, schema) = (&self.name, &self.signers, &self.schema);
-        let writer = &mut self.writer;
-        let result = std::thread::scope(|scope| {
-            let commands = read_ahead(scope, commands);
-            writer.transact(|txn| {
-                let user = txn.frontier(Log::User).clone();
-                let system = txn.frontier(Log::System).clone();
-                let prepared = std::cell::RefCell::new(None);
-                let mut target = TxnTarget {
-                    txn: &mut *txn,
-                    prepared: &prepared,
-                };
-                let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
-                for (command, item) in commands {
-                    let (line, command) = command?;
-                    *prepared.borrow_mut() = item;
-                    loader.apply(line, command)?;
-                }
-                let summary = loader.finish()?;
-                check_name(name, &summary.schema)?;
-                let signed = sign_grown(signers, &latest, [&summary.user_log, &summary.system_log])
-                    .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
-                signed_at = Instant::now();
-                for (log, checkpoint) in &signed {
-                    txn.set_checkpoint(*log, checkpoint)?;
-                }
-                Ok::<_, SequencerError>((summary, signed))
-            })
-        });
-        let durable_at = Instant::now();
-        let answer = result.map(|(summary, signed)| {
-            let counts = counts(&summary);
-            self.schema = summary.schema;
-            let checkpoints = self.publish(signed);
-            let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
-            let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
-            receipt(Vec::new(), counts, &checkpoints, timing)
-        });
-        // A waiter that went away needs no answer.
-        let _ = waiter.reply.send(answer);
-    }
-
-    /// Tells subscribers of checkpoints just stored; returns both logs'
-    /// latest.
-    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> [SignedTree; 2] {
-        let mut checkpoints = self.published.borrow().clone();
-        for (log, checkpoint) in signed {
-            let [user, system] = &mut checkpoints;
-            match log {
-                Log::User => *user = checkpoint,
-                Log::System => *system = checkpoint,
-            }
+        if let Err(error) = self.settle_in_flight() {
+            return waiter.fail(error);
         }
-        self.published.send_if_modified(|published| {
-            let changed = *published != checkpoints;
-            if changed {
-                published.clone_from(&checkpoints);
+        let work = Work::Stream {
+            commands,
+            policy,
+            waiter,
+            tip: Box::new(self.confirmed.clone()),
+        };
+        if let Err(std::sync::mpsc::SendError(work)) = self.work.send(work) {
+            if let Work::Stream { waiter, .. } = work {
+                waiter.fail(SequencerError::Stopped);
             }
-            changed
-        });
-        checkpoints
+            return;
+        }
+        if let Ok(Outcome::Stream(Some(tip))) = self.outcomes.recv() {
+            self.confirmed = *tip;
+        }
     }
 
     /// An append as RSF commands: each item, then its entry, stamped now.
@@ -746,6 +862,161 @@ impl<B: KvBackend> State<B> {
             ));
         }
         Ok(commands)
+    }
+}
+
+fn log_index(log: Log) -> usize {
+    match log {
+        Log::User => 0,
+        Log::System => 1,
+    }
+}
+
+impl<B: KvBackend> Committer<B> {
+    fn run(mut self, work: Receiver<Work>, outcomes: SyncSender<Outcome>) {
+        loop {
+            let next = match work.recv_timeout(SETTLE_AFTER) {
+                Ok(next) => next,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: make the store quick to open after a crash. A
+                    // failure costs only that (the next open after a crash
+                    // walks the database); a failing disk fails the next
+                    // commit, which is answered with the error.
+                    let _ = self.writer.settle();
+                    match work.recv() {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match next {
+                Work::Batch(work) => self.commit(*work, &outcomes),
+                Work::Stream {
+                    commands,
+                    policy,
+                    waiter,
+                    tip,
+                } => self.stream(commands, policy, waiter, tip, &outcomes),
+            }
+        }
+    }
+
+    /// Commits a staged batch and its checkpoints, publishes them, and
+    /// acknowledges its requests (or fails them all).
+    fn commit(&mut self, work: BatchWork, outcomes: &SyncSender<Outcome>) {
+        let BatchWork {
+            batch,
+            signed,
+            accepted,
+            times: [started, signed_at],
+        } = work;
+        // The stager stops sending when it stops taking outcomes: a failed
+        // send needs nothing more.
+        if let Err(error) = self.writer.commit(&batch) {
+            let error = Arc::new(error);
+            let _ = outcomes.send(Outcome::Batch(Err(Arc::clone(&error))));
+            return fail_all(accepted.into_iter().map(|a| a.waiter), &error);
+        }
+        let durable_at = Instant::now();
+        let checkpoints = self.publish(signed);
+        let _ = outcomes.send(Outcome::Batch(Ok(())));
+        let batch_entries = u64::try_from(batch.entries().len()).unwrap_or(u64::MAX);
+        for accepted in accepted {
+            let timing = Timing::of(
+                &accepted.waiter,
+                batch_entries,
+                [started, signed_at, durable_at],
+            );
+            let receipt = receipt(accepted.entries, accepted.counts, &checkpoints, timing);
+            // A waiter that went away needs no answer.
+            let _ = accepted.waiter.reply.send(Ok(receipt));
+        }
+    }
+
+    /// Loads a document as it is read, in one write transaction of its own
+    /// that also stores the checkpoints of the trees it leaves: on error
+    /// nothing of it is written and nothing is signed for it. Reports the
+    /// state it leaves, if it was loaded.
+    fn stream(
+        &mut self,
+        commands: Commands,
+        policy: Policy,
+        waiter: Waiter,
+        tip: Box<Tip>,
+        outcomes: &SyncSender<Outcome>,
+    ) {
+        let started = Instant::now();
+        let mut signed_at = started;
+        let (name, signers, schema, latest) = (&self.name, &self.signers, &tip.schema, &tip.signed);
+        let writer = &mut self.writer;
+        let result = std::thread::scope(|scope| {
+            let commands = read_ahead(scope, commands);
+            writer.transact(|txn| {
+                let user = txn.frontier(Log::User).clone();
+                let system = txn.frontier(Log::System).clone();
+                let prepared = std::cell::RefCell::new(None);
+                let mut target = TxnTarget {
+                    txn: &mut *txn,
+                    prepared: &prepared,
+                };
+                let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
+                for (command, item) in commands {
+                    let (line, command) = command?;
+                    *prepared.borrow_mut() = item;
+                    loader.apply(line, command)?;
+                }
+                let summary = loader.finish()?;
+                check_name(name, &summary.schema)?;
+                let signed = sign_grown(signers, latest, [&summary.user_log, &summary.system_log])
+                    .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+                signed_at = Instant::now();
+                for (log, checkpoint) in &signed {
+                    txn.set_checkpoint(*log, checkpoint)?;
+                }
+                Ok::<_, SequencerError>((summary, signed))
+            })
+        });
+        let durable_at = Instant::now();
+        let (answer, left) = match result {
+            Ok((summary, signed)) => {
+                let counts = counts(&summary);
+                let checkpoints = self.publish(signed);
+                let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
+                let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
+                let left = Tip {
+                    user: summary.user_log,
+                    system: summary.system_log,
+                    schema: summary.schema,
+                    signed: checkpoints.clone(),
+                };
+                (
+                    Ok(receipt(Vec::new(), counts, &checkpoints, timing)),
+                    Some(Box::new(left)),
+                )
+            }
+            Err(error) => (Err(error), None),
+        };
+        let _ = outcomes.send(Outcome::Stream(left));
+        // A waiter that went away needs no answer.
+        let _ = waiter.reply.send(answer);
+    }
+
+    /// Tells subscribers of checkpoints just stored; returns both logs'
+    /// latest.
+    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> [SignedTree; 2] {
+        let mut checkpoints = self.published.borrow().clone();
+        for (log, checkpoint) in signed {
+            checkpoints[log_index(log)] = checkpoint;
+        }
+        self.published.send_if_modified(|published| {
+            let changed = *published != checkpoints;
+            if changed {
+                published.clone_from(&checkpoints);
+            }
+            changed
+        });
+        checkpoints
     }
 }
 
@@ -866,10 +1137,9 @@ fn load<T: LoadTarget>(
     loader.finish()
 }
 
-fn fail_all(waiters: impl Iterator<Item = Waiter>, error: StoreError) {
-    let error = Arc::new(error);
+fn fail_all(waiters: impl Iterator<Item = Waiter>, error: &Arc<StoreError>) {
     for waiter in waiters {
-        waiter.fail(SequencerError::Store(Arc::clone(&error)));
+        waiter.fail(SequencerError::Store(Arc::clone(error)));
     }
 }
 
@@ -904,20 +1174,17 @@ impl Staged {
             .collect()
     }
 
-    fn into_batch(self) -> Batch {
+    /// The batch to commit: the entries (taken) and a copy of the items
+    /// (kept, with the records, for the next batch's staging to read while
+    /// this one is committed).
+    fn take_batch(&mut self) -> Batch {
         let mut batch = Batch::new();
-        let Staged {
-            mut items,
-            item_order,
-            entries,
-            ..
-        } = self;
-        for hash in item_order {
-            if let Some(item) = items.remove(&hash) {
-                batch.add_new_model_item(hash, item);
+        for hash in std::mem::take(&mut self.item_order) {
+            if let Some(item) = self.items.get(&hash) {
+                batch.add_new_model_item(hash, item.clone());
             }
         }
-        for (_, number, entry, leaf_hash) in entries {
+        for (_, number, entry, leaf_hash) in std::mem::take(&mut self.entries) {
             batch.add_entry(NewEntry {
                 number,
                 entry,
@@ -959,26 +1226,32 @@ fn stored_item<S: crate::KvSnapshot>(
 /// batch staged, over the store.
 struct RequestTarget<'a, S> {
     snapshot: &'a Snapshot<S>,
+    /// What the batch in the committer's hands staged.
+    in_flight: Option<&'a Staged>,
     batch: &'a Staged,
     own: Staged,
+}
+
+impl<S> RequestTarget<'_, S> {
+    /// The staged layers, newest first: this request's, the batch's, the
+    /// batch in flight's.
+    fn layers(&self) -> impl Iterator<Item = &Staged> {
+        [Some(&self.own), Some(self.batch), self.in_flight]
+            .into_iter()
+            .flatten()
+    }
 }
 
 impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
     type Error = TargetError;
 
     fn contains_item(&self, hash: &ItemHash) -> Result<bool, TargetError> {
-        Ok(self.own.items.contains_key(hash)
-            || self.batch.items.contains_key(hash)
+        Ok(self.layers().any(|staged| staged.items.contains_key(hash))
             || self.snapshot.has_item(hash.as_bytes())?)
     }
 
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
-        if let Some(item) = self
-            .own
-            .items
-            .get(hash)
-            .or_else(|| self.batch.items.get(hash))
-        {
+        if let Some(item) = self.layers().find_map(|staged| staged.items.get(hash)) {
             return Ok(Some(item.clone()));
         }
         stored_item(self.snapshot, hash)
@@ -991,12 +1264,7 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         items: &[ItemHash],
     ) -> Result<bool, TargetError> {
         let index = (log, key.to_owned());
-        let current = match self
-            .own
-            .records
-            .get(&index)
-            .or_else(|| self.batch.records.get(&index))
-        {
+        let current = match self.layers().find_map(|staged| staged.records.get(&index)) {
             Some(hash) => Some(*hash),
             None => self
                 .snapshot
