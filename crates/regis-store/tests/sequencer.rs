@@ -4,6 +4,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::rsf_commands;
@@ -381,11 +383,13 @@ fn documents_for_another_register_are_refused() {
     sequencer.join();
 }
 
-/// A backend whose commits fail while `failing` is set: a full disk.
+/// A backend whose commits take `delay` and then fail while `failing` is
+/// set: a slow, full disk.
 #[derive(Debug)]
 struct Flaky {
     inner: RedbBackend,
-    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    failing: Arc<AtomicBool>,
+    delay: Duration,
 }
 
 impl regis_store::KvBackend for Flaky {
@@ -396,26 +400,31 @@ impl regis_store::KvBackend for Flaky {
     }
 
     fn commit(&self, batch: regis_store::KvBatch) -> Result<(), regis_store::StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(self.delay);
+        if self.failing.load(Ordering::SeqCst) {
             return Err(regis_store::StoreError::Backend("disk full".into()));
         }
         self.inner.commit(batch)
     }
 }
 
-#[test]
-fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
+/// The country register loaded, on a [`Flaky`] backend.
+fn flaky_country(
+    data: &Path,
+    delay: Duration,
+    config: SequencerConfig,
+) -> (Sequencer, Store<Flaky>, Arc<AtomicBool>) {
     use regis_store::DirBackend;
-    let data = tempfile::tempdir().unwrap();
-    let registry = Registry::new(data.path(), "regis.test");
+    let registry = Registry::new(data, "regis.test");
     let name = RegisterName::new("country").unwrap();
     let register = registry.create::<RedbBackend>(&name).unwrap();
     let signers = register.signers;
     drop((register.store, register.writer));
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failing = Arc::new(AtomicBool::new(false));
     let kv = Flaky {
         inner: RedbBackend::open_dir(&registry.dir(&name)).unwrap(),
         failing: failing.clone(),
+        delay,
     };
     let (store, writer) = Store::open(
         kv,
@@ -427,17 +436,26 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
         store.clone(),
         writer,
         signers,
-        SequencerConfig::default(),
+        config,
         fixed_clock(),
     )
     .unwrap();
-    let handle = sequencer.handle();
-    handle
+    sequencer
+        .handle()
         .run(Request::Load {
             commands: rsf_commands("registers/api-client/country_register.rsf"),
             policy: Policy::IMPORT,
         })
         .unwrap();
+    (sequencer, store, failing)
+}
+
+#[test]
+fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
+    let data = tempfile::tempdir().unwrap();
+    let (sequencer, store, failing) =
+        flaky_country(data.path(), Duration::ZERO, SequencerConfig::default());
+    let handle = sequencer.handle();
     let before = store.snapshot().unwrap();
     let (size, checkpoint) = (
         before.size(Log::User),
@@ -445,7 +463,7 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
     );
     drop(before);
 
-    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
     let result = handle.run(Request::append(vec![(
         "QA".into(),
         country_item("QA", "A"),
@@ -459,7 +477,7 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
     assert_eq!(after.checkpoint(Log::User).unwrap(), checkpoint);
     drop(after);
 
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    failing.store(false, Ordering::SeqCst);
     let receipt = handle
         .run(Request::append(vec![(
             "QA".into(),
@@ -473,6 +491,74 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
         store.snapshot().unwrap().root(Log::User).unwrap()
     );
     drop(handle);
+    sequencer.join();
+}
+
+/// The sequencer stages a batch while the committer commits the one before
+/// (here each request is a batch, and each commit takes 200 ms): staging
+/// reads the batch in flight as if it were stored, and a batch staged on
+/// one that then fails is refused with that failure, while the next one
+/// carries on from what is committed.
+#[test]
+fn batches_staged_while_the_last_commits_build_on_it() {
+    let data = tempfile::tempdir().unwrap();
+    let config = SequencerConfig {
+        max_entries: 1,
+        max_delay: Duration::ZERO,
+        queue: 8,
+    };
+    let (sequencer, store, failing) =
+        flaky_country(data.path(), Duration::from_millis(200), config);
+    let handle = sequencer.handle();
+    let size = store.snapshot().unwrap().size(Log::User);
+    let append = |key: &str, name: &str| {
+        handle
+            .submit(Request::append(vec![(key.into(), country_item(key, name))]))
+            .unwrap()
+    };
+
+    let first = append("QA", "A");
+    let repeated = append("QA", "A");
+    let update = append("QA", "B");
+    assert_eq!(
+        first.blocking_recv().unwrap().unwrap().entries[0].number,
+        size + 1
+    );
+    let refused = repeated.blocking_recv().unwrap();
+    assert!(
+        matches!(&refused, Err(SequencerError::Rejected(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        update.blocking_recv().unwrap().unwrap().entries[0].number,
+        size + 2
+    );
+
+    failing.store(true, Ordering::SeqCst);
+    let failed = append("QB", "B");
+    let staged_on_it = append("QC", "C");
+    for ticket in [failed, staged_on_it] {
+        let result = ticket.blocking_recv().unwrap();
+        assert!(
+            matches!(&result, Err(SequencerError::Store(_))),
+            "{result:?}"
+        );
+    }
+    failing.store(false, Ordering::SeqCst);
+    let next = append("QD", "D").blocking_recv().unwrap().unwrap();
+    assert_eq!(next.entries[0].number, size + 3);
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.size(Log::User), size + 3);
+    assert_eq!(next.user_checkpoint.root, snapshot.root(Log::User).unwrap());
+    assert_eq!(
+        snapshot
+            .record(Log::User, "QA")
+            .unwrap()
+            .unwrap()
+            .entry_number,
+        size + 2
+    );
+    drop((snapshot, handle));
     sequencer.join();
 }
 
@@ -657,6 +743,7 @@ fn streamed_loads_equal_loads_from_memory() {
             let flaky = |inner| Flaky {
                 inner,
                 failing: Default::default(),
+                delay: Duration::ZERO,
             };
             let (sequencer, store) = spawn_over(flaky, &registry, &name);
             for file in [BASE, UPDATE] {
@@ -676,10 +763,11 @@ fn streamed_loads_equal_loads_from_memory() {
 fn streamed_loads_are_all_or_nothing() {
     let data = tempfile::tempdir().unwrap();
     let (registry, name) = empty_register(data.path(), None);
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failing = Arc::new(AtomicBool::new(false));
     let flaky = |inner| Flaky {
         inner,
         failing: failing.clone(),
+        delay: Duration::ZERO,
     };
     let (sequencer, store) = spawn_over(flaky, &registry, &name);
     let handle = sequencer.handle();
@@ -706,7 +794,7 @@ fn streamed_loads_are_all_or_nothing() {
         (malformed, false),
         (base.clone(), true),
     ] {
-        failing.store(fail_commit, std::sync::atomic::Ordering::SeqCst);
+        failing.store(fail_commit, Ordering::SeqCst);
         let result = handle.run(stream(bytes));
         match fail_commit {
             true => assert!(
@@ -724,7 +812,7 @@ fn streamed_loads_are_all_or_nothing() {
     }
 
     // The sequencer carries on: the same document loads whole.
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    failing.store(false, Ordering::SeqCst);
     let receipt = handle.run(stream(base)).unwrap();
     assert_eq!(receipt.user_checkpoint.size, 7);
     assert!(
