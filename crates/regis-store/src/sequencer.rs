@@ -1,10 +1,11 @@
-//! The sequencer: the one writer of a register. It owns the [`Writer`],
+//! The sequencer: the one writer of a register, on two threads. The stager
 //! takes requests from a bounded channel, stages a batch of them (up to
 //! `max_entries` entries or `max_delay` after the first), validates each
-//! with regis-model's [`Loader`] so that a bad request fails alone, signs
-//! the new checkpoints in memory, commits the batch and its checkpoints in
-//! ONE atomic, durable commit, THEN answers every request with the
-//! checkpoint that covers it. Writers are serialised by the channel, never by a lock held
+//! with regis-model's [`Loader`] so that a bad request fails alone, and
+//! signs the new checkpoints in memory; the committer, which owns the
+//! [`Writer`], commits the batch and its checkpoints in ONE atomic, durable
+//! commit, THEN answers every request with the checkpoint that covers it.
+//! The stager stages the next batch meanwhile, over the one in flight. Writers are serialised by the channel, never by a lock held
 //! across requests; readers use [`Store`] snapshots and never wait for it. A document of any
 //! size ([`Request::Stream`]) is applied as it is read, straight into one write transaction
 //! ([`Txn`]) that also holds its checkpoints, instead of being staged in memory.
@@ -361,7 +362,7 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Starts the sequencer of a register on its own thread. First, if the
+    /// Starts the sequencer of a register on its own two threads. First, if the
     /// store holds entries no checkpoint covers (written by another path,
     /// such as an interrupted offline load) or no checkpoint at all, signs
     /// and stores them.
