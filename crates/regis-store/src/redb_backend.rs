@@ -128,6 +128,10 @@ struct Roles {
     /// Bytes of rows committed to the active database since it became so.
     active_bytes: usize,
     generations: [u64; 2],
+    /// Whether each recent database may hold rows: one that does not is
+    /// left out of read views (a register that only serves reads reads one
+    /// database).
+    written: [bool; 2],
     /// Why a merge failed: every later commit fails with it (the register
     /// needs a restart, which merges again).
     failed: Option<String>,
@@ -258,7 +262,8 @@ impl RedbBackend {
         } else {
             (1, 0)
         };
-        let frozen = has_rows(&recent[older])?.then_some(older);
+        let written = [has_rows(&recent[0])?, has_rows(&recent[1])?];
+        let frozen = written[older].then_some(older);
         let shared = Arc::new(Shared {
             main,
             recent,
@@ -268,6 +273,7 @@ impl RedbBackend {
                 frozen,
                 active_bytes: 0,
                 generations,
+                written,
                 failed: None,
                 stop: false,
             }),
@@ -355,6 +361,7 @@ impl Shared {
             Ok(()) => {
                 roles.frozen = None;
                 roles.generations[frozen] = generation;
+                roles.written[frozen] = false;
             }
             Err(error) => roles.failed = Some(error.to_string()),
         }
@@ -437,23 +444,34 @@ impl Shared {
 
     /// After `bytes` of rows went to the active database: freezes it once
     /// it is full, waiting for the previous merge only past the backlog.
-    fn account(&self, bytes: usize) -> Result<(), StoreError> {
+    /// The commit is durable already: a merge that fails here (or failed)
+    /// is kept in `roles.failed` for the next transaction to report.
+    fn account(&self, bytes: usize) {
         let mut roles = lock(&self.roles);
-        if let Some(why) = &roles.failed {
-            return Err(merge_failed(why));
-        }
         roles.active_bytes += bytes;
         let merge_bytes = self.options.merge_bytes;
         if roles.active_bytes < merge_bytes {
-            return Ok(());
+            return;
         }
         if roles.frozen.is_some() {
             if roles.active_bytes < merge_bytes.saturating_mul(BACKLOG) {
-                return Ok(());
+                return;
             }
-            roles = self.wait_for_merge(roles)?;
+            match self.wait_for_merge(roles) {
+                Ok(waited) => roles = waited,
+                Err(_) => return,
+            }
         }
-        self.freeze(roles)
+        let _ = self.freeze(roles);
+    }
+
+    /// Fails if a merge failed: nothing more is committed (a restart
+    /// merges again).
+    fn check_merges(&self) -> Result<(), StoreError> {
+        match &lock(&self.roles).failed {
+            Some(why) => Err(merge_failed(why)),
+            None => Ok(()),
+        }
     }
 
     /// Merges both recent databases into the main one, for a bulk
@@ -474,9 +492,11 @@ impl Shared {
     /// a recent one, so a view never misses a merged row).
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
         let roles = lock(&self.roles);
-        let mut layers = vec![Layer::begin(&self.recent[roles.active], true)?];
-        if let Some(frozen) = roles.frozen {
-            layers.push(Layer::begin(&self.recent[frozen], true)?);
+        let mut layers = Vec::with_capacity(3);
+        for recent in std::iter::once(roles.active).chain(roles.frozen) {
+            if roles.written[recent] {
+                layers.push(Layer::begin(&self.recent[recent], true)?);
+            }
         }
         layers.push(Layer::begin(&self.main, false)?);
         drop(roles);
@@ -488,7 +508,14 @@ impl Shared {
         &self,
         pending: &[BTreeMap<Vec<u8>, Option<Vec<u8>>>],
     ) -> Result<(), StoreError> {
-        let active = lock(&self.roles).active;
+        // Marked before the commit, so that no view begun after it leaves
+        // the database out.
+        let active = {
+            let mut roles = lock(&self.roles);
+            let active = roles.active;
+            roles.written[active] = true;
+            active
+        };
         let mut txn = self.recent[active].begin_write().map_err(backend_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
@@ -514,7 +541,8 @@ impl Shared {
             }
         }
         txn.commit().map_err(backend_error)?;
-        self.account(bytes)
+        self.account(bytes);
+        Ok(())
     }
 }
 
@@ -594,6 +622,7 @@ impl KvBackend for RedbBackend {
     ) -> Result<T, E> {
         let shared = &self.shared;
         let _writing = lock(&shared.writing);
+        shared.check_merges()?;
         if size == TxnSize::Batch {
             let mut writer = BatchWriter {
                 view: shared.snapshot()?,
