@@ -22,24 +22,8 @@ REGIS_PORT=${REGIS_PORT:-18092}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REGIS=${REGIS:-$ROOT/target/release/regis}
 BULK=${BULK:-$ROOT/target/release/examples/bulk_load}
-WORK=$(mktemp -d /tmp/regis-crash-open.XXXXXX)
-REGIS_PID=
-
-stop() {
-    if [ -n "$REGIS_PID" ]; then kill -9 "$REGIS_PID" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap stop EXIT
-
-for tool in wrk curl "$REGIS" "$BULK"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-echo "== machine"
-grep -m1 'model name' /proc/cpuinfo
-echo "nproc $(nproc); $(grep MemTotal /proc/meminfo)"
-date -u
+source "$ROOT/benches/common.sh"
+bench_start crash-open wrk curl "$REGIS" "$BULK"
 
 echo "== load $ENTRIES synthetic entries"
 timeout 300 "$BULK" synthetic "$WORK/synthetic.rsf" "$ENTRIES" >/dev/null
@@ -62,13 +46,9 @@ timeout 60 "$REGIS" load --data "$WORK/data" --register synthetic "$WORK/schema.
     2>/dev/null | tail -n 1
 TOKEN=$("$REGIS" token --data "$WORK/data" --register synthetic | tail -n 1)
 
-cat >"$WORK/one.lua" <<EOF
-local counter = 0
-local threads = 0
-setup = function(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
+{
+    lua_thread_prelude
+    cat <<EOF
 request = function()
     counter = counter + 1
     local key = string.format("crash-%d-%d-%d", RUN, tid, counter)
@@ -78,16 +58,15 @@ request = function()
         {["Authorization"] = "Bearer $TOKEN", ["Content-Type"] = "application/json"}, body)
 end
 EOF
+} >"$WORK/one.lua"
 
 for run in $(seq "$KILLS"); do
     echo "== kill $run"
     RUST_LOG=warn "$REGIS" serve --data "$WORK/data" --listen "127.0.0.1:$REGIS_PORT" \
         >"$WORK/regis.log" 2>&1 &
     REGIS_PID=$!
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$REGIS_PORT/readyz" >/dev/null && break
-        sleep 0.1
-    done
+    STOP_PIDS+=("$REGIS_PID")
+    wait_ready "http://127.0.0.1:$REGIS_PORT"
     sed "s/RUN/$run/" "$WORK/one.lua" >"$WORK/run.lua"
     timeout 30 wrk -t2 -c24 -d10s -s "$WORK/run.lua" \
         "http://127.0.0.1:$REGIS_PORT/registers/synthetic" >"$WORK/wrk.log" 2>&1 &
@@ -95,7 +74,6 @@ for run in $(seq "$KILLS"); do
     sleep 4
     kill -9 "$REGIS_PID"
     wait "$REGIS_PID" 2>/dev/null || true
-    REGIS_PID=
     kill "$WRK_PID" 2>/dev/null || true
     wait "$WRK_PID" 2>/dev/null || true
     grep -E "requests in|Non-2xx" "$WORK/wrk.log" || true

@@ -26,27 +26,8 @@ NGINX_PORT=${NGINX_PORT:-18081}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REGIS=${REGIS:-$ROOT/target/release/regis}
 BULK=${BULK:-$ROOT/target/release/examples/bulk_load}
-WORK=$(mktemp -d /tmp/regis-http-load.XXXXXX)
-REGIS_PID=
-NGINX_PID=
-
-stop() {
-    if [ -n "$REGIS_PID" ]; then kill "$REGIS_PID" 2>/dev/null || true; fi
-    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap stop EXIT
-
-for tool in wrk nginx curl "$REGIS" "$BULK"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-echo "== machine"
-grep -m1 'model name' /proc/cpuinfo
-echo "nproc $(nproc); $(grep MemTotal /proc/meminfo)"
-date -u
-uptime
+source "$ROOT/benches/common.sh"
+bench_start http-load wrk nginx curl "$REGIS" "$BULK"
 
 echo "== load $ENTRIES synthetic entries"
 timeout 600 "$BULK" synthetic "$WORK/synthetic.rsf" "$ENTRIES"
@@ -61,11 +42,9 @@ echo "== serve"
 RUST_LOG=${RUST_LOG:-warn} "$REGIS" serve --data "$WORK/data" --listen "127.0.0.1:$REGIS_PORT" \
     >"$WORK/regis.log" 2>&1 &
 REGIS_PID=$!
+STOP_PIDS+=("$REGIS_PID")
 B="http://127.0.0.1:$REGIS_PORT/registers/synthetic"
-for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$REGIS_PORT/readyz" >/dev/null && break
-    sleep 0.1
-done
+wait_ready "http://127.0.0.1:$REGIS_PORT"
 curl -fs "$B/log/checkpoint"
 echo "regis RSS after start: $(grep VmRSS /proc/$REGIS_PID/status)"
 
@@ -95,6 +74,7 @@ http {
 EOF
 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 NGINX_PID=$!
+STOP_PIDS+=("$NGINX_PID")
 for _ in $(seq 50); do
     curl -fs "http://127.0.0.1:$NGINX_PORT/tile/0/000" -o /dev/null && break
     sleep 0.1

@@ -22,25 +22,8 @@ REGIS_PORT=${REGIS_PORT:-18090}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REGIS=${REGIS:-$ROOT/target/release/regis}
 FIXTURES=${REGIS_FIXTURES:-$ROOT/../shared/fixtures}
-WORK=$(mktemp -d /tmp/regis-pages-load.XXXXXX)
-REGIS_PID=
-
-stop() {
-    if [ -n "$REGIS_PID" ]; then kill "$REGIS_PID" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap stop EXIT
-
-for tool in wrk curl "$REGIS"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-echo "== machine"
-grep -m1 'model name' /proc/cpuinfo
-echo "nproc $(nproc); $(grep MemTotal /proc/meminfo)"
-date -u
-uptime
+source "$ROOT/benches/common.sh"
+bench_start pages-load wrk curl "$REGIS"
 
 echo "== load country"
 timeout 300 "$REGIS" load --data "$WORK/data" --register country \
@@ -49,11 +32,9 @@ timeout 300 "$REGIS" load --data "$WORK/data" --register country \
 RUST_LOG=${RUST_LOG:-warn} "$REGIS" serve --data "$WORK/data" --listen "127.0.0.1:$REGIS_PORT" \
     >"$WORK/regis.log" 2>&1 &
 REGIS_PID=$!
+STOP_PIDS+=("$REGIS_PID")
 BASE="http://127.0.0.1:$REGIS_PORT"
-for _ in $(seq 100); do
-    curl -fs "$BASE/readyz" >/dev/null && break
-    sleep 0.1
-done
+wait_ready "$BASE"
 PAGE="$BASE/registers/country/records/GM"
 
 echo "== weight of a record page (bytes as sent without and with gzip)"

@@ -29,25 +29,8 @@ REGIS_PORT=${REGIS_PORT:-18090}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REGIS=${REGIS:-$ROOT/target/release/regis}
 BULK=${BULK:-$ROOT/target/release/examples/bulk_load}
-WORK=$(mktemp -d /tmp/regis-write-load.XXXXXX)
-REGIS_PID=
-
-stop() {
-    if [ -n "$REGIS_PID" ]; then kill "$REGIS_PID" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap stop EXIT
-
-for tool in wrk curl "$REGIS" "$BULK"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-echo "== machine"
-grep -m1 'model name' /proc/cpuinfo
-echo "nproc $(nproc); $(grep MemTotal /proc/meminfo)"
-date -u
-uptime
+source "$ROOT/benches/common.sh"
+bench_start write-load wrk curl "$REGIS" "$BULK"
 
 echo "== peer: fsyncs per second on this disk (one line per fsync)"
 timeout 120 "$BULK" synthetic "$WORK/small.rsf" 2000 >/dev/null
@@ -58,21 +41,15 @@ RUST_LOG=${RUST_LOG:-warn} "$REGIS" serve --demo --backend "$BACKEND" --data "$W
     --listen "127.0.0.1:$REGIS_PORT" ${REGIS_CONFIG:+--config "$REGIS_CONFIG"} \
     >"$WORK/regis.log" 2>&1 &
 REGIS_PID=$!
-for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$REGIS_PORT/readyz" >/dev/null && break
-    sleep 0.1
-done
+STOP_PIDS+=("$REGIS_PID")
+wait_ready "http://127.0.0.1:$REGIS_PORT"
 TOKEN=$("$REGIS" token --backend "$BACKEND" --data "$WORK/data" --register element | tail -n 1)
 B="http://127.0.0.1:$REGIS_PORT/registers/element"
 
 # Each request a new key: thread id, connection-local counter.
-cat >"$WORK/one.lua" <<EOF
-local counter = 0
-local threads = 0
-setup = function(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
+{
+    lua_thread_prelude
+    cat <<EOF
 request = function()
     counter = counter + 1
     local key = string.format("t%d-%d", tid, counter)
@@ -88,16 +65,13 @@ response = function(status, headers, body)
     end
 end
 EOF
+} >"$WORK/one.lua"
 
 # 1000 entries per request: the entries' template is built once; each request substitutes a
 # new prefix into the keys.
-cat >"$WORK/thousand.lua" <<EOF
-local counter = 0
-local threads = 0
-setup = function(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
+{
+    lua_thread_prelude
+    cat <<EOF
 local parts = {}
 for i = 1, 1000 do
     parts[i] = string.format(
@@ -117,6 +91,7 @@ response = function(status, headers, body)
     end
 end
 EOF
+} >"$WORK/thousand.lua"
 
 metrics() {
     curl -fs "http://127.0.0.1:$REGIS_PORT/metrics" |

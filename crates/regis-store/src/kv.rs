@@ -148,13 +148,10 @@ pub trait KvBackend: Send + Sync + 'static {
         _size: TxnSize,
         work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut overlay = Overlay {
-            snapshot: self.snapshot()?,
-            tables: Default::default(),
-        };
+        let mut overlay = Overlay::new(self.snapshot()?);
         let done = work(&mut overlay)?;
         let mut batch = KvBatch::new();
-        for (table, writes) in Table::ALL.into_iter().zip(overlay.tables) {
+        for (table, writes) in Table::ALL.into_iter().zip(overlay.into_writes()) {
             batch.tables[table.position()].extend(writes);
         }
         self.commit(batch)?;
@@ -175,11 +172,29 @@ pub trait KvWriter {
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError>;
 }
 
-/// The default transaction: a snapshot with the writes so far over it, the
-/// last write to each key only.
-struct Overlay<S> {
+/// Per table, in key order: each key's last write (`None`: deleted).
+pub(crate) type Writes = [std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()];
+
+/// A transaction gathered in memory: a snapshot with the writes so far over
+/// it, the last write to each key only (the default transaction, and redb's
+/// batches).
+pub(crate) struct Overlay<S> {
     snapshot: S,
-    tables: [std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+    tables: Writes,
+}
+
+impl<S> Overlay<S> {
+    pub(crate) fn new(snapshot: S) -> Self {
+        Overlay {
+            snapshot,
+            tables: Default::default(),
+        }
+    }
+
+    /// What the transaction wrote.
+    pub(crate) fn into_writes(self) -> Writes {
+        self.tables
+    }
 }
 
 impl<S: KvSnapshot> KvWriter for Overlay<S> {

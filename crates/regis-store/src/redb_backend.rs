@@ -20,7 +20,6 @@
 //! databases, small by construction, may need redb's repair walk.
 //! `spec/store.md`, "The databases", has the layout and the crash argument.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -33,7 +32,8 @@ use redb::{
 
 use crate::StoreError;
 use crate::kv::{
-    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write,
+    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Overlay, Table, TxnSize, Visit, Write,
+    Writes,
 };
 
 /// The main database file inside a register's directory.
@@ -504,10 +504,7 @@ impl Shared {
     }
 
     /// Commits `pending` (sorted by key, per table) to the active database.
-    fn commit_recent(
-        &self,
-        pending: &[BTreeMap<Vec<u8>, Option<Vec<u8>>>],
-    ) -> Result<(), StoreError> {
+    fn commit_recent(&self, pending: &Writes) -> Result<(), StoreError> {
         // Marked before the commit, so that no view begun after it leaves
         // the database out.
         let active = {
@@ -624,13 +621,11 @@ impl KvBackend for RedbBackend {
         let _writing = lock(&shared.writing);
         shared.check_merges()?;
         if size == TxnSize::Batch {
-            let mut writer = BatchWriter {
-                view: shared.snapshot()?,
-                pending: Default::default(),
-            };
+            let mut writer = Overlay::new(shared.snapshot()?);
             let done = work(&mut writer)?;
-            if writer.pending.iter().any(|writes| !writes.is_empty()) {
-                shared.commit_recent(&writer.pending)?;
+            let writes = writer.into_writes();
+            if writes.iter().any(|table| !table.is_empty()) {
+                shared.commit_recent(&writes)?;
             }
             return Ok(done);
         }
@@ -659,31 +654,6 @@ impl KvBackend for RedbBackend {
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
         Ok(done)
-    }
-}
-
-/// A batch transaction: its writes, in key order per table, over a view.
-struct BatchWriter {
-    view: RedbSnapshot,
-    pending: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
-}
-
-impl KvWriter for BatchWriter {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending[table.position()].get(key) {
-            Some(written) => Ok(written.clone()),
-            None => self.view.get(table, key),
-        }
-    }
-
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.pending[table.position()].insert(key.to_vec(), Some(value.to_vec()));
-        Ok(())
-    }
-
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
-        self.pending[table.position()].insert(key.to_vec(), None);
-        Ok(())
     }
 }
 
