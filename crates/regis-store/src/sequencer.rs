@@ -721,12 +721,7 @@ impl<B: KvBackend> Stager<B> {
             waiter,
         } in jobs
         {
-            let mut target = RequestTarget {
-                snapshot: &snapshot,
-                in_flight,
-                batch: &staged,
-                own: Staged::default(),
-            };
+            let mut target = RequestTarget::new(&snapshot, in_flight, &mut staged);
             let loaded = load(
                 Loader::resume(
                     &mut target,
@@ -742,11 +737,10 @@ impl<B: KvBackend> Stager<B> {
             match loaded {
                 Ok(summary) => {
                     let entries = if list_entries {
-                        target.own.appended()
+                        target.appended()
                     } else {
                         Vec::new()
                     };
-                    staged.merge(target.own);
                     accepted.push(Accepted {
                         waiter,
                         entries,
@@ -756,7 +750,10 @@ impl<B: KvBackend> Stager<B> {
                     system = summary.system_log;
                     schema = summary.schema;
                 }
-                Err(error) => waiter.fail(error),
+                Err(error) => {
+                    target.undo();
+                    waiter.fail(error);
+                }
             }
         }
         drop(snapshot);
@@ -1155,15 +1152,11 @@ struct Staged {
 }
 
 impl Staged {
-    fn merge(&mut self, other: Staged) {
-        self.items.extend(other.items);
-        self.item_order.extend(other.item_order);
-        self.records.extend(other.records);
-        self.entries.extend(other.entries);
-    }
-
-    fn appended(&self) -> Vec<Appended> {
+    /// The entries staged from the `from`-th on.
+    fn appended(&self, from: usize) -> Vec<Appended> {
         self.entries
+            .get(from..)
+            .unwrap_or_default()
             .iter()
             .map(|(log, number, entry, leaf_hash)| Appended {
                 log: *log,
@@ -1223,23 +1216,63 @@ fn stored_item<S: crate::KvSnapshot>(
     Ok(Some(Item::from_canonical(&text)?))
 }
 
-/// One request's view: what it staged, over what earlier requests of the
-/// batch staged, over the store.
+/// One request's view: what it and the earlier requests of the batch
+/// staged, over what the batch in flight staged, over the store. A request
+/// stages straight into the batch, noting what it changed so that a
+/// failure can take it back out: it fails alone.
 struct RequestTarget<'a, S> {
     snapshot: &'a Snapshot<S>,
     /// What the batch in the committer's hands staged.
     in_flight: Option<&'a Staged>,
-    batch: &'a Staged,
-    own: Staged,
+    batch: &'a mut Staged,
+    /// The batch's item and entry counts before this request.
+    items_before: usize,
+    entries_before: usize,
+    /// Each record this request set, with what the batch had for it
+    /// before, in order.
+    replaced: Vec<((Log, String), Option<ItemHash>)>,
 }
 
-impl<S> RequestTarget<'_, S> {
-    /// The staged layers, newest first: this request's, the batch's, the
-    /// batch in flight's.
+impl<'a, S> RequestTarget<'a, S> {
+    fn new(
+        snapshot: &'a Snapshot<S>,
+        in_flight: Option<&'a Staged>,
+        batch: &'a mut Staged,
+    ) -> Self {
+        RequestTarget {
+            snapshot,
+            in_flight,
+            items_before: batch.item_order.len(),
+            entries_before: batch.entries.len(),
+            batch,
+            replaced: Vec::new(),
+        }
+    }
+
+    /// The staged layers, newest first: the batch's (this request's
+    /// included), the batch in flight's.
     fn layers(&self) -> impl Iterator<Item = &Staged> {
-        [Some(&self.own), Some(self.batch), self.in_flight]
-            .into_iter()
-            .flatten()
+        [Some(&*self.batch), self.in_flight].into_iter().flatten()
+    }
+
+    /// The entries this request staged.
+    fn appended(&self) -> Vec<Appended> {
+        self.batch.appended(self.entries_before)
+    }
+
+    /// Takes what this request staged back out of the batch.
+    fn undo(self) {
+        let batch = self.batch;
+        for hash in batch.item_order.drain(self.items_before..) {
+            batch.items.remove(&hash);
+        }
+        batch.entries.truncate(self.entries_before);
+        for (index, before) in self.replaced.into_iter().rev() {
+            match before {
+                Some(item) => batch.records.insert(index, item),
+                None => batch.records.remove(&index),
+            };
+        }
     }
 }
 
@@ -1279,8 +1312,8 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         if self.contains_item(&hash)? {
             return Ok(false);
         }
-        self.own.item_order.push(hash);
-        self.own.items.insert(hash, item);
+        self.batch.item_order.push(hash);
+        self.batch.items.insert(hash, item);
         Ok(true)
     }
 
@@ -1294,8 +1327,10 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
         let log = entry.entry_type;
-        self.own.records.insert((log, entry.key.clone()), *item);
-        self.own.entries.push((log, number, entry, leaf_hash));
+        let index = (log, entry.key.clone());
+        let before = self.batch.records.insert(index.clone(), *item);
+        self.replaced.push((index, before));
+        self.batch.entries.push((log, number, entry, leaf_hash));
         Ok(())
     }
 }

@@ -234,15 +234,18 @@ fn a_bad_request_fails_alone_in_its_batch() {
             country_item("QA", "A"),
         )]))
         .unwrap();
-    // A field the register does not define.
+    // A field the register does not define, after an update of the record
+    // the request before set and a new record: staged, then taken back.
     let unknown = Item::parse(r#"{"country":"QB","colour":"blue"}"#).unwrap();
     let bad = handle
         .submit(Request::append(vec![
+            ("QA".into(), country_item("QA", "B")),
             ("QC".into(), country_item("QC", "C")),
             ("QB".into(), unknown),
         ]))
         .unwrap();
-    // An item the record already has (GOV.UK refused these on append).
+    // An item the record already has (GOV.UK refused these on append): the
+    // failed request's update of QA is gone.
     let repeated = handle
         .submit(Request::append(vec![(
             "QA".into(),
