@@ -45,14 +45,22 @@ fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
+/// `sha-256:<lower-case hex>`, as ASCII bytes on the stack.
+fn hash_text(hash: &Hash) -> [u8; PREFIX.len() + 64] {
+    let mut text = [0u8; PREFIX.len() + 64];
+    let (prefix, hex) = text.split_at_mut(PREFIX.len());
+    prefix.copy_from_slice(PREFIX.as_bytes());
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(hash) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    text
+}
+
 /// Appends `sha-256:<lower-case hex>` to `out`.
 pub(crate) fn push_hash(out: &mut String, hash: &Hash) {
-    out.reserve(PREFIX.len() + 64);
-    out.push_str(PREFIX);
-    for byte in hash {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
+    // Every byte of the text is ASCII (`PREFIX` and `HEX`).
+    out.extend(hash_text(hash).map(char::from));
 }
 
 /// `sha-256:<lower-case hex>`.
@@ -80,7 +88,9 @@ impl ItemHash {
 
 impl fmt::Display for ItemHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_hash(&self.0))
+        // No allocation: answers write thousands of these at a time.
+        let text = hash_text(&self.0);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

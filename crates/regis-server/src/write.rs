@@ -29,12 +29,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
-use regis_model::{Item, Schema, format_hash};
+use regis_model::{Item, ItemHash, Schema};
 use regis_store::{
     Commands, DirBackend, Log, Receipt, RegisterName, Request, Scope, SequencerError,
     SequencerHandle, definition_commands, system_clock,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::OwnedSemaphorePermit;
@@ -390,10 +390,17 @@ fn refused(error: SequencerError, describe: &impl Fn(&RsfError) -> String) -> Ap
 }
 
 /// A JSON response with `status`.
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut response = http::ok("application/json", http::NO_STORE, body.to_string());
-    *response.status_mut() = status;
-    response
+fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => {
+            let mut response = http::ok("application/json", http::NO_STORE, text);
+            *response.status_mut() = status;
+            response
+        }
+        // Only a failing `Serialize` impl could get here; none of the
+        // answers has one (no maps with non-string keys, no fallible fields).
+        Err(error) => ApiError::internal(error).into_response(),
+    }
 }
 
 async fn append_entries<B: DirBackend>(
@@ -436,25 +443,47 @@ async fn append_entries<B: DirBackend>(
     .await?;
     app.write_metrics
         .committed(receipt.user_entries, &receipt.timing);
-    let entries: Vec<serde_json::Value> = receipt
-        .entries
-        .iter()
-        .map(|entry| {
-            serde_json::json!({
-                "entry-number": entry.number,
-                "key": entry.key,
-                "item-hash": format_hash(&entry.item_hash),
-                "leaf-hash": format_hash(&entry.leaf_hash),
+    let answer = AppendAnswer {
+        entries: receipt
+            .entries
+            .iter()
+            .map(|entry| AppendedEntry {
+                entry_number: entry.number,
+                key: &entry.key,
+                item_hash: HashText(entry.item_hash),
+                leaf_hash: HashText(entry.leaf_hash),
             })
-        })
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "entries": entries,
-            "checkpoint": receipt.user_checkpoint.text,
-        }),
-    ))
+            .collect(),
+        checkpoint: &receipt.user_checkpoint.text,
+    };
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// The answer to `POST B/entries`: a receipt for each entry, and the
+/// checkpoint that covers them all.
+#[derive(Serialize)]
+struct AppendAnswer<'a> {
+    entries: Vec<AppendedEntry<'a>>,
+    checkpoint: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct AppendedEntry<'a> {
+    entry_number: u64,
+    key: &'a str,
+    item_hash: HashText,
+    leaf_hash: HashText,
+}
+
+/// A hash as `sha-256:<hex>`, written straight into the answer (a 1000-entry
+/// answer has 2000 of them).
+struct HashText(regis_merkle::Hash);
+
+impl Serialize for HashText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&ItemHash(self.0))
+    }
 }
 
 async fn load_rsf<B: DirBackend>(

@@ -17,6 +17,11 @@ use regis_store::{
     SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
 };
 
+/// See `tikv-jemallocator` in the workspace's Cargo.toml for why.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod audit;
 mod mirror;
 mod remote;
