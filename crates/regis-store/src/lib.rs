@@ -36,6 +36,7 @@ mod error;
 mod field_index;
 mod files;
 mod fsck;
+mod item_filter;
 mod keys;
 mod kv;
 mod mirror;

@@ -375,6 +375,9 @@ impl Sequencer {
         clock: Clock,
     ) -> Result<Sequencer, SequencerError> {
         let schema = load_schema(name, &store)?;
+        // Staging looks up whether each new item is stored: the filter
+        // answers most of those without the database.
+        store.start_item_filter();
         let mut writer = writer;
         let latest = sign_if_behind(&store, &mut writer, &signers)?;
         let (published, watcher) = watch::channel(latest.clone());
@@ -699,6 +702,9 @@ impl<B: KvBackend> Stager<B> {
             return;
         }
         self.settle_if_done();
+        // A larger filter once the register outgrows this one (cheap when
+        // it fits).
+        self.store.start_item_filter();
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => {

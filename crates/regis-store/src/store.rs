@@ -12,6 +12,7 @@ use regis_model::{Entry, Item, ItemHash};
 
 use crate::field_index::{self, Candidates, Row, Runs};
 use crate::files::{self, Appenders, FileId, Files, ReadFiles, StoredEntry};
+use crate::item_filter::{ItemFilters, WriteFilters};
 use crate::keys::{
     self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, RecordRow, corrupt,
 };
@@ -157,6 +158,7 @@ pub struct Record {
 pub struct Store<B> {
     kv: Arc<B>,
     files: Files,
+    items: Arc<ItemFilters>,
 }
 
 impl<B> Clone for Store<B> {
@@ -164,6 +166,7 @@ impl<B> Clone for Store<B> {
         Store {
             kv: Arc::clone(&self.kv),
             files: self.files.clone(),
+            items: Arc::clone(&self.items),
         }
     }
 }
@@ -175,6 +178,7 @@ impl<B> Clone for Store<B> {
 pub struct Writer<B> {
     kv: Arc<B>,
     files: Files,
+    items: Arc<ItemFilters>,
     user: Frontier,
     system: Frontier,
     records: u64,
@@ -253,6 +257,7 @@ impl<B: KvBackend> Store<B> {
         let store = Store {
             kv: Arc::new(kv),
             files,
+            items: Arc::default(),
         };
         let snapshot = store.snapshot()?;
         let mut tails = Vec::new();
@@ -304,6 +309,7 @@ impl<B: KvBackend> Store<B> {
         let writer = Writer {
             kv: Arc::clone(&store.kv),
             files: store.files.clone(),
+            items: Arc::clone(&store.items),
             user,
             system,
             records: snapshot.head.records,
@@ -314,6 +320,47 @@ impl<B: KvBackend> Store<B> {
             unsettled: false,
         };
         Ok((store, writer))
+    }
+
+    /// Builds the item filter (`item_filter`) on a thread of its own, or a
+    /// larger one once the register has outgrown it; does nothing if one
+    /// fits or is being built. For registers that take writes: until it is
+    /// built, and if building fails, lookups answer as they would without.
+    pub fn start_item_filter(&self) {
+        if !self.items.wants_build() {
+            return;
+        }
+        let Ok(snapshot) = self.snapshot() else {
+            return;
+        };
+        let entries = snapshot.head.user.saturating_add(snapshot.head.system);
+        drop(snapshot);
+        let Some(build) = self.items.begin_build(entries) else {
+            return;
+        };
+        let kv = Arc::clone(&self.kv);
+        // If the thread cannot start, `build` is dropped with the closure:
+        // abandoned, so a later call tries again.
+        let _ = std::thread::Builder::new()
+            .name("item filter".into())
+            .spawn(move || {
+                build.wait_for_earlier_writes();
+                let filled = kv.snapshot().and_then(|kv| {
+                    kv.scan(Table::Items, &[], None, false, &mut |key, _| {
+                        build.filter.insert(&keys::read_hash(key, "item key")?);
+                        Ok(true)
+                    })
+                });
+                if filled.is_ok() {
+                    build.publish();
+                }
+            });
+    }
+
+    /// Whether the item filter is built: from then on, looking up an item
+    /// that is not stored rarely reads the database.
+    pub fn item_filter_built(&self) -> bool {
+        self.items.is_published()
     }
 
     /// A consistent view of the store as of the last commit.
@@ -338,6 +385,7 @@ impl<B: KvBackend> Store<B> {
         Ok(Snapshot {
             kv,
             files: self.files.clone(),
+            items: Arc::clone(&self.items),
             head,
             runs,
             _runs_user: runs_user,
@@ -460,6 +508,8 @@ impl<B: KvBackend> Writer<B> {
         };
         let mut after = None;
         let files = &self.files;
+        // Dropped once the transaction has committed or failed (`item_filter`).
+        let item_filters = self.items.begin_write();
         let (user, system, runs, unsynced, tail_bytes) = (
             &self.user,
             &self.system,
@@ -474,6 +524,7 @@ impl<B: KvBackend> Writer<B> {
                 runs: runs.clone(),
                 field_rows: Vec::new(),
                 recent_item: None,
+                item_filters: &item_filters,
                 user: user.clone(),
                 system: system.clone(),
                 records: before.records,
@@ -515,7 +566,9 @@ impl<B: KvBackend> Writer<B> {
             }
             after = Some((txn.user, txn.system, head, txn.runs, unsynced));
             Ok(done)
-        })?;
+        });
+        drop(item_filters);
+        let done = done?;
         // Only a durable commit moves the writer's state.
         if let Some((user, system, head, runs, unsynced)) = after {
             self.user = user;
@@ -542,6 +595,9 @@ pub struct Txn<'w> {
     /// The field-index prefixes of the item added last: in authoring order
     /// its entry comes next, and needs them.
     recent_item: Option<(Hash, Vec<[u8; keys::FIELD_DIGEST]>)>,
+    /// The item filters its new items go to, and that answer "not stored"
+    /// without a lookup.
+    item_filters: &'w WriteFilters<'w>,
     user: Frontier,
     system: Frontier,
     records: u64,
@@ -609,6 +665,7 @@ impl Txn<'_> {
         prefixes: Option<Vec<[u8; keys::FIELD_DIGEST]>>,
     ) -> Result<bool, StoreError> {
         let offset = files::append_item(&mut self.files, json)?;
+        self.item_filters.insert(hash);
         self.kv.put(Table::Items, hash, &offset.to_be_bytes())?;
         let prefixes = prefixes.unwrap_or_else(|| field_prefixes(json));
         self.recent_item = Some((*hash, prefixes));
@@ -617,7 +674,7 @@ impl Txn<'_> {
 
     /// Whether the item is stored or added by this transaction.
     pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.kv.get(Table::Items, hash)?.is_some())
+        Ok(self.item_filters.may_contain(hash) && self.kv.get(Table::Items, hash)?.is_some())
     }
 
     /// An item's JSON, stored or added by this transaction.
@@ -857,6 +914,7 @@ fn hex(hash: &Hash) -> String {
 pub struct Snapshot<S> {
     kv: S,
     files: Files,
+    items: Arc<ItemFilters>,
     head: Head,
     runs: Runs,
     /// Keeps the field-index file `runs` names from being merged into.
@@ -1056,9 +1114,10 @@ impl<S: KvSnapshot> Snapshot<S> {
             .transpose()
     }
 
-    /// Whether the item is stored (without reading it).
+    /// Whether the item is stored (without reading it). A new item is
+    /// usually known to be so from the item filter, without a lookup.
     pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.kv.get(Table::Items, hash)?.is_some())
+        Ok(self.items.may_contain(hash) && self.kv.get(Table::Items, hash)?.is_some())
     }
 
     /// The user-log size when system entry `number` was appended: it goes

@@ -277,6 +277,78 @@ fn concurrent_readers_see_whole_commits<B: KvBackend>(open: Open<B>) {
     assert_matches(&store, &model);
 }
 
+/// The item filter (`item_filter.rs`) is built from a scan while commits
+/// go on: no item a commit stored is ever reported missing, before, during
+/// or after the build, and items never stored are reported missing.
+fn items_stay_found_while_the_item_filter_is_built<B: KvBackend>(open: Open<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
+    let mut stored = Vec::new();
+    let commit_round = |writer: &mut regis_store::Writer<B>,
+                        stored: &mut Vec<regis_merkle::Hash>,
+                        round: usize| {
+        let mut batch = Batch::new();
+        let mut number = writer.head(Log::User).size;
+        for i in 0..25 {
+            let json = item(&format!("round {round} item {i}"), &["red"]);
+            let hash = sha256(&json);
+            number += 1;
+            batch.add_item(hash, json);
+            batch.add_entry(new_entry(
+                Log::User,
+                number,
+                &format!("k{round}-{i}"),
+                &hash,
+            ));
+            stored.push(hash);
+        }
+        writer.commit(&batch).unwrap();
+    };
+    let check = |stored: &[regis_merkle::Hash], round: usize| {
+        let snapshot = store.snapshot().unwrap();
+        let recent = stored.len().saturating_sub(25);
+        for (at, hash) in stored.iter().enumerate() {
+            if at >= recent || at % 37 == round % 37 {
+                assert!(
+                    snapshot.has_item(hash).unwrap(),
+                    "round {round}: item {at} lost"
+                );
+            }
+        }
+        let never = sha256(format!("never stored {round}").as_bytes());
+        assert!(!snapshot.has_item(&never).unwrap());
+    };
+    for round in 0..10 {
+        commit_round(&mut writer, &mut stored, round);
+    }
+    store.start_item_filter();
+    let mut built_at = None;
+    for round in 10..400 {
+        commit_round(&mut writer, &mut stored, round);
+        check(&stored, round);
+        if store.item_filter_built() {
+            let built = *built_at.get_or_insert(round);
+            if round >= built + 20 {
+                break;
+            }
+        }
+        if built_at.is_none() && round % 10 == 0 {
+            // Let the build's thread run on a busy machine.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert!(built_at.is_some(), "the filter was never built");
+    // Every item, through the filter.
+    let snapshot = store.snapshot().unwrap();
+    assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
+    drop((snapshot, store, writer));
+    // Without one (a store just opened), the same answers.
+    let (store, _) = Store::open(open(dir.path()), files(dir.path())).unwrap();
+    assert!(!store.item_filter_built());
+    let snapshot = store.snapshot().unwrap();
+    assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
+}
+
 fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -904,6 +976,10 @@ macro_rules! conformance {
             #[test]
             fn concurrent_readers_see_whole_commits() {
                 super::concurrent_readers_see_whole_commits(OPEN)
+            }
+            #[test]
+            fn items_stay_found_while_the_item_filter_is_built() {
+                super::items_stay_found_while_the_item_filter_is_built(OPEN)
             }
             #[test]
             fn open_refuses_a_tree_that_forks_from_its_checkpoint() {
