@@ -375,9 +375,6 @@ impl Sequencer {
         clock: Clock,
     ) -> Result<Sequencer, SequencerError> {
         let schema = load_schema(name, &store)?;
-        // Staging looks up whether each new item is stored: the filter
-        // answers most of those without the database.
-        store.start_item_filter();
         let mut writer = writer;
         let latest = sign_if_behind(&store, &mut writer, &signers)?;
         let (published, watcher) = watch::channel(latest.clone());
@@ -702,8 +699,11 @@ impl<B: KvBackend> Stager<B> {
             return;
         }
         self.settle_if_done();
-        // A larger filter once the register outgrows this one (cheap when
-        // it fits).
+        // Staging looks up whether each new item is stored: the item
+        // filter answers most of those without the database. Built at the
+        // first write (its scan fills the page cache, which a register that
+        // only serves reads should not pay for), and again, larger, once
+        // the register outgrows it; cheap when it fits.
         self.store.start_item_filter();
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
