@@ -26,7 +26,7 @@
 //! A transaction that fails leaves its items in the filters: a false
 //! "maybe", which costs a lookup, never an error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use regis_merkle::Hash;
@@ -123,6 +123,9 @@ pub struct ItemFilters {
     published: RwLock<Option<Arc<ItemFilter>>>,
     writes: Mutex<Writes>,
     finished: Condvar,
+    /// Set when the register's writer stops: no build starts, and the one
+    /// running ends.
+    stopped: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -158,6 +161,11 @@ impl Build {
                 .wait(writes)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Whether builds were stopped ([`ItemFilters::stop`]).
+    pub fn stopped(&self) -> bool {
+        self.filters.stopped.load(Ordering::Relaxed)
     }
 
     /// Publishes the filter, once it holds every item of a snapshot taken
@@ -206,18 +214,25 @@ impl ItemFilters {
     /// Whether a build is wanted: no filter is published, or it holds more
     /// items than it was sized for (and a larger one is allowed).
     pub fn wants_build(&self) -> bool {
-        self.published_filter()
-            .is_none_or(|published| published.outgrown())
+        !self.stopped.load(Ordering::Relaxed)
+            && self
+                .published_filter()
+                .is_none_or(|published| published.outgrown())
+    }
+
+    /// Stops builds: none starts any more, and the one running ends.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// Starts a build, unless one is running or none is wanted: a filter
     /// sized for `items` (doubled for growth, and at least what the
     /// published one holds).
     pub fn begin_build(self: &Arc<Self>, items: u64) -> Option<Build> {
-        let published = self.published_filter();
-        if published.as_ref().is_some_and(|filter| !filter.outgrown()) {
+        if !self.wants_build() {
             return None;
         }
+        let published = self.published_filter();
         let held = published.map_or(0, |filter| filter.added.load(Ordering::Relaxed));
         let mut writes = self.lock_writes();
         if writes.building.is_some() {
@@ -373,6 +388,11 @@ mod tests {
         assert!(filters.wants_build());
         drop(filters.begin_build(10).unwrap());
         assert!(filters.may_contain(&hash(4)) && !filters.may_contain(&hash(3)));
-        assert!(filters.begin_build(10).is_some(), "not left building");
+        let build = filters.begin_build(10).unwrap();
+        assert!(!build.stopped(), "not left building");
+        filters.stop();
+        assert!(build.stopped() && !filters.wants_build());
+        drop(build);
+        assert!(filters.begin_build(10).is_none(), "stopped");
     }
 }

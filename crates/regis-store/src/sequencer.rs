@@ -411,6 +411,7 @@ impl Sequencer {
             work,
             outcomes,
             committer: Some(committer),
+            item_filter_builds: Vec::new(),
         };
         let (sender, receiver) = sync_channel(config.queue.max(1));
         let thread = std::thread::Builder::new()
@@ -498,6 +499,9 @@ struct Stager<B> {
     work: SyncSender<Work>,
     outcomes: Receiver<Outcome>,
     committer: Option<JoinHandle<()>>,
+    /// Item-filter builds started (`Store::start_item_filter`): stopped
+    /// and joined when the sequencer ends, as they hold the store open.
+    item_filter_builds: Vec<JoinHandle<()>>,
 }
 
 /// The sequencer's second thread: the register's only writer.
@@ -605,6 +609,11 @@ impl<B: KvBackend> Stager<B> {
             // A panic in the committer has already failed its requests.
             let _ = committer.join();
         }
+        self.store.stop_item_filter();
+        for build in self.item_filter_builds.drain(..) {
+            // A panicked build published nothing; lookups did without it.
+            let _ = build.join();
+        }
     }
 
     /// Answers the requests gathered: each stream on its own, in its
@@ -704,7 +713,9 @@ impl<B: KvBackend> Stager<B> {
         // first write (its scan fills the page cache, which a register that
         // only serves reads should not pay for), and again, larger, once
         // the register outgrows it; cheap when it fits.
-        self.store.start_item_filter();
+        self.item_filter_builds.retain(|build| !build.is_finished());
+        self.item_filter_builds
+            .extend(self.store.start_item_filter());
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => {

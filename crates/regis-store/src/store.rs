@@ -323,38 +323,46 @@ impl<B: KvBackend> Store<B> {
     }
 
     /// Builds the item filter (`item_filter`) on a thread of its own, or a
-    /// larger one once the register has outgrown it; does nothing if one
-    /// fits or is being built. For registers that take writes: until it is
-    /// built, and if building fails, lookups answer as they would without.
-    pub fn start_item_filter(&self) {
+    /// larger one once the register has outgrown it, and returns that
+    /// thread; does nothing if one fits or is being built, or after
+    /// [`Store::stop_item_filter`]. For registers that take writes: until
+    /// it is built, and if building fails, lookups answer as they would
+    /// without. The thread holds the store open: whoever starts it stops
+    /// it and joins it before the store is closed.
+    pub fn start_item_filter(&self) -> Option<std::thread::JoinHandle<()>> {
         if !self.items.wants_build() {
-            return;
+            return None;
         }
-        let Ok(snapshot) = self.snapshot() else {
-            return;
-        };
+        let snapshot = self.snapshot().ok()?;
         let entries = snapshot.head.user.saturating_add(snapshot.head.system);
         drop(snapshot);
-        let Some(build) = self.items.begin_build(entries) else {
-            return;
-        };
+        let build = self.items.begin_build(entries)?;
         let kv = Arc::clone(&self.kv);
         // If the thread cannot start, `build` is dropped with the closure:
         // abandoned, so a later call tries again.
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("item filter".into())
             .spawn(move || {
                 build.wait_for_earlier_writes();
+                let mut stopped = false;
                 let filled = kv.snapshot().and_then(|kv| {
                     kv.scan(Table::Items, &[], None, false, &mut |key, _| {
                         build.filter.insert(&keys::read_hash(key, "item key")?);
-                        Ok(true)
+                        stopped = build.stopped();
+                        Ok(!stopped)
                     })
                 });
-                if filled.is_ok() {
+                if filled.is_ok() && !stopped {
                     build.publish();
                 }
-            });
+            })
+            .ok()
+    }
+
+    /// Stops item-filter builds: the one running ends its scan without
+    /// publishing, and no other starts.
+    pub fn stop_item_filter(&self) {
+        self.items.stop();
     }
 
     /// Whether the item filter is built: from then on, looking up an item

@@ -321,7 +321,7 @@ fn items_stay_found_while_the_item_filter_is_built<B: KvBackend>(open: Open<B>) 
     for round in 0..10 {
         commit_round(&mut writer, &mut stored, round);
     }
-    store.start_item_filter();
+    let build = store.start_item_filter().expect("a build starts");
     let mut built_at = None;
     for round in 10..400 {
         commit_round(&mut writer, &mut stored, round);
@@ -338,6 +338,12 @@ fn items_stay_found_while_the_item_filter_is_built<B: KvBackend>(open: Open<B>) 
         }
     }
     assert!(built_at.is_some(), "the filter was never built");
+    build.join().unwrap();
+    assert!(
+        store.start_item_filter().is_none(),
+        "it fits: no other build"
+    );
+    store.stop_item_filter();
     // Every item, through the filter.
     let snapshot = store.snapshot().unwrap();
     assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
