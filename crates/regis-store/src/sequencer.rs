@@ -620,6 +620,14 @@ impl<B: KvBackend> Stager<B> {
     /// place; the others staged, committed and signed together.
     fn batch(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
+        // Staging and loads look up whether each new item is stored: the
+        // item filter answers most of those without the database. Built at
+        // the first write (its scan fills the page cache, which a register
+        // that only serves reads should not pay for), and again, larger,
+        // once the register outgrows it; cheap when it fits.
+        self.item_filter_builds.retain(|build| !build.is_finished());
+        self.item_filter_builds
+            .extend(self.store.start_item_filter(crate::INLINE_FILTER_ENTRIES));
         let mut staged = Vec::new();
         for Job { request, waiter } in jobs {
             match request {
@@ -708,14 +716,6 @@ impl<B: KvBackend> Stager<B> {
             return;
         }
         self.settle_if_done();
-        // Staging looks up whether each new item is stored: the item
-        // filter answers most of those without the database. Built at the
-        // first write (its scan fills the page cache, which a register that
-        // only serves reads should not pay for), and again, larger, once
-        // the register outgrows it; cheap when it fits.
-        self.item_filter_builds.retain(|build| !build.is_finished());
-        self.item_filter_builds
-            .extend(self.store.start_item_filter());
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => {

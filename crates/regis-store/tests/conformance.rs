@@ -321,7 +321,8 @@ fn items_stay_found_while_the_item_filter_is_built<B: KvBackend>(open: Open<B>) 
     for round in 0..10 {
         commit_round(&mut writer, &mut stored, round);
     }
-    let build = store.start_item_filter().expect("a build starts");
+    // On its own thread (0: however small the register), racing the commits.
+    let build = store.start_item_filter(0).expect("a build starts");
     let mut built_at = None;
     for round in 10..400 {
         commit_round(&mut writer, &mut stored, round);
@@ -340,19 +341,26 @@ fn items_stay_found_while_the_item_filter_is_built<B: KvBackend>(open: Open<B>) 
     assert!(built_at.is_some(), "the filter was never built");
     build.join().unwrap();
     assert!(
-        store.start_item_filter().is_none(),
+        store.start_item_filter(0).is_none(),
         "it fits: no other build"
     );
     store.stop_item_filter();
     // Every item, through the filter.
     let snapshot = store.snapshot().unwrap();
     assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
+    let never = sha256(b"never stored");
+    assert!(!snapshot.has_item(&never).unwrap());
     drop((snapshot, store, writer));
     // Without one (a store just opened), the same answers.
     let (store, _) = Store::open(open(dir.path()), files(dir.path())).unwrap();
     assert!(!store.item_filter_built());
     let snapshot = store.snapshot().unwrap();
     assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
+    // A small register's filter is built inline: there when the call returns.
+    assert!(store.start_item_filter(u64::MAX).is_none());
+    assert!(store.item_filter_built());
+    assert!(stored.iter().all(|hash| snapshot.has_item(hash).unwrap()));
+    assert!(!snapshot.has_item(&never).unwrap());
 }
 
 fn open_refuses_a_tree_that_forks_from_its_checkpoint<B: KvBackend>(open: Open<B>) {
