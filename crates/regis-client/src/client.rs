@@ -1,7 +1,8 @@
 //! The verifying client: every value it returns was checked against the
 //! pinned verifier key and the log's hashes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
@@ -17,6 +18,7 @@ use crate::delta::{DeltaReader, DigestState, Step};
 use crate::error::Error;
 use crate::http::{FetchError, Http, HttpTiles, Limits};
 use crate::leaves::LeafHashes;
+use crate::replayed::ReplayedRecords;
 
 /// A client of one log of one register, holding the pinned verifier key of
 /// that log. The key must come from the caller (configuration, a catalogue
@@ -99,14 +101,15 @@ pub struct RecordsCheck {
 const RECORDS_PAGE: u64 = 1000;
 
 /// What a full replay checked and re-derived.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Replay {
     /// Entries replayed: the checkpoint's size.
     pub entries: u64,
     /// Distinct items fetched and re-hashed.
     pub items: u64,
-    /// Every key's latest entry, by key.
-    pub records: BTreeMap<String, ReplayedRecord>,
+    /// Every key's latest entry, in key order (on local disk past what
+    /// fits in memory).
+    pub records: ReplayedRecords,
 }
 
 /// The register's base URL: `http(s)://host[:port]/…/registers/NAME`.
@@ -395,7 +398,7 @@ impl Client {
         let mut leaf_hashes = LeafHashes::new(&reader);
         let mut frontier = Frontier::new();
         let mut items: HashSet<ItemHash> = HashSet::new();
-        let mut records = BTreeMap::new();
+        let mut records = ReplayedRecords::new(self.log);
         let bundles = size.div_ceil(u64::from(TILE_WIDTH));
         for tile in (0..bundles).filter_map(|n| TilePath::in_tree(TileKind::Entries, n, size)) {
             let bytes = self.http.tile(self.prefix(), &tile)?;
@@ -421,9 +424,10 @@ impl Client {
                         self.item(item)?;
                     }
                 }
-                records.insert(entry.key.clone(), ReplayedRecord { number, entry });
+                records.insert(number, entry)?;
             }
         }
+        records.finish()?;
         // The leaves were each checked against verified tiles; folding them
         // again checks the whole independently of the tile reader.
         if frontier.size() != size || frontier.root() != *checkpoint.root() {
@@ -441,7 +445,9 @@ impl Client {
     /// that entry's timestamp and items. A record the server lists at an
     /// entry beyond the checkpoint (the register grew since) is counted as
     /// newer and not compared; any other difference, a missing or extra
-    /// key, or a key listed twice is an [`Error::Records`].
+    /// key, or a key listed twice or out of key order (the API lists
+    /// records in key order) is an [`Error::Records`]. Both lists are
+    /// walked side by side in key order: memory is one page.
     pub fn check_records(
         &self,
         replay: &Replay,
@@ -452,7 +458,9 @@ impl Client {
             key: key.to_owned(),
             reason,
         };
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut replayed = replay.records.iter()?;
+        let mut next_replayed = replayed.next().transpose()?;
+        let mut last_listed: Option<String> = None;
         let mut check = RecordsCheck {
             matching: 0,
             newer: 0,
@@ -460,7 +468,7 @@ impl Client {
         // A server that never ends its pages (or repeats them) is stopped:
         // the replay bounds how many keys there can be, the growth since
         // is allowed a margin.
-        let max_pages = (replay.records.len() as u64).div_ceil(RECORDS_PAGE) * 2 + 16;
+        let max_pages = replay.records.len().div_ceil(RECORDS_PAGE) * 2 + 16;
         for page in 1..=max_pages {
             let path = format!("records.json?page-index={page}&page-size={RECORDS_PAGE}");
             let bytes = self.http.document(&path)?;
@@ -472,8 +480,26 @@ impl Client {
                     )
                 })?;
             for (key, record) in &listed {
-                if !seen.insert(key.clone()) {
-                    return Err(wrong(key, "listed twice".into()));
+                if last_listed.as_ref().is_some_and(|last| key <= last) {
+                    return Err(wrong(key, "listed twice, or out of key order".into()));
+                }
+                last_listed = Some(key.clone());
+                // Replayed keys before this one were not listed.
+                let mut same_key = None;
+                while let Some(record) = next_replayed.take() {
+                    match record.entry.key.as_str().cmp(key.as_str()) {
+                        Ordering::Less => {
+                            return Err(wrong(&record.entry.key, "not listed".into()));
+                        }
+                        Ordering::Equal => {
+                            same_key = Some(record);
+                            next_replayed = replayed.next().transpose()?;
+                        }
+                        Ordering::Greater => next_replayed = Some(record),
+                    }
+                    if same_key.is_some() || next_replayed.is_some() {
+                        break;
+                    }
                 }
                 let number = record
                     .get("entry-number")
@@ -484,7 +510,7 @@ impl Client {
                     check.newer += 1;
                     continue;
                 }
-                let Some(replayed) = replay.records.get(key) else {
+                let Some(replayed) = same_key else {
                     return Err(wrong(
                         key,
                         format!("listed at entry {number}, but no entry up to {size} has this key"),
@@ -522,8 +548,8 @@ impl Client {
                 check.matching += 1;
             }
             if (listed.len() as u64) < RECORDS_PAGE {
-                if let Some(missing) = replay.records.keys().find(|key| !seen.contains(*key)) {
-                    return Err(wrong(missing, "not listed".into()));
+                if let Some(missing) = next_replayed {
+                    return Err(wrong(&missing.entry.key, "not listed".into()));
                 }
                 return Ok(check);
             }
@@ -541,7 +567,8 @@ impl Client {
     /// entry's item hash, every key's latest entry re-derived, and the root
     /// folded again from the leaves. (System entries, which the delta also
     /// carries, are in the system log: not replayed here.) Memory: one
-    /// level-0 tile, the records and the set of distinct item hashes.
+    /// level-0 tile, up to 100,000 records (the rest go to sorted runs in
+    /// temporary files, `replayed.rs`) and the set of distinct item hashes.
     pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
         let size = checkpoint.size();
         let path = format!("download-rsf/0/{size}");
@@ -560,7 +587,7 @@ impl Client {
         let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), size);
         let mut frontier = Frontier::new();
         let mut items: HashSet<ItemHash, DigestState> = HashSet::default();
-        let mut records = BTreeMap::new();
+        let mut records = ReplayedRecords::new(self.log);
         let mut ended = false;
         while let Some(step) = delta.next_step()? {
             ended = false;
@@ -593,7 +620,7 @@ impl Client {
                     // Cannot be full: it holds fewer leaves than `size`.
                     let _ = frontier.push_hash(leaf, |_, _, _| {});
                     items.insert(hash);
-                    records.insert(entry.key.clone(), ReplayedRecord { number, entry });
+                    records.insert(number, entry)?;
                 }
             }
         }
@@ -606,6 +633,7 @@ impl Client {
         if frontier.size() != size || frontier.root() != *checkpoint.root() {
             return Err(Error::ReplayRoot { size });
         }
+        records.finish()?;
         Ok(Replay {
             entries: size,
             items: items.len() as u64,

@@ -184,6 +184,10 @@ pub enum Error {
         /// The entry's number.
         number: u64,
     },
+    /// Writing or reading back the replay's records on local disk failed
+    /// (`replayed.rs`): not the server's doing.
+    #[error("the replay's records on local disk: {0}")]
+    Spill(std::io::Error),
     /// The server's `B/records` disagrees with the records replayed from
     /// the verified log.
     #[error("B/records, record {key:?}: {reason}")]

@@ -43,9 +43,11 @@ mod events;
 mod http;
 mod leaves;
 pub mod mirror;
+mod replayed;
 
 pub use client::{
     Client, RecordsCheck, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord,
 };
 pub use error::Error;
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
+pub use replayed::ReplayedRecords;
