@@ -447,7 +447,8 @@ impl Client {
     /// newer and not compared; any other difference, a missing or extra
     /// key, or a key listed twice or out of key order (the API lists
     /// records in key order) is an [`Error::Records`]. Both lists are
-    /// walked side by side in key order: memory is one page.
+    /// walked side by side in key order, the server's by `after` (the last
+    /// key of the page before): memory is one page.
     pub fn check_records(
         &self,
         replay: &Replay,
@@ -470,7 +471,9 @@ impl Client {
         // is allowed a margin.
         let max_pages = replay.records.len().div_ceil(RECORDS_PAGE) * 2 + 16;
         for page in 1..=max_pages {
-            let path = format!("records.json?page-index={page}&page-size={RECORDS_PAGE}");
+            // Paged by key: each page costs the server the same, however deep.
+            let after = last_listed.as_deref().map(path_segment).unwrap_or_default();
+            let path = format!("records.json?after={after}&page-size={RECORDS_PAGE}");
             let bytes = self.http.document(&path)?;
             let listed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
                 .map_err(|error| {

@@ -216,11 +216,38 @@ fn entries_response(
     }
 }
 
-/// `GET B/records`.
+/// `GET B/records`: by `page-index`, or by key with `after` (the page of
+/// keys after it, in `O(page)` reads however deep: for walking them all).
 pub fn records<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let snapshot = reg.snapshot()?;
     let schema = reg.schema(snapshot.size(Log::System))?;
     let (index, size) = page(ctx)?;
+    if let Some(after) = ctx.query.get("after") {
+        if ctx.query.get("page-index").is_some() {
+            return Err(ApiError::bad_request(
+                "bad-query",
+                "`after` and `page-index` both page the records: give one",
+            ));
+        }
+        let after = Some(after).filter(|after| !after.is_empty());
+        // One more than the page: whether there is a next one.
+        let mut records = snapshot.records_after(Log::User, after, size.saturating_add(1))?;
+        let more = records.len() as u64 > size;
+        records.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        let loaded = load_records(&snapshot, &records)?;
+        let mut response = records_response(ctx, &schema, &loaded)?;
+        if let Some(last) = records.last().filter(|_| more) {
+            let next = format!(
+                "<{}?after={}&page-size={size}>; rel=\"next\"",
+                ctx.path,
+                http::encode_segment(&last.key)
+            );
+            if let Ok(value) = HeaderValue::from_str(&next) {
+                response.headers_mut().insert(header::LINK, value);
+            }
+        }
+        return Ok(response);
+    }
     let total = snapshot.record_count();
     let offset = (index - 1).saturating_mul(size);
     let records = if offset >= total {

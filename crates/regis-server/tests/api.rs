@@ -149,6 +149,48 @@ fn pages_are_bounded_and_linked() {
     let beyond = server.get(&format!("{b}/records?page-index={}", last_index + 100));
     assert_eq!(beyond.json(), serde_json::json!({}));
 
+    // By key: the same keys and records, each page linked to the next by
+    // its last key, the last page linked to nothing.
+    let mut by_key = serde_json::Map::new();
+    let mut next = Some(format!("{b}/records?after=&page-size=50"));
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let page = server.get(&path);
+        assert_eq!(page.status, 200, "{path}");
+        let listed = page.json();
+        let listed = listed.as_object().unwrap();
+        let last = listed.keys().last().unwrap().clone();
+        if let Some(link) = page.header("link") {
+            assert_eq!(
+                link,
+                format!("<{b}/records?after={last}&page-size=50>; rel=\"next\"")
+            );
+            let path = link.strip_prefix('<').unwrap().split_once('>').unwrap().0;
+            next = Some(path.to_owned());
+        }
+        by_key.extend(listed.clone());
+        pages += 1;
+    }
+    assert_eq!(pages, last_index);
+    let by_index: serde_json::Map<_, _> = (1..=last_index)
+        .flat_map(|index| {
+            let page = server.get(&format!("{b}/records?page-index={index}&page-size=50"));
+            page.json().as_object().unwrap().clone()
+        })
+        .collect();
+    assert_eq!(by_key, by_index);
+    let after_gb = server
+        .get(&format!("{b}/records?after=GB&page-size=2"))
+        .json();
+    let keys: Vec<&String> = after_gb.as_object().unwrap().keys().collect();
+    assert!(
+        keys.len() == 2 && keys.iter().all(|key| key.as_str() > "GB"),
+        "{keys:?}"
+    );
+    let both = server.get(&format!("{b}/records?after=GB&page-index=2"));
+    assert_eq!(both.status, 400);
+    assert_eq!(both.json()["error"]["code"], "bad-query");
+
     // Entries by start and limit.
     let entries = server.get(&format!("{b}/entries?start=201&limit=5"));
     let list = entries.json();
