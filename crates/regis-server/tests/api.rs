@@ -159,7 +159,7 @@ fn pages_are_bounded_and_linked() {
         assert_eq!(page.status, 200, "{path}");
         let listed = page.json();
         let listed = listed.as_object().unwrap();
-        let last = listed.keys().last().unwrap().clone();
+        let last = listed.keys().next_back().unwrap().clone();
         if let Some(link) = page.header("link") {
             assert_eq!(
                 link,
