@@ -97,9 +97,6 @@ pub struct RecordsCheck {
     pub newer: u64,
 }
 
-/// Records per `B/records` page read by [`Client::check_records`].
-const RECORDS_PAGE: u64 = 1000;
-
 /// What a full replay checked and re-derived.
 #[derive(Debug)]
 pub struct Replay {
@@ -469,11 +466,12 @@ impl Client {
         // A server that never ends its pages (or repeats them) is stopped:
         // the replay bounds how many keys there can be, the growth since
         // is allowed a margin.
-        let max_pages = replay.records.len().div_ceil(RECORDS_PAGE) * 2 + 16;
+        let page_size = self.http.records_page();
+        let max_pages = replay.records.len().div_ceil(page_size) * 2 + 16;
         for page in 1..=max_pages {
             // Paged by key: each page costs the server the same, however deep.
             let after = last_listed.as_deref().map(path_segment).unwrap_or_default();
-            let path = format!("records.json?after={after}&page-size={RECORDS_PAGE}");
+            let path = format!("records.json?after={after}&page-size={page_size}");
             let bytes = self.http.document(&path)?;
             let listed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
                 .map_err(|error| {
@@ -550,7 +548,7 @@ impl Client {
                 }
                 check.matching += 1;
             }
-            if (listed.len() as u64) < RECORDS_PAGE {
+            if (listed.len() as u64) < page_size {
                 if let Some(missing) = next_replayed {
                     return Err(wrong(&missing.entry.key, "not listed".into()));
                 }

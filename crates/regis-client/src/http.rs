@@ -13,6 +13,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// The largest checkpoint, proof or item accepted, in bytes.
     pub document_bytes: u64,
+    /// Records asked for per `B/records` page by the records check
+    /// (`Client::check_records`); a server's own maximum is 5,000 unless
+    /// configured lower.
+    pub records_page: u64,
 }
 
 impl Default for Limits {
@@ -22,6 +26,7 @@ impl Default for Limits {
             // A proof carries a leaf of at most 64 KiB in base64 and a
             // checkpoint of at most 100 signature lines: 1 MiB is ample.
             document_bytes: 1 << 20,
+            records_page: 1000,
         }
     }
 }
@@ -83,6 +88,10 @@ impl Http {
     /// The limit on each request's time (on each read, for streams).
     pub(crate) fn timeout(&self) -> Duration {
         self.limits.timeout
+    }
+
+    pub(crate) fn records_page(&self) -> u64 {
+        self.limits.records_page.max(1)
     }
 
     /// `GET <base>/<path>`: a checkpoint, proof or item.

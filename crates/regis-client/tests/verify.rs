@@ -661,15 +661,29 @@ fn an_rsf_delta_padded_with_true_assertions_is_cut_off() {
     );
 }
 
+/// A client asking for `records_page` records per `B/records` page.
+fn paging_client(url: &str, records_page: u64) -> Client {
+    let limits = regis_client::Limits {
+        records_page,
+        ..regis_client::Limits::default()
+    };
+    Client::with_limits(url, server().loaded.key.clone(), limits).unwrap()
+}
+
 #[test]
 fn the_servers_records_are_checked_against_the_replay() {
     let server = server();
-    let client = client(&server.url());
-    let checkpoint = client.checkpoint().unwrap();
-    let replay = client.replay(&checkpoint).unwrap();
-    let check = client.check_records(&replay, &checkpoint).unwrap();
-    assert_eq!(check.matching, replay.records.len());
-    assert_eq!(check.newer, 0);
+    // One page, several (by key, each after the last key of the one
+    // before), and pages that end exactly at the last record.
+    for records_page in [1000, 50, 1, 387] {
+        let client = paging_client(&server.url(), records_page);
+        let checkpoint = client.checkpoint().unwrap();
+        let replay = client.replay(&checkpoint).unwrap();
+        let check = client.check_records(&replay, &checkpoint).unwrap();
+        assert_eq!(check.matching, replay.records.len(), "{records_page}");
+        assert!(check.matching > 300);
+        assert_eq!(check.newer, 0);
+    }
 }
 
 /// A liar that rewrites `B/records` pages with `change`.
@@ -718,10 +732,16 @@ fn records_the_server_lists_wrongly_are_caught() {
     ];
     for (what, change) in cases {
         let liar = rewriting_records(change);
-        let client = client(&liar.url());
-        let checkpoint = client.checkpoint().unwrap();
-        let replay = client.replay(&checkpoint).unwrap();
-        let error = client.check_records(&replay, &checkpoint).unwrap_err();
-        assert!(matches!(error, Error::Records { .. }), "{what}: {error}");
+        // On one page, and on every page of 50.
+        for records_page in [1000, 50] {
+            let client = paging_client(&liar.url(), records_page);
+            let checkpoint = client.checkpoint().unwrap();
+            let replay = client.replay(&checkpoint).unwrap();
+            let error = client.check_records(&replay, &checkpoint).unwrap_err();
+            assert!(
+                matches!(error, Error::Records { .. }),
+                "{what}, pages of {records_page}: {error}"
+            );
+        }
     }
 }
