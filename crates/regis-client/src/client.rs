@@ -485,9 +485,9 @@ impl Client {
                     return Err(wrong(key, "listed twice, or out of key order".into()));
                 }
                 last_listed = Some(key.clone());
-                // Replayed keys before this one were not listed.
+                // The next replayed key: below this one, it was not listed.
                 let mut same_key = None;
-                while let Some(record) = next_replayed.take() {
+                if let Some(record) = next_replayed.take() {
                     match record.entry.key.as_str().cmp(key.as_str()) {
                         Ordering::Less => {
                             return Err(wrong(&record.entry.key, "not listed".into()));
@@ -497,9 +497,6 @@ impl Client {
                             next_replayed = replayed.next().transpose()?;
                         }
                         Ordering::Greater => next_replayed = Some(record),
-                    }
-                    if same_key.is_some() || next_replayed.is_some() {
-                        break;
                     }
                 }
                 let number = record
