@@ -5,10 +5,10 @@
 //! over half of the stager's time. The filter answers "not stored" from
 //! one cache line; "maybe" falls through to the database, as before.
 //!
-//! It is memory only, built from a scan of the `items` table on a thread of
-//! its own while writes go on ([`ItemFilters`], "How a filter is built"),
-//! and never persisted: a crash loses nothing but the time to build it
-//! again. Its size follows the register's item count up to [`MAX_BITS`]
+//! It is memory only, built from a scan of the `items` table (inline for a
+//! small register, else on a thread of its own while writes go on:
+//! `Store::start_item_filter`, and "How a filter is built" below), and
+//! never persisted: a crash loses nothing but the time to build it again. Its size follows the register's item count up to [`MAX_BITS`]
 //! (16 MiB); past that it answers "maybe" more often, never wrongly.
 //!
 //! # How a filter is built
