@@ -6,7 +6,9 @@
 //!   [`postorder`]: where each stored hash sits in an append-only array.
 //! - [`Edge`], [`inclusion_proof`], [`consistency_proof`]: proofs from stored
 //!   hashes, without the tree in memory.
-//! - [`verify_inclusion`], [`verify_consistency`]: RFC 9162 checks.
+//! - [`verify_inclusion`], [`verify_consistency`]: RFC 9162 checks;
+//!   [`root_with_run`]: stored hashes (a tile) checked against a trusted
+//!   root, with the few others the tree needs.
 //! - [`tile`]: tile paths, widths, contents and entry bundles;
 //!   [`TileHashReader`]: stored hashes read from untrusted tiles, each tile
 //!   verified against a trusted root before use.
@@ -18,6 +20,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod check;
 mod frontier;
 mod hash;
 pub mod postorder;
@@ -27,6 +30,7 @@ pub mod tile;
 mod tile_reader;
 mod verify;
 
+pub use check::root_with_run;
 pub use frontier::{Edge, Frontier};
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 pub use proof::{ProofError, consistency_proof, inclusion_proof};

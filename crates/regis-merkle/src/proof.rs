@@ -139,7 +139,7 @@ pub(crate) fn consistency_ranges<E>(
 }
 
 /// The largest power of two strictly below `n` (`n >= 2`).
-fn split(n: u64) -> u64 {
+pub(crate) fn split(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
