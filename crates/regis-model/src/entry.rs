@@ -174,6 +174,10 @@ impl Entry {
     }
 }
 
+/// The longest v1 leaf an entry may have: entry bundles (C2SP tlog-tiles)
+/// prefix each leaf with its length as a big-endian u16.
+pub const MAX_LEAF_BYTES: usize = u16::MAX as usize;
+
 /// Bytes that are not the v1 leaf of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not v1 leaf bytes: {0}")]

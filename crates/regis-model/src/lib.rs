@@ -36,12 +36,13 @@ mod schema;
 pub use datatype::Datatype;
 pub use digest::{HashError, ItemHash, format_hash, parse_hash};
 pub use entry::{
-    Entry, EntryType, KeyError, LeafError, Timestamp, TimestampError, check_key, check_key_syntax,
-    entry_number, leaf_index,
+    Entry, EntryType, KeyError, LeafError, MAX_LEAF_BYTES, Timestamp, TimestampError, check_key,
+    check_key_syntax, entry_number, leaf_index,
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;
 pub use register::{DeltaError, Record, Register};
 pub use schema::{
-    Cardinality, Field, RegisterDefinition, Schema, SchemaError, SystemKey, ValidationError,
+    Cardinality, Field, MAX_NAME_BYTES, MAX_TEXT_BYTES, RegisterDefinition, Schema, SchemaError,
+    SystemKey, ValidationError,
 };

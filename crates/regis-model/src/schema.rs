@@ -82,7 +82,35 @@ pub enum SchemaError {
         /// What it must be.
         expected: String,
     },
+    /// A name or text a new definition may not hold.
+    #[error("the item of system entry `{key}`: `{property}` {problem}")]
+    BadText {
+        /// The system key.
+        key: String,
+        /// The property.
+        property: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A datatype Regis does not validate, in a new definition.
+    #[error(
+        "the item of system entry `{key}`: datatype `{datatype}` is not one of string, text, integer, datetime, timestamp, period, curie, url, point, hash"
+    )]
+    UnknownDatatype {
+        /// The system key.
+        key: String,
+        /// The datatype.
+        datatype: String,
+    },
 }
+
+/// The longest name (of a register or a field) a new definition may give,
+/// in bytes of UTF-8.
+pub const MAX_NAME_BYTES: usize = 100;
+
+/// The longest text (title, description, custodian…) a new definition may
+/// give, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 10_000;
 
 /// How many values a field takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,7 +186,7 @@ impl Schema {
 
     /// Folds one system entry in. The definition's name comes from the key:
     /// published data has `field:end-date` defined by an item whose `field`
-    /// says `start-date` (territory register); [`Self::check_names`] is the
+    /// says `start-date` (territory register); [`Self::check_definition`] is the
     /// stricter rule for new definitions.
     pub fn apply(&mut self, key: &str, item: &Item) -> Result<(), SchemaError> {
         match SystemKey::parse(key)? {
@@ -179,11 +207,34 @@ impl Schema {
         Ok(())
     }
 
-    /// Checks that a `field:<f>` or `register:<r>` item's own `field` or
-    /// `register` property names `f` or `r`.
-    pub fn check_names(key: &str, item: &Item) -> Result<(), SchemaError> {
-        match SystemKey::parse(key)? {
-            SystemKey::Field(name) => check_name(key, item, "field", &name),
+    /// The rules of a new definition, beyond what [`Self::apply`] needs to
+    /// read it: every property a single line of at most
+    /// [`MAX_TEXT_BYTES`] without control characters, names (`name`,
+    /// `field`, `register`, `fields`) at most [`MAX_NAME_BYTES`] and not
+    /// empty (a name is written raw in RSF, CSV headers and leaves; a
+    /// control character would break those lines), a field's datatype one
+    /// Regis validates, and a `field:<f>` or `register:<r>` item's own
+    /// `field` or `register` property naming `f` or `r`.
+    pub fn check_definition(key: &str, item: &Item) -> Result<(), SchemaError> {
+        let system_key = SystemKey::parse(key)?;
+        for (property, value) in item.fields() {
+            let name = matches!(property.as_ref(), "name" | "field" | "register" | "fields");
+            for text in value.strings() {
+                check_text(key, &property, text, name)?;
+            }
+        }
+        match system_key {
+            SystemKey::Field(name) => {
+                check_name(key, item, "field", &name)?;
+                let datatype = one_property(key, item, "datatype")?;
+                if let Datatype::Unvalidated(datatype) = Datatype::from_name(&datatype) {
+                    return Err(SchemaError::UnknownDatatype {
+                        key: excerpt(key),
+                        datatype: excerpt(&datatype),
+                    });
+                }
+                Ok(())
+            }
             SystemKey::Register(name) => check_name(key, item, "register", &name),
             SystemKey::Name | SystemKey::RegisterName | SystemKey::Custodian => Ok(()),
         }
@@ -399,6 +450,26 @@ fn check_name(
     }
 }
 
+/// A text of a new definition: not too long, no control character, and a
+/// name not empty.
+fn check_text(key: &str, property: &str, text: &str, name: bool) -> Result<(), SchemaError> {
+    let limit = if name { MAX_NAME_BYTES } else { MAX_TEXT_BYTES };
+    let problem = if text.len() > limit {
+        format!("is {} bytes long; at most {limit} are allowed", text.len())
+    } else if let Some(c) = text.chars().find(|c| c.is_control()) {
+        format!("holds the control character U+{:04X}", u32::from(c))
+    } else if name && text.is_empty() {
+        "is empty".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(SchemaError::BadText {
+        key: excerpt(key),
+        property: excerpt(property),
+        problem,
+    })
+}
+
 fn field_from_item(key: &str, name: &str, item: &Item) -> Result<Field, SchemaError> {
     let cardinality = match one_property(key, item, "cardinality")?.as_str() {
         "1" => Cardinality::One,
@@ -502,10 +573,10 @@ mod tests {
         let mut schema = Schema::new();
         let field = item(r#"{"cardinality":"1","datatype":"string","field":"name"}"#);
         assert!(matches!(
-            Schema::check_names("field:other", &field),
+            Schema::check_definition("field:other", &field),
             Err(SchemaError::BadProperty { .. })
         ));
-        assert_eq!(Schema::check_names("field:name", &field), Ok(()));
+        assert_eq!(Schema::check_definition("field:name", &field), Ok(()));
         schema.apply("field:other", &field).unwrap();
         assert_eq!(schema.field("other").unwrap().name, "other");
         let field = item(r#"{"cardinality":"2","datatype":"string","field":"name"}"#);

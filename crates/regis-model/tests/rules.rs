@@ -269,3 +269,214 @@ fn system_entries_must_be_definitions() {
     );
     load(&mut register, misnamed.as_bytes(), Policy::IMPORT).unwrap();
 }
+
+/// An entry whose v1 leaf would not fit an entry bundle's u16 length is
+/// refused by the loader, on every path and policy, naming the line and the
+/// length; one byte shorter passes.
+#[test]
+fn an_entry_too_long_for_a_bundle_is_refused_at_its_line() {
+    let timestamp = "2020-01-02T00:00:00Z".parse().unwrap();
+    let hash = regis_model::ItemHash::of(b"{}");
+    // Entry 2 of the user log, as the colour register's next entry is.
+    let base = regis_model::Entry::new(EntryType::User, "", timestamp, hash)
+        .leaf_bytes(2)
+        .len();
+    let longest = regis_model::MAX_LEAF_BYTES - base;
+    for policy in [Policy::APPEND, Policy::IMPORT] {
+        for (key_len, fits) in [(longest, true), (longest + 1, false), (70_000, false)] {
+            let mut register = colour_register();
+            load(
+                &mut register,
+                user_entry("red", r#"{"colour":"red","wavelength":"700"}"#).as_bytes(),
+                policy,
+            )
+            .unwrap();
+            let key = "k".repeat(key_len);
+            let rsf = user_entry(&key, &format!(r#"{{"colour":"{key}"}}"#));
+            let result = load(&mut register, rsf.as_bytes(), policy);
+            if fits {
+                result.unwrap();
+                let record = register.record(EntryType::User, &key).unwrap();
+                assert_eq!(
+                    record.entry.leaf_bytes(2).len(),
+                    regis_model::MAX_LEAF_BYTES
+                );
+                continue;
+            }
+            let error = result.unwrap_err();
+            assert_eq!(error.line, 2, "{error}");
+            assert!(
+                matches!(error.kind, RsfErrorKind::EntryTooLong { len, key_len: k }
+                    if len == base + key_len && k == key_len),
+                "{error}"
+            );
+            assert!(
+                error.to_string().contains(&format!(
+                    "leaf would be {} bytes; an entry bundle holds at most 65535",
+                    base + key_len
+                )),
+                "{error}"
+            );
+        }
+    }
+}
+
+/// A system entry `key` of `item`, as commands (keys that RSF text cannot
+/// carry, such as ones with a newline, are built directly).
+fn system_entry(key: &str, item: &str) -> Vec<regis_model::rsf::Command> {
+    use regis_model::rsf::Command;
+    let item = regis_model::Item::parse(item).unwrap();
+    let entry = regis_model::Entry::new(
+        EntryType::System,
+        key,
+        "2020-01-03T00:00:00Z".parse().unwrap(),
+        item.hash(),
+    );
+    vec![Command::AddItem(item), Command::AppendEntry(entry)]
+}
+
+/// New definitions (`Policy::APPEND`) hold short names and texts without
+/// control characters, and known datatypes; published history
+/// (`Policy::IMPORT`) keeps whatever it has. Boundaries: a name of 100
+/// bytes and a text of 10,000 pass, one byte more does not.
+#[test]
+fn new_definitions_hold_short_printable_names_and_known_datatypes() {
+    let name_ok = "n".repeat(regis_model::MAX_NAME_BYTES);
+    let name_long = "n".repeat(regis_model::MAX_NAME_BYTES + 1);
+    let name_huge = "n".repeat(70_000);
+    let text_ok = "t".repeat(regis_model::MAX_TEXT_BYTES);
+    let text_long = "t".repeat(regis_model::MAX_TEXT_BYTES + 1);
+    let field = |name: &str, datatype: &str, text: &str| {
+        (
+            format!("field:{name}"),
+            serde_json::json!({"cardinality": "1", "datatype": datatype, "field": name, "text": text})
+                .to_string(),
+        )
+    };
+    let cases: Vec<((String, String), Option<&str>)> = vec![
+        (field(&name_ok, "string", &text_ok), None),
+        (field("size", "integer", "Size in cm"), None),
+        (
+            field("a\nb\tc", "string", "x"),
+            Some("`field` holds the control character U+000A"),
+        ),
+        (
+            field(&name_long, "string", "x"),
+            Some("`field` is 101 bytes long; at most 100 are allowed"),
+        ),
+        // (As history, too long a key for an entry bundle.)
+        (
+            field(&name_huge, "string", "x"),
+            Some("`field` is 70000 bytes long; at most 100 are allowed"),
+        ),
+        (
+            field("size", "string", &text_long),
+            Some("`text` is 10001 bytes long; at most 10000 are allowed"),
+        ),
+        (
+            field("size", "string", "one\u{7f}two"),
+            Some("`text` holds the control character U+007F"),
+        ),
+        (
+            field("size", "polygon", "x"),
+            Some("datatype `polygon` is not one of string, text"),
+        ),
+        (
+            ("custodian".into(), r#"{"custodian":"A\r\nB"}"#.into()),
+            Some("`custodian` holds the control character U+000D"),
+        ),
+        (
+            (
+                "register:colour".into(),
+                r#"{"fields":["colour",""],"register":"colour"}"#.into(),
+            ),
+            Some("`fields` is empty"),
+        ),
+    ];
+    for ((key, item), refusal) in cases {
+        let what = format!(
+            "{}: {}",
+            &key[..key.len().min(40)],
+            &item[..item.len().min(80)]
+        );
+        let result = colour_register().apply(system_entry(&key, &item), Policy::APPEND);
+        match refusal {
+            None => {
+                result.unwrap();
+            }
+            Some(message) => {
+                let error = result.unwrap_err();
+                assert_eq!(error.line, 2, "{what}: {error}");
+                assert!(error.to_string().contains(message), "{what}: {error}");
+                // History is taken as it is, if its leaf fits a bundle.
+                match colour_register().apply(system_entry(&key, &item), Policy::IMPORT) {
+                    Err(error) if key.len() > 65_000 => {
+                        assert!(matches!(error.kind, RsfErrorKind::EntryTooLong { .. }))
+                    }
+                    result => {
+                        result.unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Once user entries exist, new writes may not change a field's datatype
+/// or cardinality (it would make the entries written invalid and their keys
+/// impossible to update); its text may change, any change may before the
+/// first user entry, and history (`Policy::IMPORT`) is taken as it is.
+#[test]
+fn a_fields_datatype_and_cardinality_are_fixed_once_entries_exist() {
+    let field = |name: &str, cardinality: &str, datatype: &str| {
+        system_entry(
+            &format!("field:{name}"),
+            &format!(
+                r#"{{"cardinality":"{cardinality}","datatype":"{datatype}","field":"{name}","text":"changed"}}"#
+            ),
+        )
+    };
+    let with_entry = || {
+        let mut register = colour_register();
+        load(
+            &mut register,
+            user_entry("red", r#"{"colour":"red","wavelength":"700"}"#).as_bytes(),
+            Policy::APPEND,
+        )
+        .unwrap();
+        register
+    };
+    let cases = [
+        (
+            field("colour", "1", "integer"),
+            Some("`field:colour` changes `datatype` from `string` to `integer`"),
+        ),
+        (
+            field("wavelength", "n", "integer"),
+            Some("`field:wavelength` changes `cardinality` from `1` to `n`"),
+        ),
+        (field("wavelength", "1", "integer"), None),
+        (field("brightness", "n", "integer"), None),
+    ];
+    for (commands, refusal) in cases {
+        let result = with_entry().apply(commands.clone(), Policy::APPEND);
+        match refusal {
+            None => {
+                result.unwrap();
+            }
+            Some(message) => {
+                let error = result.unwrap_err();
+                assert!(
+                    matches!(error.kind, RsfErrorKind::FieldChanged { .. }),
+                    "{error}"
+                );
+                assert!(error.to_string().contains(message), "{error}");
+                with_entry()
+                    .apply(commands.clone(), Policy::IMPORT)
+                    .unwrap();
+                // Before any user entry, the definition is still open.
+                colour_register().apply(commands, Policy::APPEND).unwrap();
+            }
+        }
+    }
+}

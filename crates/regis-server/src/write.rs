@@ -31,8 +31,8 @@ use futures_util::StreamExt as _;
 use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
 use regis_model::{Item, ItemHash, Schema};
 use regis_store::{
-    Commands, DirBackend, Log, Receipt, RegisterName, Request, Scope, SequencerError,
-    SequencerHandle, definition_commands, system_clock,
+    Commands, DefinitionError, DirBackend, Log, Receipt, RegisterName, Request, Scope,
+    SequencerError, SequencerHandle, definition_commands, system_clock,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -364,8 +364,11 @@ fn refused(error: SequencerError, describe: &impl Fn(&RsfError) -> String) -> Ap
                 }
                 RsfErrorKind::RootMismatch { .. } => (StatusCode::CONFLICT, "root-mismatch"),
                 RsfErrorKind::RepeatedItem { .. } => (StatusCode::CONFLICT, "no-op-entry"),
-                RsfErrorKind::DefinitionChanged { .. } => {
+                RsfErrorKind::DefinitionChanged { .. } | RsfErrorKind::FieldChanged { .. } => {
                     (StatusCode::CONFLICT, "definition-changed")
+                }
+                RsfErrorKind::EntryTooLong { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "entry-too-long")
                 }
                 RsfErrorKind::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-item"),
                 RsfErrorKind::Key(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-key"),
@@ -591,7 +594,7 @@ fn parse_new_register(
             .ok_or_else(|| bad("it has no \"field\" (its name)".to_owned()))?
             .into_owned();
         let key = format!("field:{field}");
-        Schema::check_names(&key, &item).map_err(|e| bad(e.to_string()))?;
+        Schema::check_definition(&key, &item).map_err(|e| bad(e.to_string()))?;
         schema.apply(&key, &item).map_err(|e| bad(e.to_string()))?;
         names.push(field);
     }
@@ -619,11 +622,12 @@ async fn create_register<B: DirBackend>(
         let commands =
             definition_commands(&name, &fields, &new.text, new.custodian.as_deref(), now).map_err(
                 |error| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "bad-definition",
-                        error.to_string(),
-                    )
+                    // The commands' line numbers mean nothing to the client.
+                    let message = match error {
+                        DefinitionError::Invalid(error) => error.kind.to_string(),
+                        error => error.to_string(),
+                    };
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-definition", message)
                 },
             )?;
         let (reg, receipt) = app.create_register(&name, |reg| {

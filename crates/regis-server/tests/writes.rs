@@ -634,3 +634,212 @@ fn an_admin_creates_a_register_and_its_token_writes_to_it() {
     assert_eq!(create(&bad).error(422), "bad-field");
     assert_eq!(server.get("/registers/veg").status, 404);
 }
+
+/// 64 concurrent writers, every fourth sending a key too long for an entry
+/// bundle (70,000 bytes; a leaf holds at most 65,535): each of those gets a
+/// 422 naming the length, every other writer gets its receipt, whatever
+/// batches the sequencer made of them. A 70 KB field value is not in the
+/// leaf and is accepted; the same long key in an RSF load is a 422 too.
+#[test]
+fn keys_too_long_for_a_bundle_fail_alone_and_others_get_receipts() {
+    let server = country(Limits::default());
+    let token = country_token(&server);
+    let before = size(&server);
+    const WRITERS: usize = 64;
+    let long_key = "Z".repeat(70_000);
+    let barrier = std::sync::Barrier::new(WRITERS);
+    let answers: Vec<(usize, Resp)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (server, token, barrier, long_key) = (&server, &token, &barrier, &long_key);
+                scope.spawn(move || {
+                    let body = match writer % 4 {
+                        0 => serde_json::json!([entry(long_key, "Longland")]),
+                        1 => serde_json::json!([entry(&format!("L{writer}"), &"n".repeat(70_000))]),
+                        _ => serde_json::json!([entry(&format!("L{writer}"), "Shortland")]),
+                    };
+                    barrier.wait();
+                    (writer, post_entries(server, token, &body))
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut good = 0;
+    for (writer, response) in &answers {
+        if writer % 4 == 0 {
+            assert_eq!(response.error(422), "entry-too-long", "writer {writer}");
+            let message = response.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                message.starts_with("entry 1 (key \"ZZZ")
+                    && message.contains("bytes; an entry bundle holds at most 65535")
+                    && message.contains("the key is 70000 bytes")
+                    && message.len() < 1000,
+                "{message}"
+            );
+        } else {
+            assert_eq!(response.status, 200, "writer {writer}: {}", response.text());
+            let receipt = response.json();
+            assert_eq!(receipt["entries"][0]["key"], format!("L{writer}"));
+            verified(&server, receipt["checkpoint"].as_str().unwrap());
+            good += 1;
+        }
+    }
+    assert_eq!(size(&server), before + good);
+    let stored = server.get(&format!("{B}/records/L1")).json();
+    assert_eq!(
+        stored["L1"]["item"][0]["name"].as_str().unwrap().len(),
+        70_000
+    );
+    // Through load-rsf, the same key is refused at its line.
+    let item = format!(r#"{{"country":"{long_key}"}}"#);
+    let document = format!(
+        "add-item\t{item}\nappend-entry\tuser\t{long_key}\t2026-01-01T00:00:00Z\tsha-256:{}\n",
+        hex_of(item.as_bytes())
+    );
+    let response = server.post(
+        &format!("{B}/load-rsf"),
+        &[("Authorization", &bearer(&token))],
+        document.as_bytes(),
+    );
+    assert_eq!(response.error(422), "entry-too-long");
+    assert!(
+        response.text().contains("RSF line 2"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(size(&server), before + good);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+/// `POST /registers` with a bad definition is refused before anything is
+/// made: a 422 saying what and where, then no register of that name is
+/// served and none is in the data directory. The limits are those of
+/// regis-model (names 100 bytes, texts 10,000, no control characters,
+/// known datatypes).
+#[test]
+fn bad_definitions_are_refused_before_a_register_is_made() {
+    let server = country(Limits::default());
+    let admin = mint(&server, Scope::Admin);
+    let field = |name: &str, datatype: &str, text: &str| serde_json::json!({"field": name, "datatype": datatype, "cardinality": "1", "text": text});
+    let definition = |name: &str, text: &str, custodian: &str, extra: serde_json::Value| {
+        serde_json::json!({
+            "name": name,
+            "text": text,
+            "custodian": custodian,
+            "fields": [field(name, "string", "The key"), extra],
+        })
+    };
+    let huge = "n".repeat(70_000);
+    let cases: Vec<(&str, serde_json::Value, &str, &str)> = vec![
+        (
+            "a field name with a newline and a tab",
+            definition("bad-a", "Text", "Office", field("a\nb\tc", "string", "x")),
+            "bad-field",
+            "field 2: the item of system entry `field:a\nb\tc`: `field` holds the control character U+000A",
+        ),
+        (
+            "a 70 KB field name",
+            definition("bad-b", "Text", "Office", field(&huge, "string", "x")),
+            "bad-field",
+            "`field` is 70000 bytes long; at most 100 are allowed",
+        ),
+        (
+            "a field name of 101 bytes",
+            definition(
+                "bad-c",
+                "Text",
+                "Office",
+                field(&"n".repeat(101), "string", "x"),
+            ),
+            "bad-field",
+            "`field` is 101 bytes long; at most 100 are allowed",
+        ),
+        (
+            "an unknown datatype",
+            definition("bad-d", "Text", "Office", field("shape", "polygon", "x")),
+            "bad-field",
+            "datatype `polygon` is not one of string, text, integer",
+        ),
+        (
+            "a field text with a control character",
+            definition(
+                "bad-e",
+                "Text",
+                "Office",
+                field("shape", "string", "a\u{7}b"),
+            ),
+            "bad-field",
+            "`text` holds the control character U+0007",
+        ),
+        (
+            "a register text of 10,001 bytes",
+            definition(
+                "bad-f",
+                &"t".repeat(10_001),
+                "Office",
+                field("shape", "string", "x"),
+            ),
+            "bad-definition",
+            "`text` is 10001 bytes long; at most 10000 are allowed",
+        ),
+        (
+            "a custodian with a newline",
+            definition(
+                "bad-g",
+                "Text",
+                "Office\nAnnex",
+                field("shape", "string", "x"),
+            ),
+            "bad-definition",
+            "`custodian` holds the control character U+000A",
+        ),
+    ];
+    let create = |body: &serde_json::Value| {
+        server.post(
+            "/registers",
+            &[
+                ("Authorization", &bearer(&admin)),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    for (what, body, code, message) in &cases {
+        let response = create(body);
+        assert_eq!(response.error(422), *code, "{what}");
+        let said = response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            said.contains(message) && said.len() < 1000,
+            "{what}: {said}"
+        );
+        let name = body["name"].as_str().unwrap();
+        assert_eq!(
+            server
+                .get(&format!("/registers/{name}/register"))
+                .error(404),
+            "no-register",
+            "{what}"
+        );
+        assert!(
+            !server.dir.path().join("registers").join(name).exists(),
+            "{what}: a directory was left"
+        );
+    }
+    // The limits themselves pass, and the name is then free to use.
+    let fine = definition(
+        "bad-b",
+        &"t".repeat(10_000),
+        "Office",
+        field(&"n".repeat(100), "integer", "x"),
+    );
+    let response = create(&fine);
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(server.get("/registers/bad-b/download-rsf").status, 200);
+}

@@ -1,8 +1,8 @@
 //! Defining a new register by name and fields: the system entries GOV.UK
 //! registers begin with, built from regis-model's types, ready to load.
 
-use regis_model::rsf::Command;
-use regis_model::{Entry, EntryType, Field, Item, ItemError, Timestamp, Value};
+use regis_model::rsf::{Command, Policy, RsfError};
+use regis_model::{Entry, EntryType, Field, Item, ItemError, Register, Timestamp, Value};
 
 use crate::RegisterName;
 
@@ -18,6 +18,10 @@ pub enum DefinitionError {
     /// An item could not be made (a bad name or text).
     #[error(transparent)]
     Item(#[from] ItemError),
+    /// The definition breaks a rule of new definitions (a name or text too
+    /// long or with a control character, an unknown datatype…).
+    #[error(transparent)]
+    Invalid(#[from] RsfError),
 }
 
 /// The system entries that define register `name` with `fields` (the
@@ -25,8 +29,10 @@ pub enum DefinitionError {
 /// `text`, kept by `custodian` if given: `name`, `custodian`, one
 /// `field:<f>` per field, then `register:<name>`, each after its item, all
 /// stamped `timestamp`. Load them with
-/// [`crate::Request::Load`] and `Policy::APPEND`: the loader checks them as
-/// it checks any definition.
+/// [`crate::Request::Load`] and `Policy::APPEND`. They are checked here
+/// first, by loading them into an empty register in memory under the same
+/// rules, so that a caller can refuse a bad definition before it creates
+/// anything.
 pub fn definition_commands(
     name: &RegisterName,
     fields: &[Field],
@@ -88,5 +94,9 @@ pub fn definition_commands(
         commands.push((line, Command::AddItem(item)));
         commands.push((line + 1, Command::AppendEntry(entry)));
     }
+    Register::named(name.as_str()).apply(
+        commands.iter().map(|(_, command)| command.clone()),
+        Policy::APPEND,
+    )?;
     Ok(commands)
 }

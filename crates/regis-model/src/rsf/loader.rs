@@ -8,8 +8,8 @@ use std::io::BufRead;
 use regis_merkle::{Frontier, Hash, leaf_hash};
 
 use crate::digest::ItemHash;
-use crate::entry::{Entry, EntryType, check_key};
-use crate::item::{Item, Value};
+use crate::entry::{Entry, EntryType, MAX_LEAF_BYTES, check_key};
+use crate::item::{Item, Value, excerpt};
 use crate::rsf::{Command, RsfError, RsfErrorKind, RsfReader};
 use crate::schema::{Schema, SystemKey};
 
@@ -58,12 +58,13 @@ pub struct Policy {
     /// Validate user items against the register's definition
     /// ([`Schema::validate`]).
     pub validate_items: bool,
-    /// Hold `field:<f>` and `register:<r>` items to naming `f` and `r`
-    /// ([`Schema::check_names`]; one published definition does not).
+    /// Hold system items to the rules of new definitions
+    /// ([`Schema::check_definition`]: names, lengths, no control
+    /// characters, known datatypes; published definitions break some).
     pub check_definitions: bool,
     /// GOV.UK's "invalid entry ordering": once user entries exist, a system
     /// entry `register:<name>` of the register itself may change only the
-    /// definition's `text`.
+    /// definition's `text`; and a field keeps its datatype and cardinality.
     pub freeze_definition: bool,
 }
 
@@ -258,6 +259,12 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         let number = log.size() + 1;
         self.leaf.clear();
         entry.push_leaf(number, &mut self.leaf);
+        if self.leaf.len() > MAX_LEAF_BYTES {
+            return Err(RsfErrorKind::EntryTooLong {
+                len: self.leaf.len(),
+                key_len: entry.key.len(),
+            });
+        }
         let hash = leaf_hash(self.leaf.as_bytes());
         log.push_hash(hash, |_, _, _| {})
             .map_err(|_| RsfErrorKind::LogFull)?;
@@ -275,21 +282,52 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         for hash in &entry.item_hashes {
             let item = self.read_item(hash)?;
             if self.policy.check_definitions {
-                Schema::check_names(&entry.key, &item)?;
+                Schema::check_definition(&entry.key, &item)?;
             }
-            if self.policy.freeze_definition
-                && self.user.size() > 0
-                && let SystemKey::Register(name) = key
-                && self.schema.name() == Some(name.as_str())
-                && let Some(current) = self.schema.register(name)
-                && let Some(property) = changed_property(&current.item, &item)
-            {
-                return Err(RsfErrorKind::DefinitionChanged {
-                    register: name.clone(),
-                    property,
-                });
+            if self.policy.freeze_definition && self.user.size() > 0 {
+                self.check_frozen(key, &item)?;
             }
             self.schema.apply(&entry.key, &item)?;
+        }
+        Ok(())
+    }
+
+    /// What user entries already written rely on: the register's own
+    /// definition but its `text`, and each field's datatype and
+    /// cardinality (a changed primary-key datatype would make every
+    /// existing key impossible to update).
+    fn check_frozen(&self, key: &SystemKey, item: &Item) -> Result<(), RsfErrorKind> {
+        match key {
+            SystemKey::Register(name) if self.schema.name() == Some(name.as_str()) => {
+                if let Some(current) = self.schema.register(name)
+                    && let Some(property) = changed_property(&current.item, item)
+                {
+                    return Err(RsfErrorKind::DefinitionChanged {
+                        register: name.clone(),
+                        property,
+                    });
+                }
+            }
+            SystemKey::Field(name) => {
+                if let Some(current) = self.schema.field(name) {
+                    let fixed = [
+                        ("datatype", current.datatype.name()),
+                        ("cardinality", current.cardinality.as_str()),
+                    ];
+                    for (property, old) in fixed {
+                        let new = item.get_one(property).unwrap_or_default();
+                        if new != old {
+                            return Err(RsfErrorKind::FieldChanged {
+                                field: name.clone(),
+                                property,
+                                old: old.to_owned(),
+                                new: excerpt(&new),
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -205,6 +205,34 @@ pub enum RsfErrorKind {
         /// The first property that differs.
         property: String,
     },
+    /// A field's datatype or cardinality changed once user entries exist
+    /// (when the policy freezes the definition): the entries already
+    /// written would no longer be valid, nor could their keys be updated.
+    #[error(
+        "system entry `field:{field}` changes `{property}` from `{old}` to `{new}` after user entries exist; a field's datatype and cardinality are fixed once entries may use it"
+    )]
+    FieldChanged {
+        /// The field.
+        field: String,
+        /// `datatype` or `cardinality`.
+        property: &'static str,
+        /// Its value so far.
+        old: String,
+        /// The value the entry gives.
+        new: String,
+    },
+    /// An entry whose v1 leaf is longer than an entry bundle can hold (its
+    /// length is a u16): in practice, a key far too long.
+    #[error(
+        "the entry's v1 leaf would be {len} bytes; an entry bundle holds at most {} (the key is {key_len} bytes)",
+        crate::MAX_LEAF_BYTES
+    )]
+    EntryTooLong {
+        /// The leaf's length.
+        len: usize,
+        /// The key's length.
+        key_len: usize,
+    },
     /// A log with 2^64 - 1 entries.
     #[error("the log is full")]
     LogFull,
