@@ -17,6 +17,11 @@
 //!   one row per item;
 //! - items: `<fields…>`.
 //!
+//! Every cell is safe to open in a spreadsheet: one that begins with `=`,
+//! `+`, `-`, `@`, TAB or CR is prefixed with `'` and quoted (OWASP, "CSV
+//! injection"; negative numbers included), and control characters are
+//! written escaped as in JSON (`\n`, `\u0007`).
+//!
 //! The fields are the register definition's, in its order
 //! ([`RegisterDefinition::fields`](crate::RegisterDefinition)).
 
@@ -157,14 +162,44 @@ fn push_row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
     out.push_str("\r\n");
 }
 
+/// One cell, safe to open in a spreadsheet (OWASP's advice on CSV
+/// injection): a cell that begins with `=`, `+`, `-`, `@`, TAB or CR, which
+/// a spreadsheet would run as a formula, is prefixed with `'` and quoted
+/// (a negative number such as `-5` too: OWASP's rule cannot tell it from
+/// `-1+cmd`); and a control character is written escaped as in JSON
+/// (`\n`, `\u0007`, `\u007F`), never raw. The exact values are in the JSON bodies.
 fn push_cell(out: &mut String, cell: &str) {
-    let quoted = cell.encode_utf16().count() > 24 || cell.bytes().any(|b| b < b'-');
+    let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let controls = cell.chars().any(char::is_control);
+    let cell: Cow<'_, str> = if controls {
+        let mut escaped = String::with_capacity(cell.len() + 8);
+        for c in cell.chars() {
+            match c {
+                '\n' => escaped.push_str("\\n"),
+                '\r' => escaped.push_str("\\r"),
+                '\t' => escaped.push_str("\\t"),
+                c if c.is_control() => {
+                    use std::fmt::Write;
+                    // Writing to a String cannot fail.
+                    let _ = write!(escaped, "\\u{:04X}", u32::from(c));
+                }
+                c => escaped.push(c),
+            }
+        }
+        Cow::Owned(escaped)
+    } else {
+        Cow::Borrowed(cell)
+    };
+    let quoted = formula || cell.encode_utf16().count() > 24 || cell.bytes().any(|b| b < b'-');
     if quoted {
         out.push('"');
+        if formula {
+            out.push('\'');
+        }
         out.push_str(&cell.replace('"', "\"\""));
         out.push('"');
     } else {
-        out.push_str(cell);
+        out.push_str(&cell);
     }
 }
 

@@ -344,3 +344,42 @@ fn import_errors_name_the_line() {
     let error = Importer::new(&b"a\n"[..], Format::Tsv, &unnamed, timestamp()).unwrap_err();
     assert!(matches!(error.kind, ImportErrorKind::Unnamed));
 }
+
+/// CSV cells are safe to open in a spreadsheet: formula triggers are
+/// prefixed with `'` and quoted (negative numbers too, as OWASP's rule
+/// says), control characters never appear raw; other cells are as before.
+#[test]
+fn csv_cells_cannot_be_formulas_or_hold_raw_control_characters() {
+    let cases = [
+        (
+            r#"=HYPERLINK("http://x.test","y")"#,
+            r#""'=HYPERLINK(""http://x.test"",""y"")""#,
+        ),
+        ("+1", r#""'+1""#),
+        ("-5", r#""'-5""#),
+        ("@SUM(A1)", r#""'@SUM(A1)""#),
+        ("\t=1", r#""'\t=1""#),
+        ("\r=1", r#""'\r=1""#),
+        ("a\nb", r"a\nb"),
+        ("a\r\nb,c", r#""a\r\nb,c""#),
+        ("bell\u{7}", r"bell\u0007"),
+        ("del\u{7f}", r"del\u007F"),
+        ("c1\u{85}", r"c1\u0085"),
+        ("a=b", "a=b"),
+        ("5", "5"),
+        ("plain", "plain"),
+    ];
+    for (value, cell) in cases {
+        let item =
+            regis_model::Item::from_fields(vec![("f", regis_model::Value::one(value))]).unwrap();
+        let csv = items_csv(&["f".to_owned()], [&item]);
+        assert_eq!(csv, format!("f\r\n{cell}\r\n"), "{value:?}");
+        assert!(
+            !csv.trim_end_matches("\r\n")
+                .chars()
+                .any(|c| c.is_control() && c != '\r' && c != '\n')
+                && csv.matches("\r\n").count() == 2,
+            "{value:?}: {csv:?}"
+        );
+    }
+}
