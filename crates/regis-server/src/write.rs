@@ -126,9 +126,7 @@ async fn authorize<B: DirBackend>(
     let token = value
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+        .and_then(bearer_token)
         .ok_or_else(|| {
             unauthorized(
                 "bad-authorization",
@@ -168,6 +166,14 @@ async fn authorize<B: DirBackend>(
         (Scope::Admin, Scope::Admin) => return Ok(()),
     };
     Err(ApiError::new(StatusCode::FORBIDDEN, "wrong-token", message))
+}
+
+/// The token of `Bearer <token>`; the scheme's name is case-insensitive
+/// (RFC 9110, section 11.1), so `bearer` and `BEARER` are accepted.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Refuses a body declared as something other than JSON.

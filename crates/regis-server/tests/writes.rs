@@ -843,3 +843,39 @@ fn bad_definitions_are_refused_before_a_register_is_made() {
     assert_eq!(response.status, 201, "{}", response.text());
     assert_eq!(server.get("/registers/bad-b/download-rsf").status, 200);
 }
+
+/// The `Bearer` auth-scheme is matched case-insensitively (RFC 6750 with
+/// RFC 9110's auth-scheme rule); the token itself is not.
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let server = country(Limits::default());
+    let token = country_token(&server);
+    let cases = [
+        (format!("bearer {token}"), 200),
+        (format!("BEARER {token}"), 200),
+        (format!("BeArEr   {token}"), 200),
+        (format!("Bearer {}", token.to_uppercase()), 401),
+        (format!("Bearer{token}"), 401),
+        ("Bearer ".to_owned(), 401),
+        (format!("Basic {token}"), 401),
+    ];
+    for (index, (authorization, status)) in cases.iter().enumerate() {
+        let key = format!("C{index}");
+        let response = server.post(
+            &format!("{B}/entries"),
+            &[
+                ("Authorization", authorization.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            serde_json::json!([entry(&key, "Caseland")])
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(
+            response.status,
+            *status,
+            "{authorization}: {}",
+            response.text()
+        );
+    }
+}
