@@ -296,7 +296,7 @@ impl Registry {
             return Err(RegistryError::IsMirror(name.to_string()));
         }
         let key = dir.join(KEY_FILE);
-        let pem = match fs::read_to_string(&key) {
+        let pem = match read_key(&key) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && B::exists_in(&dir) => {
                 return Err(RegistryError::Key {
                     name: name.to_string(),
@@ -305,6 +305,12 @@ impl Registry {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(RegistryError::NotFound(name.to_string()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(RegistryError::Key {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                });
             }
             other => other.map_err(io("reading", &key))?,
         };
@@ -331,6 +337,33 @@ impl Registry {
             signers,
         })
     }
+}
+
+/// Reads a signing key file, refusing one that group or others may read
+/// or write (as ssh does a private key): whoever reads it can sign
+/// checkpoints in the register's name. The mode is that of the file opened
+/// (no window between the check and the read).
+fn read_key(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} has mode {mode:04o}: group or others may read or write it; run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let mut pem = String::new();
+    file.read_to_string(&mut pem)?;
+    Ok(pem)
 }
 
 /// Writes `bytes` to `dir/file` with permissions `mode`, atomically: a

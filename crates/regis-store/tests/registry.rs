@@ -161,3 +161,43 @@ fn a_register_without_its_key_is_refused() {
         Err(RegistryError::Key { .. })
     ));
 }
+
+/// A signing key that group or others may read or write is refused at
+/// open, with its mode and the fix; 0600 and 0400 open.
+#[cfg(unix)]
+#[test]
+fn a_signing_key_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::new(data.path(), "registers.example");
+    let country = name("country");
+    drop(registry.create::<RedbBackend>(&country).unwrap());
+    let key = data.path().join("registers/country").join(KEY_FILE);
+    for (mode, refused) in [
+        (0o644, true),
+        (0o640, true),
+        (0o604, true),
+        (0o620, true),
+        (0o602, true),
+        (0o600, false),
+        (0o400, false),
+    ] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let opened = registry.open::<RedbBackend>(&country);
+        if !refused {
+            drop(opened.unwrap());
+            continue;
+        }
+        let Err(RegistryError::Key { reason, .. }) = opened else {
+            panic!("mode {mode:o} was not refused");
+        };
+        assert_eq!(
+            reason,
+            format!(
+                "{} has mode {mode:04o}: group or others may read or write it; run `chmod 600 {}`",
+                key.display(),
+                key.display()
+            )
+        );
+    }
+}
