@@ -27,12 +27,39 @@ pub const EXAMPLE_KEY: &str = "Fe";
 /// Why the demo could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// Its temporary data directory could not be made.
+    #[error("making the demo's temporary data directory: {0}")]
+    Dir(std::io::Error),
     /// Defining or loading it failed.
     #[error("demo register: {0}")]
     Load(String),
     /// Creating or opening it failed.
     #[error(transparent)]
     Server(#[from] Box<ServerError>),
+}
+
+/// The data directory of one demo run when none is given: new, private
+/// (mode 0700) and under a name no one can guess (mkdtemp: a random name,
+/// created only if it does not exist), so that no other user can plant or
+/// read it; removed with all it holds when dropped, which `regis serve`
+/// does when it returns, Ctrl-C and SIGTERM included.
+#[derive(Debug)]
+pub struct DemoDir(tempfile::TempDir);
+
+impl DemoDir {
+    /// Makes one in the system's temporary directory (`$TMPDIR`).
+    pub fn new() -> Result<DemoDir, DemoError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("regis-demo-");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        builder.tempdir().map(DemoDir).map_err(DemoError::Dir)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
 }
 
 fn field(name: &str, datatype: &str, text: &str) -> Field {

@@ -41,6 +41,8 @@ pub fn run<B: DirBackend>(args: Args) -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -52,10 +54,13 @@ pub fn run<B: DirBackend>(args: Args) -> Result<()> {
     if let Some(host) = args.host {
         config.host = host;
     }
+    // Kept until this function returns, then removed.
+    let mut demo_dir = None;
     match (args.data, args.demo) {
         (Some(data), _) => config.data = data,
         (None, true) => {
-            config.data = std::env::temp_dir().join(format!("regis-demo-{}", std::process::id()))
+            let dir = demo_dir.insert(demo::DemoDir::new()?);
+            config.data = dir.path().to_owned();
         }
         (None, false) => {}
     }

@@ -102,3 +102,66 @@ fn serve_demo_prints_a_verifiable_record_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `serve --demo` without `--data` keeps its data in a new private
+/// directory of `$TMPDIR` under an unpredictable name, and removes it on
+/// SIGTERM and on Ctrl-C (SIGINT); its log, not going to a terminal, has no
+/// colour codes.
+#[test]
+fn serve_demo_uses_a_private_temporary_directory_and_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for signal in ["-TERM", "-INT"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .env("TMPDIR", tmp.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let serving = lines.next().unwrap().unwrap();
+        let (dir, addr) = serving
+            .strip_prefix("regis: serving ")
+            .and_then(|rest| rest.split_once(" on http://"))
+            .unwrap_or_else(|| panic!("{serving}"));
+        let dir = std::path::PathBuf::from(dir);
+        // Served, so past start-up (its signal handlers are in place).
+        assert_eq!(get(addr.trim_end_matches('/'), "/healthz").0, 200);
+        assert_eq!(dir.parent(), Some(tmp.path()), "{serving}");
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("regis-demo-") && name != format!("regis-demo-{}", child.id()),
+            "{name}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
+        assert!(dir.join("registers/element").is_dir());
+        let killed = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut log = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{signal}: {status}: {log}");
+        assert!(!dir.exists(), "{signal}: {} is left", dir.display());
+        assert!(log.contains("shutting down"), "{log}");
+        assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
+        dirs.push(dir);
+    }
+    assert_ne!(dirs[0], dirs[1]);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
