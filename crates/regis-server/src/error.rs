@@ -64,7 +64,16 @@ impl ApiError {
 
 impl From<regis_store::StoreError> for ApiError {
     fn from(error: regis_store::StoreError) -> Self {
-        ApiError::internal(error)
+        match error {
+            // What a read found rotten is named (the store's messages name
+            // objects, never paths), so that the client knows it was not
+            // served; the register is marked unhealthy by the store.
+            regis_store::StoreError::Corrupt(what) => {
+                tracing::error!(%what, "corrupt read");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", what)
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -542,8 +542,18 @@ fn read_record(files: &dyn ReadFiles, offset: u64) -> Result<(u8, Vec<u8>), Stor
     let mut header = [0; FRAME];
     files.read_at(FileId::Data, offset, &mut header)?;
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    let mut payload = vec![0; len as usize];
-    files.read_at(FileId::Data, offset + FRAME as u64, &mut payload)?;
+    // Read in chunks, so that a rotten length fails at the end of the file
+    // instead of allocating up to 4 GiB first.
+    let mut payload = Vec::new();
+    let mut at = offset + FRAME as u64;
+    let end = at + u64::from(len);
+    while at < end {
+        let chunk = (end - at).min(BUFFER_BYTES as u64) as usize;
+        let filled = payload.len();
+        payload.resize(filled + chunk, 0);
+        files.read_at(FileId::Data, at, &mut payload[filled..])?;
+        at += chunk as u64;
+    }
     Ok((header[0], payload))
 }
 

@@ -330,6 +330,16 @@ impl Registry {
             Files::open_dir(&dir).map_err(store_error)?,
         )
         .map_err(store_error)?;
+        // Every stored checkpoint must verify under the origins `host`
+        // makes: an edited `host` must not serve new origins beside them.
+        let snapshot = store.snapshot().map_err(store_error)?;
+        for log in [Log::User, Log::System] {
+            if let Some(checkpoint) = snapshot.checkpoint(log).map_err(store_error)? {
+                crate::fsck::check_checkpoint(log, &checkpoint, &signers.verifier(log))
+                    .map_err(|what| store_error(StoreError::Corrupt(what)))?;
+            }
+        }
+        drop(snapshot);
         Ok(Register {
             name: name.clone(),
             store,

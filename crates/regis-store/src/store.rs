@@ -6,12 +6,16 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use regis_merkle::tile::{TileKind, TilePath, push_bundle_entry, read_tile};
-use regis_merkle::{Frontier, Hash, HashReader, postorder};
+use regis_merkle::tile::{TileKind, TilePath, push_bundle_entry};
+use regis_merkle::{
+    Edge, Frontier, Hash, HashReader, ProofError, consistency_proof, inclusion_proof, leaf_hash,
+    postorder, root_with_run, verify_consistency, verify_inclusion,
+};
 use regis_model::{Entry, Item, ItemHash};
 
 use crate::field_index::{self, Candidates, Row, Runs};
 use crate::files::{self, Appenders, FileId, Files, ReadFiles, StoredEntry};
+use crate::health::Health;
 use crate::item_filter::{self, ItemFilters, WriteFilters};
 use crate::keys::{
     self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, RecordRow, corrupt,
@@ -159,6 +163,8 @@ pub struct Store<B> {
     kv: Arc<B>,
     files: Files,
     items: Arc<ItemFilters>,
+    /// Shared by every clone and snapshot: the first corrupt read marks it.
+    health: Arc<Health>,
 }
 
 impl<B> Clone for Store<B> {
@@ -167,7 +173,16 @@ impl<B> Clone for Store<B> {
             kv: Arc::clone(&self.kv),
             files: self.files.clone(),
             items: Arc::clone(&self.items),
+            health: Arc::clone(&self.health),
         }
+    }
+}
+
+impl<B> Store<B> {
+    /// The register's health: what the first read that found corruption
+    /// found (every read checks what it serves; [`Snapshot`]).
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 }
 
@@ -258,6 +273,7 @@ impl<B: KvBackend> Store<B> {
             kv: Arc::new(kv),
             files,
             items: Arc::default(),
+            health: Arc::default(),
         };
         let snapshot = store.snapshot()?;
         let mut tails = Vec::new();
@@ -388,6 +404,7 @@ impl<B: KvBackend> Store<B> {
             kv,
             files: self.files.clone(),
             items: Arc::clone(&self.items),
+            health: Arc::clone(&self.health),
             head,
             runs,
             _runs_user: runs_user,
@@ -935,11 +952,19 @@ fn hex(hash: &Hash) -> String {
 }
 
 /// A consistent read view: everything as of one commit.
+///
+/// Every read checks what it returns against what it must hash to (spec/
+/// store.md, "Reads check what they serve"): an item against its hash, an
+/// entry against its stored leaf hash, a record's entry against its key, a
+/// hash tile and a proof against the last signed checkpoint. A failed check
+/// is [`StoreError::Corrupt`], naming the object, and marks the register's
+/// [`Health`].
 #[derive(Debug)]
 pub struct Snapshot<S> {
     kv: S,
     files: Files,
     items: Arc<ItemFilters>,
+    health: Arc<Health>,
     head: Head,
     runs: Runs,
     /// Keeps the field-index file `runs` names from being merged into.
@@ -966,11 +991,22 @@ fn parse_checkpoint(log: Log, value: &[u8]) -> Result<SignedTree, StoreError> {
     })
 }
 
+/// `result`, having marked `health` if it is [`StoreError::Corrupt`].
+fn reported<T>(health: &Health, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    if let Err(StoreError::Corrupt(what)) = &result {
+        health.report_corrupt(what.clone());
+    }
+    result
+}
+
 /// The stored hashes of one log, as a [`HashReader`]: read from the log's
-/// hash file, in post-order (`regis_merkle::postorder`).
+/// hash file, in post-order (`regis_merkle::postorder`). A hash read here
+/// is not checked; [`Snapshot::tile`] and the proofs of [`Snapshot`] check
+/// what they serve against the signed root.
 #[derive(Debug)]
 pub struct LogHashes<'a> {
     files: &'a Files,
+    health: &'a Health,
     log: Log,
     /// Stored hashes in the tree of the snapshot's size: none beyond is read.
     count: u64,
@@ -991,19 +1027,8 @@ impl LogHashes<'_> {
                 ))
             })
     }
-}
 
-impl HashReader for LogHashes<'_> {
-    type Error = StoreError;
-
-    fn read_hash(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        self.position(level, index)?;
-        files::read_hash(self.files, self.log, level, index)
-    }
-
-    /// One read when the run is close together in post-order (every
-    /// level-0 tile), one read per hash otherwise.
-    fn read_hashes(
+    fn read_span(
         &self,
         level: u8,
         start: u64,
@@ -1020,7 +1045,8 @@ impl HashReader for LogHashes<'_> {
         let last_at = self.position(level, last)?;
         if last_at - first_at >= SPAN_HASHES {
             for index in start..=last {
-                out.push(self.read_hash(level, index)?);
+                self.position(level, index)?;
+                out.push(files::read_hash(self.files, self.log, level, index)?);
             }
             return Ok(());
         }
@@ -1034,6 +1060,30 @@ impl HashReader for LogHashes<'_> {
             out.push(hash);
         }
         Ok(())
+    }
+}
+
+impl HashReader for LogHashes<'_> {
+    type Error = StoreError;
+
+    fn read_hash(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        reported(
+            self.health,
+            self.position(level, index)
+                .and_then(|_| files::read_hash(self.files, self.log, level, index)),
+        )
+    }
+
+    /// One read when the run is close together in post-order (every
+    /// level-0 tile), one read per hash otherwise.
+    fn read_hashes(
+        &self,
+        level: u8,
+        start: u64,
+        count: u64,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), StoreError> {
+        reported(self.health, self.read_span(level, start, count, out))
     }
 }
 
@@ -1063,34 +1113,160 @@ impl<S: KvSnapshot> Snapshot<S> {
         &self.runs
     }
 
-    /// The stored hashes of `log`.
+    /// Runs `read`, marking the register's health if it finds corruption.
+    fn watch<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        reported(&self.health, read())
+    }
+
+    /// The stored hashes of `log`, unchecked (see [`LogHashes`]).
     pub fn hashes(&self, log: Log) -> LogHashes<'_> {
         LogHashes {
             files: &self.files,
+            health: &self.health,
             log,
             count: postorder::stored_count(self.size(log)).unwrap_or(u64::MAX),
         }
     }
 
-    /// The root of `log` at this snapshot's size: one read per set bit.
+    /// The root of `log` at this snapshot's size: one read per set bit,
+    /// checked against the last signed checkpoint.
     pub fn root(&self, log: Log) -> Result<Hash, StoreError> {
-        Ok(Frontier::from_reader(&self.hashes(log), self.size(log))?.root())
+        self.watch(|| {
+            let size = self.size(log);
+            let root = Frontier::from_reader(&self.hashes(log), size)?.root();
+            self.check_head(log, size, &root)?;
+            Ok(root)
+        })
     }
 
-    /// The latest checkpoint stored for `log`.
+    /// The latest checkpoint stored for `log`. Its text is served as
+    /// stored: its signature protects it, and opening the register
+    /// verified it (`Registry::open`).
     pub fn checkpoint(&self, log: Log) -> Result<Option<SignedTree>, StoreError> {
         let checkpoint = match log {
             Log::User => &self.checkpoints[0],
             Log::System => &self.checkpoints[1],
         };
-        checkpoint
-            .as_deref()
-            .map(|row| parse_checkpoint(log, row))
-            .transpose()
+        self.watch(|| {
+            checkpoint
+                .as_deref()
+                .map(|row| parse_checkpoint(log, row))
+                .transpose()
+        })
+    }
+
+    /// Checks that `root`, computed from stored hashes as the root of
+    /// `log` at `size`, is the signed tree's or consistent with it: equal
+    /// at the signed size, else joined to the signed root by a consistency
+    /// proof made from stored hashes (`O(log n)` reads and hashes). Without
+    /// a checkpoint nothing is signed, so nothing is checked; beyond the
+    /// signed size only the signed part is.
+    fn check_head(&self, log: Log, size: u64, root: &Hash) -> Result<(), StoreError> {
+        let Some(signed) = self.checkpoint(log)? else {
+            return Ok(());
+        };
+        let hashes = self.hashes(log);
+        let fails = || {
+            corrupt(format!(
+                "the {log} tree at size {size}: its stored hashes do not reach the signed root"
+            ))
+        };
+        let consistent = match size.cmp(&signed.size) {
+            std::cmp::Ordering::Equal => *root == signed.root,
+            std::cmp::Ordering::Less => {
+                let edge = Edge::from_reader(&hashes, signed.size)?;
+                let proof = consistency_proof(&hashes, &edge, size).map_err(proof_error)?;
+                verify_consistency(size, signed.size, &proof, root, &signed.root).is_ok()
+            }
+            std::cmp::Ordering::Greater => {
+                let edge = Edge::from_reader(&hashes, size)?;
+                let proof = consistency_proof(&hashes, &edge, signed.size).map_err(proof_error)?;
+                verify_consistency(signed.size, size, &proof, &signed.root, root).is_ok()
+            }
+        };
+        if consistent { Ok(()) } else { Err(fails()) }
+    }
+
+    /// The audit path of leaf `index` (entry `index + 1`) of `log` in the
+    /// tree of `size` entries, made from stored hashes and checked before
+    /// it is returned: the stored leaf hash and the path lead to the tree's
+    /// root, which is the signed root or consistent with it
+    /// ([`Snapshot::check_head`]). `O(log n)` reads and hashes. A tree
+    /// larger than this snapshot's is [`ProofError::SizeOutOfRange`].
+    pub fn inclusion_proof(
+        &self,
+        log: Log,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, ProofError<StoreError>> {
+        if size > self.size(log) {
+            return Err(ProofError::SizeOutOfRange {
+                old: size,
+                new: self.size(log),
+            });
+        }
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, size });
+        }
+        let hashes = self.hashes(log);
+        self.watch(|| {
+            let edge = Edge::from_reader(&hashes, size)?;
+            let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
+            let leaf = hashes.read_hash(0, index)?;
+            if verify_inclusion(&leaf, index, size, &path, &edge.root()).is_err() {
+                return Err(corrupt(format!(
+                    "the {log} inclusion proof of entry {} at size {size}: its stored hashes \
+                     do not lead to the tree's root",
+                    index + 1
+                )));
+            }
+            self.check_head(log, size, &edge.root())?;
+            Ok(path)
+        })
+        .map_err(ProofError::Read)
+    }
+
+    /// The proof that the tree of `old` entries of `log` is a prefix of the
+    /// tree of `new`, made from stored hashes and checked before it is
+    /// returned: it joins the two roots computed from stored hashes, and the
+    /// new one is the signed root or consistent with it
+    /// ([`Snapshot::check_head`]). `O(log n)` reads and hashes. A tree
+    /// larger than this snapshot's is [`ProofError::SizeOutOfRange`].
+    pub fn consistency_proof(
+        &self,
+        log: Log,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<Hash>, ProofError<StoreError>> {
+        if old > new {
+            return Err(ProofError::SizeOutOfRange { old, new });
+        }
+        if new > self.size(log) {
+            return Err(ProofError::SizeOutOfRange {
+                old: new,
+                new: self.size(log),
+            });
+        }
+        let hashes = self.hashes(log);
+        self.watch(|| {
+            let edge = Edge::from_reader(&hashes, new)?;
+            let path = consistency_proof(&hashes, &edge, old).map_err(proof_error)?;
+            let old_root = Frontier::from_reader(&hashes, old)?.root();
+            if verify_consistency(old, new, &path, &old_root, &edge.root()).is_err() {
+                return Err(corrupt(format!(
+                    "the {log} consistency proof from size {old} to {new}: its stored hashes \
+                     do not join the two roots"
+                )));
+            }
+            self.check_head(log, new, &edge.root())?;
+            Ok(path)
+        })
+        .map_err(ProofError::Read)
     }
 
     /// Entry `number` of `log` as stored, with its place in its key's
-    /// history; `None` beyond this snapshot.
+    /// history; `None` beyond this snapshot. Checked against its stored
+    /// leaf hash.
     pub(crate) fn stored_entry(
         &self,
         log: Log,
@@ -1099,18 +1275,35 @@ impl<S: KvSnapshot> Snapshot<S> {
         if number == 0 || number > self.size(log) {
             return Ok(None);
         }
-        files::read_entry(&self.files, log, number).map(Some)
+        self.watch(|| Ok(Some(self.read_entry(log, number)?.0)))
+    }
+
+    /// Entry `number` of `log` (which the files hold) and its leaf bytes,
+    /// checked against its stored leaf hash: one more read of 32 bytes and
+    /// one SHA-256 of the leaf.
+    fn read_entry(&self, log: Log, number: u64) -> Result<(StoredEntry, Vec<u8>), StoreError> {
+        let stored = files::read_entry(&self.files, log, number)?;
+        let index = number - 1;
+        let leaf = checked_leaf(
+            log,
+            number,
+            &stored,
+            &files::read_hash(&self.files, log, 0, index)?,
+        )?;
+        Ok((stored, leaf))
     }
 
     /// The leaf bytes of entry `number` (1-based) of `log`.
     pub fn entry(&self, log: Log, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .stored_entry(log, number)?
-            .map(|stored| stored.entry.leaf_bytes(number)))
+        if number == 0 || number > self.size(log) {
+            return Ok(None);
+        }
+        self.watch(|| Ok(Some(self.read_entry(log, number)?.1)))
     }
 
     /// Up to `limit` entries of `log` from number `start` on, with their
-    /// numbers and leaf bytes.
+    /// numbers and leaf bytes, each checked against its stored leaf hash
+    /// (read together, in one read for a page of up to 1,000 or so).
     pub fn entries(
         &self,
         log: Log,
@@ -1123,20 +1316,32 @@ impl<S: KvSnapshot> Snapshot<S> {
             return Ok(Vec::new());
         }
         let last = size.min(start.saturating_add(limit - 1));
-        (start..=last)
-            .map(|number| {
-                let stored = files::read_entry(&self.files, log, number)?;
-                Ok((number, stored.entry.leaf_bytes(number)))
-            })
-            .collect()
+        self.watch(|| {
+            let mut leaves = Vec::new();
+            self.hashes(log)
+                .read_hashes(0, start - 1, last - start + 1, &mut leaves)?;
+            (start..=last)
+                .zip(&leaves)
+                .map(|(number, leaf)| {
+                    let stored = files::read_entry(&self.files, log, number)?;
+                    Ok((number, checked_leaf(log, number, &stored, leaf)?))
+                })
+                .collect()
+        })
     }
 
-    /// An item's canonical JSON.
+    /// An item's canonical JSON, checked against its hash (one SHA-256).
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv
-            .get(Table::Items, hash)?
-            .map(|offset| files::read_item(&self.files, keys::read_u64(&offset, "item offset")?))
-            .transpose()
+        self.watch(|| {
+            self.kv
+                .get(Table::Items, hash)?
+                .map(|offset| {
+                    let json =
+                        files::read_item(&self.files, keys::read_u64(&offset, "item offset")?)?;
+                    checked_item(hash, json)
+                })
+                .transpose()
+        })
     }
 
     /// Whether the item is stored (without reading it). A new item is
@@ -1217,30 +1422,34 @@ impl<S: KvSnapshot> Snapshot<S> {
 
     /// The record `key` of `log` (its latest entry at this snapshot).
     pub fn record(&self, log: Log, key: &str) -> Result<Option<Record>, StoreError> {
-        let Some(row) = self.record_row(log, key)? else {
-            return Ok(None);
-        };
-        Ok(self
-            .latest_at_most(log, row.latest)?
-            .map(|(entry_number, stored)| Record {
-                key: key.to_owned(),
-                entry_number,
-                item_hash: stored.item_hash(),
-            }))
+        self.watch(|| {
+            let Some(row) = self.record_row(log, key)? else {
+                return Ok(None);
+            };
+            Ok(self
+                .latest_at_most(log, key, row.latest)?
+                .map(|(entry_number, stored)| Record {
+                    key: key.to_owned(),
+                    entry_number,
+                    item_hash: stored.item_hash(),
+                }))
+        })
     }
 
-    /// Walks a key's history back from its entry `number` to the latest
+    /// Walks `key`'s history back from its entry `number` to the latest
     /// entry this snapshot holds: on a backend without snapshots (sled) a
     /// record row may come from a later commit, whose entries the files
-    /// already hold.
+    /// already hold. Each entry is checked against its leaf hash and must
+    /// be of `key`: a record row that names another key's entry is corrupt.
     fn latest_at_most(
         &self,
         log: Log,
+        key: &str,
         mut number: u64,
     ) -> Result<Option<(u64, StoredEntry)>, StoreError> {
         let size = self.size(log);
         loop {
-            let stored = files::read_entry(&self.files, log, number)?;
+            let stored = self.entry_of(log, key, number)?;
             if number <= size {
                 return Ok(Some((number, stored)));
             }
@@ -1257,17 +1466,34 @@ impl<S: KvSnapshot> Snapshot<S> {
         }
     }
 
+    /// Entry `number` of `log`, checked against its leaf hash and to be of
+    /// `key`.
+    fn entry_of(&self, log: Log, key: &str, number: u64) -> Result<StoredEntry, StoreError> {
+        let (stored, _) = self.read_entry(log, number)?;
+        if stored.entry.key != key {
+            return Err(corrupt(format!(
+                "{log} record {key:?}: its row or history names entry {number}, of key {:?}",
+                stored.entry.key
+            )));
+        }
+        Ok(stored)
+    }
+
     /// Every item (hash and JSON), in hash order, until `visit` returns
-    /// `false`.
+    /// `false`; each checked against its hash.
     pub fn scan_items(
         &self,
         mut visit: impl FnMut(&Hash, &[u8]) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        self.kv
-            .scan(Table::Items, &[], None, false, &mut |key, offset| {
-                let json = files::read_item(&self.files, keys::read_u64(offset, "item offset")?)?;
-                visit(&keys::read_hash(key, "item key")?, &json)
-            })
+        self.watch(|| {
+            self.kv
+                .scan(Table::Items, &[], None, false, &mut |key, offset| {
+                    let hash = keys::read_hash(key, "item key")?;
+                    let json =
+                        files::read_item(&self.files, keys::read_u64(offset, "item offset")?)?;
+                    visit(&hash, &checked_item(&hash, json)?)
+                })
+        })
     }
 
     /// Every record row of `log` as stored (key, latest entry number, first
@@ -1355,29 +1581,32 @@ impl<S: KvSnapshot> Snapshot<S> {
         if limit == 0 {
             return Ok(out);
         }
-        self.kv.scan(
-            Table::Records,
-            start,
-            end.as_deref(),
-            false,
-            &mut |key, value| {
-                let key = record_key_text(key)?;
-                let row = RecordRow::decode(value)?;
-                let Some((entry_number, stored)) = self.latest_at_most(log, row.latest)? else {
-                    return Ok(true);
-                };
-                if skip > 0 {
-                    skip -= 1;
-                    return Ok(true);
-                }
-                out.push(Record {
-                    key: key.to_owned(),
-                    entry_number,
-                    item_hash: stored.item_hash(),
-                });
-                Ok((out.len() as u64) < limit)
-            },
-        )?;
+        self.watch(|| {
+            self.kv.scan(
+                Table::Records,
+                start,
+                end.as_deref(),
+                false,
+                &mut |key, value| {
+                    let key = record_key_text(key)?;
+                    let row = RecordRow::decode(value)?;
+                    let Some((entry_number, stored)) = self.latest_at_most(log, key, row.latest)?
+                    else {
+                        return Ok(true);
+                    };
+                    if skip > 0 {
+                        skip -= 1;
+                        return Ok(true);
+                    }
+                    out.push(Record {
+                        key: key.to_owned(),
+                        entry_number,
+                        item_hash: stored.item_hash(),
+                    });
+                    Ok((out.len() as u64) < limit)
+                },
+            )
+        })?;
         Ok(out)
     }
 
@@ -1428,18 +1657,26 @@ impl<S: KvSnapshot> Snapshot<S> {
     }
 
     fn item_has(&self, hash: &Hash, field: &str, value: &str) -> Result<bool, StoreError> {
-        let json = self
-            .item(hash)?
-            .ok_or_else(|| corrupt(format!("item sha-256:{} missing", hex(hash))))?;
-        let fields = item_fields(&json)
-            .ok_or_else(|| corrupt(format!("item sha-256:{} is malformed", hex(hash))))?;
-        Ok(fields.iter().any(|(f, v)| f == field && v == value))
+        self.watch(|| {
+            let json = self
+                .item(hash)?
+                .ok_or_else(|| corrupt(format!("item sha-256:{} missing", hex(hash))))?;
+            let fields = item_fields(&json)
+                .ok_or_else(|| corrupt(format!("item sha-256:{} is malformed", hex(hash))))?;
+            Ok(fields.iter().any(|(f, v)| f == field && v == value))
+        })
     }
 
     /// The entries of `key` in `log`, oldest first: entry number and item
     /// hash, `limit` of them after skipping `offset`. Walks the key's
     /// history back from its latest entry (each entry names the key's one
     /// before it): `O(history − offset)` reads, memory for the page only.
+    ///
+    /// Each entry walked is checked against its leaf hash, must be of `key`
+    /// and one place before the last in the key's history (its ordinal one
+    /// less); the walk goes one entry past the page (or to the key's first
+    /// entry, ordinal 1), so that the ordinals that chose the page were each
+    /// checked against a neighbour.
     pub fn history(
         &self,
         log: Log,
@@ -1447,33 +1684,61 @@ impl<S: KvSnapshot> Snapshot<S> {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let Some(row) = self.record_row(log, key)? else {
-            return Ok(Vec::new());
-        };
-        let Some((mut number, mut stored)) = self.latest_at_most(log, row.latest)? else {
-            return Ok(Vec::new());
-        };
-        // Ordinals `offset + 1 ..= offset + limit` are the page.
-        let last = offset.saturating_add(limit);
-        let mut out = Vec::new();
-        while stored.ordinal > offset {
-            if stored.ordinal <= last {
-                out.push((number, stored.item_hash()));
+        self.watch(|| {
+            let Some(row) = self.record_row(log, key)? else {
+                return Ok(Vec::new());
+            };
+            let Some((mut number, mut stored)) = self.latest_at_most(log, key, row.latest)? else {
+                return Ok(Vec::new());
+            };
+            let broken = |number: u64| {
+                corrupt(format!(
+                    "{log} entry {number}: its place in the history of {key:?} is wrong"
+                ))
+            };
+            // Ordinals `offset + 1 ..= offset + limit` are the page.
+            let last = offset.saturating_add(limit);
+            let mut out = Vec::new();
+            let mut walked = false;
+            loop {
+                if stored.ordinal > offset && stored.ordinal <= last {
+                    out.push((number, stored.item_hash()));
+                }
+                if stored.prev == 0 {
+                    if stored.ordinal != 1 {
+                        return Err(broken(number));
+                    }
+                    break;
+                }
+                if stored.ordinal <= offset && walked {
+                    break;
+                }
+                if stored.prev >= number {
+                    return Err(broken(number));
+                }
+                let before = self.entry_of(log, key, stored.prev)?;
+                if before.ordinal.checked_add(1) != Some(stored.ordinal) {
+                    return Err(broken(stored.prev));
+                }
+                number = stored.prev;
+                stored = before;
+                walked = true;
             }
-            if stored.prev == 0 || stored.prev >= number {
-                break;
-            }
-            number = stored.prev;
-            stored = files::read_entry(&self.files, log, number)?;
-        }
-        out.reverse();
-        Ok(out)
+            out.reverse();
+            Ok(out)
+        })
     }
 
     /// The bytes of a hash tile or entry bundle of `log` as it stands at
     /// this snapshot: `None` if the tree does not (yet) hold `path.width()`
     /// hashes or entries there. A partial tile narrower than what the tree
     /// now holds is served as the prefix it is.
+    ///
+    /// A bundle's entries are each checked against their leaf hashes; a
+    /// hash tile's hashes against the signed root ([`root_with_run`]: the
+    /// tile's hashes and `O(log n)` other stored hashes must give it), all
+    /// of them when the tile lies within the signed tree, else those that
+    /// do.
     pub fn tile(&self, log: Log, path: &TilePath) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(available) = TilePath::in_tree(path.kind(), path.index(), self.size(log)) else {
             return Ok(None);
@@ -1481,8 +1746,20 @@ impl<S: KvSnapshot> Snapshot<S> {
         if path.width() > available.width() {
             return Ok(None);
         }
-        match path.kind() {
-            TileKind::Hashes { .. } => read_tile(&self.hashes(log), path).map(Some),
+        self.watch(|| match path.kind() {
+            TileKind::Hashes { .. } => {
+                let range = path.stored_range();
+                let mut hashes = Vec::with_capacity(usize::from(path.width()));
+                // Hash tiles exist only for tree levels below 64.
+                self.hashes(log).read_hashes(
+                    path.tree_level() as u8,
+                    range.start,
+                    range.end - range.start,
+                    &mut hashes,
+                )?;
+                self.check_tile(log, path, &hashes)?;
+                Ok(Some(hashes.concat()))
+            }
             TileKind::Entries => {
                 let range = path.stored_range();
                 let mut bundle = Vec::new();
@@ -1494,7 +1771,73 @@ impl<S: KvSnapshot> Snapshot<S> {
                 }
                 Ok(Some(bundle))
             }
+        })
+    }
+
+    /// Checks the hashes of the tile at `path` against `log`'s signed
+    /// root: those within the signed tree, with the other stored hashes
+    /// the tree needs, must give it.
+    fn check_tile(&self, log: Log, path: &TilePath, hashes: &[Hash]) -> Result<(), StoreError> {
+        let Some(signed) = self.checkpoint(log)? else {
+            return Ok(());
+        };
+        let level = path.tree_level();
+        let start = path.stored_range().start;
+        let signed_count = signed.size.checked_shr(level).unwrap_or(0);
+        let within = signed_count.saturating_sub(start).min(hashes.len() as u64) as usize;
+        if within == 0 {
+            return Ok(());
         }
+        // Hash tiles exist only for tree levels below 64.
+        let run = &hashes[..within];
+        let root = root_with_run(&self.hashes(log), signed.size, level as u8, start, run)
+            .map_err(proof_error)?;
+        if root != signed.root {
+            return Err(corrupt(format!(
+                "{log} {path}: does not reach the signed root"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `stored`, entry `number` of `log`, as leaf bytes, if they hash to its
+/// stored leaf hash `stored_hash`.
+fn checked_leaf(
+    log: Log,
+    number: u64,
+    stored: &StoredEntry,
+    stored_hash: &Hash,
+) -> Result<Vec<u8>, StoreError> {
+    let leaf = stored.entry.leaf_bytes(number);
+    if leaf_hash(&leaf) != *stored_hash {
+        return Err(corrupt(format!(
+            "{log} entry {number}: its leaf hash differs from the stored hash (level 0, index {})",
+            number - 1
+        )));
+    }
+    Ok(leaf)
+}
+
+/// `json`, if it hashes to the item hash `hash` it was read under.
+fn checked_item(hash: &Hash, json: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    let found = ItemHash::of(&json);
+    if found.as_bytes() != hash {
+        return Err(corrupt(format!(
+            "item sha-256:{}: its bytes hash to sha-256:{}",
+            hex(hash),
+            hex(found.as_bytes())
+        )));
+    }
+    Ok(json)
+}
+
+/// A proof that could not be made for sizes the caller checked: only a
+/// failed read, or corruption.
+fn proof_error(error: ProofError<StoreError>) -> StoreError {
+    match error {
+        ProofError::Read(error) => error,
+        other => corrupt(format!("a proof between sizes the tree holds: {other}")),
     }
 }
 
