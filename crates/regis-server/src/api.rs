@@ -123,7 +123,14 @@ pub fn csv_fields(schema: &Schema) -> Vec<String> {
     }
 }
 
-/// Page size and index from `page-size` and `page-index`, bounded.
+/// How many records a `page-index` page may start past. Reaching an offset
+/// means stepping over every record before it (the indexes are ordered by
+/// key, not numbered), so without a bound one request could walk a whole
+/// register; `?after=KEY` pages by key in `O(page)` however deep.
+pub const MAX_PAGE_OFFSET: u64 = 100_000;
+
+/// Page size and index from `page-size` and `page-index`, bounded: 400 for
+/// a page that starts more than [`MAX_PAGE_OFFSET`] records in.
 pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
     let size = ctx.query.number(
         "page-size",
@@ -132,6 +139,17 @@ pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
         ctx.limits.default_page_size,
     )?;
     let index = ctx.query.number("page-index", 1, u64::MAX, 1)?;
+    let offset = (index - 1).saturating_mul(size);
+    if offset > MAX_PAGE_OFFSET {
+        return Err(ApiError::bad_request(
+            "page-too-deep",
+            format!(
+                "page-index {index} of page-size {size} starts {offset} records in, and \
+                 page-index pages start at most {MAX_PAGE_OFFSET} in; B/records pages by key \
+                 however deep with ?after=KEY (each page's Link header names the next)"
+            ),
+        ));
+    }
     Ok((index, size))
 }
 

@@ -91,6 +91,27 @@ fn bad_requests_are_4xx_json_and_the_server_stays_up() {
         ),
         (format!("{b}/records?page-size=0"), 400, "bad-number"),
         (format!("{b}/records?page-index=0"), 400, "bad-number"),
+        // Offset paging stops 100,000 records in (`after=KEY` goes on).
+        (
+            format!("{b}/records?page-index=100002&page-size=1"),
+            400,
+            "page-too-deep",
+        ),
+        (
+            format!("{b}/records?page-index=1001&page-size=101"),
+            400,
+            "page-too-deep",
+        ),
+        (
+            format!("{b}/records/GB/entries?page-index=100002&page-size=1"),
+            400,
+            "page-too-deep",
+        ),
+        (
+            format!("{b}/records/name/France?page-index=100002&page-size=1"),
+            400,
+            "page-too-deep",
+        ),
         (
             format!("{b}/records?page-index={thirty}"),
             400,
@@ -219,6 +240,10 @@ fn bad_requests_are_4xx_json_and_the_server_stays_up() {
     // Still up and serving.
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get(&format!("{b}/records/GB")).status, 200);
+    // The deepest page-index page is answered (empty: past the records).
+    let deepest = server.get(&format!("{b}/records?page-index=100001&page-size=1"));
+    assert_eq!(deepest.status, 200, "{}", deepest.text());
+    assert_eq!(deepest.text(), "{}");
     // Every one of those was counted, and none as a 5xx.
     let metrics = server.get("/metrics").text();
     assert!(!metrics.contains("status=\"5xx\""), "{metrics}");

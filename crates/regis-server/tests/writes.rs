@@ -879,3 +879,29 @@ fn the_bearer_scheme_is_case_insensitive() {
         );
     }
 }
+
+/// A record whose value is a spreadsheet formula is served as CSV with the
+/// formula neutralised (`'` and quoted), a control character escaped; its
+/// JSON keeps the exact value.
+#[test]
+fn csv_neutralises_formulas_written_by_a_custodian() {
+    let server = country(Limits::default());
+    let token = country_token(&server);
+    let formula = r#"=HYPERLINK("http://evil.test","Click")"#;
+    let response = post_entries(
+        &server,
+        &token,
+        &serde_json::json!([entry("ZF", formula), entry("ZG", "Line\nbreak")]),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let csv = server.get(&format!("{B}/records/ZF.csv")).text();
+    assert!(
+        csv.contains(r#","'=HYPERLINK(""http://evil.test"",""Click"")""#),
+        "{csv}"
+    );
+    let csv = server.get(&format!("{B}/records/ZG.csv")).text();
+    assert!(csv.contains(r",Line\nbreak"), "{csv}");
+    assert_eq!(csv.matches('\n').count(), 2, "{csv}");
+    let json = server.get(&format!("{B}/records/ZF")).json();
+    assert_eq!(json["ZF"]["item"][0]["name"], formula);
+}
