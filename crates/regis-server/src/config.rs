@@ -14,6 +14,9 @@
 //! max-body-bytes = 1048576
 //! header-read-timeout-seconds = 10
 //! max-connections = 1024
+//! max-connections-per-address = 128
+//! write-timeout-seconds = 30
+//! max-rsf-streams = 64
 //! drain-seconds = 30
 //! max-event-streams = 256
 //! max-rsf-bytes = 1073741824
@@ -22,6 +25,19 @@
 //! max-batch-entries = 16384
 //! max-batch-delay-ms = 0
 //! ```
+//!
+//! Memory per connection is bounded, so clients that read slowly or not at
+//! all, or trickle their headers, cannot grow the server. Hyper buffers at
+//! most 64 KiB of a request head and 64 KiB plus one body chunk of a
+//! response per connection (`server::CONNECTION_BUFFER`); a streamed RSF
+//! download, produced only as fast as its socket drains, adds at most five
+//! chunks (`rsf::BUFFERED`, 320 KiB), a chunk being 64 KiB plus at most one
+//! RSF line. So, beside the responses built whole (a page, a tile, a proof,
+//! each held until written), the buffers take at most `max-connections` ×
+//! 128 KiB + `max-rsf-streams` × 384 KiB: with the defaults, 128 MiB +
+//! 24 MiB. A connection whose writes make no progress for
+//! `write-timeout-seconds` is closed and its buffers freed, and one client
+//! address holds at most `max-connections-per-address` of the connections.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,8 +78,20 @@ pub struct Limits {
     /// A connection must send a request's headers within this, or it is
     /// closed (no slow-loris).
     pub header_read_timeout_seconds: u64,
-    /// Connections open at once; beyond, new ones wait to be accepted.
+    /// Connections open at once; beyond, a new one is answered 503 and
+    /// closed at once (it is not left waiting to be accepted).
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client's
+    /// /64); beyond, a new one is answered 503 and closed at once, so no
+    /// one client can take every connection.
+    pub max_connections_per_address: usize,
+    /// A connection whose writes make no progress for this long (its
+    /// client reads nothing) is closed and its response dropped.
+    pub write_timeout_seconds: u64,
+    /// Streamed RSF downloads at once; beyond, 503 with `Retry-After`. A
+    /// download holds its slot (a blocking thread, a store snapshot and
+    /// `rsf::BUFFERED` bytes) while it streams, not one of `concurrency`.
+    pub max_rsf_streams: usize,
     /// On shutdown, connections still open after this are dropped.
     pub drain_seconds: u64,
     /// `B/events` streams open at once; beyond, 503.
@@ -110,6 +138,9 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             header_read_timeout_seconds: 10,
             max_connections: 1024,
+            max_connections_per_address: 128,
+            write_timeout_seconds: 30,
+            max_rsf_streams: 64,
             drain_seconds: 30,
             max_event_streams: 256,
             max_rsf_bytes: 1 << 30,
@@ -130,6 +161,11 @@ impl Limits {
     /// The header read timeout.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_seconds)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_seconds)
     }
 
     /// How long shutdown waits for connections.
@@ -199,6 +235,14 @@ impl Config {
             Some("limits.header-read-timeout-seconds must be from 1 to 600")
         } else if limits.max_connections == 0 || limits.max_connections > 1_000_000 {
             Some("limits.max-connections must be from 1 to 1000000")
+        } else if limits.max_connections_per_address == 0
+            || limits.max_connections_per_address > 1_000_000
+        {
+            Some("limits.max-connections-per-address must be from 1 to 1000000")
+        } else if limits.write_timeout_seconds == 0 || limits.write_timeout_seconds > 3600 {
+            Some("limits.write-timeout-seconds must be from 1 to 3600")
+        } else if limits.max_rsf_streams == 0 || limits.max_rsf_streams > 65_536 {
+            Some("limits.max-rsf-streams must be from 1 to 65536")
         } else if limits.max_event_streams > 1_000_000 {
             Some("limits.max-event-streams must be at most 1000000")
         } else if limits.max_rsf_bytes == 0 {
@@ -240,7 +284,8 @@ mod tests {
     #[test]
     fn parses_every_field_and_defaults_the_rest() {
         let config = Config::from_toml(
-            "listen = \"0.0.0.0:9000\"\nhost = \"example.org\"\n[limits]\nmax-page-size = 10\ndefault-page-size = 5\n",
+            "listen = \"0.0.0.0:9000\"\nhost = \"example.org\"\n[limits]\nmax-page-size = 10\ndefault-page-size = 5\n\
+             max-connections-per-address = 8\nwrite-timeout-seconds = 5\nmax-rsf-streams = 2\n",
         )
         .unwrap();
         assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
@@ -248,6 +293,10 @@ mod tests {
         assert_eq!(config.limits.max_page_size, 10);
         assert_eq!(config.limits.default_page_size, 5);
         assert_eq!(config.limits.concurrency, 256);
+        assert_eq!(config.limits.max_connections_per_address, 8);
+        assert_eq!(config.limits.write_timeout_seconds, 5);
+        assert_eq!(config.limits.max_rsf_streams, 2);
+        assert_eq!(config.limits.max_connections, 1024);
         assert_eq!(config.data, PathBuf::from("./regis-data"));
     }
 
@@ -257,6 +306,10 @@ mod tests {
         assert!(Config::from_toml("[limits]\nmax-page-size = 0").is_err());
         assert!(Config::from_toml("[limits]\nmax-page-size = 1000000000").is_err());
         assert!(Config::from_toml("[limits]\ndefault-page-size = 6000").is_err());
+        assert!(Config::from_toml("[limits]\nmax-connections-per-address = 0").is_err());
+        assert!(Config::from_toml("[limits]\nwrite-timeout-seconds = 0").is_err());
+        assert!(Config::from_toml("[limits]\nwrite-timeout-seconds = 3601").is_err());
+        assert!(Config::from_toml("[limits]\nmax-rsf-streams = 0").is_err());
         assert!(Config::from_toml("host = \"a b\"").is_err());
         assert!(Config::from_toml("").is_ok());
     }

@@ -16,8 +16,10 @@
 //! covers every entry before it, so nothing between is missed.
 //!
 //! A comment line every 15 seconds keeps proxies from closing an idle
-//! stream. Streams are bounded (`limits.max-event-streams`, then 503) and
-//! end when the server stops.
+//! stream. Streams are bounded (`limits.max-event-streams`, then 503), hold
+//! at most 8 events waiting for their client, and end when the server stops
+//! or when their client has read nothing for `limits.write-timeout-seconds`
+//! (the connection's write timeout closes it, and the send here fails).
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,7 +1,11 @@
 //! `B/download-rsf[/{start}[/{end}]]`: RSF streamed from a store snapshot
 //! with constant memory: a blocking task writes through regis-model's
 //! [`RsfWriter`] into a bounded channel that the response body drains, one
-//! page of entries at a time.
+//! page of entries at a time. The task waits while the channel is full, so
+//! it produces no faster than the client reads ([`BUFFERED`] at most held
+//! per download); it holds a slot of `limits.max-rsf-streams` (beyond, 503),
+//! not one of `limits.concurrency`, and ends once its client has taken
+//! nothing for `limits.write-timeout-seconds`.
 //!
 //! - The full dump is GOV.UK's layout: the empty-tree assertion, every item
 //!   (one scan of the item table, in hash order, each once), every system
@@ -26,9 +30,10 @@ use regis_merkle::Frontier;
 use regis_model::rsf::RsfWriter;
 use regis_model::{Entry, Item, format_hash};
 use regis_store::{DirBackend, KvSnapshot, Log, Snapshot};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::app::RegisterState;
+use crate::config::Limits;
 use crate::error::ApiError;
 use crate::http;
 
@@ -38,6 +43,10 @@ const PAGE: u64 = 256;
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the writer and the connection.
 const CHUNKS: usize = 4;
+/// What one download holds beyond hyper's connection buffer: the chunks in
+/// the channel and the one being filled, each [`CHUNK`] bytes plus at most
+/// one RSF line (an item, an entry) past it.
+pub const BUFFERED: usize = (CHUNKS + 1) * CHUNK;
 
 /// Which RSF document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +59,13 @@ pub enum Range {
     Between(u64, u64),
 }
 
-/// Checks the range against the store and starts streaming it.
+/// Checks the range against the store and starts streaming it, in one of
+/// the `streams` slots (503 when none is free).
 pub fn download<B: DirBackend>(
     reg: Arc<RegisterState<B>>,
     range: Range,
-    permit: OwnedSemaphorePermit,
-    patience: std::time::Duration,
+    streams: &Arc<Semaphore>,
+    limits: &Limits,
 ) -> Result<Response, ApiError> {
     let size = reg.snapshot()?.size(Log::User);
     let bounds = match range {
@@ -83,6 +93,16 @@ pub fn download<B: DirBackend>(
             ));
         }
     }
+    let permit = Arc::clone(streams).try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
+            "busy",
+            format!(
+                "the server streams {} RSF downloads, its limit; retry",
+                limits.max_rsf_streams
+            ),
+        )
+    })?;
+    let patience = limits.write_timeout();
     let (sender, mut receiver) = mpsc::channel::<Result<Bytes, io::Error>>(CHUNKS);
     let runtime = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
     let spawner = runtime.clone();
@@ -139,7 +159,9 @@ impl Write for ChannelWriter {
             Vec::with_capacity(CHUNK),
         ));
         // A client that takes no chunk for `patience` is dropped, so a slow
-        // reader cannot hold a permit and a thread for ever.
+        // reader cannot hold a stream slot and a thread for ever. (The
+        // connection's write timeout closes it first; this covers a body
+        // that is not polled at all.)
         let send = tokio::time::timeout(self.patience, self.sender.send(Ok(chunk)));
         match self.runtime.block_on(send) {
             Ok(Ok(())) => Ok(()),
@@ -149,7 +171,7 @@ impl Write for ChannelWriter {
             )),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the client read nothing for the request timeout",
+                "the client read nothing for the write timeout",
             )),
         }
     }

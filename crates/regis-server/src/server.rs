@@ -1,10 +1,16 @@
 //! The router and the request pipeline: match the route strictly, bound
 //! the request (concurrency permit, timeout), run the handler on a blocking
-//! thread over one store snapshot, record metrics and a log line.
+//! thread over one store snapshot, record metrics and a log line; and the
+//! connections: counted, per client address too, with bounded buffers and
+//! a write timeout.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -17,8 +23,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use regis_store::{DirBackend, Log};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
@@ -26,6 +34,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::api::{self, Ctx};
 use crate::app::App;
+use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::{self, Format, Query};
 use crate::metrics::UNMATCHED;
@@ -33,13 +42,21 @@ use crate::routes::{Matched, ROUTES, Route, match_path};
 use crate::rsf::{self, Range};
 use crate::{events, html, tlog, write};
 
+/// What every request reads: the app, and the slots of RSF downloads
+/// streaming (`limits.max-rsf-streams`).
+struct Served<B> {
+    app: Arc<App<B>>,
+    rsf_streams: Arc<Semaphore>,
+}
+
 /// The router serving `app`, with its layers: CORS `*` on reads, gzip for
 /// text bodies, and a last-resort panic guard. (Request bodies are read
 /// only by the write routes, each with its own size and time limits.)
 pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
+    let rsf_streams = Arc::new(Semaphore::new(app.limits.max_rsf_streams));
     Router::new()
         .fallback(dispatch::<B>)
-        .with_state(app)
+        .with_state(Arc::new(Served { app, rsf_streams }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
@@ -59,7 +76,14 @@ pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
 /// `limits.drain_seconds`) and returns.
 ///
 /// HTTP/1.1 through hyper directly (not `axum::serve`) so that every
-/// connection has a header read timeout and their number is bounded.
+/// connection has a header read timeout, a write timeout
+/// (`limits.write-timeout-seconds`: a connection whose writes make no
+/// progress for that long is closed) and a bounded buffer
+/// ([`CONNECTION_BUFFER`]), and so that connections are counted: at most
+/// `limits.max-connections` in all and `limits.max-connections-per-address`
+/// per client address. Beyond either, a new connection is answered 503 and
+/// closed at once: the accept loop never waits, so clients that hold
+/// connections open (trickling headers, reading nothing) delay no one else.
 pub async fn serve<B: DirBackend>(
     listener: TcpListener,
     app: Arc<App<B>>,
@@ -67,23 +91,17 @@ pub async fn serve<B: DirBackend>(
 ) -> Result<(), ServerError> {
     let limits = app.limits;
     let router = router(Arc::clone(&app));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Arc::new(Connections::new(&limits));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout())
+        .max_buf_size(CONNECTION_BUFFER)
         .keep_alive(true);
     app.set_ready(true);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -96,13 +114,22 @@ pub async fn serve<B: DirBackend>(
             },
             () = &mut shutdown => break,
         };
+        let admitted = match connections.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                tracing::debug!(%peer, ?refusal, "connection refused");
+                refuse(&stream, refusal, &limits);
+                continue;
+            }
+        };
+        let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout()));
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
-            drop(permit);
+            drop(admitted);
         });
     }
     drop(listener);
@@ -119,6 +146,220 @@ pub async fn serve<B: DirBackend>(
         );
     }
     Ok(())
+}
+
+/// What hyper buffers per connection, each way: a request head must fit
+/// (larger is a 431), and a response body is polled for more only while
+/// less than this waits to be written. So a connection holds at most this
+/// read, this plus one body chunk to write, and its response's own buffer
+/// (a streamed RSF body's: [`rsf::BUFFERED`]).
+pub const CONNECTION_BUFFER: usize = 64 * 1024;
+
+/// Why a new connection is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// `limits.max-connections` are open.
+    Full,
+    /// `limits.max-connections-per-address` are open from its address.
+    Address,
+}
+
+/// The connections open: a slot each of `limits.max-connections`, and a
+/// count per client address.
+struct Connections {
+    open: Arc<Semaphore>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
+}
+
+/// An open connection's place in [`Connections`], given back on drop.
+struct Admitted {
+    connections: Arc<Connections>,
+    address: IpAddr,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connections {
+    fn new(limits: &Limits) -> Connections {
+        Connections {
+            open: Arc::new(Semaphore::new(limits.max_connections)),
+            per_address: Mutex::new(HashMap::new()),
+            max_per_address: limits.max_connections_per_address,
+        }
+    }
+
+    /// A place for a connection from `peer`, if both bounds allow one.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refusal> {
+        let address = client_address(peer);
+        let mut per_address = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if per_address
+            .get(&address)
+            .is_some_and(|&count| count >= self.max_per_address)
+        {
+            return Err(Refusal::Address);
+        }
+        let slot = Arc::clone(&self.open)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Full)?;
+        // Only open connections have an entry: the map holds at most
+        // `max-connections`.
+        *per_address.entry(address).or_insert(0) += 1;
+        Ok(Admitted {
+            connections: Arc::clone(self),
+            address,
+            _slot: slot,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut per_address = self
+            .connections
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_address.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The address a connection's bound counts it under: an IPv4 address (also
+/// when mapped into IPv6), or an IPv6 address's /64, which one host
+/// usually has whole.
+fn client_address(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// Answers a refused connection 503 in one non-blocking write (a new
+/// socket's empty send buffer takes it whole; if not, the client sees the
+/// connection closed) and closes it, holding nothing.
+fn refuse(stream: &TcpStream, refusal: Refusal, limits: &Limits) {
+    let error = match refusal {
+        Refusal::Full => ApiError::unavailable(
+            "too-many-connections",
+            format!(
+                "the server has {} connections open, its limit; retry",
+                limits.max_connections
+            ),
+        ),
+        Refusal::Address => ApiError::unavailable(
+            "too-many-connections",
+            format!(
+                "{} connections are open from your address, the limit; close one or retry",
+                limits.max_connections_per_address
+            ),
+        ),
+    };
+    let body = error.body();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         cache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+}
+
+/// A connection's socket, whose writes fail with `TimedOut` once they have
+/// made no progress for `timeout`: hyper then closes the connection and
+/// drops the response, so a client that stops reading holds its
+/// connection, and what its response holds (an RSF stream's slot and
+/// buffers, an event stream's), for at most that long after its socket's
+/// buffers fill.
+struct WriteTimeout {
+    stream: TcpStream,
+    timeout: Duration,
+    /// Armed while a write waits for the socket.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(stream: TcpStream, timeout: Duration) -> WriteTimeout {
+        WriteTimeout {
+            stream,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Passes on a write's outcome; while the socket takes nothing, fails
+    /// once `timeout` has passed since it last took something.
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.progress(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.progress(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.stream).poll_flush(cx);
+        self.progress(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.progress(cx, poll)
+    }
 }
 
 /// Binds `addr`.
@@ -153,13 +394,14 @@ pub async fn shutdown_signal() {
 }
 
 async fn dispatch<B: DirBackend>(
-    State(app): State<Arc<App<B>>>,
+    State(served): State<Arc<Served<B>>>,
     request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
-    let (template, mut response) = respond(&app, &method, &uri, headers, body).await;
+    let (template, mut response) = respond(&served, &method, &uri, headers, body).await;
+    let app = &served.app;
     let elapsed = started.elapsed();
     let status = response.status();
     app.metrics.record(template, status.as_u16(), elapsed);
@@ -178,12 +420,13 @@ async fn dispatch<B: DirBackend>(
 }
 
 async fn respond<B: DirBackend>(
-    app: &Arc<App<B>>,
+    served: &Served<B>,
     method: &Method,
     uri: &Uri,
     headers: HeaderMap,
     body: Body,
 ) -> (&'static str, Response) {
+    let app = &served.app;
     let matched = match match_path(uri.path()) {
         Ok(Some(matched)) => matched,
         Ok(None) => {
@@ -250,9 +493,22 @@ async fn respond<B: DirBackend>(
     let format = matched.format.unwrap_or_else(|| http::accepted(&headers));
     let work = {
         let app = Arc::clone(app);
+        let rsf_streams = Arc::clone(&served.rsf_streams);
         let path = uri.path().to_owned();
         tokio::task::spawn_blocking(move || {
-            handle(&app, &matched, &query, format, &headers, &path, permit)
+            // The permit bounds the work of building a response, not the
+            // time its client takes to read it: it goes once the head is
+            // ready. A streamed RSF body holds an RSF stream slot instead.
+            let _permit = permit;
+            handle(
+                &app,
+                &matched,
+                &query,
+                format,
+                &headers,
+                &path,
+                &rsf_streams,
+            )
         })
     };
     let response = match tokio::time::timeout(app.limits.request_timeout(), work).await {
@@ -348,7 +604,7 @@ fn handle<B: DirBackend>(
     format: Format,
     headers: &HeaderMap,
     path: &str,
-    permit: OwnedSemaphorePermit,
+    rsf_streams: &Arc<Semaphore>,
 ) -> Result<Response, ApiError> {
     let ctx = Ctx {
         path,
@@ -372,7 +628,7 @@ fn handle<B: DirBackend>(
         _ => {}
     }
     let reg = app.register(param(matched, 0)?)?;
-    let patience = app.limits.request_timeout();
+    let limits = &app.limits;
     let size = |index: usize| -> Result<u64, ApiError> {
         http::number(param(matched, index)?, "the tree size", 0, u64::MAX)
     };
@@ -393,10 +649,10 @@ fn handle<B: DirBackend>(
         Route::ConsistencyProof => {
             tlog::consistency_proof_response(&reg, param(matched, 1)?, param(matched, 2)?)
         }
-        Route::DownloadRsf => rsf::download(reg, Range::Full, permit, patience),
-        Route::DownloadRsfFrom => rsf::download(reg, Range::From(size(1)?), permit, patience),
+        Route::DownloadRsf => rsf::download(reg, Range::Full, rsf_streams, limits),
+        Route::DownloadRsfFrom => rsf::download(reg, Range::From(size(1)?), rsf_streams, limits),
         Route::DownloadRsfRange => {
-            rsf::download(reg, Range::Between(size(1)?, size(2)?), permit, patience)
+            rsf::download(reg, Range::Between(size(1)?, size(2)?), rsf_streams, limits)
         }
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
         Route::Events => events::events(app, reg, headers),
