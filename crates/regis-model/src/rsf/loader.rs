@@ -235,7 +235,9 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
                 .record_is(entry.entry_type, &entry.key, &entry.item_hashes)
                 .map_err(target)?
         {
-            return Err(RsfErrorKind::RepeatedItem { key: entry.key });
+            return Err(RsfErrorKind::RepeatedItem {
+                key: excerpt(&entry.key),
+            });
         }
         match system_key {
             Some(key) => self.define(&entry, &key)?,
@@ -244,7 +246,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
                     let item = self.read_item(hash)?;
                     self.schema.validate(&entry.key, &item).map_err(|error| {
                         RsfErrorKind::Invalid {
-                            key: entry.key.clone(),
+                            key: excerpt(&entry.key),
                             error,
                         }
                     })?;

@@ -159,7 +159,7 @@ pub enum RsfErrorKind {
     /// policy validates items).
     #[error("entry `{key}`: {error}")]
     Invalid {
-        /// The entry's key.
+        /// The entry's key (at most 200 characters of it).
         key: String,
         /// What is wrong with its item.
         error: ValidationError,
@@ -191,7 +191,7 @@ pub enum RsfErrorKind {
     /// refuses them).
     #[error("entry `{key}` points at the item its record already has")]
     RepeatedItem {
-        /// The entry's key.
+        /// The entry's key (at most 200 characters of it).
         key: String,
     },
     /// A late change to the register's own definition (when the policy
