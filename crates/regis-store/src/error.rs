@@ -10,6 +10,13 @@ pub enum StoreError {
     /// one-line report does not repeat it.
     #[error("storage backend: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// Reading or writing the disk failed (a full disk, EIO, a read-only
+    /// file system, a failed fsync). After a failed write, what the files
+    /// and the database hold past the last durable commit is unknown: the
+    /// writer takes no more commits until [`crate::Writer::recover`] has
+    /// reopened the store from what is durable.
+    #[error("disk: {0}")]
+    Io(std::io::Error),
     /// What is on disk contradicts itself or the last signed checkpoint:
     /// the register must not be served.
     #[error("the store is corrupt: {0}")]
@@ -113,4 +120,26 @@ impl StoreError {
     pub(crate) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
     }
+
+    /// Whether the disk failed (as opposed to a refusal or corruption
+    /// found in what was read).
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Io(_))
+    }
+
+    /// Whether the disk (or a quota) is full: more room, not a repair,
+    /// lets writes go on.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io(error) => {
+                error.kind() == std::io::ErrorKind::StorageFull
+                    || matches!(error.raw_os_error(), Some(ENOSPC | EDQUOT))
+            }
+            _ => false,
+        }
+    }
 }
+
+/// Linux's "no space left on device" and "disk quota exceeded".
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;

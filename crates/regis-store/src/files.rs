@@ -146,7 +146,7 @@ impl fmt::Debug for Files {
 impl Files {
     /// Opens (creating if needed) the files in a register's directory.
     pub fn open_dir(dir: &Path) -> Result<Files, StoreError> {
-        std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+        std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
         let open = |name: &str| -> Result<Arc<dyn BlobFile>, StoreError> {
             let file = std::fs::OpenOptions::new()
                 .read(true)
@@ -154,7 +154,7 @@ impl Files {
                 .create(true)
                 .truncate(false)
                 .open(dir.join(name))
-                .map_err(StoreError::backend)?;
+                .map_err(StoreError::Io)?;
             Ok(Arc::new(file))
         };
         let mut files = Vec::with_capacity(FILE_NAMES.len());
@@ -170,7 +170,7 @@ impl Files {
         // A created file's directory entry is durable once the directory is.
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(StoreError::backend)?;
+            .map_err(StoreError::Io)?;
         Ok(files)
     }
 
@@ -204,8 +204,7 @@ impl Files {
                 .files
                 .get(usize::from(*slot))
                 .ok_or_else(|| corrupt(format!("a file tail names file {slot}")))?;
-            file.write_all_at(*offset, bytes)
-                .map_err(StoreError::backend)?;
+            file.write_all_at(*offset, bytes).map_err(StoreError::Io)?;
         }
         let all: Vec<&dyn BlobFile> = self.files.iter().map(|file| &**file).collect();
         sync_files(&all)
@@ -218,7 +217,7 @@ impl Files {
         for id in FileId::ALL {
             let committed = id.committed_len(head, runs)?;
             let file = self.file(id);
-            let len = file.len().map_err(StoreError::backend)?;
+            let len = file.len().map_err(StoreError::Io)?;
             if len < committed {
                 return Err(corrupt(format!(
                     "{} has {len} bytes, the last commit wrote {committed}",
@@ -226,8 +225,8 @@ impl Files {
                 )));
             }
             if len > committed {
-                file.set_len(committed).map_err(StoreError::backend)?;
-                file.sync_data().map_err(StoreError::backend)?;
+                file.set_len(committed).map_err(StoreError::Io)?;
+                file.sync_data().map_err(StoreError::Io)?;
             }
         }
         Ok(())
@@ -248,13 +247,14 @@ impl Files {
                 buf: Vec::new(),
                 restarted: false,
             }),
+            failed: false,
         })
     }
 }
 
 /// Syncs `files`, overlapping the syncs: the disk completes them together.
 fn sync_files(files: &[&dyn BlobFile]) -> Result<(), StoreError> {
-    let sync = |file: &dyn BlobFile| file.sync_data().map_err(StoreError::backend);
+    let sync = |file: &dyn BlobFile| file.sync_data().map_err(StoreError::Io);
     match files {
         [] => Ok(()),
         [file] => sync(*file),
@@ -314,6 +314,11 @@ impl Appender {
 pub(crate) struct Appenders<'f> {
     files: &'f Files,
     appenders: [Appender; 7],
+    /// Whether a write, length change or sync failed: the files' state
+    /// past their last synced bytes is then unknown (a failed fsync may
+    /// have dropped earlier unsynced writes too), whatever the caller does
+    /// with the error.
+    failed: bool,
 }
 
 impl Appenders<'_> {
@@ -338,10 +343,14 @@ impl Appenders<'_> {
         if appender.buf.is_empty() {
             return Ok(());
         }
-        self.files
+        if let Err(error) = self
+            .files
             .file(id)
             .write_all_at(appender.flushed, &appender.buf)
-            .map_err(StoreError::backend)?;
+        {
+            self.failed = true;
+            return Err(StoreError::Io(error));
+        }
         appender.flushed += appender.buf.len() as u64;
         appender.buf.clear();
         Ok(())
@@ -350,10 +359,10 @@ impl Appenders<'_> {
     /// Empties `id` to write it anew (a field-index file no commit or
     /// reader uses any more).
     pub fn restart(&mut self, id: FileId) -> Result<(), StoreError> {
-        self.files
-            .file(id)
-            .set_len(0)
-            .map_err(StoreError::backend)?;
+        if let Err(error) = self.files.file(id).set_len(0) {
+            self.failed = true;
+            return Err(StoreError::Io(error));
+        }
         self.appenders[id.slot()] = Appender {
             start: 0,
             flushed: 0,
@@ -418,7 +427,14 @@ impl Appenders<'_> {
             .filter(|id| files & 1 << id.slot() != 0)
             .map(|id| self.files.file(*id))
             .collect();
-        sync_files(&dirty)
+        let synced = sync_files(&dirty);
+        self.failed |= synced.is_err();
+        synced
+    }
+
+    /// Whether writing the files failed in this transaction.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The lengths to commit in `head`, which must agree with the sizes.

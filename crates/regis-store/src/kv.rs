@@ -129,6 +129,23 @@ pub trait KvBackend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Why the database takes no more writes until [`Self::recover`]
+    /// (a failure outside any commit, such as redb's merge of a recent
+    /// database), if it does not.
+    fn failure(&self) -> Option<StoreError> {
+        None
+    }
+
+    /// After a failed write (a [`StoreError::Io`]): forgets what this
+    /// handle holds in memory about the database and reopens it from what
+    /// is durable. Read views begun before may fail from then on. The
+    /// default cannot: the register needs a restart.
+    fn recover(&self) -> Result<(), StoreError> {
+        Err(StoreError::Io(std::io::Error::other(
+            "this backend cannot reopen itself after a failed write: restart the server",
+        )))
+    }
+
     /// Applies `batch` atomically and durably: once this returns `Ok`, a
     /// crash keeps all of it; if it fails, or the process dies before it
     /// returns, either all or none of it is there after reopening.

@@ -53,10 +53,10 @@ pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
 pub use files::{BlobFile, DATA_FILE, FILE_NAMES, Files};
 pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
-pub use health::Health;
+pub use health::{Health, WriteFailure};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write};
 pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
-pub use redb_backend::{RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};
+pub use redb_backend::{Opener, RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};
 pub use registry::{
     HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,
 };

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use redb::{
@@ -68,8 +68,17 @@ fn definition(table: Table) -> TableDefinition<'static, Bytes, Bytes> {
     TableDefinition::new(table.name())
 }
 
+/// redb's error as the store's: the disk's failures (which leave the
+/// database refusing every later operation until it is reopened) apart
+/// from the rest.
 fn backend_error(error: impl Into<redb::Error>) -> StoreError {
-    StoreError::backend(error.into())
+    match error.into() {
+        redb::Error::Io(error) => StoreError::Io(error),
+        error @ (redb::Error::PreviousIo | redb::Error::DatabaseClosed) => {
+            StoreError::Io(std::io::Error::other(error))
+        }
+        error => StoreError::backend(error),
+    }
 }
 
 /// How a [`RedbBackend`] places and merges its commits.
@@ -94,9 +103,39 @@ impl Default for RedbOptions {
 }
 
 /// A register's database in redb: a main database and two recent ones.
+///
+/// After a write fails, redb refuses every later operation on that
+/// database ("Previous I/O error"), reads included, until it is reopened:
+/// [`KvBackend::recover`] closes all three and opens them again from what
+/// is durable, with `opener`.
 pub struct RedbBackend {
+    /// The open databases; `None` while they are being reopened, or when
+    /// reopening failed.
+    open: RwLock<Option<Open>>,
+    opener: Opener,
+    options: RedbOptions,
+}
+
+/// Opens the main database and the two recent ones, in file order.
+pub type Opener = Box<dyn Fn() -> Result<(Database, [Database; 2]), StoreError> + Send + Sync>;
+
+/// Open databases and the thread that merges them.
+struct Open {
     shared: Arc<Shared>,
     merger: Option<JoinHandle<()>>,
+}
+
+impl Open {
+    /// Stops the merger thread once its merge in hand (if any) is done;
+    /// the databases close when `shared` goes.
+    fn close(mut self) {
+        lock(&self.shared.roles).stop = true;
+        self.shared.changed.notify_all();
+        if let Some(merger) = self.merger.take() {
+            // A merger that panicked has nothing left to clean up.
+            let _ = merger.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbBackend {
@@ -134,7 +173,7 @@ struct Roles {
     written: [bool; 2],
     /// Why a merge failed: every later commit fails with it (the register
     /// needs a restart, which merges again).
-    failed: Option<String>,
+    failed: Option<MergeFailure>,
     /// Tells the merger thread to end.
     stop: bool,
 }
@@ -146,10 +185,26 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn merge_failed(why: &str) -> StoreError {
-    StoreError::backend(std::io::Error::other(format!(
-        "merging a recent database into the main one failed earlier: {why}"
-    )))
+/// Why a merge failed, and whether for want of room.
+#[derive(Debug)]
+struct MergeFailure {
+    why: String,
+    disk_full: bool,
+}
+
+fn merge_failed(failure: &MergeFailure) -> StoreError {
+    let kind = if failure.disk_full {
+        std::io::ErrorKind::StorageFull
+    } else {
+        std::io::ErrorKind::Other
+    };
+    StoreError::Io(std::io::Error::new(
+        kind,
+        format!(
+            "merging a recent database into the main one failed earlier: {}",
+            failure.why
+        ),
+    ))
 }
 
 /// Whether a database holds rows in any of the tables.
@@ -242,11 +297,49 @@ fn open_file(
 }
 
 impl RedbBackend {
-    /// Uses open databases (for instance on a custom
-    /// [`redb::StorageBackend`], as the crash tests do): the main one and
-    /// the two recent ones, in file order. Creates any table one lacks;
-    /// starts merging a recent database that the last run left frozen.
-    pub fn from_databases(
+    /// Opens the databases with `opener` (for instance on a custom
+    /// [`redb::StorageBackend`], as the crash tests do), and again with it
+    /// to recover from a failed write. Creates any table one lacks; starts
+    /// merging a recent database that the last run left frozen.
+    pub fn with_opener(opener: Opener, options: RedbOptions) -> Result<Self, StoreError> {
+        let (main, recent) = opener()?;
+        let open = Open::start(main, recent, options)?;
+        Ok(RedbBackend {
+            open: RwLock::new(Some(open)),
+            opener,
+            options,
+        })
+    }
+
+    /// The open databases, or why there are none.
+    fn shared(&self) -> Result<Arc<Shared>, StoreError> {
+        match &*self.open.read().unwrap_or_else(PoisonError::into_inner) {
+            Some(open) => Ok(Arc::clone(&open.shared)),
+            None => Err(StoreError::Io(std::io::Error::other(
+                "the database is closed after a failed write and not yet reopened",
+            ))),
+        }
+    }
+
+    /// Opens (creating if needed) the databases in `dir`, creating `dir`
+    /// too.
+    pub fn open_dir_with(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+        let dir = dir.to_owned();
+        let opener: Opener = Box::new(move || {
+            let main = open_file(&dir, REDB_FILE, crate::CACHE_BYTES, None)?;
+            let recent = [
+                open_file(&dir, RECENT_FILES[0], RECENT_CACHE_BYTES, Some(1))?,
+                open_file(&dir, RECENT_FILES[1], RECENT_CACHE_BYTES, Some(0))?,
+            ];
+            Ok((main, recent))
+        });
+        Self::with_opener(opener, options)
+    }
+}
+
+impl Open {
+    fn start(
         main: Database,
         recent: [Database; 2],
         options: RedbOptions,
@@ -293,30 +386,15 @@ impl RedbBackend {
             }
             None
         };
-        Ok(RedbBackend { shared, merger })
-    }
-
-    /// Opens (creating if needed) the databases in `dir`, creating `dir`
-    /// too.
-    pub fn open_dir_with(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
-        let main = open_file(dir, REDB_FILE, crate::CACHE_BYTES, None)?;
-        let recent = [
-            open_file(dir, RECENT_FILES[0], RECENT_CACHE_BYTES, Some(1))?,
-            open_file(dir, RECENT_FILES[1], RECENT_CACHE_BYTES, Some(0))?,
-        ];
-        Self::from_databases(main, recent, options)
+        Ok(Open { shared, merger })
     }
 }
 
 impl Drop for RedbBackend {
-    /// Stops the merger thread once its merge in hand (if any) is done.
     fn drop(&mut self) {
-        lock(&self.shared.roles).stop = true;
-        self.shared.changed.notify_all();
-        if let Some(merger) = self.merger.take() {
-            // A merger that panicked has nothing left to clean up.
-            let _ = merger.join();
+        let open = self.open.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = open.take() {
+            open.close();
         }
     }
 }
@@ -363,7 +441,12 @@ impl Shared {
                 roles.generations[frozen] = generation;
                 roles.written[frozen] = false;
             }
-            Err(error) => roles.failed = Some(error.to_string()),
+            Err(error) => {
+                roles.failed = Some(MergeFailure {
+                    why: error.to_string(),
+                    disk_full: error.is_disk_full(),
+                })
+            }
         }
         drop(roles);
         self.changed.notify_all();
@@ -409,12 +492,42 @@ impl Shared {
             .map_err(backend_error)?;
         txn.commit().map_err(backend_error)
     }
+}
 
+/// Durably gives a recent database `generation`.
+fn set_generation(db: &Database, generation: u64) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(backend_error)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(backend_error)?;
+    txn.set_quick_repair(true);
+    txn.open_table(LAYER)
+        .map_err(backend_error)?
+        .insert(GENERATION, generation)
+        .map_err(backend_error)?;
+    txn.commit().map_err(backend_error)
+}
+
+impl Shared {
     /// Freezes the active database (the other one is empty) and has it
-    /// merged: by the merger thread, or here.
-    fn freeze(&self, mut roles: MutexGuard<'_, Roles>) -> Result<(), StoreError> {
-        roles.frozen = Some(roles.active);
-        roles.active = 1 - roles.active;
+    /// merged: by the merger thread, or here. Called under `writing`.
+    ///
+    /// The database that becomes active must be the newer of the two on
+    /// disk before it takes a commit: opening takes the newer one for the
+    /// active one and merges the other first, so were it older, its rows
+    /// would be shadowed by the frozen one's older values after a crash or
+    /// a failed merge. An emptied database is made newer than the active
+    /// one (`merge_frozen`); a new pair is not, so it is made so here.
+    fn freeze<'s>(&'s self, mut roles: MutexGuard<'s, Roles>) -> Result<(), StoreError> {
+        let (old, new) = (roles.active, 1 - roles.active);
+        if roles.generations[new] <= roles.generations[old] {
+            let generation = roles.generations[old] + 1;
+            drop(roles);
+            set_generation(&self.recent[new], generation)?;
+            roles = lock(&self.roles);
+            roles.generations[new] = generation;
+        }
+        roles.frozen = Some(old);
+        roles.active = new;
         roles.active_bytes = 0;
         drop(roles);
         self.changed.notify_all();
@@ -437,7 +550,7 @@ impl Shared {
             })
             .unwrap_or_else(PoisonError::into_inner);
         match &roles.failed {
-            Some(why) => Err(merge_failed(why)),
+            Some(failure) => Err(merge_failed(failure)),
             None => Ok(roles),
         }
     }
@@ -462,14 +575,20 @@ impl Shared {
                 Err(_) => return,
             }
         }
-        let _ = self.freeze(roles);
+        if let Err(error) = self.freeze(roles) {
+            // Kept like a failed merge: the writer reopens the databases.
+            lock(&self.roles).failed = Some(MergeFailure {
+                why: error.to_string(),
+                disk_full: error.is_disk_full(),
+            });
+        }
     }
 
-    /// Fails if a merge failed: nothing more is committed (a restart
-    /// merges again).
+    /// Fails if a merge (or a freeze) failed: nothing more is committed
+    /// until the databases are reopened, which merges again.
     fn check_merges(&self) -> Result<(), StoreError> {
         match &lock(&self.roles).failed {
-            Some(why) => Err(merge_failed(why)),
+            Some(failure) => Err(merge_failed(failure)),
             None => Ok(()),
         }
     }
@@ -575,11 +694,10 @@ impl KvBackend for RedbBackend {
     /// instead of walking the trees. The main database saves it at every
     /// commit.
     fn settle(&self) -> Result<(), StoreError> {
-        let _writing = lock(&self.shared.writing);
-        let active = lock(&self.shared.roles).active;
-        let mut txn = self.shared.recent[active]
-            .begin_write()
-            .map_err(backend_error)?;
+        let shared = self.shared()?;
+        let _writing = lock(&shared.writing);
+        let active = lock(&shared.roles).active;
+        let mut txn = shared.recent[active].begin_write().map_err(backend_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
         txn.set_quick_repair(true);
@@ -587,7 +705,34 @@ impl KvBackend for RedbBackend {
     }
 
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
-        self.shared.snapshot()
+        self.shared()?.snapshot()
+    }
+
+    fn failure(&self) -> Option<StoreError> {
+        match self.shared() {
+            Ok(shared) => shared.check_merges().err(),
+            Err(error) => Some(error),
+        }
+    }
+
+    /// Closes the three databases (read views still open on them fail from
+    /// then on) and opens them again: redb checks each one's last commit
+    /// and, after a failure, walks its trees; a frozen database is merged
+    /// again. Waits for a write transaction in hand.
+    fn recover(&self) -> Result<(), StoreError> {
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = open.take() {
+            // Held so that no write transaction is in hand while it closes.
+            let shared = Arc::clone(&old.shared);
+            let writing = lock(&shared.writing);
+            old.close();
+            drop(writing);
+            // The last reference: the databases close, releasing their locks.
+            drop(shared);
+        }
+        let (main, recent) = (self.opener)()?;
+        *open = Some(Open::start(main, recent, self.options)?);
+        Ok(())
     }
 
     fn commit(&self, batch: KvBatch) -> Result<(), StoreError> {
@@ -617,7 +762,7 @@ impl KvBackend for RedbBackend {
         size: TxnSize,
         work: impl FnOnce(&mut dyn KvWriter) -> Result<T, E>,
     ) -> Result<T, E> {
-        let shared = &self.shared;
+        let shared = &self.shared()?;
         let _writing = lock(&shared.writing);
         shared.check_merges()?;
         if size == TxnSize::Batch {

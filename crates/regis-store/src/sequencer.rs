@@ -21,6 +21,7 @@ use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfErro
 use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, Timestamp};
 use tokio::sync::{oneshot, watch};
 
+use crate::health::WriteFailure;
 use crate::registry::{LogSigners, RegistryError};
 use crate::{
     Batch, KvBackend, Log, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Writer,
@@ -390,11 +391,14 @@ impl Sequencer {
             schema,
             signed: latest,
         };
+        let reopened = Reopened::default();
         let committer = Committer {
             name: name.to_owned(),
+            store: store.clone(),
             writer,
             signers: Arc::clone(&signers),
             published,
+            reopened: Arc::clone(&reopened),
         };
         let committer = std::thread::Builder::new()
             .name(format!("committer {name}"))
@@ -412,6 +416,8 @@ impl Sequencer {
             outcomes,
             committer: Some(committer),
             item_filter_builds: Vec::new(),
+            failed: None,
+            reopened: Arc::clone(&reopened),
         };
         let (sender, receiver) = sync_channel(config.queue.max(1));
         let thread = std::thread::Builder::new()
@@ -502,15 +508,21 @@ struct Stager<B> {
     /// Item-filter builds started (`Store::start_item_filter`): stopped
     /// and joined when the sequencer ends, as they hold the store open.
     item_filter_builds: Vec<JoinHandle<()>>,
+    /// Why writes are refused: a write failed and the committer has not
+    /// yet reported the store reopened.
+    failed: Option<Arc<StoreError>>,
+    reopened: Reopened,
 }
 
 /// The sequencer's second thread: the register's only writer.
 struct Committer<B> {
     name: String,
+    store: Store<B>,
     writer: Writer<B>,
     signers: Arc<LogSigners>,
     /// The latest checkpoints, for subscribers.
     published: watch::Sender<[SignedTree; 2]>,
+    reopened: Reopened,
 }
 
 /// What the stager hands the committer.
@@ -542,9 +554,30 @@ struct BatchWork {
 enum Outcome {
     /// Whether the batch was committed, or the failure (its waiters get
     /// it).
-    Batch(Result<(), Arc<StoreError>>),
-    /// The state a streamed document left, if it was loaded.
-    Stream(Option<Box<Tip>>),
+    Batch(Result<(), Failure>),
+    /// The state a streamed document left, if it was loaded, or whether
+    /// the writer failed.
+    Stream(Result<Box<Tip>, Option<Arc<StoreError>>>),
+}
+
+/// Where the committer leaves the state of a store it reopened after a
+/// failed write, for the stager to build on (`Committer::reopen`).
+type Reopened = Arc<std::sync::Mutex<Option<Box<Tip>>>>;
+
+fn take_reopened(reopened: &Reopened) -> Option<Box<Tip>> {
+    reopened
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+}
+
+/// A commit that failed.
+struct Failure {
+    error: Arc<StoreError>,
+    /// Whether the disk failed under it: the committer reopens the store
+    /// and leaves the state it holds in [`Reopened`]; until then writes
+    /// are refused.
+    reopening: bool,
 }
 
 /// A request held in memory, as commands under a policy, with its waiter.
@@ -560,6 +593,12 @@ struct StagedJob {
 /// How long the sequencer waits for work before it settles the store
 /// (`Writer::settle`): long enough that a busy register never pays for it.
 const SETTLE_AFTER: Duration = Duration::from_millis(50);
+
+/// Pauses between attempts to reopen a store after a failed write: the
+/// first retry is quick (most failures leave the durable state readable),
+/// later ones wait for an operator to make room.
+const REOPEN_FIRST_PAUSE: Duration = Duration::from_millis(10);
+const REOPEN_LAST_PAUSE: Duration = Duration::from_secs(2);
 
 /// A request accepted into the batch, waiting for the commit.
 struct Accepted {
@@ -619,6 +658,21 @@ impl<B: KvBackend> Stager<B> {
     /// Answers the requests gathered: each stream on its own, in its
     /// place; the others staged, committed and signed together.
     fn batch(&mut self, jobs: Vec<Job>) {
+        // A store reopened after a failed write holds what is durable,
+        // which may include the commit that reported the failure.
+        self.settle_if_done();
+        if self.in_flight.is_none()
+            && let Some(tip) = take_reopened(&self.reopened)
+        {
+            self.confirmed = *tip;
+            self.failed = None;
+        }
+        if let Some(error) = &self.failed {
+            for job in jobs {
+                job.waiter.fail(SequencerError::Store(Arc::clone(error)));
+            }
+            return;
+        }
         let started = Instant::now();
         // Staging and loads look up whether each new item is stored: the
         // item filter answers most of those without the database. Built at
@@ -704,7 +758,12 @@ impl<B: KvBackend> Stager<B> {
                 self.confirmed = tip;
                 Ok(())
             }
-            Ok(Outcome::Batch(Err(error))) => Err(SequencerError::Store(error)),
+            Ok(Outcome::Batch(Err(Failure { error, reopening }))) => {
+                if reopening {
+                    self.failed = Some(Arc::clone(&error));
+                }
+                Err(SequencerError::Store(error))
+            }
             Ok(Outcome::Stream(_)) | Err(_) => Err(SequencerError::Stopped),
         }
     }
@@ -855,8 +914,10 @@ impl<B: KvBackend> Stager<B> {
             }
             return;
         }
-        if let Ok(Outcome::Stream(Some(tip))) = self.outcomes.recv() {
-            self.confirmed = *tip;
+        match self.outcomes.recv() {
+            Ok(Outcome::Stream(Ok(tip))) => self.confirmed = *tip,
+            Ok(Outcome::Stream(Err(Some(error)))) => self.failed = Some(error),
+            _ => {}
         }
     }
 
@@ -894,32 +955,40 @@ impl<B: KvBackend> Committer<B> {
                 Ok(next) => next,
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    // Idle: make the store quick to open after a crash. A
-                    // failure costs only that (the next open after a crash
-                    // walks the database); a failing disk fails the next
-                    // commit, which is answered with the error.
+                    // Idle: make the store quick to open after a crash (a
+                    // failure costs only that, or fails the database, which
+                    // is then reopened), and reopen it if the database
+                    // failed outside a commit (a merge).
                     let _ = self.writer.settle();
-                    match work.recv() {
-                        Ok(next) => next,
-                        Err(_) => break,
+                    if let Some(why) = self.writer.failed() {
+                        let error = Arc::new(StoreError::Io(std::io::Error::other(why)));
+                        if !self.reopen(&error, &work, &outcomes) {
+                            break;
+                        }
                     }
+                    continue;
                 }
             };
             match next {
-                Work::Batch(work) => self.commit(*work, &outcomes),
+                Work::Batch(batch) => self.commit(*batch, &work, &outcomes),
                 Work::Stream {
                     commands,
                     policy,
                     waiter,
                     tip,
-                } => self.stream(commands, policy, waiter, tip, &outcomes),
+                } => self.stream(commands, policy, waiter, tip, &work, &outcomes),
             }
         }
     }
 
     /// Commits a staged batch and its checkpoints, publishes them, and
     /// acknowledges its requests (or fails them all).
-    fn commit(&mut self, work: BatchWork, outcomes: &SyncSender<Outcome>) {
+    fn commit(
+        &mut self,
+        work: BatchWork,
+        receiver: &Receiver<Work>,
+        outcomes: &SyncSender<Outcome>,
+    ) {
         let BatchWork {
             batch,
             signed,
@@ -930,8 +999,19 @@ impl<B: KvBackend> Committer<B> {
         // send needs nothing more.
         if let Err(error) = self.writer.commit(&batch) {
             let error = Arc::new(error);
-            let _ = outcomes.send(Outcome::Batch(Err(Arc::clone(&error))));
-            return fail_all(accepted.into_iter().map(|a| a.waiter), &error);
+            let reopening = self.writer.failed().is_some();
+            // Reopened at once if it can be, so that a client answered
+            // with the failure finds the store open when it retries.
+            let reopened = reopening && self.reopen_once(&error);
+            let _ = outcomes.send(Outcome::Batch(Err(Failure {
+                error: Arc::clone(&error),
+                reopening,
+            })));
+            fail_all(accepted.into_iter().map(|a| a.waiter), &error);
+            if reopening && !reopened {
+                self.reopen(&error, receiver, outcomes);
+            }
+            return;
         }
         let durable_at = Instant::now();
         let checkpoints = self.publish(signed);
@@ -959,6 +1039,7 @@ impl<B: KvBackend> Committer<B> {
         policy: Policy,
         waiter: Waiter,
         tip: Box<Tip>,
+        receiver: &Receiver<Work>,
         outcomes: &SyncSender<Outcome>,
     ) {
         let started = Instant::now();
@@ -1007,14 +1088,110 @@ impl<B: KvBackend> Committer<B> {
                 };
                 (
                     Ok(receipt(Vec::new(), counts, &checkpoints, timing)),
-                    Some(Box::new(left)),
+                    Ok(Box::new(left)),
                 )
             }
-            Err(error) => (Err(error), None),
+            Err(error) => {
+                let reopening = self.writer.failed().is_some().then(|| match &error {
+                    SequencerError::Store(error) => Arc::clone(error),
+                    other => Arc::new(StoreError::Io(std::io::Error::other(other.to_string()))),
+                });
+                (Err(error), Err(reopening))
+            }
+        };
+        let reopening = match &left {
+            Err(Some(error)) if !self.reopen_once(error) => Some(Arc::clone(error)),
+            _ => None,
         };
         let _ = outcomes.send(Outcome::Stream(left));
         // A waiter that went away needs no answer.
         let _ = waiter.reply.send(answer);
+        if let Some(error) = reopening {
+            self.reopen(&error, receiver, outcomes);
+        }
+    }
+
+    /// After a failed write: reopens the store from what is durable, trying
+    /// again with growing pauses (a disk may need room made first), until
+    /// it opens or the sequencer stops; then reports the state it holds
+    /// (which may include the commit that reported the failure) and
+    /// publishes its checkpoints. Writes are refused meanwhile.
+    /// Returns `false` if the sequencer stops meanwhile.
+    fn reopen(
+        &mut self,
+        error: &Arc<StoreError>,
+        work: &Receiver<Work>,
+        outcomes: &SyncSender<Outcome>,
+    ) -> bool {
+        let mut pause = REOPEN_FIRST_PAUSE;
+        while !self.reopen_once(error) {
+            // Work sent before the stager learnt of the failure (it sends
+            // none after) is refused with it.
+            match work.recv_timeout(pause) {
+                Ok(Work::Batch(batch)) => {
+                    let _ = outcomes.send(Outcome::Batch(Err(Failure {
+                        error: Arc::clone(error),
+                        reopening: true,
+                    })));
+                    fail_all(batch.accepted.into_iter().map(|a| a.waiter), error);
+                }
+                Ok(Work::Stream { waiter, .. }) => {
+                    let _ = outcomes.send(Outcome::Stream(Err(Some(Arc::clone(error)))));
+                    waiter.fail(SequencerError::Store(Arc::clone(error)));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+            pause = (pause * 2).min(REOPEN_LAST_PAUSE);
+        }
+        true
+    }
+
+    /// One attempt at reopening the store after `error`: on success the
+    /// state it holds goes to the stager and its checkpoints to
+    /// subscribers, and the register is healthy again; on failure the
+    /// register's health says why writes are stopped.
+    fn reopen_once(&mut self, error: &StoreError) -> bool {
+        let reopened = self
+            .writer
+            .recover()
+            .map_err(SequencerError::from)
+            .and_then(|_| self.tip());
+        match reopened {
+            Ok(tip) => {
+                let signed = [Log::User, Log::System].into_iter().zip(tip.signed.clone());
+                self.publish(signed.collect());
+                *self
+                    .reopened
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(tip));
+                self.store.health().report_writes(None);
+                true
+            }
+            Err(reopening) => {
+                self.store.health().report_writes(Some(WriteFailure {
+                    why: format!("{error}; reopening the store: {reopening}"),
+                    disk_full: error.is_disk_full(),
+                }));
+                false
+            }
+        }
+    }
+
+    /// The state staging builds on, as the store holds it.
+    fn tip(&self) -> Result<Tip, SequencerError> {
+        let snapshot = self.store.snapshot()?;
+        let signed = |log| -> Result<SignedTree, SequencerError> {
+            snapshot.checkpoint(log)?.ok_or_else(|| {
+                SequencerError::from(StoreError::Corrupt(format!("no {log} checkpoint stored")))
+            })
+        };
+        Ok(Tip {
+            user: self.writer.frontier(Log::User).clone(),
+            system: self.writer.frontier(Log::System).clone(),
+            schema: load_schema(&self.name, &self.store)?,
+            signed: [signed(Log::User)?, signed(Log::System)?],
+        })
     }
 
     /// Tells subscribers of checkpoints just stored; returns both logs'

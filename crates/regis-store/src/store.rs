@@ -191,9 +191,8 @@ impl<B> Store<B> {
 /// file's committed length and the field index's runs.
 #[derive(Debug)]
 pub struct Writer<B> {
-    kv: Arc<B>,
-    files: Files,
-    items: Arc<ItemFilters>,
+    /// The store it writes (the same as its readers').
+    store: Store<B>,
     user: Frontier,
     system: Frontier,
     records: u64,
@@ -206,6 +205,10 @@ pub struct Writer<B> {
     tail_bytes: u64,
     /// Whether it committed since it last settled.
     unsettled: bool,
+    /// Why it takes no commits: a write failed, so what the files and the
+    /// database hold past the last durable commit is unknown until
+    /// [`Writer::recover`] reopens the store.
+    failed: Option<String>,
 }
 
 /// What small commits appended to the files without syncing them, logged
@@ -215,6 +218,16 @@ struct Unsynced {
     files: u8,
     bytes: u64,
     rows: Vec<[u8; 9]>,
+}
+
+/// The state of the last durable commit, as opening finds it.
+struct Durable {
+    head: Head,
+    runs: Runs,
+    user: Frontier,
+    system: Frontier,
+    /// The logged appends written back, whose rows are still to delete.
+    unsynced: Unsynced,
 }
 
 /// Appends up to this many bytes (over all commits since the last sync) are
@@ -275,6 +288,37 @@ impl<B: KvBackend> Store<B> {
             items: Arc::default(),
             health: Arc::default(),
         };
+        let mut durable = store.durable()?;
+        if !durable.unsynced.rows.is_empty() {
+            // The files are synced: the log of their tails can go.
+            let mut batch = KvBatch::new();
+            for key in &durable.unsynced.rows {
+                batch.delete(Table::FileTails, key.to_vec());
+            }
+            store.kv.commit(batch)?;
+            durable.unsynced = Unsynced::default();
+        }
+        let writer = Writer {
+            store: store.clone(),
+            user: durable.user,
+            system: durable.system,
+            records: durable.head.records,
+            data: durable.head.data,
+            runs: durable.runs,
+            unsynced: durable.unsynced,
+            tail_bytes: TAIL_BYTES,
+            unsettled: false,
+            failed: None,
+        };
+        Ok((store, writer))
+    }
+
+    /// Brings the files to what the database says is durable (writing
+    /// back logged appends, cutting off what no commit names) and checks
+    /// each tree against its last signed checkpoint: what opening does, and
+    /// recovering from a failed write.
+    fn durable(&self) -> Result<Durable, StoreError> {
+        let store = self;
         let snapshot = store.snapshot()?;
         let mut tails = Vec::new();
         snapshot
@@ -292,14 +336,17 @@ impl<B: KvBackend> Store<B> {
             })?;
         store.files.replay_tails(&tails)?;
         store.files.recover(&snapshot.head, &snapshot.runs)?;
-        if !tails.is_empty() {
-            // The files are synced: the log of their tails can go.
-            let mut batch = KvBatch::new();
-            for (slot, offset, _) in &tails {
-                batch.delete(Table::FileTails, tail_key(*slot, *offset).to_vec());
-            }
-            store.kv.commit(batch)?;
-        }
+        // The files are synced; the rows that logged their tails go (on
+        // open, at once; after a failure, with the next commit that syncs,
+        // so that reopening needs no free space).
+        let unsynced = Unsynced {
+            files: 0,
+            bytes: tails.iter().map(|(_, _, bytes)| bytes.len() as u64).sum(),
+            rows: tails
+                .iter()
+                .map(|(slot, offset, _)| tail_key(*slot, *offset))
+                .collect(),
+        };
         let mut frontiers = [Frontier::new(), Frontier::new()];
         for (log, frontier) in [Log::User, Log::System].into_iter().zip(&mut frontiers) {
             let hashes = snapshot.hashes(log);
@@ -322,20 +369,13 @@ impl<B: KvBackend> Store<B> {
             }
         }
         let [user, system] = frontiers;
-        let writer = Writer {
-            kv: Arc::clone(&store.kv),
-            files: store.files.clone(),
-            items: Arc::clone(&store.items),
+        Ok(Durable {
+            head: snapshot.head,
+            runs: snapshot.runs.clone(),
             user,
             system,
-            records: snapshot.head.records,
-            data: snapshot.head.data,
-            runs: snapshot.runs.clone(),
-            unsynced: Unsynced::default(),
-            tail_bytes: TAIL_BYTES,
-            unsettled: false,
-        };
-        Ok((store, writer))
+            unsynced,
+        })
     }
 
     /// Builds the item filter (`item_filter`), or a larger one once the
@@ -444,7 +484,7 @@ impl<B: KvBackend> Writer<B> {
     /// it last did ([`KvBackend::settle`]): for when the writer is idle.
     pub fn settle(&mut self) -> Result<(), StoreError> {
         if self.unsettled {
-            self.kv.settle()?;
+            self.store.kv.settle()?;
             self.unsettled = false;
         }
         Ok(())
@@ -526,9 +566,14 @@ impl<B: KvBackend> Writer<B> {
             data: self.data,
         };
         let mut after = None;
-        let files = &self.files;
+        if let Some(why) = self.failed() {
+            return Err(E::from(StoreError::Io(std::io::Error::other(format!(
+                "writes are stopped until the store is reopened: {why}"
+            )))));
+        }
+        let files = &self.store.files;
         // Dropped once the transaction has committed or failed (`item_filter`).
-        let item_filters = self.items.begin_write();
+        let item_filters = self.store.items.begin_write();
         let (user, system, runs, unsynced, tail_bytes) = (
             &self.user,
             &self.system,
@@ -536,9 +581,16 @@ impl<B: KvBackend> Writer<B> {
             &self.unsynced,
             self.tail_bytes,
         );
-        let done = self.kv.transact(size, |kv| -> Result<T, E> {
+        // Whether the disk failed under the transaction (whatever `work`
+        // made of the error), and whether the transaction failed for its
+        // own reasons (a refused document) with the disk sound. Any other
+        // failure is the database's (a commit, a merge).
+        let mut disk_failed = false;
+        let mut refused = false;
+        let done = self.store.kv.transact(size, |kv| -> Result<T, E> {
+            let mut watched = Watched { kv, failed: false };
             let mut txn = Txn {
-                kv,
+                kv: &mut watched,
                 files: files.appenders(&before, runs)?,
                 runs: runs.clone(),
                 field_rows: Vec::new(),
@@ -548,8 +600,117 @@ impl<B: KvBackend> Writer<B> {
                 system: system.clone(),
                 records: before.records,
             };
-            let done = work(&mut txn)?;
-            txn.finish_field_index(|slot| files.users().in_use(slot))?;
+            let result = Txn::finish(&mut txn, work, files, unsynced, tail_bytes, runs);
+            disk_failed = txn.files.failed();
+            drop(txn);
+            disk_failed |= watched.failed;
+            refused = result.is_err() && !disk_failed;
+            let (done, state) = result?;
+            after = Some(state);
+            Ok(done)
+        });
+        drop(item_filters);
+        if done.is_err() && !refused {
+            self.failed = Some(if disk_failed {
+                "a write to the disk failed".to_owned()
+            } else {
+                "the database failed".to_owned()
+            });
+        }
+        let done = done?;
+        // Only a durable commit moves the writer's state.
+        if let Some((user, system, head, runs, unsynced)) = after {
+            self.user = user;
+            self.system = system;
+            self.records = head.records;
+            self.data = head.data;
+            self.runs = runs;
+            self.unsynced = unsynced;
+            self.unsettled = true;
+        }
+        Ok(done)
+    }
+
+    /// Why the writer takes no commits, if it does not: a write failed and
+    /// [`Writer::recover`] has not yet reopened the store.
+    pub fn failed(&self) -> Option<String> {
+        self.failed
+            .clone()
+            .or_else(|| self.store.kv.failure().map(|error| error.to_string()))
+    }
+
+    /// Reopens the store after a failed write (the "fsyncgate" rule: a
+    /// failed write or sync leaves the files' unsynced state unknown, so
+    /// nothing is retried as if it were safe): the database is reopened
+    /// from what is durable, the logged appends are written back and
+    /// synced, the files are cut to their committed lengths, and the
+    /// trees are checked against their checkpoints, as on open. The
+    /// writer then stands at the last durable commit, which may be the
+    /// one that reported the failure.
+    pub fn recover(&mut self) -> Result<[TreeHead; 2], StoreError> {
+        self.store.kv.recover()?;
+        let durable = self.store.durable()?;
+        self.user = durable.user;
+        self.system = durable.system;
+        self.records = durable.head.records;
+        self.data = durable.head.data;
+        self.runs = durable.runs;
+        self.unsynced = durable.unsynced;
+        self.failed = None;
+        Ok([self.head(Log::User), self.head(Log::System)])
+    }
+}
+
+/// The state a transaction leaves: trees, head, runs, and what it logged
+/// instead of syncing.
+type After = (Frontier, Frontier, Head, Runs, Unsynced);
+
+/// A transaction's key-value writer, noting whether the disk failed under
+/// it (the error itself goes to the caller).
+struct Watched<'a> {
+    kv: &'a mut dyn KvWriter,
+    failed: bool,
+}
+
+impl Watched<'_> {
+    fn note<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.failed |= matches!(&result, Err(error) if error.is_io());
+        result
+    }
+}
+
+impl KvWriter for Watched<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        // A failed read leaves redb refusing everything: the commit that
+        // follows fails and is noted.
+        self.kv.get(table, key)
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let result = self.kv.put(table, key, value);
+        self.note(result)
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
+        let result = self.kv.delete(table, key);
+        self.note(result)
+    }
+}
+
+impl Txn<'_> {
+    /// Runs `work`, then ends the transaction: the field index's rows,
+    /// the files synced or their appends logged, and the new `head`.
+    fn finish<T, E: From<StoreError>>(
+        txn: &mut Txn<'_>,
+        work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+        files: &Files,
+        unsynced: &Unsynced,
+        tail_bytes: u64,
+        runs: &Runs,
+    ) -> Result<(T, After), E> {
+        let done = work(txn)?;
+        txn.finish_field_index(|slot| files.users().in_use(slot))?;
+        {
             let touched = txn.files.touched();
             let appended = txn.files.appended();
             let unsynced = if !txn.files.restarted() && unsynced.bytes + appended <= tail_bytes {
@@ -583,22 +744,15 @@ impl<B: KvBackend> Writer<B> {
                 txn.kv
                     .put(Table::Meta, META_FIELD_RUNS, &txn.runs.encode())?;
             }
-            after = Some((txn.user, txn.system, head, txn.runs, unsynced));
-            Ok(done)
-        });
-        drop(item_filters);
-        let done = done?;
-        // Only a durable commit moves the writer's state.
-        if let Some((user, system, head, runs, unsynced)) = after {
-            self.user = user;
-            self.system = system;
-            self.records = head.records;
-            self.data = head.data;
-            self.runs = runs;
-            self.unsynced = unsynced;
-            self.unsettled = true;
+            let after = (
+                txn.user.clone(),
+                txn.system.clone(),
+                head,
+                txn.runs.clone(),
+                unsynced,
+            );
+            Ok((done, after))
         }
-        Ok(done)
     }
 }
 

@@ -405,9 +405,15 @@ impl regis_store::KvBackend for Flaky {
     fn commit(&self, batch: regis_store::KvBatch) -> Result<(), regis_store::StoreError> {
         std::thread::sleep(self.delay);
         if self.failing.load(Ordering::SeqCst) {
-            return Err(regis_store::StoreError::Backend("disk full".into()));
+            return Err(regis_store::StoreError::Io(
+                std::io::Error::from_raw_os_error(28),
+            ));
         }
         self.inner.commit(batch)
+    }
+
+    fn recover(&self) -> Result<(), regis_store::StoreError> {
+        self.inner.recover()
     }
 }
 
