@@ -183,6 +183,22 @@ impl<B: DirBackend> RegisterState<B> {
     }
 }
 
+/// Why a register could not be opened, as clients and `/readyz` may see
+/// it: the check or the operation that failed, without the paths the
+/// server's log has.
+fn public_reason(error: &ServerError) -> String {
+    use regis_store::RegistryError;
+    match error {
+        ServerError::Registry(error) => match &**error {
+            RegistryError::Io { what, error, .. } => format!("{what}: {error}"),
+            RegistryError::Store { error, .. } => error.to_string(),
+            other => other.to_string(),
+        },
+        ServerError::Sequencer { error, .. } => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Everything a request handler reads.
 #[derive(Debug)]
 pub struct App<B> {
@@ -305,7 +321,7 @@ impl<B: DirBackend> App<B> {
                 Ok(None) => {}
                 Err(error) => {
                     tracing::error!(register = %name, %error, "register not served");
-                    unavailable.push((name.to_string(), error.to_string()));
+                    unavailable.push((name.to_string(), public_reason(&error)));
                 }
             }
         }
@@ -358,8 +374,9 @@ impl<B: DirBackend> App<B> {
         Ok((register, defined?))
     }
 
-    /// The register `name`: 400 for a name no register can have, 404 for
-    /// one this server does not host.
+    /// The register `name`: 400 for a name no register can have, 503 for
+    /// one that failed to open (named check), 404 for one this server does
+    /// not host.
     pub fn register(&self, name: &str) -> Result<Arc<RegisterState<B>>, ApiError> {
         if RegisterName::new(name).is_err() {
             return Err(ApiError::bad_request(
@@ -368,6 +385,12 @@ impl<B: DirBackend> App<B> {
                     "{} is not a register name: 1 to 64 of a-z, 0-9 and '-', not starting with '-'",
                     quote(name)
                 ),
+            ));
+        }
+        if let Some((_, reason)) = self.unavailable.iter().find(|(n, _)| n == name) {
+            return Err(ApiError::unavailable(
+                "register-unavailable",
+                format!("register {} is not served: {reason}", quote(name)),
             ));
         }
         let registers = self.registers.read().unwrap_or_else(|e| e.into_inner());

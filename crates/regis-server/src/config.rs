@@ -19,7 +19,9 @@
 //! max-rsf-streams = 64
 //! drain-seconds = 30
 //! max-event-streams = 256
-//! max-rsf-bytes = 1073741824
+//! max-rsf-bytes = 268435456
+//! reserve-free-percent = 2
+//! max-register-percent = 50
 //! body-timeout-seconds = 60
 //! max-writes-in-flight = 1024
 //! max-batch-entries = 16384
@@ -99,6 +101,16 @@ pub struct Limits {
     /// The largest RSF document `POST B/load-rsf` accepts (it is spooled
     /// to disk, not held in memory); larger is a 413.
     pub max_rsf_bytes: u64,
+    /// Free space, in percent of the data directory's file system, that
+    /// writes never take: a write that would leave less (its body counted
+    /// three times: spool, files, indexes) is refused with 507 before
+    /// anything of it is written, so that a full disk never fails a write
+    /// half-way. 0 turns the check off.
+    pub reserve_free_percent: u8,
+    /// The share of the data directory's file system, in percent, that one
+    /// register may take; a write to a register past it is refused with
+    /// 507, so that one register's token cannot fill the disk for all.
+    pub max_register_percent: u8,
     /// A request body must arrive within this, or the request is a 408
     /// (no slow bodies holding a write slot).
     pub body_timeout_seconds: u64,
@@ -143,7 +155,9 @@ impl Default for Limits {
             max_rsf_streams: 64,
             drain_seconds: 30,
             max_event_streams: 256,
-            max_rsf_bytes: 1 << 30,
+            max_rsf_bytes: 256 << 20,
+            reserve_free_percent: 2,
+            max_register_percent: 50,
             body_timeout_seconds: 60,
             max_writes_in_flight: 1024,
             max_batch_entries: 16384,
@@ -247,6 +261,10 @@ impl Config {
             Some("limits.max-event-streams must be at most 1000000")
         } else if limits.max_rsf_bytes == 0 {
             Some("limits.max-rsf-bytes must be at least 1")
+        } else if limits.reserve_free_percent > 50 {
+            Some("limits.reserve-free-percent must be from 0 to 50")
+        } else if limits.max_register_percent == 0 || limits.max_register_percent > 100 {
+            Some("limits.max-register-percent must be from 1 to 100")
         } else if limits.body_timeout_seconds == 0 || limits.body_timeout_seconds > 3600 {
             Some("limits.body-timeout-seconds must be from 1 to 3600")
         } else if limits.max_writes_in_flight == 0 || limits.max_writes_in_flight > 1_000_000 {

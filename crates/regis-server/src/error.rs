@@ -40,15 +40,66 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// 500: the store failed. The message is logged, not sent: the client
-    /// learns only that it was not its fault.
+    /// 500: the server failed at something that is not the store's disk.
+    /// The error is logged, not sent (it may name files): the client
+    /// learns that it was not its fault.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            "the server failed to read its store; see its log",
+            "the server failed to handle the request; see its log",
         )
+    }
+
+    /// The store failed while the server was `doing` something: 507 when
+    /// its disk is full (a write; nothing of it was stored), 503 when the
+    /// disk failed otherwise (the store is being reopened from what is
+    /// durable: retry), 500 `corrupt` naming the object a read found
+    /// rotten, 500 otherwise. Messages say what failed, never a path.
+    pub fn store(error: &regis_store::StoreError, doing: Doing) -> Self {
+        use regis_store::StoreError;
+        match error {
+            // What a read found rotten is named (the store's messages name
+            // objects, never paths), so that the client knows it was not
+            // served; the register is marked unhealthy by the store.
+            StoreError::Corrupt(what) => {
+                tracing::error!(%what, "corrupt read");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", what.clone())
+            }
+            StoreError::Io(io) if error.is_disk_full() => {
+                tracing::error!(error = %io, doing = doing.as_str(), "disk full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "disk-full",
+                    format!(
+                        "{} failed: the register's disk is full; nothing of the request was \
+                         stored",
+                        doing.as_str()
+                    ),
+                )
+            }
+            StoreError::Io(io) => {
+                tracing::error!(error = %io, doing = doing.as_str(), "disk error");
+                Self::unavailable(
+                    "disk-error",
+                    format!(
+                        "{} failed: the disk reported an error ({}); the store is reopened \
+                         from what is durable, retry",
+                        doing.as_str(),
+                        io.kind()
+                    ),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, doing = doing.as_str(), "store error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("{} failed; see the server's log", doing.as_str()),
+                )
+            }
+        }
     }
 
     /// 503: try again later.
@@ -62,18 +113,31 @@ impl ApiError {
     }
 }
 
+/// What the server was doing when its store failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doing {
+    /// Reading the register.
+    Read,
+    /// Writing to it.
+    Write,
+    /// Spooling a request body to disk before writing it.
+    Spool,
+}
+
+impl Doing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Doing::Read => "reading the register's store",
+            Doing::Write => "writing to the register's store",
+            Doing::Spool => "spooling the request body to disk",
+        }
+    }
+}
+
+/// A failure of the store's reads (handlers read through snapshots).
 impl From<regis_store::StoreError> for ApiError {
     fn from(error: regis_store::StoreError) -> Self {
-        match error {
-            // What a read found rotten is named (the store's messages name
-            // objects, never paths), so that the client knows it was not
-            // served; the register is marked unhealthy by the store.
-            regis_store::StoreError::Corrupt(what) => {
-                tracing::error!(%what, "corrupt read");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", what)
-            }
-            other => ApiError::internal(other),
-        }
+        ApiError::store(&error, Doing::Read)
     }
 }
 

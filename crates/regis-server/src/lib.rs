@@ -37,6 +37,7 @@ pub mod events;
 pub mod html;
 pub mod http;
 pub mod metrics;
+mod room;
 pub mod routes;
 pub mod rsf;
 pub mod server;

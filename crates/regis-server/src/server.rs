@@ -534,16 +534,39 @@ async fn respond<B: DirBackend>(
     (template, response)
 }
 
+/// Ready when the server listens, serves at least one register, and every
+/// register it has opened reads and takes writes; the body says which
+/// register is not and why (no paths).
 fn readyz<B: DirBackend>(app: &App<B>) -> Response {
-    let ready = app.is_ready();
+    let mut problems = Vec::new();
+    for (name, reason) in &app.unavailable {
+        problems.push(serde_json::json!({"name": name, "state": "unavailable", "reason": reason}));
+    }
+    let registers = app.registers();
+    for register in &registers {
+        let health = register.store.health();
+        if let Some(what) = health.corrupt() {
+            problems.push(serde_json::json!({
+                "name": register.name.as_str(), "state": "corrupt", "reason": what,
+            }));
+        }
+        if let Some(failure) = health.writes() {
+            let state = if failure.disk_full {
+                "disk-full"
+            } else {
+                "writes-failing"
+            };
+            problems.push(serde_json::json!({
+                "name": register.name.as_str(), "state": state, "reason": failure.why,
+            }));
+        }
+    }
+    let ready = app.is_ready() && !registers.is_empty() && problems.is_empty();
     let body = serde_json::json!({
         "ready": ready,
-        "registers": app.registers().len(),
-        "unavailable": app
-            .unavailable
-            .iter()
-            .map(|(name, reason)| serde_json::json!({"name": name, "reason": reason}))
-            .collect::<Vec<_>>(),
+        "listening": app.is_ready(),
+        "registers": registers.len(),
+        "problems": problems,
     });
     let mut response = http::ok("application/json", http::NO_STORE, body.to_string());
     if !ready {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use regis_merkle::tile::{TileKind, TilePath};
-use regis_merkle::{Edge, Hash, ProofError, consistency_proof, inclusion_proof, leaf_hash};
+use regis_merkle::{Hash, ProofError, leaf_hash};
 use regis_model::api::records_json;
 use regis_model::format_hash;
 use regis_note::{SignedCheckpoint, TlogProof};
@@ -184,7 +184,7 @@ fn hashes_json(hashes: &[Hash]) -> Vec<String> {
 
 fn proof_error(error: ProofError<StoreError>) -> ApiError {
     match error {
-        ProofError::Read(error) => ApiError::internal(error),
+        ProofError::Read(error) => ApiError::from(error),
         other => ApiError::bad_request("bad-proof-request", other.to_string()),
     }
 }
@@ -228,9 +228,10 @@ pub fn entry_proof<B: DirBackend>(
     }
     let snapshot = reg.snapshot()?;
     within(reg.name.as_str(), snapshot.size(Log::User), size)?;
-    let hashes = snapshot.hashes(Log::User);
-    let edge = Edge::from_reader(&hashes, size)?;
-    let path = inclusion_proof(&hashes, &edge, number - 1).map_err(proof_error)?;
+    // Checked against the signed root before it is served.
+    let path = snapshot
+        .inclusion_proof(Log::User, number - 1, size)
+        .map_err(proof_error)?;
     let body = json!({
         "proof-identifier": PROOF_IDENTIFIER,
         "entry-number": number.to_string(),
@@ -259,9 +260,9 @@ pub fn consistency_proof_response<B: DirBackend>(
     }
     let snapshot = reg.snapshot()?;
     within(reg.name.as_str(), snapshot.size(Log::User), new)?;
-    let hashes = snapshot.hashes(Log::User);
-    let edge = Edge::from_reader(&hashes, new)?;
-    let path = consistency_proof(&hashes, &edge, old).map_err(proof_error)?;
+    let path = snapshot
+        .consistency_proof(Log::User, old, new)
+        .map_err(proof_error)?;
     let body = json!({
         "proof-identifier": PROOF_IDENTIFIER,
         "merkle-consistency-nodes": hashes_json(&path),
@@ -302,13 +303,13 @@ pub fn record_proof<B: DirBackend>(
         ));
     }
     let loaded = load(&snapshot, Log::User, record.entry_number)?;
-    let hashes = snapshot.hashes(Log::User);
-    let edge = Edge::from_reader(&hashes, signed.size)?;
     let index = record
         .entry_number
         .checked_sub(1)
         .ok_or_else(|| ApiError::internal(format!("record {} names entry 0", quote(key))))?;
-    let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
+    let path = snapshot
+        .inclusion_proof(Log::User, index, signed.size)
+        .map_err(proof_error)?;
     match ctx.format {
         Format::TlogProof => {
             let checkpoint =

@@ -40,9 +40,10 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::{App, RegisterState};
-use crate::error::ApiError;
+use crate::error::{ApiError, Doing};
 use crate::http::{self, Query, quote};
 use crate::metrics::Outcome;
+use crate::room;
 use crate::routes::{Matched, Post};
 
 /// Answers a `POST` to a write route.
@@ -75,6 +76,7 @@ async fn writable<B: DirBackend>(
     app: &Arc<App<B>>,
     matched: &Matched,
     headers: &HeaderMap,
+    body_limit: u64,
 ) -> Result<(Arc<RegisterState<B>>, OwnedSemaphorePermit), ApiError> {
     let name = matched
         .params
@@ -85,6 +87,17 @@ async fn writable<B: DirBackend>(
     sequencer_of(&reg)?;
     authorize(app, headers, &Scope::Register(reg.name.clone())).await?;
     refuse_while_stopping(app)?;
+    // The body's stated length, or the most it may be.
+    let incoming = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .map_or(body_limit, |length| length.min(body_limit));
+    room::check(
+        app.registry.data_dir(),
+        &app.registry.dir(&reg.name),
+        &app.limits,
+        incoming,
+    )?;
     let permit = Arc::clone(&reg.writes).try_acquire_owned().map_err(|_| {
         ApiError::unavailable(
             "busy",
@@ -213,7 +226,7 @@ impl BodySink for Vec<u8> {
 
 impl BodySink for tokio::io::BufWriter<tokio::fs::File> {
     async fn put(&mut self, chunk: Bytes) -> Result<(), ApiError> {
-        self.write_all(&chunk).await.map_err(ApiError::internal)
+        self.write_all(&chunk).await.map_err(spool_failed)
     }
 }
 
@@ -360,6 +373,12 @@ async fn run<B: DirBackend>(
         .map_err(|error| refused(error, &describe))
 }
 
+/// A failure writing the spool file: a full disk is a 507, as for the
+/// store itself.
+fn spool_failed(error: std::io::Error) -> ApiError {
+    ApiError::store(&regis_store::StoreError::Io(error), Doing::Spool)
+}
+
 /// The answer to a write the sequencer did not do.
 fn refused(error: SequencerError, describe: &impl Fn(&RsfError) -> String) -> ApiError {
     match error {
@@ -392,8 +411,15 @@ fn refused(error: SequencerError, describe: &impl Fn(&RsfError) -> String) -> Ap
         }
         SequencerError::Busy => ApiError::unavailable("busy", error.to_string()),
         SequencerError::Stopped => ApiError::unavailable("stopping", error.to_string()),
-        SequencerError::Clock | SequencerError::Store(_) | SequencerError::Sign(_) => {
-            ApiError::internal(error)
+        SequencerError::Store(error) => ApiError::store(&error, Doing::Write),
+        SequencerError::Clock => ApiError::unavailable("clock", error.to_string()),
+        SequencerError::Sign(_) => {
+            tracing::error!(%error, "signing failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "signing-failed",
+                "signing the new checkpoint failed; nothing was acknowledged",
+            )
         }
     }
 }
@@ -421,7 +447,8 @@ async fn append_entries<B: DirBackend>(
 ) -> Result<Response, ApiError> {
     let allow_repeated = allow_no_op(query)?;
     expect_json(headers)?;
-    let (reg, _permit) = writable(app, matched, headers).await?;
+    let limit = app.limits.max_body_bytes as u64;
+    let (reg, _permit) = writable(app, matched, headers, limit).await?;
     let body = body_bytes(&app.limits, headers, body).await?;
     let entries = tokio::task::spawn_blocking(move || parse_entries(&body))
         .await
@@ -503,7 +530,7 @@ async fn load_rsf<B: DirBackend>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let allow_repeated = allow_no_op(query)?;
-    let (reg, _permit) = writable(app, matched, headers).await?;
+    let (reg, _permit) = writable(app, matched, headers, app.limits.max_rsf_bytes).await?;
     // Spooled to an unnamed file in the data directory (gone when closed,
     // whatever happens), so that the sequencer never waits on the network.
     let spool = {
@@ -511,7 +538,7 @@ async fn load_rsf<B: DirBackend>(
         tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
             .await
             .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?
+            .map_err(spool_failed)?
     };
     let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(spool));
     read_body(
@@ -522,9 +549,9 @@ async fn load_rsf<B: DirBackend>(
         &mut writer,
     )
     .await?;
-    writer.flush().await.map_err(ApiError::internal)?;
+    writer.flush().await.map_err(spool_failed)?;
     let mut file = writer.into_inner().into_std().await;
-    file.rewind().map_err(ApiError::internal)?;
+    file.rewind().map_err(spool_failed)?;
     let request = Request::Stream {
         commands: Commands::new(RsfReader::new(BufReader::new(file))),
         policy: Policy {

@@ -134,6 +134,8 @@ impl FileId {
 #[derive(Clone)]
 pub struct Files {
     files: [Arc<dyn BlobFile>; 7],
+    /// The newest published checkpoints (`published`).
+    published: Arc<dyn BlobFile>,
     users: Arc<FileUsers>,
 }
 
@@ -165,6 +167,7 @@ impl Files {
             files: files
                 .try_into()
                 .map_err(|_| corrupt("the list of files has the wrong length"))?,
+            published: open(crate::published::PUBLISHED_FILE)?,
             users: Arc::default(),
         };
         // A created file's directory entry is durable once the directory is.
@@ -174,12 +177,19 @@ impl Files {
         Ok(files)
     }
 
-    /// Files on other storage, in [`FILE_NAMES`] order (crash tests).
-    pub fn from_parts(files: [Arc<dyn BlobFile>; 7]) -> Files {
+    /// Files on other storage, in [`FILE_NAMES`] order, and the file of
+    /// published checkpoints (crash tests).
+    pub fn from_parts(files: [Arc<dyn BlobFile>; 7], published: Arc<dyn BlobFile>) -> Files {
         Files {
             files,
+            published,
             users: Arc::default(),
         }
+    }
+
+    /// The file of published checkpoints.
+    pub(crate) fn published(&self) -> &dyn BlobFile {
+        &*self.published
     }
 
     /// Who reads which field-index file.

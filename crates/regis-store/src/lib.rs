@@ -41,6 +41,7 @@ mod item_filter;
 mod keys;
 mod kv;
 mod mirror;
+mod published;
 mod redb_backend;
 mod registry;
 mod sequencer;
@@ -56,6 +57,7 @@ pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
 pub use health::{Health, WriteFailure};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write};
 pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
+pub use published::PUBLISHED_FILE;
 pub use redb_backend::{Opener, RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};
 pub use registry::{
     HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,

@@ -378,6 +378,9 @@ impl Sequencer {
         let schema = load_schema(name, &store)?;
         let mut writer = writer;
         let latest = sign_if_behind(&store, &mut writer, &signers)?;
+        // What readers may see from now on is published (and must extend
+        // what was, which opening checked).
+        writer.publish([&latest[0], &latest[1]])?;
         let (published, watcher) = watch::channel(latest.clone());
         let signers = Arc::new(signers);
         let spawn_error = |e| SequencerError::Store(Arc::new(StoreError::backend(e)));
@@ -997,24 +1000,30 @@ impl<B: KvBackend> Committer<B> {
         } = work;
         // The stager stops sending when it stops taking outcomes: a failed
         // send needs nothing more.
-        if let Err(error) = self.writer.commit(&batch) {
-            let error = Arc::new(error);
-            let reopening = self.writer.failed().is_some();
-            // Reopened at once if it can be, so that a client answered
-            // with the failure finds the store open when it retries.
-            let reopened = reopening && self.reopen_once(&error);
-            let _ = outcomes.send(Outcome::Batch(Err(Failure {
-                error: Arc::clone(&error),
-                reopening,
-            })));
-            fail_all(accepted.into_iter().map(|a| a.waiter), &error);
-            if reopening && !reopened {
-                self.reopen(&error, receiver, outcomes);
-            }
-            return;
-        }
+        let committed = self.writer.commit(&batch);
         let durable_at = Instant::now();
-        let checkpoints = self.publish(signed);
+        let published = committed.and_then(|_| self.publish(signed));
+        let checkpoints = match published {
+            Ok(checkpoints) => checkpoints,
+            Err(error) => {
+                // Not committed, or committed but not publishable: nothing
+                // is acknowledged (the store, reopened, says which).
+                let error = Arc::new(error);
+                let reopening = self.writer.failed().is_some();
+                // Reopened at once if it can be, so that a client answered
+                // with the failure finds the store open when it retries.
+                let reopened = reopening && self.reopen_once(&error);
+                let _ = outcomes.send(Outcome::Batch(Err(Failure {
+                    error: Arc::clone(&error),
+                    reopening,
+                })));
+                fail_all(accepted.into_iter().map(|a| a.waiter), &error);
+                if reopening && !reopened {
+                    self.reopen(&error, receiver, outcomes);
+                }
+                return;
+            }
+        };
         let _ = outcomes.send(Outcome::Batch(Ok(())));
         let batch_entries = u64::try_from(batch.entries().len()).unwrap_or(u64::MAX);
         for accepted in accepted {
@@ -1074,10 +1083,13 @@ impl<B: KvBackend> Committer<B> {
             })
         });
         let durable_at = Instant::now();
+        let result = result.and_then(|(summary, signed)| {
+            let checkpoints = self.publish(signed).map_err(SequencerError::from)?;
+            Ok((summary, checkpoints))
+        });
         let (answer, left) = match result {
-            Ok((summary, signed)) => {
+            Ok((summary, checkpoints)) => {
                 let counts = counts(&summary);
-                let checkpoints = self.publish(signed);
                 let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
                 let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
                 let left = Tip {
@@ -1156,11 +1168,14 @@ impl<B: KvBackend> Committer<B> {
             .writer
             .recover()
             .map_err(SequencerError::from)
-            .and_then(|_| self.tip());
+            .and_then(|_| self.tip())
+            .and_then(|tip| {
+                let signed = [Log::User, Log::System].into_iter().zip(tip.signed.clone());
+                self.publish(signed.collect())?;
+                Ok(tip)
+            });
         match reopened {
             Ok(tip) => {
-                let signed = [Log::User, Log::System].into_iter().zip(tip.signed.clone());
-                self.publish(signed.collect());
                 *self
                     .reopened
                     .lock()
@@ -1194,13 +1209,16 @@ impl<B: KvBackend> Committer<B> {
         })
     }
 
-    /// Tells subscribers of checkpoints just stored; returns both logs'
-    /// latest.
-    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> [SignedTree; 2] {
+    /// Publishes checkpoints just stored: durably first (the store
+    /// refuses one that does not extend the last published), then to
+    /// subscribers; returns both logs' latest, to hand out.
+    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> Result<[SignedTree; 2], StoreError> {
         let mut checkpoints = self.published.borrow().clone();
         for (log, checkpoint) in signed {
             checkpoints[log_index(log)] = checkpoint;
         }
+        let [user, system] = &checkpoints;
+        self.writer.publish([user, system])?;
         self.published.send_if_modified(|published| {
             let changed = *published != checkpoints;
             if changed {
@@ -1208,7 +1226,7 @@ impl<B: KvBackend> Committer<B> {
             }
             changed
         });
-        checkpoints
+        Ok(checkpoints)
     }
 }
 

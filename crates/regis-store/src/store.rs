@@ -21,6 +21,7 @@ use crate::keys::{
     self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, RecordRow, corrupt,
 };
 use crate::kv::{KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, prefix_end};
+use crate::published::Published;
 use crate::{BatchError, Log, StoreError};
 
 /// A checkpoint as the store keeps it: the size and root that were signed,
@@ -209,6 +210,8 @@ pub struct Writer<B> {
     /// database hold past the last durable commit is unknown until
     /// [`Writer::recover`] reopens the store.
     failed: Option<String>,
+    /// The newest checkpoints published (`published`).
+    published: Published,
 }
 
 /// What small commits appended to the files without syncing them, logged
@@ -228,6 +231,7 @@ struct Durable {
     system: Frontier,
     /// The logged appends written back, whose rows are still to delete.
     unsynced: Unsynced,
+    published: Published,
 }
 
 /// Appends up to this many bytes (over all commits since the last sync) are
@@ -309,6 +313,7 @@ impl<B: KvBackend> Store<B> {
             tail_bytes: TAIL_BYTES,
             unsettled: false,
             failed: None,
+            published: durable.published,
         };
         Ok((store, writer))
     }
@@ -335,7 +340,6 @@ impl<B: KvBackend> Store<B> {
                 Ok(true)
             })?;
         store.files.replay_tails(&tails)?;
-        store.files.recover(&snapshot.head, &snapshot.runs)?;
         // The files are synced; the rows that logged their tails go (on
         // open, at once; after a failure, with the next commit that syncs,
         // so that reopening needs no free space).
@@ -368,6 +372,27 @@ impl<B: KvBackend> Store<B> {
                 }
             }
         }
+        // The trees must reach what was published, whatever the database
+        // says: a store that lost acknowledged entries is not served (nor
+        // signed over), and is refused before its files are cut.
+        let published = Published::read(store.files.published())?.unwrap_or_default();
+        for (log, frontier) in [Log::User, Log::System].into_iter().zip(&frontiers) {
+            let (size, root) = published.tree(log);
+            if size > frontier.size() {
+                return Err(corrupt(format!(
+                    "the {log} checkpoint of size {size} was published, but the store holds \
+                     {} entries: acknowledged entries are missing",
+                    frontier.size()
+                )));
+            }
+            if size > 0 && Frontier::from_reader(&snapshot.hashes(log), size)?.root() != root {
+                return Err(corrupt(format!(
+                    "the stored {log} tree at size {size} does not match the checkpoint \
+                     published at that size"
+                )));
+            }
+        }
+        store.files.recover(&snapshot.head, &snapshot.runs)?;
         let [user, system] = frontiers;
         Ok(Durable {
             head: snapshot.head,
@@ -375,6 +400,7 @@ impl<B: KvBackend> Store<B> {
             user,
             system,
             unsynced,
+            published,
         })
     }
 
@@ -631,6 +657,40 @@ impl<B: KvBackend> Writer<B> {
         Ok(done)
     }
 
+    /// Records durably that `checkpoints` (user, system), committed, are
+    /// being handed out, before they are: a checkpoint that does not
+    /// extend the last one published is refused, so the log never hands
+    /// out two checkpoints of one size with different roots, and a store
+    /// that lost published entries is refused on open.
+    pub fn publish(&mut self, checkpoints: [&SignedTree; 2]) -> Result<(), StoreError> {
+        if let Some(why) = self.failed() {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "writes are stopped until the store is reopened: {why}"
+            ))));
+        }
+        let written = self
+            .published
+            .next(checkpoints)
+            .and_then(|next| match next {
+                Some(next) => next
+                    .write(self.store.files.published())
+                    .map(|()| Some(next)),
+                None => Ok(None),
+            });
+        match written {
+            Ok(next) => {
+                self.published = next.unwrap_or(self.published);
+                Ok(())
+            }
+            // A fork refused, or a write whose outcome is unknown: no more
+            // commits until the store is reopened (and checked) again.
+            Err(error) => {
+                self.failed = Some(format!("publishing checkpoints failed: {error}"));
+                Err(error)
+            }
+        }
+    }
+
     /// Why the writer takes no commits, if it does not: a write failed and
     /// [`Writer::recover`] has not yet reopened the store.
     pub fn failed(&self) -> Option<String> {
@@ -656,6 +716,7 @@ impl<B: KvBackend> Writer<B> {
         self.data = durable.head.data;
         self.runs = durable.runs;
         self.unsynced = durable.unsynced;
+        self.published = durable.published;
         self.failed = None;
         Ok([self.head(Log::User), self.head(Log::System)])
     }

@@ -144,8 +144,9 @@ const DATABASES: usize = 3;
 /// Rows a recent database takes before it is merged: a few commits' worth.
 const MERGE_BYTES: usize = 4 << 10;
 
-/// Files per machine: the databases and the store's files.
-const FILES: usize = DATABASES + regis_store::FILE_NAMES.len();
+/// Files per machine: the databases, the store's files and the file of
+/// published checkpoints.
+const FILES: usize = DATABASES + regis_store::FILE_NAMES.len() + 1;
 
 fn apply(image: &mut Vec<u8>, op: &Unsynced) {
     match op {
@@ -404,9 +405,10 @@ fn open_with(
         machine: Arc::clone(machine),
         slot,
     };
-    let files = Files::from_parts(std::array::from_fn(|i| {
-        Arc::new(disk(DATABASES + i)) as Arc<dyn BlobFile>
-    }));
+    let files = Files::from_parts(
+        std::array::from_fn(|i| Arc::new(disk(DATABASES + i)) as Arc<dyn BlobFile>),
+        Arc::new(disk(FILES - 1)),
+    );
     let reopen = Arc::clone(machine);
     let opener: regis_store::Opener = Box::new(move || {
         let database = |slot| {

@@ -495,8 +495,10 @@ fn flipped_bytes_are_never_served_as_valid() {
     for (file, flips, tally) in &tallies {
         eprintln!("{file}: {flips} flips: {tally:?}");
         // Every flip of the files other than the index database is caught:
-        // refused at open or by a read.
-        if !file.ends_with(".redb") {
+        // refused at open or by a read. (A flip in `published` is a torn
+        // record, which opening takes the older slot for, by design; the
+        // reads are checked above all the same.)
+        if !file.ends_with(".redb") && file != regis_store::PUBLISHED_FILE {
             assert!(
                 tally.refused_at_open > 0 || tally.corrupt_reads > 0,
                 "{file}: no flip was noticed"

@@ -883,3 +883,73 @@ fn a_stream_keeps_its_place_among_the_requests_gathered_with_it() {
     drop(handle);
     second.sequencer.join();
 }
+
+/// Copies a register's directory (no subdirectories: the redb backend's).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A register whose store went back behind what it published (a lost
+/// commit, a restored backup) is refused on open, not signed over: were
+/// it opened, its next appends would be signed at sizes already handed
+/// out, with other roots: a fork under the log's own key.
+#[test]
+fn a_store_behind_its_published_checkpoint_is_refused_not_signed_over() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("registers/country");
+    let backup = data.path().join("backup");
+    let country = country(data.path(), SequencerConfig::default());
+    let before = country.store.snapshot().unwrap().size(Log::User);
+    country.sequencer.join();
+    drop(country.store);
+    copy_dir(&dir, &backup);
+
+    let country = self::country(data.path(), SequencerConfig::default());
+    let receipt = country
+        .sequencer
+        .handle()
+        .run(Request::append(vec![(
+            "ZZ".into(),
+            country_item("ZZ", "Zedland"),
+        )]))
+        .unwrap();
+    assert_eq!(receipt.user_checkpoint.size, before + 1);
+    country.sequencer.join();
+    drop(country.store);
+
+    // The store goes back; the record of what was published stays.
+    let published = std::fs::read(dir.join(regis_store::PUBLISHED_FILE)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&backup, &dir);
+    std::fs::write(dir.join(regis_store::PUBLISHED_FILE), &published).unwrap();
+    let registry = Registry::new(data.path(), "regis.test");
+    let name = RegisterName::new("country").unwrap();
+    let error = registry.open::<RedbBackend>(&name).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "the user checkpoint of size {} was published, but the store holds {before} entries",
+            before + 1
+        )),
+        "{error}"
+    );
+
+    // Without that record the old store opens, and would sign over the
+    // published checkpoint: the record is what refuses it.
+    std::fs::remove_file(dir.join(regis_store::PUBLISHED_FILE)).unwrap();
+    let country = self::country(data.path(), SequencerConfig::default());
+    let forked = country
+        .sequencer
+        .handle()
+        .run(Request::append(vec![(
+            "ZY".into(),
+            country_item("ZY", "Zyland"),
+        )]))
+        .unwrap();
+    assert_eq!(forked.user_checkpoint.size, before + 1);
+    assert_ne!(forked.user_checkpoint.root, receipt.user_checkpoint.root);
+    country.sequencer.join();
+}

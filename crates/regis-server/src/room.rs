@@ -1,0 +1,79 @@
+//! Room on the data directory's file system. A write is refused with 507
+//! before anything of it is written when it would leave less free space
+//! than the reserve, or take its register past its share: a full disk
+//! must never fail a write half-way, and one register's token must not
+//! fill the disk for every register.
+
+use std::path::Path;
+
+use crate::config::Limits;
+use crate::error::ApiError;
+
+/// How many times a request's body a write may take on disk at most: the
+/// spooled body, the files (items, entries, hashes) and the indexes.
+const GROWTH: u64 = 3;
+
+/// Checks that a write of `incoming` body bytes to the register in
+/// `register_dir` fits: free space stays above the reserve, and the
+/// register within its share of the file system.
+pub fn check(
+    data_dir: &Path,
+    register_dir: &Path,
+    limits: &Limits,
+    incoming: u64,
+) -> Result<(), ApiError> {
+    let stats = rustix::fs::statvfs(data_dir).map_err(|error| {
+        ApiError::internal(format!(
+            "reading the free space of the data directory: {error}"
+        ))
+    })?;
+    let block = stats.f_frsize.max(1);
+    let total = stats.f_blocks.saturating_mul(block);
+    let free = stats.f_bavail.saturating_mul(block);
+    let needed = incoming.saturating_mul(GROWTH);
+    let reserve = total / 100 * u64::from(limits.reserve_free_percent);
+    if limits.reserve_free_percent > 0 && free.saturating_sub(needed) < reserve {
+        return Err(full(format!(
+            "the server keeps {}% of its disk free and has {} MiB free; this write needs up \
+             to {} MiB",
+            limits.reserve_free_percent,
+            free >> 20,
+            needed.div_ceil(1 << 20)
+        )));
+    }
+    let share = total / 100 * u64::from(limits.max_register_percent);
+    let used = register_bytes(register_dir);
+    if used.saturating_add(needed) > share {
+        return Err(full(format!(
+            "the register holds {} MiB, and may hold {}% of the server's disk ({} MiB)",
+            used >> 20,
+            limits.max_register_percent,
+            share >> 20
+        )));
+    }
+    Ok(())
+}
+
+fn full(why: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INSUFFICIENT_STORAGE,
+        "disk-full",
+        format!("the write was refused before anything of it was stored: {why}"),
+    )
+}
+
+/// Bytes of the files in a register's directory and the directories in it
+/// (sled's), as their lengths say; files that vanish meanwhile count 0.
+fn register_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => register_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
