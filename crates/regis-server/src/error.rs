@@ -73,8 +73,8 @@ impl ApiError {
                     StatusCode::INSUFFICIENT_STORAGE,
                     "disk-full",
                     format!(
-                        "{} failed: the register's disk is full; nothing of the request was \
-                         stored",
+                        "{} failed: the register's disk is full; the request was not \
+                         acknowledged",
                         doing.as_str()
                     ),
                 )

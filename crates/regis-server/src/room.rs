@@ -62,9 +62,11 @@ fn full(why: String) -> ApiError {
     )
 }
 
-/// Bytes of the files in a register's directory and the directories in it
-/// (sled's), as their lengths say; files that vanish meanwhile count 0.
+/// Bytes the files in a register's directory and the directories in it
+/// (sled's) take on disk (allocated blocks, not lengths: redb's files are
+/// sparse); files that vanish meanwhile count 0.
 fn register_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -72,7 +74,7 @@ fn register_bytes(dir: &Path) -> u64 {
         .flatten()
         .map(|entry| match entry.metadata() {
             Ok(meta) if meta.is_dir() => register_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
+            Ok(meta) => meta.blocks().saturating_mul(512),
             Err(_) => 0,
         })
         .sum()
