@@ -486,6 +486,15 @@ struct Tip {
     signed: [SignedTree; 2],
 }
 
+impl Tip {
+    fn frontier(&self, log: Log) -> &Frontier {
+        match log {
+            Log::User => &self.user,
+            Log::System => &self.system,
+        }
+    }
+}
+
 /// The sequencer's first thread: gathers requests into batches, stages
 /// them (validation, entry numbers, hashes) and signs their trees, then
 /// hands each batch to the committer, whose thread commits it while this
@@ -667,7 +676,12 @@ impl<B: KvBackend> Stager<B> {
         if self.in_flight.is_none()
             && let Some(tip) = take_reopened(&self.reopened)
         {
-            self.confirmed = *tip;
+            // A store reopened while idle may have been committed to
+            // since: its state is then older than the confirmed one.
+            let newer = |log| tip.frontier(log).size() >= self.confirmed.frontier(log).size();
+            if newer(Log::User) && newer(Log::System) {
+                self.confirmed = *tip;
+            }
             self.failed = None;
         }
         if let Some(error) = &self.failed {
