@@ -13,6 +13,12 @@ use crate::error::ApiError;
 /// spooled body, the files (items, entries, hashes) and the indexes.
 const GROWTH: u64 = 3;
 
+/// What the store may write at once besides a request's own bytes: redb
+/// merges a recent database of up to 8 MiB of rows (4 times that when
+/// merges fall behind) into the main one in one commit, rewriting the
+/// pages it touches. Kept free on top of the reserve.
+const MERGE_HEADROOM: u64 = 48 << 20;
+
 /// Checks that a write of `incoming` body bytes to the register in
 /// `register_dir` fits: free space stays above the reserve, and the
 /// register within its share of the file system.
@@ -31,12 +37,13 @@ pub fn check(
     let total = stats.f_blocks.saturating_mul(block);
     let free = stats.f_bavail.saturating_mul(block);
     let needed = incoming.saturating_mul(GROWTH);
-    let reserve = total / 100 * u64::from(limits.reserve_free_percent);
+    let reserve = total / 100 * u64::from(limits.reserve_free_percent) + MERGE_HEADROOM;
     if limits.reserve_free_percent > 0 && free.saturating_sub(needed) < reserve {
         return Err(full(format!(
-            "the server keeps {}% of its disk free and has {} MiB free; this write needs up \
-             to {} MiB",
+            "the server keeps {}% of its disk and {} MiB free and has {} MiB free; this \
+             write needs up to {} MiB",
             limits.reserve_free_percent,
+            MERGE_HEADROOM >> 20,
             free >> 20,
             needed.div_ceil(1 << 20)
         )));

@@ -550,7 +550,18 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
                 "name": register.name.as_str(), "state": "corrupt", "reason": what,
             }));
         }
-        if let Some(failure) = health.writes() {
+        // The reserve checked as for a write of nothing: a disk too full
+        // to take writes makes the register not ready before one fails.
+        if let Err(full) = crate::room::check(
+            app.registry.data_dir(),
+            &app.registry.dir(&register.name),
+            &app.limits,
+            0,
+        ) {
+            problems.push(serde_json::json!({
+                "name": register.name.as_str(), "state": "disk-full", "reason": full.message,
+            }));
+        } else if let Some(failure) = health.writes() {
             let state = if failure.disk_full {
                 "disk-full"
             } else {

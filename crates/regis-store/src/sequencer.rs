@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use regis_merkle::{Frontier, Hash};
-use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfError};
+use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfErrorKind};
 use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, Timestamp};
 use tokio::sync::{oneshot, watch};
 
@@ -541,6 +541,9 @@ struct Committer<B> {
 enum Work {
     /// A staged batch, committed and then acknowledged.
     Batch(Box<BatchWork>),
+    /// Reopen the store: a read of it failed on the disk (redb then fails
+    /// every later read and write until it is reopened).
+    Reopen(Arc<StoreError>),
     /// A document loaded as it is read, in a transaction of its own, on
     /// the state `tip`.
     Stream {
@@ -795,7 +798,9 @@ impl<B: KvBackend> Stager<B> {
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => {
-                return fail_all(jobs.into_iter().map(|job| job.waiter), &Arc::new(error));
+                let error = Arc::new(error);
+                self.reopen_if_the_disk_failed(&error);
+                return fail_all(jobs.into_iter().map(|job| job.waiter), &error);
             }
         };
         let Tip {
@@ -807,6 +812,7 @@ impl<B: KvBackend> Stager<B> {
         let in_flight = self.in_flight.as_ref().map(|(staged, _)| staged);
         let mut staged = Staged::default();
         let mut accepted = Vec::new();
+        let mut read_failed = None;
         for StagedJob {
             commands,
             policy,
@@ -825,7 +831,7 @@ impl<B: KvBackend> Stager<B> {
                 ),
                 commands,
             )
-            .map_err(SequencerError::Rejected)
+            .map_err(staging_error)
             .and_then(|summary| check_name(&self.name, &summary.schema).map(|()| summary));
             match loaded {
                 Ok(summary) => {
@@ -845,11 +851,17 @@ impl<B: KvBackend> Stager<B> {
                 }
                 Err(error) => {
                     target.undo();
+                    if let SequencerError::Store(error) = &error {
+                        read_failed.get_or_insert_with(|| Arc::clone(error));
+                    }
                     waiter.fail(error);
                 }
             }
         }
         drop(snapshot);
+        if let Some(error) = read_failed {
+            self.reopen_if_the_disk_failed(&error);
+        }
         if accepted.is_empty() {
             return;
         }
@@ -938,6 +950,17 @@ impl<B: KvBackend> Stager<B> {
         }
     }
 
+    /// After a read of the store failed on the disk: writes are refused
+    /// and the committer reopens the store (once per failure).
+    fn reopen_if_the_disk_failed(&mut self, error: &Arc<StoreError>) {
+        if !error.is_io() || self.failed.is_some() {
+            return;
+        }
+        self.failed = Some(Arc::clone(error));
+        // A committer that has stopped needs no reopening.
+        let _ = self.work.send(Work::Reopen(Arc::clone(error)));
+    }
+
     /// An append as RSF commands: each item, then its entry, stamped now.
     fn append_commands(
         &self,
@@ -988,6 +1011,11 @@ impl<B: KvBackend> Committer<B> {
             };
             match next {
                 Work::Batch(batch) => self.commit(*batch, &work, &outcomes),
+                Work::Reopen(error) => {
+                    if !self.reopen(&error, &work, &outcomes) {
+                        break;
+                    }
+                }
                 Work::Stream {
                     commands,
                     policy,
@@ -1039,6 +1067,7 @@ impl<B: KvBackend> Committer<B> {
             }
         };
         let _ = outcomes.send(Outcome::Batch(Ok(())));
+        self.store.health().report_writes(None);
         let batch_entries = u64::try_from(batch.entries().len()).unwrap_or(u64::MAX);
         for accepted in accepted {
             let timing = Timing::of(
@@ -1083,9 +1112,9 @@ impl<B: KvBackend> Committer<B> {
                 for (command, item) in commands {
                     let (line, command) = command?;
                     *prepared.borrow_mut() = item;
-                    loader.apply(line, command)?;
+                    loader.apply(line, command).map_err(staging_error)?;
                 }
-                let summary = loader.finish()?;
+                let summary = loader.finish().map_err(staging_error)?;
                 check_name(name, &summary.schema)?;
                 let signed = sign_grown(signers, latest, [&summary.user_log, &summary.system_log])
                     .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
@@ -1103,6 +1132,7 @@ impl<B: KvBackend> Committer<B> {
         });
         let (answer, left) = match result {
             Ok((summary, checkpoints)) => {
+                self.store.health().report_writes(None);
                 let counts = counts(&summary);
                 let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
                 let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
@@ -1165,6 +1195,7 @@ impl<B: KvBackend> Committer<B> {
                     let _ = outcomes.send(Outcome::Stream(Err(Some(Arc::clone(error)))));
                     waiter.fail(SequencerError::Store(Arc::clone(error)));
                 }
+                Ok(Work::Reopen(_)) => {}
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return false,
             }
@@ -1194,7 +1225,16 @@ impl<B: KvBackend> Committer<B> {
                     .reopened
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(tip));
-                self.store.health().report_writes(None);
+                // A full disk stays reported until a commit succeeds: the
+                // store reopens without room, the next write may not.
+                self.store
+                    .health()
+                    .report_writes(error.is_disk_full().then(|| WriteFailure {
+                        why: format!(
+                            "{error}; the store is open, writes resume once there is room"
+                        ),
+                        disk_full: true,
+                    }));
                 true
             }
             Err(reopening) => {
@@ -1359,6 +1399,28 @@ fn load<T: LoadTarget>(
         loader.apply(line, command)?;
     }
     loader.finish()
+}
+
+/// A request that failed to stage: the request's fault, or the store's
+/// (a read that failed), which is no fault of the client's.
+fn staging_error(error: RsfError) -> SequencerError {
+    let RsfError { line, kind } = error;
+    match kind {
+        RsfErrorKind::Target(target) => match target.downcast::<TargetError>() {
+            Ok(target) => match *target {
+                TargetError::Store(error) => SequencerError::Store(Arc::new(error)),
+                other => SequencerError::Rejected(RsfError {
+                    line,
+                    kind: RsfErrorKind::Target(Box::new(other)),
+                }),
+            },
+            Err(target) => SequencerError::Rejected(RsfError {
+                line,
+                kind: RsfErrorKind::Target(target),
+            }),
+        },
+        kind => SequencerError::Rejected(RsfError { line, kind }),
+    }
 }
 
 fn fail_all(waiters: impl Iterator<Item = Waiter>, error: &Arc<StoreError>) {

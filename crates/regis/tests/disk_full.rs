@@ -821,7 +821,8 @@ fn a_full_disk_loses_nothing_acknowledged_and_writes_resume_once_room_is_made() 
 #[test]
 fn with_a_reserve_writes_are_refused_before_the_disk_is_full() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let disk = SmallDisk::mount(24);
+    // Larger than the reserve's fixed headroom for merges (48 MiB).
+    let disk = SmallDisk::mount(96);
     let config = disk.config(
         "reserve.toml",
         "reserve-free-percent = 5\nmax-register-percent = 100",
