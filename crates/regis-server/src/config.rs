@@ -101,11 +101,12 @@ pub struct Limits {
     /// The largest RSF document `POST B/load-rsf` accepts (it is spooled
     /// to disk, not held in memory); larger is a 413.
     pub max_rsf_bytes: u64,
-    /// Free space, in percent of the data directory's file system, that
-    /// writes never take: a write that would leave less (its body counted
-    /// three times: spool, files, indexes) is refused with 507 before
-    /// anything of it is written, so that a full disk never fails a write
-    /// half-way. 0 turns the check off.
+    /// Free space, in percent of the data directory's file system (plus
+    /// 48 MiB for the store's merges), that writes never take: a write
+    /// that would leave less (its body counted three times: spool, files,
+    /// indexes) is refused with 507 before anything of it is written, so
+    /// that a full disk does not fail a write half-way. 0 turns the check
+    /// off.
     pub reserve_free_percent: u8,
     /// The share of the data directory's file system, in percent, that one
     /// register may take; a write to a register past it is refused with
