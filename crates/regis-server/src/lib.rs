@@ -65,7 +65,11 @@ pub fn run<B: DirBackend>(
     config.check()?;
     let registry = Registry::new(&config.data, &config.host);
     let opened = App::<B>::open(&registry, config.limits)?;
+    // Every read handler and RSF stream runs on a blocking thread: the
+    // pool holds all the limits allow, and some for file I/O and writes.
+    let blocking = config.limits.concurrency + config.limits.max_rsf_streams + 64;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking)
         .enable_all()
         .build()
         .map_err(ServerError::Serve)?;
