@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use regis_model::rsf::{Policy, RsfReader};
 use regis_model::{format_hash, import};
 use regis_store::{
-    Commands, DirBackend, Log, RedbBackend, RegisterName, Registry, Request, Scope, Sequencer,
-    SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
+    Commands, DirBackend, FsckReport, Log, RedbBackend, RegisterName, Registry, Request, Scope,
+    Sequencer, SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
 };
 
 /// See `tikv-jemallocator` in the workspace's Cargo.toml for why.
@@ -338,23 +338,22 @@ fn check<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
         bail!("no registers in {}", data.display());
     }
     for name in names {
-        // Opening checks the tree against its last signed checkpoint. A
-        // mirror's checkpoints are checked with its upstream's pinned keys.
-        let report = match registry.kind(&name) {
-            regis_store::RegisterKind::Own => {
-                let opened = registry.open::<B>(&name)?;
-                fsck(&opened.store.snapshot()?, &opened.signers)
-            }
-            regis_store::RegisterKind::Mirror => {
-                let opened = registry.open_mirror::<B>(&name)?;
-                let keys = [
-                    opened.upstream.verifier(Log::User),
-                    opened.upstream.verifier(Log::System),
-                ];
-                regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)
-            }
-        }
-        .with_context(|| format!("register {name}"))?;
+        // redb may panic on a damaged page rather than return an error:
+        // for fsck that is a finding, reported like any other.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_one::<B>(&registry, &name)
+        }))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(anyhow::anyhow!(
+                "the store is corrupt: its index database failed to read ({why})"
+            ))
+        });
+        let report = checked.with_context(|| format!("register {name}"))?;
         println!(
             "{name}: ok: {} user and {} system entries, {} items, {} stored hashes, {} user and {} system records, {} field-index rows, {} checkpoints",
             report.entries[0],
@@ -368,4 +367,25 @@ fn check<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// fsck of one register. Opening checks the tree against its last signed
+/// checkpoint; a mirror's checkpoints are checked with its upstream's
+/// pinned keys.
+fn check_one<B: DirBackend>(registry: &Registry, name: &RegisterName) -> Result<FsckReport> {
+    let report = match registry.kind(name) {
+        regis_store::RegisterKind::Own => {
+            let opened = registry.open::<B>(name)?;
+            fsck(&opened.store.snapshot()?, &opened.signers)
+        }
+        regis_store::RegisterKind::Mirror => {
+            let opened = registry.open_mirror::<B>(name)?;
+            let keys = [
+                opened.upstream.verifier(Log::User),
+                opened.upstream.verifier(Log::System),
+            ];
+            regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)
+        }
+    }?;
+    Ok(report)
 }
