@@ -393,6 +393,9 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Pauses before a read that met a disk error is tried again.
+const READ_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(100)];
+
 async fn dispatch<B: DirBackend>(
     State(served): State<Arc<Served<B>>>,
     request: axum::extract::Request,
@@ -500,15 +503,32 @@ async fn respond<B: DirBackend>(
             // time its client takes to read it: it goes once the head is
             // ready. A streamed RSF body holds an RSF stream slot instead.
             let _permit = permit;
-            handle(
-                &app,
-                &matched,
-                &query,
-                format,
-                &headers,
-                &path,
-                &rsf_streams,
-            )
+            let read = || {
+                handle(
+                    &app,
+                    &matched,
+                    &query,
+                    format,
+                    &headers,
+                    &path,
+                    &rsf_streams,
+                )
+            };
+            // A read that met the store failing on the disk is tried again
+            // after a pause: the committer reopens the store meanwhile (its
+            // first attempt at once), and a read of the reopened store
+            // succeeds. Reads change nothing, so trying again is safe.
+            let mut answer = read();
+            for pause in READ_RETRY_PAUSES {
+                match &answer {
+                    Err(error) if error.code == "disk-error" => {
+                        std::thread::sleep(pause);
+                        answer = read();
+                    }
+                    _ => break,
+                }
+            }
+            answer
         })
     };
     let response = match tokio::time::timeout(app.limits.request_timeout(), work).await {
