@@ -2,6 +2,8 @@
 //! key and a curl command; the record proof it names verifies with that
 //! key; SIGTERM stops it cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -164,4 +166,52 @@ fn serve_demo_uses_a_private_temporary_directory_and_removes_it() {
     }
     assert_ne!(dirs[0], dirs[1]);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// A register whose store fails its open-time check (here: its `host`
+/// edited, so its checkpoints no longer verify under the origins it
+/// would serve) is not served: its requests are 503
+/// `register-unavailable` naming the check, the others are served, and
+/// `/readyz` is 503 naming the register, without a path.
+#[test]
+fn a_register_that_fails_its_open_check_is_unavailable_and_not_ready() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    for (name, file) in [("country", "country.rsf"), ("territory", "territory.rsf")] {
+        let file = regis_fixtures::path(format!("registers/registry-data/{file}"));
+        common::ok(common::regis(&[
+            "load",
+            "--data",
+            dir,
+            "--register",
+            name,
+            "--host",
+            "regis.test",
+            file.to_str().unwrap(),
+        ]));
+    }
+    std::fs::write(
+        data.path().join("registers/territory/host"),
+        "elsewhere.test",
+    )
+    .unwrap();
+    let serving = common::serve(data.path(), "127.0.0.1:0");
+    let addr = serving.url.trim_start_matches("http://");
+
+    let (status, body) = get(addr, "/registers/territory/records");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"register-unavailable\""), "{body}");
+    assert!(body.contains("checkpoint"), "the check is named: {body}");
+    assert!(!body.contains(dir), "{body}");
+    assert_eq!(get(addr, "/registers/country/records/GB").0, 200);
+
+    let (status, body) = get(addr, "/readyz");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["ready"], false);
+    assert_eq!(ready["problems"][0]["name"], "territory");
+    assert_eq!(ready["problems"][0]["state"], "unavailable");
+    assert!(!body.contains(dir), "{body}");
 }
