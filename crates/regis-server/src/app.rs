@@ -231,6 +231,8 @@ pub struct App<B> {
     stopping: watch::Sender<bool>,
     /// Full tiles recently served, of every register.
     pub tiles: TileCache,
+    /// Room on the disk for writes: the reserve and each register's share.
+    pub room: crate::room::Room,
 }
 
 /// A server's state, and the sequencers to join once it has stopped.
@@ -289,6 +291,7 @@ impl<B: DirBackend> App<B> {
             event_permits: Arc::new(Semaphore::new(limits.max_event_streams)),
             stopping: watch::Sender::new(false),
             tiles: TileCache::new(TILE_CACHE_BYTES),
+            room: crate::room::Room::default(),
         }
     }
 

@@ -4,7 +4,10 @@
 //! must never fail a write half-way, and one register's token must not
 //! fill the disk for every register.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -19,14 +22,51 @@ const GROWTH: u64 = 3;
 /// pages it touches. Kept free on top of the reserve.
 const MERGE_HEADROOM: u64 = 48 << 20;
 
-/// Checks that a write of `incoming` body bytes to the register in
-/// `register_dir` fits: free space stays above the reserve, and the
-/// register within its share of the file system.
-pub fn check(
+/// How long a register's measured size is used before it is measured
+/// again: walking its directory on every write would cost single-entry
+/// writes a tenth of their rate, and a register's share is coarse.
+const USAGE_TTL: Duration = Duration::from_secs(1);
+
+/// The registers' sizes on disk, as last measured.
+#[derive(Debug, Default)]
+pub struct Room {
+    usage: Mutex<HashMap<PathBuf, (Instant, u64)>>,
+}
+
+impl Room {
+    /// Checks that a write of `incoming` body bytes to the register in
+    /// `register_dir` fits: free space stays above the reserve, and the
+    /// register within its share of the file system (as measured at most
+    /// [`USAGE_TTL`] ago).
+    pub fn check(
+        &self,
+        data_dir: &Path,
+        register_dir: &Path,
+        limits: &Limits,
+        incoming: u64,
+    ) -> Result<(), ApiError> {
+        check(data_dir, limits, incoming, || self.usage(register_dir))
+    }
+
+    fn usage(&self, register_dir: &Path) -> u64 {
+        let now = Instant::now();
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        match usage.get(register_dir) {
+            Some((measured, bytes)) if now.duration_since(*measured) < USAGE_TTL => *bytes,
+            _ => {
+                let bytes = register_bytes(register_dir);
+                usage.insert(register_dir.to_owned(), (now, bytes));
+                bytes
+            }
+        }
+    }
+}
+
+fn check(
     data_dir: &Path,
-    register_dir: &Path,
     limits: &Limits,
     incoming: u64,
+    register_usage: impl FnOnce() -> u64,
 ) -> Result<(), ApiError> {
     let stats = rustix::fs::statvfs(data_dir).map_err(|error| {
         ApiError::internal(format!(
@@ -49,7 +89,7 @@ pub fn check(
         )));
     }
     let share = total / 100 * u64::from(limits.max_register_percent);
-    let used = register_bytes(register_dir);
+    let used = register_usage();
     if used.saturating_add(needed) > share {
         return Err(full(format!(
             "the register holds {} MiB, and may hold {}% of the server's disk ({} MiB)",

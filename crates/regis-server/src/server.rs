@@ -572,7 +572,7 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
         }
         // The reserve checked as for a write of nothing: a disk too full
         // to take writes makes the register not ready before one fails.
-        if let Err(full) = crate::room::check(
+        if let Err(full) = app.room.check(
             app.registry.data_dir(),
             &app.registry.dir(&register.name),
             &app.limits,

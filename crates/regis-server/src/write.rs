@@ -43,7 +43,6 @@ use crate::app::{App, RegisterState};
 use crate::error::{ApiError, Doing};
 use crate::http::{self, Query, quote};
 use crate::metrics::Outcome;
-use crate::room;
 use crate::routes::{Matched, Post};
 
 /// Answers a `POST` to a write route.
@@ -92,7 +91,7 @@ async fn writable<B: DirBackend>(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
         .map_or(body_limit, |length| length.min(body_limit));
-    room::check(
+    app.room.check(
         app.registry.data_dir(),
         &app.registry.dir(&reg.name),
         &app.limits,
