@@ -13,15 +13,17 @@
 //! command then running in it through `nsenter`.
 //! `REGIS_DISK_FULL_NAMESPACE=1` takes the namespace path even as root.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::http::{exchange, get, get_answer, get_text};
 use regis_merkle::verify_consistency;
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
@@ -248,81 +250,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// An answer: status, head and body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    fn error_code(&self) -> Option<String> {
-        Some(self.json()?["error"]["code"].as_str()?.to_owned())
-    }
-}
-
-/// One HTTP/1.1 exchange on a new connection, or `None` when the
-/// connection failed or was dropped before a whole answer.
-fn exchange(addr: &str, request: &[u8]) -> Option<Answer> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    stream.write_all(request).ok()?;
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).ok()?;
-    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let mut body = bytes[end + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Some(Answer { status, head, body })
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&body[..line_end])
-            .ok()
-            .and_then(|text| usize::from_str_radix(text.trim(), 16).ok())
-            .unwrap_or(0);
-        body = &body[line_end + 2..];
-        if size == 0 || body.len() < size {
-            break;
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[(size + 2).min(body.len())..];
-    }
-    out
-}
-
-fn get_answer(addr: &str, path: &str) -> Option<Answer> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    exchange(addr, request.as_bytes())
-}
-
-fn get(addr: &str, path: &str) -> serde_json::Value {
-    let answer = get_answer(addr, path).unwrap_or_else(|| panic!("{path}: no answer"));
-    assert_eq!(answer.status, 200, "{path}: {}", answer.text());
-    answer.json().unwrap()
-}
-
-fn get_text(addr: &str, path: &str) -> String {
-    let answer = get_answer(addr, path).unwrap_or_else(|| panic!("{path}: no answer"));
-    assert_eq!(answer.status, 200, "{path}: {}", answer.text());
-    answer.text()
 }
 
 fn number(value: &serde_json::Value) -> u64 {

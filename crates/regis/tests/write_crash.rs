@@ -6,14 +6,16 @@
 //! write then gets an answer (a receipt, or 503 while it drains), never a
 //! lost one.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::http::{Answer, exchange, get, get_text};
 use regis_merkle::verify_consistency;
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
@@ -78,60 +80,6 @@ impl Server {
     }
 }
 
-/// One HTTP/1.1 exchange on a new connection: the status and body, or
-/// `None` when the connection failed (the server is gone).
-fn exchange(addr: &str, request: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    stream.write_all(request).ok()?;
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).ok()?;
-    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&bytes[..end]).to_string();
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let mut body = bytes[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Some((status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&body[..line_end])
-            .ok()
-            .and_then(|text| usize::from_str_radix(text.trim(), 16).ok())
-            .unwrap_or(0);
-        body = &body[line_end + 2..];
-        if size == 0 || body.len() < size {
-            break;
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[(size + 2).min(body.len())..];
-    }
-    out
-}
-
-fn get(addr: &str, path: &str) -> serde_json::Value {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let (status, body) = exchange(addr, request.as_bytes()).unwrap();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn get_text(addr: &str, path: &str) -> String {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let (status, body) = exchange(addr, request.as_bytes()).unwrap();
-    assert_eq!(status, 200, "{path}");
-    String::from_utf8(body).unwrap()
-}
-
 /// What a writer was told: the entry's number, key and item hash, and the
 /// checkpoint covering it.
 struct Ack {
@@ -173,7 +121,9 @@ fn write_until_stopped(
                         );
                         sent.fetch_add(1, Ordering::Relaxed);
                         match exchange(addr, request.as_bytes()) {
-                            Some((200, body)) => {
+                            Some(Answer {
+                                status: 200, body, ..
+                            }) => {
                                 let receipt: serde_json::Value =
                                     serde_json::from_slice(&body).unwrap();
                                 let entry = &receipt["entries"][0];
@@ -184,7 +134,7 @@ fn write_until_stopped(
                                     checkpoint: receipt["checkpoint"].as_str().unwrap().to_owned(),
                                 });
                             }
-                            Some((status, _)) => others.push(status),
+                            Some(Answer { status, .. }) => others.push(status),
                             None => break,
                         }
                     }
