@@ -8,6 +8,7 @@ use std::fmt;
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
 
+use regis_model::api::path_segment;
 use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_store::Log;
@@ -127,21 +128,6 @@ fn check_base_url(url: &str) -> Result<(), Error> {
             url: url.to_owned(),
         }),
     }
-}
-
-/// Percent-encodes a record key as one path segment: everything but ASCII
-/// letters, digits, `-` and `_`, so that a key's `/` or `.` can neither
-/// split the path nor be read as a format suffix.
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 impl Client {
@@ -684,12 +670,5 @@ mod tests {
         ] {
             assert!(check_base_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn keys_are_one_path_segment() {
-        assert_eq!(path_segment("E09000033"), "E09000033");
-        assert_eq!(path_segment("a/b.c d"), "a%2Fb%2Ec%20d");
-        assert_eq!(path_segment("é"), "%C3%A9");
     }
 }

@@ -203,6 +203,25 @@ fn push_cell(out: &mut String, cell: &str) {
     }
 }
 
+/// What a path segment keeps as it is: ASCII letters, digits, `-` and `_`.
+/// Everything else is percent-encoded, so that a key's `/` or `.` can neither
+/// split the path nor be read as a format suffix (`.json`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+/// `text` (a record key, a field value) percent-encoded as one URL path
+/// segment or query value.
+///
+/// ```
+/// use regis_model::api::path_segment;
+/// assert_eq!(path_segment("E09000033"), "E09000033");
+/// assert_eq!(path_segment("a/b.c d"), "a%2Fb%2Ec%20d");
+/// assert_eq!(path_segment("é"), "%C3%A9");
+/// ```
+pub fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, PATH_SEGMENT).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,9 @@ pub struct TimestampError {
     pub problem: &'static str,
 }
 
+/// 1970-01-01T00:00:00, from which Unix seconds count.
+const UNIX_EPOCH: jiff::civil::DateTime = jiff::civil::datetime(1970, 1, 1, 0, 0, 0, 0);
+
 /// An RFC 3339 UTC timestamp with whole seconds, `YYYY-MM-DDThh:mm:ssZ`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp([u8; 20]);
@@ -236,17 +239,22 @@ impl Timestamp {
     /// The timestamp `seconds` after 1970-01-01T00:00:00Z; `None` outside
     /// the years 0000–9999.
     pub fn from_unix_seconds(seconds: i64) -> Option<Timestamp> {
-        let days = seconds.div_euclid(86_400);
-        let time = seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        if !(0..=9999).contains(&year) {
+        // Civil arithmetic, not `jiff::Timestamp`: its range stops a day
+        // short of 9999-12-31 (it allows for any UTC offset).
+        let time = UNIX_EPOCH
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .ok()?;
+        if !(0..=9999).contains(&time.year()) {
             return None;
         }
         let text = format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            time / 3600,
-            time / 60 % 60,
-            time % 60
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            time.year(),
+            time.month(),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
         );
         Timestamp::parse(&text).ok()
     }
@@ -256,12 +264,23 @@ impl Timestamp {
     pub fn unix_seconds(&self) -> i64 {
         let digits = |range: std::ops::Range<usize>| {
             let digits = self.0.get(range).unwrap_or_default();
-            digits.iter().fold(0i64, |acc, &digit| {
-                acc * 10 + i64::from(digit) - i64::from(b'0')
+            digits.iter().fold(0i16, |acc, &digit| {
+                acc * 10 + i16::from(digit) - i16::from(b'0')
             })
         };
-        let days = days_from_civil(digits(0..4), digits(5..7), digits(8..10));
-        days * 86_400 + digits(11..13) * 3600 + digits(14..16) * 60 + digits(17..19)
+        // Two digits fit an i8. `parse` checked that the date is a real one
+        // of the years 0000–9999, all of which jiff represents.
+        let date = jiff::civil::Date::new(digits(0..4), digits(5..7) as i8, digits(8..10) as i8);
+        debug_assert!(date.is_ok(), "{self:?}: {date:?}");
+        let midnight = date.map_or(0, |date| {
+            date.to_datetime(jiff::civil::Time::midnight())
+                .duration_since(UNIX_EPOCH)
+                .as_secs()
+        });
+        midnight
+            + i64::from(digits(11..13)) * 3600
+            + i64::from(digits(14..16)) * 60
+            + i64::from(digits(17..19))
     }
 
     /// The text.
@@ -367,7 +386,7 @@ impl DateTimeParts {
             return Err("the month is not 01–12");
         }
         if let (Some(month), Some(day)) = (self.month, self.day)
-            && (day == 0 || day > days_in_month(self.year, month))
+            && jiff::civil::Date::new(self.year as i16, month as i8, day as i8).is_err()
         {
             return Err("the day is not in the month");
         }
@@ -415,46 +434,6 @@ fn two_digits(part: Option<&str>) -> Option<Option<u8>> {
             .and_then(|value| u8::try_from(value).ok())
             .map(Some),
     }
-}
-
-fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date `days` after 1970-01-01 (inverse of [`days_from_civil`]).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A user key that breaks the key rule.

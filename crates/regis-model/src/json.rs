@@ -14,6 +14,12 @@
 //! error; strings are borrowed unless they hold an escape) and any JSON
 //! of the same shape (lenient: whitespace, any escape, any key order), so one
 //! piece of code decides what an item is.
+//!
+//! Why not serde_json: the canonical form is the format's core, and a general
+//! parser cannot hold it exactly. It must order keys as Jackson did (UTF-16,
+//! not bytes), refuse duplicate keys rather than keep the last, and tell the
+//! canonical bytes of an item from any other spelling of the same value,
+//! since an item's hash is over those bytes.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;

@@ -283,7 +283,7 @@ impl<B: DirBackend> App<B> {
             tokens: Tokens::new(registry.data_dir()),
             registry,
             unavailable,
-            metrics: Metrics::new(),
+            metrics: Metrics::default(),
             write_metrics: WriteMetrics::default(),
             permits: Arc::new(Semaphore::new(limits.concurrency)),
             limits,

@@ -15,8 +15,8 @@
 //! sent only the checkpoints of logs that have grown since; a checkpoint
 //! covers every entry before it, so nothing between is missed.
 //!
-//! A comment line every 15 seconds keeps proxies from closing an idle
-//! stream. Streams are bounded (`limits.max-event-streams`, then 503), hold
+//! Events are framed by axum's `Sse`; a comment line every 15 seconds keeps
+//! proxies from closing an idle stream. Streams are bounded (`limits.max-event-streams`, then 503), hold
 //! at most 8 events waiting for their client, and end when the server stops
 //! or when their client has read nothing for `limits.write-timeout-seconds`
 //! (the connection's write timeout closes it, and the send here fails).
@@ -25,10 +25,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use bytes::Bytes;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use regis_model::format_hash;
 use regis_store::{DirBackend, Log, SignedTree};
 use tokio::sync::mpsc;
@@ -41,9 +40,12 @@ use crate::http;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// How long a client waits before reconnecting (the `retry:` field).
-const RETRY_MILLISECONDS: u64 = 2000;
+const RETRY: Duration = Duration::from_secs(2);
 
-fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Bytes {
+/// Events held for a client that reads slowly.
+const BACKLOG: usize = 8;
+
+fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Event {
     let data = serde_json::json!({
         "log": log.to_string(),
         "size": checkpoint.size,
@@ -51,9 +53,12 @@ fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Bytes {
         "checkpoint": checkpoint.text,
     });
     let [user, system] = sizes;
-    Bytes::from(format!(
-        "event: checkpoint\nid: {user}.{system}\ndata: {data}\n\n"
-    ))
+    // Serialized JSON holds no raw line break (the checkpoint's are escaped),
+    // and the id is two numbers: neither can make `Event` panic.
+    Event::default()
+        .event("checkpoint")
+        .id(format!("{user}.{system}"))
+        .data(data.to_string())
 }
 
 /// The log sizes a `Last-Event-ID` says the client has seen.
@@ -97,12 +102,15 @@ pub fn events<B: DirBackend>(
     let runtime = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
     let mut checkpoints = reg.checkpoints();
     let mut stopping = app.stopping();
-    let (sender, mut receiver) = mpsc::channel::<Result<Bytes, Infallible>>(8);
+    let (sender, mut receiver) = mpsc::channel::<Result<Event, Infallible>>(BACKLOG);
     runtime.spawn(async move {
         let _permit = permit;
         let mut sent = seen;
-        let retry = Bytes::from(format!("retry: {RETRY_MILLISECONDS}\n\n"));
-        if sender.send(Ok(retry)).await.is_err() {
+        if sender
+            .send(Ok(Event::default().retry(RETRY)))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -127,23 +135,17 @@ pub fn events<B: DirBackend>(
                 changed = checkpoints.changed() => if changed.is_err() { break },
                 _ = stopping.changed() => break,
                 () = sender.closed() => break,
-                () = tokio::time::sleep(KEEP_ALIVE) => {
-                    if sender.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await.is_err() {
-                        break;
-                    }
-                }
             }
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-    let mut response = http::ok(
-        "text/event-stream",
-        http::NO_STORE,
-        Body::from_stream(stream),
+    let keep_alive = KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive");
+    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(http::NO_STORE),
     );
-    response.headers_mut().insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
-    );
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
 }

@@ -1,17 +1,22 @@
-//! Prometheus metrics: requests by route template and status class,
-//! latency histograms by route, each register's log sizes, and the write
-//! path (requests by outcome, entries appended, batch sizes, time queued,
-//! to signed and to durable). Counters are atomics in fixed tables (one row
-//! per route), so recording takes no lock and the label set cannot grow
-//! with client input.
+//! Prometheus metrics, through the Prometheus project's `prometheus-client`:
+//! requests by route template and status class, latency histograms by
+//! route, each register's log sizes, and the write path (requests by
+//! outcome, entries appended, batch sizes, time queued, to signed and to
+//! durable). Every label comes from a fixed set (route templates, status
+//! classes, outcomes, the registers the server holds), never from client
+//! input, so the series cannot grow with requests.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use regis_store::Timing;
 
-use crate::routes::ROUTES;
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the latency buckets, in seconds.
 const SECONDS: [f64; 12] = [
@@ -26,154 +31,82 @@ const ENTRIES: [f64; 9] = [
 /// The label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// A Prometheus histogram over fixed bounds: a count per bucket (made
-/// cumulative when rendered) and a sum, kept in millionths.
-#[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    /// One per bound, plus one for +Inf.
-    buckets: Vec<AtomicU64>,
-    sum_millionths: AtomicU64,
+/// Status classes, indexed by the status's first digit less one.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
 }
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_millionths: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, value: f64) {
-        let bucket = self
-            .bounds
-            .iter()
-            .position(|&bound| value <= bound)
-            .unwrap_or(self.bounds.len());
-        if let Some(count) = self.buckets.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        // Saturating float-to-int conversion: a huge value cannot wrap.
-        let millionths = (value * 1e6) as u64;
-        self.sum_millionths.fetch_add(millionths, Ordering::Relaxed);
-    }
-
-    fn seconds(&self, elapsed: Duration) {
-        self.observe(elapsed.as_secs_f64());
-    }
-
-    /// Writes `name`'s series with `labels` (`key="value",…` or empty);
-    /// nothing if nothing was observed.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let total: u64 = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
-        if total == 0 {
-            return;
-        }
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.buckets) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
-        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = |labels: &str| {
-            if labels.is_empty() {
-                String::new()
-            } else {
-                format!("{{{labels}}}")
-            }
-        };
-        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
-        let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatusLabels {
+    route: &'static str,
+    status: &'static str,
 }
 
-#[derive(Debug)]
-struct RouteCounters {
-    /// By status class: 1xx..5xx.
-    status: [AtomicU64; 5],
-    latency: Histogram,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegisterLabels {
+    register: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegisterLogLabels {
+    register: String,
+    log: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(SECONDS)
 }
 
 /// Request metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    /// One per route of [`ROUTES`], then one for unmatched requests.
-    routes: Vec<RouteCounters>,
+    requests: Family<RouteStatusLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(seconds_histogram),
+        }
     }
 }
 
 impl Metrics {
-    /// Zeroed counters.
-    pub fn new() -> Metrics {
-        Metrics {
-            routes: (0..=ROUTES.len())
-                .map(|_| RouteCounters {
-                    status: Default::default(),
-                    latency: Histogram::new(&SECONDS),
-                })
-                .collect(),
-        }
-    }
-
-    /// Records one request to `template` (or [`UNMATCHED`]).
-    pub fn record(&self, template: &str, status: u16, elapsed: Duration) {
-        let index = ROUTES
-            .iter()
-            .position(|spec| spec.template == template)
-            .unwrap_or(ROUTES.len());
-        let Some(counters) = self.routes.get(index) else {
-            return;
-        };
+    /// Records one request to `route` (a route template, or [`UNMATCHED`]).
+    pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        counters.status[class].fetch_add(1, Ordering::Relaxed);
-        counters.latency.seconds(elapsed);
+        let status = STATUS_CLASSES.get(class).copied().unwrap_or("5xx");
+        self.requests
+            .get_or_create(&RouteStatusLabels { route, status })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// The request metrics in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let label = |index: usize| {
-            ROUTES
-                .get(index)
-                .map(|spec| spec.template)
-                .unwrap_or(UNMATCHED)
-        };
-        out.push_str("# HELP regis_http_requests_total HTTP requests by route and status class.\n");
-        out.push_str("# TYPE regis_http_requests_total counter\n");
-        for (index, counters) in self.routes.iter().enumerate() {
-            for (class, count) in counters.status.iter().enumerate() {
-                let count = count.load(Ordering::Relaxed);
-                if count > 0 {
-                    let _ = writeln!(
-                        out,
-                        "regis_http_requests_total{{route=\"{}\",status=\"{}xx\"}} {count}",
-                        label(index),
-                        class + 1
-                    );
-                }
-            }
-        }
-        out.push_str(
-            "# HELP regis_http_request_duration_seconds Time to the response's headers, by route.\n",
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "regis_http_requests",
+            "HTTP requests by route and status class",
+            self.requests.clone(),
         );
-        out.push_str("# TYPE regis_http_request_duration_seconds histogram\n");
-        for (index, counters) in self.routes.iter().enumerate() {
-            counters.latency.render(
-                out,
-                "regis_http_request_duration_seconds",
-                &format!("route=\"{}\"", label(index)),
-            );
-        }
+        registry.register(
+            "regis_http_request_duration_seconds",
+            "Time to the response's headers, by route",
+            self.latency.clone(),
+        );
     }
 }
 
@@ -198,22 +131,22 @@ impl Outcome {
         Outcome::Failed,
     ];
 
-    fn label(self) -> &'static str {
-        match self {
+    fn labels(self) -> OutcomeLabels {
+        let outcome = match self {
             Outcome::Done => "done",
             Outcome::Rejected => "rejected",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
-        }
+        };
+        OutcomeLabels { outcome }
     }
 }
 
 /// The write path's metrics.
 #[derive(Debug)]
 pub struct WriteMetrics {
-    /// Requests by outcome, in [`Outcome::ALL`] order.
-    requests: [AtomicU64; 4],
-    entries: AtomicU64,
+    requests: Family<OutcomeLabels, Counter>,
+    entries: Counter,
     batch_entries: Histogram,
     queued: Histogram,
     signed: Histogram,
@@ -222,13 +155,18 @@ pub struct WriteMetrics {
 
 impl Default for WriteMetrics {
     fn default() -> Self {
+        let requests = Family::default();
+        // Every outcome is shown from the start, at zero.
+        for outcome in Outcome::ALL {
+            let _ = requests.get_or_create(&outcome.labels());
+        }
         WriteMetrics {
-            requests: Default::default(),
-            entries: AtomicU64::new(0),
-            batch_entries: Histogram::new(&ENTRIES),
-            queued: Histogram::new(&SECONDS),
-            signed: Histogram::new(&SECONDS),
-            durable: Histogram::new(&SECONDS),
+            requests,
+            entries: Counter::default(),
+            batch_entries: Histogram::new(ENTRIES),
+            queued: seconds_histogram(),
+            signed: seconds_histogram(),
+            durable: seconds_histogram(),
         }
     }
 }
@@ -236,71 +174,112 @@ impl Default for WriteMetrics {
 impl WriteMetrics {
     /// Records a write request's outcome.
     pub fn outcome(&self, outcome: Outcome) {
-        let index = Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or_default();
-        if let Some(count) = self.requests.get(index) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
+        self.requests.get_or_create(&outcome.labels()).inc();
     }
 
     /// Records a committed request of `entries` entries and its timing.
     pub fn committed(&self, entries: u64, timing: &Timing) {
-        self.entries.fetch_add(entries, Ordering::Relaxed);
+        self.entries.inc_by(entries);
         self.batch_entries.observe(timing.batch_entries as f64);
-        self.queued.seconds(timing.queued);
-        self.signed.seconds(timing.signed);
-        self.durable.seconds(timing.durable);
+        self.queued.observe(timing.queued.as_secs_f64());
+        self.signed.observe(timing.signed.as_secs_f64());
+        self.durable.observe(timing.durable.as_secs_f64());
     }
 
-    /// The write metrics in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP regis_write_requests_total Write requests by outcome.\n");
-        out.push_str("# TYPE regis_write_requests_total counter\n");
-        for (outcome, count) in Outcome::ALL.iter().zip(&self.requests) {
-            let _ = writeln!(
-                out,
-                "regis_write_requests_total{{outcome=\"{}\"}} {}",
-                outcome.label(),
-                count.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP regis_write_entries_total Entries appended by write requests.\n");
-        out.push_str("# TYPE regis_write_entries_total counter\n");
-        let _ = writeln!(
-            out,
-            "regis_write_entries_total {}",
-            self.entries.load(Ordering::Relaxed)
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "regis_write_requests",
+            "Write requests by outcome",
+            self.requests.clone(),
+        );
+        registry.register(
+            "regis_write_entries",
+            "Entries appended by write requests",
+            self.entries.clone(),
         );
         let histograms = [
             (
                 "regis_write_batch_entries",
-                "Entries in the batch that committed each write.",
+                "Entries in the batch that committed each write",
                 &self.batch_entries,
             ),
             (
                 "regis_write_queued_seconds",
-                "From a write's arrival at the sequencer to the start of its batch.",
+                "From a write's arrival at the sequencer to the start of its batch",
                 &self.queued,
             ),
             (
                 "regis_write_signed_seconds",
-                "From a write's arrival at the sequencer to its checkpoints signed.",
+                "From a write's arrival at the sequencer to its checkpoints signed",
                 &self.signed,
             ),
             (
                 "regis_write_durable_seconds",
-                "From a write's arrival at the sequencer to its durable commit.",
+                "From a write's arrival at the sequencer to its durable commit",
                 &self.durable,
             ),
         ];
         for (name, help, histogram) in histograms {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} histogram");
-            histogram.render(out, name, "");
+            registry.register(name, help, histogram.clone());
         }
     }
+}
+
+/// One register's sizes, read from a snapshot at scrape time.
+#[derive(Debug)]
+pub struct RegisterSizes {
+    /// The register's name.
+    pub name: String,
+    /// Entries in the user log.
+    pub user: u64,
+    /// Entries in the system log.
+    pub system: u64,
+    /// Records (distinct keys) in the user log.
+    pub records: u64,
+}
+
+/// The exposition of every metric, in the Prometheus text format
+/// ([`CONTENT_TYPE`]). The registry is built per scrape, so the register
+/// gauges list exactly the registers the server holds now.
+pub fn render(
+    requests: &Metrics,
+    writes: &WriteMetrics,
+    registers: impl IntoIterator<Item = RegisterSizes>,
+) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    requests.register(&mut registry);
+    writes.register(&mut registry);
+    let log_size = Family::<RegisterLogLabels, Gauge>::default();
+    let records = Family::<RegisterLabels, Gauge>::default();
+    for sizes in registers {
+        for (log, size) in [("user", sizes.user), ("system", sizes.system)] {
+            let labels = RegisterLogLabels {
+                register: sizes.name.clone(),
+                log,
+            };
+            log_size
+                .get_or_create(&labels)
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        records
+            .get_or_create(&RegisterLabels {
+                register: sizes.name,
+            })
+            .set(i64::try_from(sizes.records).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "regis_log_size",
+        "Entries in each register's logs",
+        log_size,
+    );
+    registry.register(
+        "regis_records",
+        "Records (distinct keys) in each register",
+        records,
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -309,12 +288,11 @@ mod tests {
 
     #[test]
     fn counts_and_buckets_are_cumulative() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::default();
         metrics.record("/healthz", 200, Duration::from_micros(100));
         metrics.record("/healthz", 200, Duration::from_millis(30));
-        metrics.record("/nowhere", 404, Duration::from_secs(10));
-        let mut text = String::new();
-        metrics.render(&mut text);
+        metrics.record(UNMATCHED, 404, Duration::from_secs(10));
+        let text = render(&metrics, &WriteMetrics::default(), []).unwrap();
         assert!(text.contains("regis_http_requests_total{route=\"/healthz\",status=\"2xx\"} 2\n"));
         assert!(text.contains("regis_http_requests_total{route=\"unmatched\",status=\"4xx\"} 1\n"));
         assert!(text.contains(
@@ -329,5 +307,6 @@ mod tests {
         assert!(text.contains(
             "regis_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"+Inf\"} 1\n"
         ));
+        assert!(text.contains("regis_write_requests_total{outcome=\"failed\"} 0\n"));
     }
 }

@@ -37,7 +37,7 @@ use crate::app::App;
 use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::{self, Format, Query};
-use crate::metrics::UNMATCHED;
+use crate::metrics::{self, RegisterSizes, UNMATCHED};
 use crate::routes::{Matched, ROUTES, Route, match_path};
 use crate::rsf::{self, Range};
 use crate::{events, html, tlog, write};
@@ -607,35 +607,22 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
 }
 
 fn metrics<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
-    let mut text = String::new();
-    app.metrics.render(&mut text);
-    app.write_metrics.render(&mut text);
-    text.push_str("# HELP regis_log_size Entries in each register's logs.\n");
-    text.push_str("# TYPE regis_log_size gauge\n");
-    let mut records = String::from(
-        "# HELP regis_records Records (distinct keys) in each register.\n# TYPE regis_records gauge\n",
-    );
-    for reg in app.registers() {
-        let snapshot = reg.snapshot()?;
-        for log in [Log::User, Log::System] {
-            text.push_str(&format!(
-                "regis_log_size{{register=\"{}\",log=\"{log}\"}} {}\n",
-                reg.name,
-                snapshot.size(log)
-            ));
-        }
-        records.push_str(&format!(
-            "regis_records{{register=\"{}\"}} {}\n",
-            reg.name,
-            snapshot.record_count()
-        ));
-    }
-    text.push_str(&records);
-    Ok(http::ok(
-        "text/plain; version=0.0.4; charset=utf-8",
-        http::NO_STORE,
-        text,
-    ))
+    let sizes = app
+        .registers()
+        .into_iter()
+        .map(|reg| {
+            let snapshot = reg.snapshot()?;
+            Ok(RegisterSizes {
+                name: reg.name.to_string(),
+                user: snapshot.size(Log::User),
+                system: snapshot.size(Log::System),
+                records: snapshot.record_count(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let text =
+        metrics::render(&app.metrics, &app.write_metrics, sizes).map_err(ApiError::internal)?;
+    Ok(http::ok(metrics::CONTENT_TYPE, http::NO_STORE, text))
 }
 
 fn param(matched: &Matched, index: usize) -> Result<&str, ApiError> {
