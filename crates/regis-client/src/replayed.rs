@@ -88,7 +88,7 @@ impl ReplayedRecords {
         Ok(())
     }
 
-    /// How many keys there are (after [`ReplayedRecords::finish`]).
+    /// How many keys there are (once the replay finished).
     pub fn len(&self) -> u64 {
         self.merged.as_ref().map_or(0, |(_, count)| *count)
     }
@@ -98,7 +98,7 @@ impl ReplayedRecords {
         self.len() == 0
     }
 
-    /// The records in key order (after [`ReplayedRecords::finish`]), read
+    /// The records in key order (once the replay finished), read
     /// back from their run.
     pub fn iter(&self) -> Result<impl Iterator<Item = Result<ReplayedRecord, Error>>, Error> {
         let run = match &self.merged {

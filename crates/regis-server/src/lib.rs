@@ -12,7 +12,7 @@
 //!   `B/records/{key}/proof` (JSON or C2SP tlog-proof) to verify offline;
 //! - `B/download-rsf[/{a}[/{b}]]`, streamed;
 //! - `B/events`: each new checkpoint as a Server-Sent Event;
-//! - writes ([`write`]), with a bearer token: `POST B/entries`,
+//! - writes ([`write`](mod@write)), with a bearer token: `POST B/entries`,
 //!   `POST B/load-rsf`, `POST /registers`, each answered once durable and
 //!   signed;
 //! - `/metrics`, `/healthz`, `/readyz`;

@@ -44,7 +44,7 @@ const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the writer and the connection.
 const CHUNKS: usize = 4;
 /// What one download holds beyond hyper's connection buffer: the chunks in
-/// the channel and the one being filled, each [`CHUNK`] bytes plus at most
+/// the channel and the one being filled, each `CHUNK` bytes plus at most
 /// one RSF line (an item, an entry) past it.
 pub const BUFFERED: usize = (CHUNKS + 1) * CHUNK;
 

@@ -128,13 +128,13 @@ impl KvBackend for SledBackend {
         Ok(())
     }
 
-    /// Gathers the writes in memory; past [`SPILL_BYTES`], spills them to
+    /// Gathers the writes in memory; past `SPILL_BYTES`, spills them to
     /// the redo tree. A transaction that never spilled commits as one
     /// batch. One that did: the rest is spilled, the redo tree flushed,
     /// then the `REDO_COMMITTED` marker written and flushed (the commit
     /// point: a crash before it leaves the data as it was, after it the
     /// transaction is finished on open), then applied in batches of
-    /// [`APPLY_ROWS`]. Readers of the data see it applied table by table,
+    /// `APPLY_ROWS`. Readers of the data see it applied table by table,
     /// `meta` (and so `head`) last; see `spec/store.md`, "Bulk loads".
     fn transact<T, E: From<StoreError>>(
         &self,

@@ -1406,7 +1406,7 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// tree of `size` entries, made from stored hashes and checked before
     /// it is returned: the stored leaf hash and the path lead to the tree's
     /// root, which is the signed root or consistent with it
-    /// ([`Snapshot::check_head`]). `O(log n)` reads and hashes. A tree
+    /// (`Snapshot::check_head`). `O(log n)` reads and hashes. A tree
     /// larger than this snapshot's is [`ProofError::SizeOutOfRange`].
     pub fn inclusion_proof(
         &self,
@@ -1445,7 +1445,7 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// tree of `new`, made from stored hashes and checked before it is
     /// returned: it joins the two roots computed from stored hashes, and the
     /// new one is the signed root or consistent with it
-    /// ([`Snapshot::check_head`]). `O(log n)` reads and hashes. A tree
+    /// (`Snapshot::check_head`). `O(log n)` reads and hashes. A tree
     /// larger than this snapshot's is [`ProofError::SizeOutOfRange`].
     pub fn consistency_proof(
         &self,

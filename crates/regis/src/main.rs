@@ -1,6 +1,9 @@
 //! `regis`: the command line. Wires the crates together; every rule lives in
 //! a library (regis-model reads and checks documents, regis-store stores,
 //! sequences and signs them).
+// Doc comments here are clap's --help text, written for a terminal, not
+// rustdoc: `[limits]` and `<name>` are meant literally.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::fs::File;
 use std::io::BufReader;
