@@ -479,8 +479,20 @@ fn a_slow_body_holds_its_slot_until_408_and_others_get_503_meanwhile() {
     .unwrap();
     // While it trickles, the register's one write slot is taken: another
     // write is refused at once, with Retry-After, and nothing is queued.
-    std::thread::sleep(Duration::from_millis(200));
-    let busy = post_entries(&server, &token, &serde_json::json!([entry("ZY", "Zyland")]));
+    // Until the server has taken the slot for the trickling request, an
+    // empty write (which changes nothing) is a 400; then it is the 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let busy = loop {
+        let answer = post_entries(&server, &token, &serde_json::json!([]));
+        if answer.status == 503 {
+            break answer;
+        }
+        assert_eq!(answer.status, 400, "{}", answer.text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never taken"
+        );
+    };
     assert_eq!(busy.error(503), "busy");
     assert_eq!(busy.header("retry-after"), Some("1"));
     let mut answer = Vec::new();

@@ -262,6 +262,15 @@ impl Registry {
     /// by a crash during an earlier `create` (a key but no database) is
     /// completed, keeping its key: no checkpoint was ever signed with it.
     pub fn create<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
+        self.create_with(name, B::open_dir)
+    }
+
+    /// [`Self::create`], with the backend opened by `backend` (its options).
+    pub fn create_with<B: DirBackend>(
+        &self,
+        name: &RegisterName,
+        backend: impl FnOnce(&Path) -> Result<B, StoreError>,
+    ) -> Result<Register<B>, RegistryError> {
         let dir = self.dir(name);
         if self.exists::<B>(name) || dir.join(crate::mirror::UPSTREAM_FILE).exists() {
             return Err(RegistryError::Exists(name.to_string()));
@@ -285,12 +294,21 @@ impl Registry {
         if !dir.join(HOST_FILE).exists() {
             write_atomically(&dir, HOST_FILE, self.host.as_bytes(), 0o644)?;
         }
-        self.open(name)
+        self.open_with(name, backend)
     }
 
     /// Opens an existing register; fails if its store does not match its
     /// last signed checkpoint.
     pub fn open<B: DirBackend>(&self, name: &RegisterName) -> Result<Register<B>, RegistryError> {
+        self.open_with(name, B::open_dir)
+    }
+
+    /// [`Self::open`], with the backend opened by `backend` (its options).
+    pub fn open_with<B: DirBackend>(
+        &self,
+        name: &RegisterName,
+        backend: impl FnOnce(&Path) -> Result<B, StoreError>,
+    ) -> Result<Register<B>, RegistryError> {
         let dir = self.dir(name);
         if dir.join(crate::mirror::UPSTREAM_FILE).exists() {
             return Err(RegistryError::IsMirror(name.to_string()));
@@ -326,7 +344,7 @@ impl Registry {
             error,
         };
         let (store, writer) = Store::open(
-            B::open_dir(&dir).map_err(store_error)?,
+            backend(&dir).map_err(store_error)?,
             Files::open_dir(&dir).map_err(store_error)?,
         )
         .map_err(store_error)?;

@@ -21,6 +21,11 @@ use regis_store::{
 
 type Open<B> = fn(&Path) -> B;
 
+/// `open` as the registry takes a backend opener.
+fn opened<B>(open: Open<B>) -> impl FnOnce(&Path) -> Result<B, regis_store::StoreError> {
+    move |dir| Ok(open(dir))
+}
+
 /// Appends `count` user entries over a rotating set of keys (so records
 /// are updated and field-index rows move), and a system entry every tenth.
 fn append_many(model: &mut Model, batch: &mut Batch, count: usize, round: usize) {
@@ -485,6 +490,7 @@ fn stored_hashes_are_exactly_the_frontiers<B: KvBackend>(open: Open<B>) {
 /// backend `B`, and the same files into regis-model's in-memory register;
 /// returns the store's register and the reference.
 fn load_fixture<B: DirBackend>(
+    open: Open<B>,
     data: &Path,
     files: &[&str],
 ) -> (
@@ -497,7 +503,7 @@ fn load_fixture<B: DirBackend>(
     let name = document_name(&commands[0], &fallback.to_lowercase().replace('_', "-"));
     let registry = Registry::new(data, "regis.test");
     let name = RegisterName::new(&name).unwrap();
-    let register = registry.create::<B>(&name).unwrap();
+    let register = registry.create_with(&name, opened(open)).unwrap();
     let sequencer = Sequencer::spawn(
         name.as_str(),
         register.store,
@@ -526,10 +532,14 @@ fn load_fixture<B: DirBackend>(
     drop(handle);
     sequencer.join();
     // Reopen: what follows reads what is on disk.
-    (registry.open::<B>(&name).unwrap(), reference, receipts)
+    (
+        registry.open_with(&name, opened(open)).unwrap(),
+        reference,
+        receipts,
+    )
 }
 
-fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(_: Open<B>) {
+fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
     let expected = regis_fixtures::read_json("registers/expected.json");
     for fixture in expected["rsf_roots"].as_array().unwrap() {
         let file = fixture["file"].as_str().unwrap();
@@ -544,7 +554,7 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(_: Open<B>) {
         };
         let files: Vec<&str> = files.iter().map(String::as_str).collect();
         let data = tempfile::tempdir().unwrap();
-        let (register, reference, receipts) = load_fixture::<B>(data.path(), &files);
+        let (register, reference, receipts) = load_fixture(open, data.path(), &files);
         let receipt = receipts.last().unwrap();
         let snapshot = register.store.snapshot().unwrap();
         let root = regis_model::format_hash(&snapshot.root(Log::User).unwrap());
@@ -642,11 +652,11 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(_: Open<B>) {
     }
 }
 
-fn invalid_documents_change_nothing<B: DirBackend>(_: Open<B>) {
+fn invalid_documents_change_nothing<B: DirBackend>(open: Open<B>) {
     let data = tempfile::tempdir().unwrap();
     let registry = Registry::new(data.path(), "regis.test");
     let name = RegisterName::new("register").unwrap();
-    let register = registry.create::<B>(&name).unwrap();
+    let register = registry.create_with(&name, opened(open)).unwrap();
     let store = register.store.clone();
     let sequencer = Sequencer::spawn(
         "register",
@@ -707,7 +717,7 @@ fn invalid_documents_change_nothing<B: DirBackend>(_: Open<B>) {
 fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
     let data = tempfile::tempdir().unwrap();
     let files = ["registers/api-client/country_register.rsf"];
-    let (register, _, _) = load_fixture::<B>(data.path(), &files);
+    let (register, _, _) = load_fixture(open, data.path(), &files);
     let report = regis_store::fsck(&register.store.snapshot().unwrap(), &register.signers).unwrap();
     assert_eq!(report.entries, [7, 12]);
     assert_eq!(report.items, 19);
@@ -718,7 +728,7 @@ fn fsck_finds_what_is_wrong<B: DirBackend>(open: Open<B>) {
     let registry = Registry::new(data.path(), "regis.test");
     let name = RegisterName::new("country").unwrap();
     let dir = registry.dir(&name);
-    let snapshot_of = |registry: &Registry| registry.open::<B>(&name).unwrap();
+    let snapshot_of = |registry: &Registry| registry.open_with(&name, opened(open)).unwrap();
     // Rows as they are now, to change one at a time.
     let (record_key, record_value, field_key, items) = {
         let kv = open(&dir);
@@ -967,67 +977,32 @@ macro_rules! conformance {
         mod $backend {
             use super::*;
             const OPEN: Open<$kv> = $open;
-            #[test]
-            fn empty_store_serves_nothing() {
-                super::empty_store_serves_nothing(OPEN)
-            }
-            #[test]
-            fn commits_serve_every_read() {
-                super::commits_serve_every_read(OPEN)
-            }
-            #[test]
-            fn reopen_serves_the_same() {
-                super::reopen_serves_the_same(OPEN)
-            }
-            #[test]
-            fn refused_batches_write_nothing() {
-                super::refused_batches_write_nothing(OPEN)
-            }
-            #[test]
-            fn snapshots_do_not_move() {
-                super::snapshots_do_not_move(OPEN)
-            }
-            #[test]
-            fn concurrent_readers_see_whole_commits() {
-                super::concurrent_readers_see_whole_commits(OPEN)
-            }
-            #[test]
-            fn items_stay_found_while_the_item_filter_is_built() {
-                super::items_stay_found_while_the_item_filter_is_built(OPEN)
-            }
-            #[test]
-            fn open_refuses_a_tree_that_forks_from_its_checkpoint() {
-                super::open_refuses_a_tree_that_forks_from_its_checkpoint(OPEN)
-            }
-            #[test]
-            fn open_checks_its_layout_version() {
-                super::open_checks_its_layout_version(OPEN)
-            }
-            #[test]
-            fn real_dumps_load_with_their_roots_and_records() {
-                super::real_dumps_load_with_their_roots_and_records(OPEN)
-            }
-            #[test]
-            fn random_batches_match_the_model() {
-                super::random_batches_match_the_model(OPEN)
-            }
-            #[test]
-            fn fsck_finds_what_is_wrong() {
-                super::fsck_finds_what_is_wrong(OPEN)
-            }
-            #[test]
-            fn invalid_documents_change_nothing() {
-                super::invalid_documents_change_nothing(OPEN)
-            }
-            #[test]
-            fn stored_hashes_are_exactly_the_frontiers() {
-                super::stored_hashes_are_exactly_the_frontiers(OPEN)
-            }
-            #[test]
-            fn large_transactions_index_fields_in_runs() {
-                super::large_transactions_index_fields_in_runs(OPEN)
-            }
+            conformance!(@tests
+                empty_store_serves_nothing,
+                commits_serve_every_read,
+                reopen_serves_the_same,
+                refused_batches_write_nothing,
+                snapshots_do_not_move,
+                concurrent_readers_see_whole_commits,
+                items_stay_found_while_the_item_filter_is_built,
+                open_refuses_a_tree_that_forks_from_its_checkpoint,
+                open_checks_its_layout_version,
+                real_dumps_load_with_their_roots_and_records,
+                random_batches_match_the_model,
+                fsck_finds_what_is_wrong,
+                invalid_documents_change_nothing,
+                stored_hashes_are_exactly_the_frontiers,
+                large_transactions_index_fields_in_runs,
+            );
         }
+    };
+    (@tests $($test:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                super::$test(OPEN)
+            }
+        )*
     };
 }
 
