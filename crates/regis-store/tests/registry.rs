@@ -68,7 +68,7 @@ fn create_list_open_and_sign() {
     let pem = std::fs::read_to_string(dir.join(KEY_FILE)).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
 
-    // Origins per DESIGN.md; one key, two names, two verifier keys.
+    // Origins per spec/formats.md; one key, two names, two verifier keys.
     let signers = &created.signers;
     assert_eq!(
         signers.origin(Log::User),

@@ -17,7 +17,7 @@ pub fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// v1 leaf bytes, as spec'd in DESIGN.md (test data only: regis-model owns
+/// v1 leaf bytes, as spec/formats.md gives them (test data only: regis-model owns
 /// the real builder).
 pub fn leaf(number: u64, key: &str, item: &Hash) -> Vec<u8> {
     format!(
