@@ -316,7 +316,7 @@ fn records_are_paged_with_links_and_sorted_within_the_page() {
         second
             .header("link")
             .unwrap()
-            .contains("rel=\"prev previous\""),
+            .contains("rel=\"previous\""),
         "{:?}",
         second.header("link")
     );

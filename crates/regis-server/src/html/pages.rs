@@ -973,7 +973,7 @@ pub(super) fn entries<B: DirBackend>(
         links.push(format!("<{}>; rel=\"next\"", href(next)));
     }
     if let Some(from) = previous {
-        links.push(format!("<{}>; rel=\"prev previous\"", href(from)));
+        links.extend(api::previous_links(&href(from)));
     }
     if !links.is_empty()
         && let Ok(value) = axum::http::HeaderValue::from_str(&links.join(", "))
