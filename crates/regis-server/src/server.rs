@@ -569,16 +569,16 @@ async fn respond<B: DirBackend>(
 const RETIRED_FORMATS: [&str; 4] = [".tsv", ".ttl", ".xlsx", ".yaml"];
 
 /// The answer to a path no route has: as GOV.UK Registers answered, a read
-/// of a path with a trailing `/` is a 301 to the path without it (query
-/// kept; never to a path starting `//`, which a client would read as
-/// another host), and of a path in a retired format a 410; else a 404.
+/// of a route's path with a trailing `/` is a 301 to the path without it
+/// (query kept), and of a path in a retired format a 410; else a 404.
+/// Only a route's path is a place to go: `//host/` or `/\host/` would send
+/// a browser to another host.
 fn unmatched(method: &Method, uri: &Uri) -> Response {
     let path = uri.path();
     let reads = method == Method::GET || method == Method::HEAD;
     if reads
         && let Some(trimmed) = path.strip_suffix('/')
-        && !trimmed.is_empty()
-        && !trimmed.starts_with("//")
+        && matches!(match_path(trimmed), Ok(Some(_)))
     {
         let location = match uri.query() {
             Some(query) => format!("{trimmed}?{query}"),

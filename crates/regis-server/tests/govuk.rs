@@ -94,7 +94,8 @@ fn old_clients_get_the_statuses_and_headers_they_got_from_govuk() {
             405,
             Header("allow", "GET, HEAD"),
         ),
-        // StripTrailingSlashRedirectFilter: reads only, never to `//`.
+        // StripTrailingSlashRedirectFilter: reads of a route's path only,
+        // never to another host.
         (
             "GET",
             "/registers/country/records/?page-size=2",
@@ -103,6 +104,15 @@ fn old_clients_get_the_statuses_and_headers_they_got_from_govuk() {
             Location("/registers/country/records?page-size=2"),
         ),
         ("GET", "//example.org/", &[], 404, Code("no-route")),
+        ("GET", "/\\example.org/", &[], 404, Code("no-route")),
+        (
+            "GET",
+            "/registers/country/nothing/",
+            &[],
+            404,
+            Code("no-route"),
+        ),
+        ("GET", "/registers/", &[], 301, Location("/registers")),
         // Retired formats: 410; a key that ends like one is a key.
         (
             "GET",
