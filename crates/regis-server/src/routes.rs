@@ -74,8 +74,8 @@ pub enum Route {
     Asset(Asset),
     /// `POST B/load-rsf`: append an RSF document.
     LoadRsf,
-    /// `GET` of a singular path GOV.UK Registers answered 301 to its
-    /// plural (`B/record/{key}` to `B/records/{key}`…): the same.
+    /// `GET B/record/{key}`, `B/entry/{number}`…: GOV.UK Registers' old
+    /// singular paths, answered 301 to the plural ones as it answered.
     Moved,
 }
 
