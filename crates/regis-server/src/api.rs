@@ -132,6 +132,13 @@ pub const MAX_PAGE_OFFSET: u64 = 100_000;
 /// Page size and index from `page-size` and `page-index`, bounded: 400 for
 /// a page that starts more than [`MAX_PAGE_OFFSET`] records in.
 pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
+    let (index, size) = page_params(ctx)?;
+    within_depth(index, size)?;
+    Ok((index, size))
+}
+
+/// Page index and size from `page-index` and `page-size`, unbounded.
+fn page_params(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
     let size = ctx.query.number(
         "page-size",
         1,
@@ -139,6 +146,11 @@ pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
         ctx.limits.default_page_size,
     )?;
     let index = ctx.query.number("page-index", 1, u64::MAX, 1)?;
+    Ok((index, size))
+}
+
+/// 400 for a page that starts more than [`MAX_PAGE_OFFSET`] records in.
+fn within_depth(index: u64, size: u64) -> Result<(), ApiError> {
     let offset = (index - 1).saturating_mul(size);
     if offset > MAX_PAGE_OFFSET {
         return Err(ApiError::bad_request(
@@ -150,7 +162,28 @@ pub(crate) fn page(ctx: &Ctx<'_>) -> Result<(u64, u64), ApiError> {
             ),
         ));
     }
-    Ok((index, size))
+    Ok(())
+}
+
+/// 404 for a page of records past the last one (the first page is there
+/// even when empty): how GOV.UK Registers ended a listing, and what
+/// clients that page until a 404 wait for. `what` names the list.
+fn past_the_last_page(what: &str, index: u64, size: u64) -> ApiError {
+    ApiError::not_found(
+        "no-page",
+        format!("{what} end before page-index {index} of page-size {size}"),
+    )
+}
+
+/// `Link` values for the previous page at `url`: `rel="previous"` as
+/// GOV.UK Registers sent it and `rel="prev"` as RFC 8288 registers it,
+/// each a value of its own, so that parsers keying links by their `rel`
+/// text (Python's requests) find either.
+pub(crate) fn previous_links(url: &str) -> [String; 2] {
+    [
+        format!("<{url}>; rel=\"previous\""),
+        format!("<{url}>; rel=\"prev\""),
+    ]
 }
 
 /// `Link` header for a paged list: `next` if there is more, `previous`
@@ -164,11 +197,11 @@ pub(crate) fn link(ctx: &Ctx<'_>, index: u64, size: u64, more: bool, response: &
         ));
     }
     if index > 1 {
-        links.push(format!(
-            "<{}?page-index={}&page-size={size}>; rel=\"prev previous\"",
+        links.extend(previous_links(&format!(
+            "{}?page-index={}&page-size={size}",
             ctx.path,
             index - 1
-        ));
+        )));
     }
     if !links.is_empty()
         && let Ok(value) = HeaderValue::from_str(&links.join(", "))
@@ -188,6 +221,15 @@ fn records_response(
         Format::Csv => Ok(http::csv(records_csv(&csv_fields(schema), records))),
         // Pages are rendered by `html`; an API handler is never asked for one.
         Format::TlogProof | Format::Html => Err(not_acceptable("records")),
+    }
+}
+
+/// `error` (the value in a path does not parse) as a 404: a path naming
+/// no thing.
+fn not_found(error: ApiError) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        ..error
     }
 }
 
@@ -239,7 +281,7 @@ fn entries_response(
 pub fn records<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let snapshot = reg.snapshot()?;
     let schema = reg.schema(snapshot.size(Log::System))?;
-    let (index, size) = page(ctx)?;
+    let (index, size) = page_params(ctx)?;
     if let Some(after) = ctx.query.get("after") {
         if ctx.query.get("page-index").is_some() {
             return Err(ApiError::bad_request(
@@ -268,6 +310,14 @@ pub fn records<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<R
     }
     let total = snapshot.record_count();
     let offset = (index - 1).saturating_mul(size);
+    if index > 1 && offset >= total {
+        return Err(past_the_last_page(
+            &format!("the {total} records of register {}", reg.name),
+            index,
+            size,
+        ));
+    }
+    within_depth(index, size)?;
     let records = if offset >= total {
         Vec::new()
     } else {
@@ -295,7 +345,17 @@ pub fn record<B: DirBackend>(
     let schema = reg.schema(snapshot.size(Log::System))?;
     let record = find_record(&snapshot, reg, key)?;
     let loaded = load(&snapshot, Log::User, record.entry_number)?;
-    records_response(ctx, &schema, std::slice::from_ref(&loaded))
+    let mut response = records_response(ctx, &schema, std::slice::from_ref(&loaded))?;
+    // Where the record's history is, as GOV.UK Registers said.
+    let history = format!(
+        "</registers/{}/records/{}/entries>; rel=\"version-history\"",
+        reg.name,
+        http::encode_segment(key)
+    );
+    if let Ok(value) = HeaderValue::from_str(&history) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
 }
 
 /// The record `key`, or a 404 that names it.
@@ -358,6 +418,18 @@ pub fn records_by_field<B: DirBackend>(
     let (index, size) = page(ctx)?;
     let offset = (index - 1).saturating_mul(size);
     let mut records = snapshot.records_by_field(field, value, offset, size.saturating_add(1))?;
+    if index > 1 && records.is_empty() {
+        return Err(past_the_last_page(
+            &format!(
+                "the records of register {} whose {} is {}",
+                reg.name,
+                field,
+                quote(value)
+            ),
+            index,
+            size,
+        ));
+    }
     let more = records.len() as u64 > size;
     records.truncate(usize::try_from(size).unwrap_or(usize::MAX));
     let loaded = load_records(&snapshot, &records)?;
@@ -382,10 +454,11 @@ pub(crate) fn log_of(query: &Query) -> Result<Log, ApiError> {
 }
 
 /// The log, first entry and count a list of entries asks for
-/// (`?type`, `?start`, `?limit`, bounded by the page limits).
+/// (`?type`, `?start`, `?limit`, bounded by the page limits). `start` may
+/// be 0: see [`entries_from`].
 pub(crate) fn entries_query(ctx: &Ctx<'_>) -> Result<(Log, u64, u64), ApiError> {
     let log = log_of(ctx.query)?;
-    let start = ctx.query.number("start", 1, u64::MAX, 1)?;
+    let start = ctx.query.number("start", 0, u64::MAX, 1)?;
     let limit = ctx.query.number(
         "limit",
         1,
@@ -395,11 +468,28 @@ pub(crate) fn entries_query(ctx: &Ctx<'_>) -> Result<(Log, u64, u64), ApiError> 
     Ok((log, start, limit))
 }
 
+/// The entries of `log` numbered from `start` up to `start + limit`
+/// (excluded). Numbers begin at 1, so `start=0` gives one fewer: a client
+/// counting from 0 gets a page that the next (`start=limit`) continues,
+/// as from GOV.UK Registers.
+pub(crate) fn entries_from<S: KvSnapshot>(
+    snapshot: &Snapshot<S>,
+    log: Log,
+    start: u64,
+    limit: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {
+    let entries = match start {
+        0 => snapshot.entries(log, 1, limit - 1)?,
+        _ => snapshot.entries(log, start, limit)?,
+    };
+    Ok(entries)
+}
+
 /// `GET B/entries?start&limit[&type=system]`.
 pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let (log, start, limit) = entries_query(ctx)?;
     let snapshot = reg.snapshot()?;
-    let entries = snapshot.entries(log, start, limit)?;
+    let entries = entries_from(&snapshot, log, start, limit)?;
     let mut response = entries_response(ctx, &entries, log)?;
     let size = snapshot.size(log);
     let next = start.saturating_add(limit);
@@ -416,10 +506,10 @@ pub fn entries<B: DirBackend>(reg: &RegisterState<B>, ctx: &Ctx<'_>) -> Result<R
     }
     if start > 1 {
         let previous = start.saturating_sub(limit).max(1);
-        links.push(format!(
-            "<{}?start={previous}&limit={limit}{kind}>; rel=\"prev previous\"",
+        links.extend(previous_links(&format!(
+            "{}?start={previous}&limit={limit}{kind}",
             ctx.path
-        ));
+        )));
     }
     if !links.is_empty()
         && let Ok(value) = HeaderValue::from_str(&links.join(", "))
@@ -436,7 +526,9 @@ pub fn entry<B: DirBackend>(
     number: &str,
 ) -> Result<Response, ApiError> {
     let log = log_of(ctx.query)?;
-    let number = http::number(number, "the entry number", 1, u64::MAX)?;
+    // What is not an entry's number names no entry: 404, as GOV.UK
+    // Registers answered.
+    let number = http::number(number, "the entry number", 1, u64::MAX).map_err(not_found)?;
     let snapshot = reg.snapshot()?;
     let Some((_, leaf)) = load_entry(&snapshot, log, number)? else {
         return Err(ApiError::not_found(
@@ -463,8 +555,10 @@ pub fn item<B: DirBackend>(
     ctx: &Ctx<'_>,
     hash: &str,
 ) -> Result<Response, ApiError> {
+    // What is not an item hash names no item: 404, as GOV.UK Registers
+    // answered.
     let parsed = parse_hash(hash)
-        .map_err(|e| ApiError::bad_request("bad-item-hash", format!("{}: {e}", quote(hash))))?;
+        .map_err(|e| ApiError::not_found("bad-item-hash", format!("{}: {e}", quote(hash))))?;
     let snapshot = reg.snapshot()?;
     let item = load_item(&snapshot, &parsed)?.ok_or_else(|| {
         ApiError::not_found(

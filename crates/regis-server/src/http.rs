@@ -205,6 +205,16 @@ pub fn ok(content_type: &'static str, cache: &'static str, body: impl Into<Body>
     response
 }
 
+/// A 301 to `location`, a path built from the request's own (so valid in
+/// a header), with no body.
+pub fn moved_permanently(location: &str) -> Result<Response, ApiError> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    let value = HeaderValue::from_str(location).map_err(ApiError::internal)?;
+    response.headers_mut().insert(header::LOCATION, value);
+    Ok(response)
+}
+
 /// A JSON response.
 pub fn json(body: String) -> Response {
     ok("application/json", SHORT, body)

@@ -9,7 +9,9 @@
 //! route marked `formats` also answers with a `.json`, `.csv` (or for the
 //! record proof `.tlog-proof`) suffix on its last segment. Literal segments
 //! win over parameters: `records/{key}/entries` and `records/{key}/proof`
-//! before `records/{field}/{value}`.
+//! before `records/{field}/{value}`. The singular paths GOV.UK Registers
+//! moved to plural ones (`record/{key}`, `entry/{number}`…) are routes of
+//! their own, answered 301 to the plural path ([`moved_to`]).
 
 use regis_store::Log;
 
@@ -72,6 +74,9 @@ pub enum Route {
     Asset(Asset),
     /// `POST B/load-rsf`: append an RSF document.
     LoadRsf,
+    /// `GET B/record/{key}`, `B/entry/{number}`…: GOV.UK Registers' old
+    /// singular paths, answered 301 to the plural ones as it answered.
+    Moved,
 }
 
 /// What a `POST` does.
@@ -214,7 +219,51 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     spec(Route::Events, "/registers/{name}/events", false),
     spec(Route::LoadRsf, "/registers/{name}/load-rsf", false),
+    // A format suffix stays in the path moved to.
+    spec(Route::Moved, "/registers/{name}/record/{key}", true),
+    spec(Route::Moved, "/registers/{name}/record/{key}/entries", true),
+    spec(Route::Moved, "/registers/{name}/entry/{number}", true),
+    spec(Route::Moved, "/registers/{name}/item/{item-hash}", true),
+    spec(
+        Route::Moved,
+        "/registers/{name}/proof/entry/{number}/{size}/merkle:sha-256",
+        false,
+    ),
 ];
+
+/// The singular segments GOV.UK Registers once used, and their plurals.
+const SINGULAR: [(&str, &str); 3] = [
+    ("record", "records"),
+    ("entry", "entries"),
+    ("item", "items"),
+];
+
+/// Where a [`Route::Moved`] request goes: its raw path with the template's
+/// first singular segment made plural, the rest (a format suffix, the
+/// percent-encoding) as sent, and its raw query kept. GOV.UK Registers
+/// rewrote its request URL the same way (`/record/` to `/records/`).
+pub fn moved_to(template: &str, path: &str, query: Option<&str>) -> String {
+    let mut plural_done = false;
+    let mut segments = Vec::new();
+    let mut parts = template.split('/');
+    for segment in path.split('/') {
+        let plural = match parts.next() {
+            Some(part) if !plural_done => SINGULAR
+                .iter()
+                .find(|(singular, _)| *singular == part)
+                .map(|(_, plural)| *plural),
+            _ => None,
+        };
+        plural_done |= plural.is_some();
+        segments.push(plural.unwrap_or(segment));
+    }
+    let mut location = segments.join("/");
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
 
 /// The most path segments a request may have (a tile path of a 2^64 index
 /// has 11 below the register).
@@ -423,5 +472,51 @@ mod tests {
             match_path("/registers/c/records/%FF").unwrap_err().code,
             "not-utf8"
         );
+    }
+
+    #[test]
+    fn singular_paths_move_to_their_plurals() {
+        let cases = [
+            ("/registers/c/record/GB", None, "/registers/c/records/GB"),
+            (
+                "/registers/c/record/GB.json",
+                Some("a=1&b"),
+                "/registers/c/records/GB.json?a=1&b",
+            ),
+            (
+                "/registers/c/record/A%2FB/entries.csv",
+                None,
+                "/registers/c/records/A%2FB/entries.csv",
+            ),
+            ("/registers/c/entry/7", None, "/registers/c/entries/7"),
+            (
+                "/registers/c/item/sha-256:ab.json",
+                None,
+                "/registers/c/items/sha-256:ab.json",
+            ),
+            (
+                "/registers/c/proof/entry/1/2/merkle:sha-256",
+                None,
+                "/registers/c/proof/entries/1/2/merkle:sha-256",
+            ),
+            // Only the route's own segment: not a register or key so named.
+            (
+                "/registers/record/record/entry",
+                None,
+                "/registers/record/records/entry",
+            ),
+            (
+                "/registers/entry/entry/item",
+                None,
+                "/registers/entry/entries/item",
+            ),
+        ];
+        for (path, query, location) in cases {
+            let matched = match_path(path).unwrap().expect(path);
+            assert_eq!(matched.route, Route::Moved, "{path}");
+            assert_eq!(moved_to(matched.template, path, query), location);
+        }
+        assert_eq!(route("/registers/c/record/"), None);
+        assert_eq!(route("/registers/c/record/GB/proof"), None);
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,7 +38,7 @@ use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::{self, Format, Query};
 use crate::metrics::{self, RegisterSizes, UNMATCHED};
-use crate::routes::{Matched, ROUTES, Route, match_path};
+use crate::routes::{Matched, ROUTES, Route, match_path, moved_to};
 use crate::rsf::{self, Range};
 use crate::{events, html, tlog, write};
 
@@ -67,6 +67,14 @@ pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
             CorsLayer::new()
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::HEAD])
+                // What GOV.UK Registers allowed, for as long.
+                .allow_headers([
+                    HeaderName::from_static("x-requested-with"),
+                    header::CONTENT_TYPE,
+                    header::ACCEPT,
+                    header::ORIGIN,
+                ])
+                .max_age(Duration::from_secs(1800))
                 .expose_headers([header::LINK, header::ETAG]),
         )
 }
@@ -432,13 +440,7 @@ async fn respond<B: DirBackend>(
     let app = &served.app;
     let matched = match match_path(uri.path()) {
         Ok(Some(matched)) => matched,
-        Ok(None) => {
-            let error = ApiError::not_found(
-                "no-route",
-                format!("no resource at {}", http::quote(uri.path())),
-            );
-            return (UNMATCHED, error.into_response());
-        }
+        Ok(None) => return (UNMATCHED, unmatched(method, uri)),
         Err(error) => return (UNMATCHED, error.into_response()),
     };
     let template = matched.template;
@@ -456,6 +458,15 @@ async fn respond<B: DirBackend>(
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(route.allow()));
         return (template, response);
+    }
+    if route == Route::Moved {
+        // The query goes along as sent: the path moved to reads it.
+        let location = moved_to(template, uri.path(), uri.query());
+        let response = http::moved_permanently(&location);
+        return (
+            template,
+            response.unwrap_or_else(IntoResponse::into_response),
+        );
     }
     let query = match Query::parse(uri.query()) {
         Ok(query) => query,
@@ -552,6 +563,42 @@ async fn respond<B: DirBackend>(
             .append(header::VARY, HeaderValue::from_static("Accept"));
     }
     (template, response)
+}
+
+/// The format suffixes GOV.UK Registers retired in 2018, answered 410.
+const RETIRED_FORMATS: [&str; 4] = [".tsv", ".ttl", ".xlsx", ".yaml"];
+
+/// The answer to a path no route has: as GOV.UK Registers answered, a read
+/// of a route's path with a trailing `/` is a 301 to the path without it
+/// (query kept), and of a path in a retired format a 410; else a 404.
+/// Only a route's path is a place to go: `//host/` or `/\host/` would send
+/// a browser to another host.
+fn unmatched(method: &Method, uri: &Uri) -> Response {
+    let path = uri.path();
+    let reads = method == Method::GET || method == Method::HEAD;
+    if reads
+        && let Some(trimmed) = path.strip_suffix('/')
+        && matches!(match_path(trimmed), Ok(Some(_)))
+    {
+        let location = match uri.query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        return http::moved_permanently(&location).unwrap_or_else(IntoResponse::into_response);
+    }
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let retired = RETIRED_FORMATS
+        .iter()
+        .find(|suffix| last.len() > suffix.len() && last.ends_with(*suffix));
+    let error = match retired {
+        Some(suffix) if reads => ApiError::new(
+            StatusCode::GONE,
+            "retired-format",
+            format!("{suffix} was a format of GOV.UK Registers until 2018; ask for .json or .csv"),
+        ),
+        _ => ApiError::not_found("no-route", format!("no resource at {}", http::quote(path))),
+    };
+    error.into_response()
 }
 
 /// Ready when the server listens, serves at least one register, and every
@@ -706,5 +753,6 @@ fn handle<B: DirBackend>(
         | Route::RegisterHome
         | Route::Asset(_) => Err(ApiError::internal("server routes are answered before")),
         Route::LoadRsf => Err(ApiError::internal("write routes are answered before")),
+        Route::Moved => Err(ApiError::internal("moved routes are answered before")),
     }
 }

@@ -192,7 +192,8 @@ fn proof_error(error: ProofError<StoreError>) -> ApiError {
 /// The tree size a proof may ask about: at most the log's size.
 fn within(reg_name: &str, size: u64, asked: u64) -> Result<(), ApiError> {
     if asked > size {
-        return Err(ApiError::not_found(
+        // A 400, as GOV.UK Registers answered a proof beyond its tree.
+        return Err(ApiError::bad_request(
             "beyond-tree",
             format!("register {reg_name} has {size} entries; there is no tree of size {asked}"),
         ));

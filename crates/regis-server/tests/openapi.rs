@@ -1,6 +1,7 @@
 //! `spec/openapi.yaml` documents every route, and every documented route
 //! exists: the same templates as `routes::ROUTES`, and each one, filled in,
-//! is answered by a live server (by that route, not the no-route 404).
+//! is answered by a live server (by that route, not the no-route 404; a
+//! GOV.UK old path by a 301 to a documented route that answers).
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{TestServer, rsf_commands};
-use regis_server::routes::{ROUTES, match_path};
+use regis_server::routes::{ROUTES, Route, match_path};
 
 fn documented() -> BTreeSet<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/openapi.yaml");
@@ -85,7 +86,15 @@ fn every_route_is_documented_and_every_documented_route_exists() {
             assert_eq!(status, 200, "{path}: {head}");
             continue;
         }
-        let response = server.get(&path);
+        let mut response = server.get(&path);
+        if matched.route == Route::Moved {
+            // GOV.UK's old path: moved to a documented one, which answers.
+            assert_eq!(response.status, 301, "{path}");
+            let location = response.header("location").unwrap().to_owned();
+            let moved = match_path(&location).unwrap().unwrap();
+            assert!(documented.contains(moved.template), "{path}: {location}");
+            response = server.get(&location);
+        }
         assert_eq!(
             response.status,
             200,

@@ -888,8 +888,7 @@ pub(super) fn entries<B: DirBackend>(
     let (log, start, limit) = api::entries_query(ctx)?;
     let snapshot = reg.snapshot()?;
     let size = snapshot.size(log);
-    let rows = snapshot
-        .entries(log, start, limit)?
+    let rows = api::entries_from(&snapshot, log, start, limit)?
         .into_iter()
         .map(|(number, leaf)| {
             regis_model::Entry::parse_leaf(log, &leaf)
@@ -925,7 +924,7 @@ pub(super) fn entries<B: DirBackend>(
         } @else {
             div class="table-scroll" {
                 table {
-                    caption { (title) " " (start) " to " (rows.last().map_or(start, |(n, _)| *n)) " of " (size) }
+                    caption { (title) " " (rows.first().map_or(start, |(n, _)| *n)) " to " (rows.last().map_or(start, |(n, _)| *n)) " of " (size) }
                     thead { tr {
                         th scope="col" { "Entry" }
                         th scope="col" { "Timestamp" }
@@ -974,7 +973,7 @@ pub(super) fn entries<B: DirBackend>(
         links.push(format!("<{}>; rel=\"next\"", href(next)));
     }
     if let Some(from) = previous {
-        links.push(format!("<{}>; rel=\"prev previous\"", href(from)));
+        links.extend(api::previous_links(&href(from)));
     }
     if !links.is_empty()
         && let Ok(value) = axum::http::HeaderValue::from_str(&links.join(", "))
