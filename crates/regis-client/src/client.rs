@@ -543,27 +543,30 @@ impl Client {
 
     /// Replays the whole user log at `checkpoint` (what
     /// [`Self::replay_bundles`] checks), from the RSF delta `0/size`
-    /// (`B/download-rsf/0/N`) instead of entry bundles and one request per
-    /// item: the delta
+    /// instead of entry bundles and one request per item: the delta
     /// carries every item just before the entry that uses it. Each user
     /// entry's leaf bytes are rebuilt and checked against the verified
     /// level-0 tile hash at its index, each item re-hashed against the
     /// entry's item hash, every key's latest entry re-derived, and the root
-    /// folded again from the leaves. (System entries, which the delta also
-    /// carries, are in the system log: not replayed here.) Memory: one
-    /// level-0 tile, up to 100,000 records (the rest go to sorted runs in
-    /// temporary files, `replayed.rs`) and the set of distinct item hashes.
+    /// folded again from the leaves. The delta is asked for as by a reader
+    /// holding the system log of the current verified system checkpoint
+    /// (`?system-size=`), so it carries user entries only: any system
+    /// entry in it was appended after that checkpoint, at user size
+    /// `size`, and ends the replay. Memory: one level-0 tile, up to
+    /// 100,000 records (the rest go to sorted runs in temporary files,
+    /// `replayed.rs`) and the set of distinct item hashes.
     pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
         let size = checkpoint.size();
-        let path = format!("download-rsf/0/{size}");
-        let url = format!("{}/{path}", self.http.base());
         if self.log != Log::User {
             return Err(Error::Delta {
-                url,
+                url: format!("{}/download-rsf/0/{size}", self.http.base()),
                 line: 0,
                 reason: "RSF deltas replay the user log".into(),
             });
         }
+        let held = self.system()?.checkpoint()?.size();
+        let path = format!("download-rsf/0/{size}?system-size={held}");
+        let url = format!("{}/{path}", self.http.base());
         let reader = self.tiles(checkpoint);
         reader.verify_root().map_err(tiles_error(size))?;
         let mut leaves = LeafHashes::new(&reader);
@@ -585,8 +588,18 @@ impl Client {
                     }
                     ended = frontier.size() == size;
                 }
-                // System entries are in the system log: not replayed here.
-                Step::Entry(entry, _, _) if entry.entry_type == EntryType::System => {}
+                Step::Entry(entry, _, _) if entry.entry_type == EntryType::System => {
+                    if frontier.size() < size {
+                        return Err(delta.error(format!(
+                            "system entry `{}` before user entry {}, which system-size={held} excludes",
+                            entry.key,
+                            frontier.size() + 1
+                        )));
+                    }
+                    // Appended after the system checkpoint was read.
+                    ended = true;
+                    break;
+                }
                 Step::Entry(entry, hash, _) => {
                     let number = frontier.size() + 1;
                     if number > size {
@@ -638,7 +651,7 @@ fn parse_leaf(number: u64, leaf: &[u8]) -> Result<Entry, Error> {
 
 /// Parses the leaf at entry `number` of `log` as a v1 entry that says it
 /// is entry `number`.
-pub(crate) fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
+fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
     let (claimed, entry) =
         Entry::parse_leaf(log, leaf).map_err(|error| Error::Leaf { number, error })?;
     if claimed != number {

@@ -11,14 +11,12 @@
 //!    one moment (see "System entries" below).
 //! 2. Each is checked to extend the mirror's stored checkpoint of its log,
 //!    from the new tree's verified hash tiles (no server proof is used).
-//! 3. The RSF delta from the mirror's user size to the new one is streamed
-//!    (`B/download-rsf/{a}/{b}`): every entry's leaf bytes are rebuilt and
-//!    their hash checked against the verified level-0 tile hash of its
-//!    log, every item re-hashed, and entry, item and index rows written
-//!    into one store transaction as they are read (memory does not grow
-//!    with the delta). System entries appended at the new user size, which
-//!    no delta up to it carries yet, come from the system log's entry
-//!    bundles, with their items fetched one by one.
+//! 3. The RSF delta from the mirror's sizes to the new user size is
+//!    streamed (`B/download-rsf/{a}/{b}?system-size={s}`): every entry's
+//!    leaf bytes are rebuilt and their hash checked against the verified
+//!    level-0 tile hash of its log, every item re-hashed, and entry, item
+//!    and index rows written into one store transaction as they are read
+//!    (memory does not grow with the delta).
 //! 4. The upstream's two signed checkpoints are stored in the same
 //!    transaction (the store checks again that they are its trees' roots),
 //!    which then commits: all of a sync or none of it is stored.
@@ -26,21 +24,21 @@
 //! So a mirror is always at a state the upstream signed, a killed sync
 //! leaves it at the previous one, and the next sync continues from there.
 //!
-//! **System entries.** A delta `a/b` carries the system entries appended
-//! while the user log had `a` to `b - 1` entries. A system checkpoint read
-//! before the user checkpoint of size `b`, and unchanged after it, holds
-//! no entry appended after the user log passed `b`; so the system entries
-//! it holds beyond those of the delta were appended at user size `b`, and
-//! are stored after user entry `b`, where the upstream has them. (Where a
-//! system entry falls among user entries is stated by no leaf and signed by
-//! nothing: a mirror takes the upstream's word for it, as any reader of a
-//! delta does.)
+//! **System entries.** Told the mirror holds `s` system entries, the delta
+//! `a/b` carries the later ones appended while the user log had at most
+//! `b` entries, each after the user entry it followed upstream. A system
+//! checkpoint read before the user checkpoint of size `b`, and unchanged
+//! after it, holds only such entries, so the delta carries all of them;
+//! any it carries beyond were appended at user size `b` after the
+//! checkpoints were read, so come after user entry `b`: the sync stops
+//! reading there and leaves them to the next. (Where a system entry falls
+//! among user entries is stated by no leaf and signed by nothing: a mirror
+//! takes the upstream's word for it, as any reader of a delta does.)
 
 use std::io::BufReader;
 use std::time::Duration;
 
-use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
-use regis_merkle::{Hash, TileHashReader, leaf_hash};
+use regis_merkle::{Hash, TileHashReader};
 use regis_model::rsf::RsfErrorKind;
 use regis_model::{Entry, Item, ItemHash};
 use regis_note::Verifier;
@@ -49,7 +47,7 @@ use regis_store::{
     SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
 };
 
-use crate::client::{Client, VerifiedCheckpoint, parse_leaf_of, tiles_error};
+use crate::client::{Client, VerifiedCheckpoint, tiles_error};
 use crate::delta::{DeltaReader, Step};
 use crate::error::Error;
 use crate::events::{Events, Received, StreamError};
@@ -114,17 +112,6 @@ pub enum MirrorError {
         stored: u64,
         /// Entries its checkpoint covers.
         covered: u64,
-    },
-    /// An upstream entry with other than one item (Regis stores one per
-    /// entry).
-    #[error("{log} entry {number} has {count} items; Regis stores one per entry")]
-    ItemCount {
-        /// Which log.
-        log: Log,
-        /// The entry's number.
-        number: u64,
-        /// How many items it names.
-        count: usize,
     },
     /// An entry's leaf bytes do not hash to the verified leaf hash of its
     /// log: the entry was rewritten.
@@ -412,19 +399,15 @@ impl<B: KvBackend> Mirror<B> {
         system_tiles
             .verify_root()
             .map_err(tiles_error(system_checkpoint.size()))?;
-        let user_size = snapshot.size(Log::User);
         let plan = Plan {
             user: &self.user,
-            system: &self.system,
             user_checkpoint: &user_checkpoint,
             system_checkpoint: &system_checkpoint,
             user_tiles: &user_tiles,
             system_tiles: &system_tiles,
-            // The first system entry the delta carries: the first appended
-            // at the mirror's user size or later.
-            first_delta_system: snapshot.system_entries_between(user_size, user_size)?.start,
-            held_system: snapshot.size(Log::System),
-            total: user_checkpoint.size().saturating_sub(user_size)
+            total: user_checkpoint
+                .size()
+                .saturating_sub(snapshot.size(Log::User))
                 + system_checkpoint
                     .size()
                     .saturating_sub(snapshot.size(Log::System)),
@@ -535,13 +518,10 @@ enum FollowError {
 /// What one sync copies, all verified.
 struct Plan<'a> {
     user: &'a Client,
-    system: &'a Client,
     user_checkpoint: &'a VerifiedCheckpoint,
     system_checkpoint: &'a VerifiedCheckpoint,
     user_tiles: &'a TileHashReader<HttpTiles>,
     system_tiles: &'a TileHashReader<HttpTiles>,
-    first_delta_system: u64,
-    held_system: u64,
     total: u64,
 }
 
@@ -575,12 +555,7 @@ impl Plan<'_> {
                 });
             }
         };
-        let from = txn.frontier(Log::User).size();
-        let to = self.user_checkpoint.size();
-        if to > from {
-            self.apply_delta(txn, from, to, &mut leaves, &mut copied, &mut report)?;
-        }
-        self.apply_system_bundles(txn, &mut leaves[1], &mut copied, &mut report)?;
+        self.apply_delta(txn, &mut leaves, &mut copied, &mut report)?;
         report(&copied, true);
         for (log, checkpoint) in [
             (Log::User, self.user_checkpoint),
@@ -598,26 +573,28 @@ impl Plan<'_> {
         Ok(copied)
     }
 
-    /// Streams `B/download-rsf/{from}/{to}` into `txn`.
+    /// Streams the delta from the mirror's sizes to the new user size
+    /// into `txn`, up to both checkpoints.
     fn apply_delta(
         &self,
         txn: &mut Txn<'_>,
-        from: u64,
-        to: u64,
         leaves: &mut [LeafHashes<'_>; 2],
         copied: &mut Copied,
         report: &mut dyn FnMut(&Copied, bool),
     ) -> Result<(), MirrorError> {
-        let path = format!("download-rsf/{from}/{to}");
+        let from = txn.frontier(Log::User).size();
+        let to = self.user_checkpoint.size();
+        let held = txn.frontier(Log::System).size();
+        let system_size = self.system_checkpoint.size();
+        let path = format!("download-rsf/{from}/{to}?system-size={held}");
         let url = format!("{}/{path}", self.user.base_url());
         let stream = self
             .user
             .http()
             .stream(&path, self.user.http().timeout())
             .map_err(Error::Fetch)?;
-        let entries = (to - from).saturating_add(self.system_checkpoint.size());
+        let entries = (to - from).saturating_add(system_size.saturating_sub(held));
         let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), entries);
-        let mut next_system = self.first_delta_system;
         let mut ended = false;
         while let Some(step) = delta.next_step()? {
             ended = false;
@@ -638,11 +615,18 @@ impl Plan<'_> {
                 Step::Entry(entry, hash, item) => (entry, (hash, item)),
             };
             let log = entry.entry_type;
-            let (number, limit) = match log {
-                Log::User => (txn.frontier(Log::User).size() + 1, to),
-                Log::System => (next_system, self.system_checkpoint.size()),
+            let number = txn.frontier(log).size() + 1;
+            let limit = match log {
+                Log::User => to,
+                Log::System => system_size,
             };
             if number > limit {
+                if log == Log::System && txn.frontier(Log::User).size() == to {
+                    // Appended after the checkpoints were read (see
+                    // "System entries"): the next sync's.
+                    ended = true;
+                    break;
+                }
                 return Err(delta
                     .error(format!(
                         "{log} entry {number} is beyond the checkpoint of size {limit}"
@@ -654,21 +638,6 @@ impl Plan<'_> {
             if leaves[slot].get(number - 1)? != leaf {
                 return Err(MirrorError::LeafHash { log, number });
             }
-            if log == Log::System {
-                next_system += 1;
-                if number <= self.held_system {
-                    // Carried again by this delta; held already, and the
-                    // same leaf as the new tree's.
-                    continue;
-                }
-                if number != txn.frontier(Log::System).size() + 1 {
-                    return Err(delta
-                        .error(format!(
-                            "system entry {number} does not follow the mirror's"
-                        ))
-                        .into());
-                }
-            }
             self.store_entry(txn, log, number, entry, &item, leaf, copied)?;
             report(copied, false);
         }
@@ -678,77 +647,13 @@ impl Plan<'_> {
                 txn.frontier(Log::User).size()
             )
         })?;
-        Ok(())
-    }
-
-    /// The system entries beyond the delta's (appended at the new user
-    /// size), from the system log's entry bundles.
-    fn apply_system_bundles(
-        &self,
-        txn: &mut Txn<'_>,
-        leaves: &mut LeafHashes<'_>,
-        copied: &mut Copied,
-        report: &mut dyn FnMut(&Copied, bool),
-    ) -> Result<(), MirrorError> {
-        let size = self.system_checkpoint.size();
-        while txn.frontier(Log::System).size() < size {
-            let next = txn.frontier(Log::System).size();
-            let Some(tile) =
-                TilePath::in_tree(TileKind::Entries, next / u64::from(TILE_WIDTH), size)
-            else {
-                break;
-            };
-            let bytes = self
-                .system
-                .http()
-                .tile("system-log", &tile)
-                .map_err(Error::Fetch)?;
-            let bundle = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
-            if bundle.len() != usize::from(tile.width()) {
-                return Err(Error::BundleWidth {
-                    tile,
-                    got: bundle.len(),
-                    expected: tile.width(),
-                }
+        let system = txn.frontier(Log::System).size();
+        if system != system_size {
+            return Err(delta
+                .error(format!(
+                    "the delta ends with {system} system entries, but the system checkpoint has {system_size}"
+                ))
                 .into());
-            }
-            for (leaf, index) in bundle.into_iter().zip(tile.stored_range()) {
-                if index < next {
-                    continue;
-                }
-                let number = index + 1;
-                let hashed = leaf_hash(leaf);
-                if leaves.get(index)? != hashed {
-                    return Err(MirrorError::LeafHash {
-                        log: Log::System,
-                        number,
-                    });
-                }
-                let entry = parse_leaf_of(Log::System, number, leaf)?;
-                let [hash] = entry.item_hashes.as_slice() else {
-                    return Err(MirrorError::ItemCount {
-                        log: Log::System,
-                        number,
-                        count: entry.item_hashes.len(),
-                    });
-                };
-                let item = match txn.item(hash.as_bytes())? {
-                    Some(_) => None,
-                    None => Some(self.system.item(hash)?),
-                };
-                let hash = *hash;
-                if let Some(item) = item {
-                    copied.items +=
-                        u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
-                }
-                txn.add_entry(&NewEntry {
-                    number,
-                    entry,
-                    leaf_hash: hashed,
-                })?;
-                copied.system += 1;
-                report(copied, false);
-            }
         }
         Ok(())
     }

@@ -96,9 +96,8 @@ fn held(mirror: &Mirror<RedbBackend>) -> Contents {
     contents(&mirror.store().snapshot().unwrap())
 }
 
-/// A system entry appended after the last user entry: no delta up to the
-/// current user size carries it, so the mirror takes it from the system
-/// log's bundles.
+/// A system entry appended after the last user entry: the delta to the
+/// current user size carries it at its end.
 fn custodian_change(name: &str) -> Vec<(u64, Command)> {
     let item = Item::parse(&format!("{{\"custodian\":\"{name}\"}}")).unwrap();
     let entry = Entry::new(
@@ -309,19 +308,18 @@ fn a_second_sync_fetches_only_what_is_new() {
         .collect();
     assert_eq!(
         deltas,
-        [&format!("download-rsf/{first_size}/{}", expected.sizes[0])],
+        [&format!(
+            "download-rsf/{first_size}/{}?system-size={first_system}",
+            expected.sizes[0]
+        )],
         "{paths:?}"
     );
-    // No user entry bundle, and no item fetched alone but the custodian's.
+    // No entry bundle, and no item fetched alone: the delta carries them.
     assert!(
-        !paths.iter().any(|p| p.starts_with("log/tile/entries")),
+        !paths.iter().any(|p| p.contains("/tile/entries")),
         "{paths:?}"
     );
-    assert_eq!(
-        paths.iter().filter(|p| p.starts_with("items/")).count(),
-        1,
-        "{paths:?}"
-    );
+    assert!(!paths.iter().any(|p| p.starts_with("items/")), "{paths:?}");
     // Of the level-0 tiles, only those of the new entries: the first full
     // tile (entries 1-256) is not fetched again when the mirror already
     // held all of it.
@@ -329,8 +327,8 @@ fn a_second_sync_fetches_only_what_is_new() {
         assert!(!paths.iter().any(|p| p == "log/tile/0/000"), "{paths:?}");
     }
 
-    // The system entry at the previous user size is carried again by the
-    // next delta: held already, not stored twice.
+    // Told the system size the mirror holds, the next delta does not carry
+    // the system entry at the previous user size again.
     server.append(steps.next().unwrap());
     let report = sync(&mut mirror).unwrap();
     assert_eq!(held(&mirror), upstream(&server));
@@ -347,6 +345,45 @@ fn a_second_sync_fetches_only_what_is_new() {
             .all(|p| p.ends_with("checkpoint") || p == "register"),
         "{paths:?}"
     );
+}
+
+#[test]
+fn system_entries_appended_after_the_checkpoints_wait_for_the_next_sync() {
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = mirror(&server, dir.path(), &server.url());
+    sync(&mut first).unwrap();
+    drop(first);
+    server.append(steps.next().unwrap());
+    let at_read = upstream(&server);
+    // A custodian appended at the same user size once the mirror has read
+    // the checkpoints: a proxy that still serves those checkpoints.
+    server.append(custodian_change("Read too late"));
+    let [user, system] = at_read.checkpoints.clone().map(Option::unwrap);
+    let proxy = Liar::start(&server, move |path, honest| match path {
+        "log/checkpoint" => Some(user.clone().into_bytes()),
+        "system-log/checkpoint" => Some(system.clone().into_bytes()),
+        _ => honest,
+    });
+    let registry = Registry::new(dir.path(), "localhost");
+    let opened = registry
+        .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+        .unwrap();
+    let mut through_proxy = Mirror::new(regis_store::Mirror {
+        upstream: regis_store::Upstream::new(&proxy.url(), server.loaded.key.clone()).unwrap(),
+        ..opened
+    })
+    .unwrap();
+    // The delta carries the custodian after the last user entry; the sync
+    // stops there, at the checkpoints it read.
+    sync(&mut through_proxy).unwrap();
+    assert_eq!(held(&through_proxy), at_read);
+    drop(through_proxy);
+    let mut again = mirror(&server, dir.path(), &server.url());
+    let report = sync(&mut again).unwrap();
+    assert_eq!((report.user_entries, report.system_entries), (0, 1));
+    assert_eq!(held(&again), upstream(&server));
 }
 
 /// A mirror at the first step of local-authority-eng, the server at all
@@ -498,7 +535,7 @@ fn an_altered_system_item_is_refused_and_changes_nothing() {
     let setup = setup();
     let liar = Liar::start(&setup.server, |path, honest| {
         let honest = honest?;
-        Some(if path.starts_with("items/") {
+        Some(if path.starts_with("download-rsf/") {
             String::from_utf8(honest)
                 .unwrap()
                 .replace("After the delta", "Someone else")

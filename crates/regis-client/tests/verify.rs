@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Liar, Server, impostor, rsf_commands, split_commands};
 use regis_client::{Client, Error, FetchFailure, ReplayedRecord};
 use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
 use regis_merkle::{Edge, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
-use regis_model::ItemHash;
+use regis_model::rsf::Command;
+use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, TlogProof, VerifyError};
 
 const NAME: &str = "local-authority-eng";
@@ -572,6 +573,90 @@ fn the_rsf_replay_equals_the_bundle_replay() {
     });
     assert_eq!(from_rsf, from_bundles);
     assert!(!from_rsf.2.is_empty());
+}
+
+/// GOV.UK's Ruby client's fixture pair (base, then update: 9 user and 13
+/// system entries, the last system entry after the last user entry).
+fn api_client_pair() -> Server {
+    Server::start(
+        "country",
+        vec![
+            rsf_commands("api-client/country_register.rsf"),
+            rsf_commands("api-client/country_register_update.rsf"),
+        ],
+    )
+}
+
+/// A system entry, appended at the current user size.
+fn custodian(name: &str) -> Vec<(u64, Command)> {
+    let item = Item::parse(&format!("{{\"custodian\":\"{name}\"}}")).unwrap();
+    let time = Timestamp::parse("2021-03-01T00:00:00Z").unwrap();
+    let entry = Entry::new(EntryType::System, "custodian", time, item.hash());
+    vec![
+        (1, Command::AddItem(item)),
+        (2, Command::AppendEntry(entry)),
+    ]
+}
+
+#[test]
+fn the_rsf_replay_asks_for_user_entries_only() {
+    let server = api_client_pair();
+    let system_checkpoint = |server: &Server| {
+        let url = format!("{}/system-log/checkpoint", server.url());
+        ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let read = system_checkpoint(&server);
+    // Appended at user size 9 after the replay read the system checkpoint:
+    // a proxy that still serves the one it read.
+    server.append(custodian("Read too late"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let proxy = Liar::start(&server, move |path, honest| {
+        log.lock().unwrap().push(path.to_owned());
+        match path {
+            "system-log/checkpoint" => Some(read.clone().into_bytes()),
+            _ => honest,
+        }
+    });
+    let client = Client::new(&proxy.url(), server.loaded.key.clone()).unwrap();
+    let checkpoint = client.checkpoint().unwrap();
+    let replay = client.replay(&checkpoint).unwrap();
+    assert_eq!(replay.entries, 9);
+    let paths = seen.lock().unwrap().clone();
+    assert!(
+        paths.contains(&"download-rsf/0/9?system-size=13".to_owned()),
+        "{paths:?}"
+    );
+
+    // A delta that places system entries among the user entries although
+    // the replay holds them all is refused.
+    let every_system_entry = {
+        let url = format!("{}/download-rsf/0/9?system-size=0", server.url());
+        ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let liar = Liar::start(&server, move |path, honest| {
+        if path.starts_with("download-rsf/") {
+            Some(every_system_entry.clone().into_bytes())
+        } else {
+            honest
+        }
+    });
+    let client = Client::new(&liar.url(), server.loaded.key.clone()).unwrap();
+    let error = client.replay(&checkpoint).unwrap_err();
+    assert!(
+        matches!(&error, Error::Delta { reason, .. } if reason.contains("before user entry 1")),
+        "{error}"
+    );
 }
 
 /// A liar that rewrites the RSF delta's text with `change`.

@@ -1,21 +1,36 @@
 //! Where tests find the shared fixtures: `$REGIS_FIXTURES`, else
-//! `../shared/fixtures` beside the workspace root.
+//! `../shared/fixtures` beside the workspace root; and the third-party
+//! clients that interop tests run: `$REGIS_CLIENTS`, else
+//! `../shared/clients`.
 //!
 //! The fixtures are real data and public vectors that the project must not
-//! copy into its repository. A test that needs them fails loudly when they
-//! are missing: vector tests never skip silently.
+//! copy into its repository (nor the clients). A test that needs them fails
+//! loudly when they are missing: vector tests never skip silently.
 
 use std::path::{Path, PathBuf};
 
 /// The fixtures directory. Panics (this is test support) if it is missing.
 pub fn dir() -> PathBuf {
-    let dir = match std::env::var_os("REGIS_FIXTURES") {
+    shared("REGIS_FIXTURES", "fixtures")
+}
+
+/// The third-party clients' directory. Panics if it is missing.
+pub fn clients() -> PathBuf {
+    shared("REGIS_CLIENTS", "clients")
+}
+
+/// `$variable`, else `../shared/folder` beside the workspace root; it must
+/// be a directory.
+fn shared(variable: &str, folder: &str) -> PathBuf {
+    let dir = match std::env::var_os(variable) {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared")
+            .join(folder),
     };
     assert!(
         dir.is_dir(),
-        "fixtures not found at {} (set REGIS_FIXTURES to the shared fixtures folder)",
+        "{folder} not found at {} (set {variable} to the shared {folder} folder)",
         dir.display()
     );
     dir

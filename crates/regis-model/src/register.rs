@@ -12,7 +12,8 @@ use crate::digest::ItemHash;
 use crate::entry::{Entry, EntryType, leaf_index};
 use crate::item::Item;
 use crate::rsf::{
-    Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfReader, RsfWriter, write_dump,
+    Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfReader, RsfWriter,
+    delta_system_entries, write_dump,
 };
 use crate::schema::Schema;
 
@@ -67,6 +68,14 @@ pub enum DeltaError {
         /// End size.
         b: u64,
         /// The user log's size.
+        size: u64,
+    },
+    /// The reader holds more system entries than the register has.
+    #[error("a reader holding {held} system entries: the register has {size}")]
+    SystemRange {
+        /// The system entries the reader holds.
+        held: u64,
+        /// The system log's size.
         size: u64,
     },
     /// Writing failed.
@@ -231,25 +240,44 @@ impl Register {
         write_dump(out, items, &self.system.entries, &self.user.entries).map(|(out, _)| out)
     }
 
-    /// Writes the delta `a/b` (see the [RSF module docs](crate::rsf)).
-    pub fn write_delta<W: Write>(&self, out: W, a: u64, b: u64) -> Result<W, DeltaError> {
+    /// Writes the delta `a/b` for a reader holding `held` system entries
+    /// (see the [RSF module docs](crate::rsf); `None` is the default).
+    pub fn write_delta<W: Write>(
+        &self,
+        out: W,
+        a: u64,
+        b: u64,
+        held: Option<u64>,
+    ) -> Result<W, DeltaError> {
         let size = self.size(EntryType::User);
         if a > b || b > size {
             return Err(DeltaError::Range { a, b, size });
         }
+        let system_size = self.size(EntryType::System);
+        if let Some(held) = held.filter(|&held| held > system_size) {
+            return Err(DeltaError::SystemRange {
+                held,
+                size: system_size,
+            });
+        }
+        let numbers = delta_system_entries(a, b, held, |user_size| {
+            let count = self
+                .system_positions
+                .partition_point(|&position| position <= user_size);
+            Ok::<_, Infallible>(count as u64)
+        })
+        .unwrap_or_else(|never| match never {});
         // Cannot fail: every hash of a tree of `size >= a` leaves is held.
         let start = Frontier::from_reader(&self.user.hashes, a).unwrap_or_default();
         let mut writer = RsfWriter::resume(out, start);
         writer.assert_root_hash()?;
-        let first_system = self
-            .system_positions
-            .partition_point(|&position| position < a);
         let mut system = self
             .system
             .entries
             .iter()
             .zip(&self.system_positions)
-            .skip(first_system)
+            .skip(usize::try_from(numbers.start - 1).unwrap_or(usize::MAX))
+            .take(usize::try_from(numbers.end - numbers.start).unwrap_or(usize::MAX))
             .peekable();
         for number in a + 1..=b {
             while let Some((entry, _)) = system.next_if(|(_, position)| **position < number) {
@@ -258,6 +286,10 @@ impl Register {
             if let Some(entry) = self.user.entry(number) {
                 self.write_entry(&mut writer, entry)?;
             }
+        }
+        // Those appended at user size `b`.
+        for (entry, _) in system {
+            self.write_entry(&mut writer, entry)?;
         }
         writer.assert_root_hash()?;
         Ok(writer.into_inner())

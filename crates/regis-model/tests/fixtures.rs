@@ -12,7 +12,7 @@ use regis_merkle::{
     verify_inclusion,
 };
 use regis_model::rsf::{Command, Policy, RsfReader, RsfWriter, write_dump};
-use regis_model::{Entry, EntryType, Item, Register, format_hash, parse_hash};
+use regis_model::{DeltaError, Entry, EntryType, Item, Register, format_hash, parse_hash};
 use serde_json::Value as Json;
 
 fn expected() -> Json {
@@ -427,43 +427,46 @@ fn dumps_and_deltas_reload_to_the_same_register() {
             .unwrap_or_else(|error| panic!("{file}: dump: {error}"));
         same_register(&register, &reloaded, file);
 
+        // A chain from 0 ends with every entry of both logs exactly once,
+        // whether each delta is told the system size the reader holds or
+        // assumes it (nothing is appended between the deltas here).
         let size = register.size(EntryType::User);
-        let mut chained = Register::new();
-        for (a, b) in [(0, size / 3), (size / 3, size / 3), (size / 3, size)] {
-            let delta = register.write_delta(Vec::new(), a, b).unwrap();
-            let text = String::from_utf8(delta.clone()).unwrap();
-            assert!(
-                text.starts_with("assert-root-hash\t")
-                    && text
-                        .lines()
-                        .last()
-                        .unwrap()
-                        .starts_with("assert-root-hash\t")
-            );
-            chained
-                .load_rsf(&delta[..], Policy::IMPORT)
-                .unwrap_or_else(|error| panic!("{file}: delta {a}/{b}: {error}"));
+        for told in [true, false] {
+            if !told && size / 3 == 0 {
+                // Every delta of this chain is from 0, which by default
+                // assumes nothing held.
+                continue;
+            }
+            let mut chained = Register::new();
+            for (a, b) in [(0, size / 3), (size / 3, size / 3), (size / 3, size)] {
+                let held = told.then(|| chained.size(EntryType::System));
+                let delta = register.write_delta(Vec::new(), a, b, held).unwrap();
+                let text = String::from_utf8(delta.clone()).unwrap();
+                assert!(
+                    text.starts_with("assert-root-hash\t")
+                        && text
+                            .lines()
+                            .last()
+                            .unwrap()
+                            .starts_with("assert-root-hash\t")
+                );
+                chained
+                    .load_rsf(&delta[..], Policy::IMPORT)
+                    .unwrap_or_else(|error| panic!("{file}: delta {a}/{b}: {error}"));
+            }
+            for log in [EntryType::User, EntryType::System] {
+                assert_eq!(chained.entries(log), register.entries(log), "{file}");
+                assert_eq!(chained.root(log), register.root(log), "{file}");
+            }
+            if size > 0 && file.starts_with("registry-data/") {
+                same_register(&register, &chained, file);
+            }
         }
-        assert_eq!(
-            chained.entries(EntryType::User),
-            register.entries(EntryType::User),
-            "{file}"
-        );
-        assert_eq!(
-            chained.root(EntryType::User),
-            register.root(EntryType::User),
-            "{file}"
-        );
-        // System entries made after the last user entry wait for the next delta.
-        let system = chained.entries(EntryType::System);
-        assert_eq!(
-            system,
-            &register.entries(EntryType::System)[..system.len()],
-            "{file}"
-        );
-        if size > 0 && file.starts_with("registry-data/") {
-            same_register(&register, &chained, file);
-        }
+        let system_size = register.size(EntryType::System);
+        assert!(matches!(
+            register.write_delta(Vec::new(), 0, size, Some(system_size + 1)),
+            Err(DeltaError::SystemRange { .. })
+        ));
     }
 }
 

@@ -12,13 +12,19 @@
 //!   entry, every user entry, the final assertion. The writer recomputes the
 //!   user root as it goes; a dump whose root differs from the store's is cut
 //!   short (the client sees a truncated body without its final assertion).
+//!   `download-rsf/0` without `system-size` is the same bytes: GOV.UK's
+//!   clients load a register through it.
 //! - A delta `{a}/{b}` (and `{a}`, to the current size) is regis-model's
-//!   delta layout (`regis_model::rsf`): `assert-root-hash` of the user log at
-//!   `a`, then the system entries appended while the user log had `a` to
-//!   `b - 1` entries, each placed after as many user entries as the log had
-//!   when it was appended (the store keeps that size,
-//!   `Snapshot::system_position`), among user entries `a+1 ..= b`; every
-//!   entry preceded by its items; then `assert-root-hash` at `b`.
+//!   delta layout (`regis_model::rsf`): `assert-root-hash` of the user log
+//!   at `a`, then user entries `a+1 ..= b` and the system entries after
+//!   the first `system-size` (the query parameter; its default is
+//!   regis-model's) that were appended while the user log had at most `b`
+//!   entries, each placed after as many user entries as the log had when
+//!   it was appended (the store keeps that size,
+//!   `Snapshot::system_position`); every entry preceded by its items; then
+//!   `assert-root-hash` at `b`. A delta whose `b` is below the current
+//!   size never changes (`Cache-Control` immutable); one to the current
+//!   size may still gain system entries appended at that size.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -27,7 +33,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use regis_merkle::Frontier;
-use regis_model::rsf::RsfWriter;
+use regis_model::rsf::{RsfWriter, delta_system_entries};
 use regis_model::{Entry, Item, format_hash};
 use regis_store::{DirBackend, KvSnapshot, Log, Snapshot};
 use tokio::sync::{Semaphore, mpsc};
@@ -53,27 +59,48 @@ pub const BUFFERED: usize = (CHUNKS + 1) * CHUNK;
 pub enum Range {
     /// The full dump.
     Full,
-    /// The user log from size `start` to the current size.
-    From(u64),
-    /// The user log from size `start` to size `end`.
-    Between(u64, u64),
+    /// A delta.
+    Delta {
+        /// The user-log size it starts from.
+        start: u64,
+        /// The user-log size it ends at; `None` for the current size.
+        end: Option<u64>,
+        /// The system entries the reader holds (`system-size`), if stated.
+        held: Option<u64>,
+    },
 }
 
-/// Checks the range against the store and starts streaming it, in one of
-/// the `streams` slots (503 when none is free).
+impl Range {
+    /// `download-rsf/{start}`: the full dump when `start` is 0 and no
+    /// system size is stated, as GOV.UK served it; otherwise the delta to
+    /// the current size.
+    pub fn open_ended(start: u64, held: Option<u64>) -> Range {
+        if start == 0 && held.is_none() {
+            Range::Full
+        } else {
+            Range::Delta {
+                start,
+                end: None,
+                held,
+            }
+        }
+    }
+}
+
+/// Checks the range against the store (a 400 for sizes beyond either log,
+/// as GOV.UK answered) and starts streaming it, in one of the `streams`
+/// slots (503 when none is free).
 pub fn download<B: DirBackend>(
     reg: Arc<RegisterState<B>>,
     range: Range,
     streams: &Arc<Semaphore>,
     limits: &Limits,
 ) -> Result<Response, ApiError> {
-    let size = reg.snapshot()?.size(Log::User);
-    let bounds = match range {
-        Range::Full => None,
-        Range::From(start) => Some((start, None)),
-        Range::Between(start, end) => Some((start, Some(end))),
-    };
-    if let Some((start, end)) = bounds {
+    let snapshot = reg.snapshot()?;
+    let (size, system_size) = (snapshot.size(Log::User), snapshot.size(Log::System));
+    drop(snapshot);
+    let mut cache = http::SHORT;
+    if let Range::Delta { start, end, held } = range {
         if let Some(end) = end
             && start > end
         {
@@ -84,13 +111,26 @@ pub fn download<B: DirBackend>(
         }
         let last = end.unwrap_or(start);
         if last > size {
-            return Err(ApiError::not_found(
+            return Err(ApiError::bad_request(
                 "beyond-tree",
                 format!(
                     "register {} has {size} entries; there is no tree of size {last}",
                     reg.name
                 ),
             ));
+        }
+        if let Some(held) = held.filter(|&held| held > system_size) {
+            return Err(ApiError::bad_request(
+                "beyond-tree",
+                format!(
+                    "register {} has {system_size} system entries; system-size {held} is beyond them",
+                    reg.name
+                ),
+            ));
+        }
+        if end.is_some_and(|end| end < size) {
+            // No system entry can join it any more: see the module docs.
+            cache = http::IMMUTABLE;
         }
     }
     let permit = Arc::clone(streams).try_acquire_owned().map_err(|_| {
@@ -128,7 +168,7 @@ pub fn download<B: DirBackend>(
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     Ok(http::ok(
         "application/uk-gov-rsf",
-        http::SHORT,
+        cache,
         Body::from_stream(stream),
     ))
 }
@@ -293,7 +333,7 @@ fn write_entries<S: KvSnapshot, W: Write>(
 
 fn write<S: KvSnapshot, W: Write>(snapshot: &Snapshot<S>, range: Range, out: W) -> io::Result<()> {
     let size = snapshot.size(Log::User);
-    let (start, end) = match range {
+    let (start, end, held) = match range {
         Range::Full => {
             let mut writer = RsfWriter::new(out);
             writer.assert_root_hash()?;
@@ -320,17 +360,22 @@ fn write<S: KvSnapshot, W: Write>(snapshot: &Snapshot<S>, range: Range, out: W) 
             write_entries(snapshot, &mut writer, Log::User, (1, size), false, None)?;
             return finish(snapshot, writer, size);
         }
-        Range::From(start) => (start, size),
-        Range::Between(start, end) => (start, end),
+        Range::Delta { start, end, held } => (start, end.unwrap_or(size), held),
     };
     let frontier =
         Frontier::from_reader(&snapshot.hashes(Log::User), start).map_err(store_error)?;
     let mut writer = RsfWriter::resume(out, frontier);
     writer.assert_root_hash()?;
+    // The system entries appended while the user log had at most `n`
+    // entries are those before the first appended at `n + 1`.
+    let numbers = delta_system_entries(start, end, held, |n| {
+        snapshot
+            .system_entries_between(0, n.saturating_add(1))
+            .map(|numbers| numbers.end.saturating_sub(1))
+    })
+    .map_err(store_error)?;
     let mut system = SystemEntries {
-        numbers: snapshot
-            .system_entries_between(start, end)
-            .map_err(store_error)?,
+        numbers,
         next_position: None,
     };
     let users = (start.saturating_add(1), end);
@@ -342,8 +387,10 @@ fn write<S: KvSnapshot, W: Write>(snapshot: &Snapshot<S>, range: Range, out: W) 
         true,
         Some(&mut system),
     )?;
-    // Every system entry of the delta was appended at a size below `end`,
-    // so went before a user entry; none is left.
+    // Those appended at user size `end`.
+    system.write_before(snapshot, &mut writer, end.saturating_add(1))?;
+    // Every system entry of the delta was appended at a size up to `end`;
+    // none is left.
     if !system.numbers.is_empty() {
         return Err(store_error(format!(
             "system entries {:?} fall outside the delta {start}/{end}",

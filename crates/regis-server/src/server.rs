@@ -672,6 +672,15 @@ fn metrics<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
     Ok(http::ok(metrics::CONTENT_TYPE, http::NO_STORE, text))
 }
 
+/// The `system-size` query parameter of an RSF delta: the system entries
+/// its reader holds.
+fn system_size(query: &Query) -> Result<Option<u64>, ApiError> {
+    query
+        .get("system-size")
+        .map(|text| http::number(text, "query parameter system-size", 0, u64::MAX))
+        .transpose()
+}
+
 fn param(matched: &Matched, index: usize) -> Result<&str, ApiError> {
     matched
         .params
@@ -738,9 +747,17 @@ fn handle<B: DirBackend>(
             tlog::consistency_proof_response(&reg, param(matched, 1)?, param(matched, 2)?)
         }
         Route::DownloadRsf => rsf::download(reg, Range::Full, rsf_streams, limits),
-        Route::DownloadRsfFrom => rsf::download(reg, Range::From(size(1)?), rsf_streams, limits),
+        Route::DownloadRsfFrom => {
+            let range = Range::open_ended(size(1)?, system_size(query)?);
+            rsf::download(reg, range, rsf_streams, limits)
+        }
         Route::DownloadRsfRange => {
-            rsf::download(reg, Range::Between(size(1)?, size(2)?), rsf_streams, limits)
+            let range = Range::Delta {
+                start: size(1)?,
+                end: Some(size(2)?),
+                held: system_size(query)?,
+            };
+            rsf::download(reg, range, rsf_streams, limits)
         }
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
         Route::Events => events::events(app, reg, headers),

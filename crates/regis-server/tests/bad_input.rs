@@ -82,7 +82,7 @@ fn bad_requests_are_4xx_json_and_the_server_stays_up() {
             "bad-number",
         ),
         (format!("{b}/download-rsf/5/3"), 400, "bad-range"),
-        (format!("{b}/download-rsf/209"), 404, "beyond-tree"),
+        (format!("{b}/download-rsf/209"), 400, "beyond-tree"),
         (format!("{b}/download-rsf/0/{thirty}"), 400, "bad-number"),
         (format!("{b}/download-rsf/-1"), 400, "bad-number"),
         // Pages and limits.

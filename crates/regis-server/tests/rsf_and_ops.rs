@@ -9,8 +9,9 @@ use base64::Engine;
 use common::{TestServer, rsf_commands};
 use regis_model::rsf::Command;
 use regis_model::rsf::Policy;
-use regis_model::{EntryType, Register, format_hash};
+use regis_model::{EntryType, Item, Register, format_hash};
 use regis_server::Limits;
+use regis_store::{RegisterName, Scope};
 
 const COUNTRY_ROOT: &str =
     "sha-256:8d92e1e0af1d43c41e498e6baed0d0b3ea2770d1bf9d2afc04e9c4dad7795729";
@@ -46,11 +47,23 @@ fn downloads_reload_with_their_roots() {
     assert_eq!(summary.assertions, 2);
     assert_eq!(format_hash(&register.root(EntryType::User)), COUNTRY_ROOT);
 
-    // Deltas chain from 0 and end at the same root.
+    // `download-rsf/0` is the full dump, byte for byte.
+    let zero = server.get(&format!("{b}/download-rsf/0"));
+    assert_eq!(zero.status, 200);
+    assert_eq!(zero.body, dump.body);
+
+    // Deltas chain from 0 and end at the same root. One that ends below
+    // the current size never changes; one to it may gain system entries.
     let mut chained = Register::named("country");
     for path in ["0/1", "1/100", "100/100", "100/208"] {
         let delta = server.get(&format!("{b}/download-rsf/{path}"));
         assert_eq!(delta.status, 200, "{path}");
+        let cache = if path.ends_with("/208") {
+            "public, max-age=5"
+        } else {
+            "public, max-age=604800, immutable"
+        };
+        assert_eq!(delta.header("cache-control"), Some(cache), "{path}");
         let summary = chained
             .load_rsf(BufReader::new(&delta.body[..]), Policy::IMPORT)
             .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -129,15 +142,22 @@ fn deltas_carry_system_entries_in_their_places() {
         (121, 207),
         (207, 208),
     ] {
-        let delta = server.get(&format!("{b}/download-rsf/{a}/{z}"));
-        assert_eq!(delta.status, 200, "{a}/{z}");
-        // Byte for byte what regis-model's delta writer makes.
-        let expected = reference.write_delta(Vec::new(), a, z).unwrap();
-        assert_eq!(
-            delta.text(),
-            String::from_utf8(expected).unwrap(),
-            "{a}/{z}"
-        );
+        // Told the system size the reader holds, or left to assume it:
+        // here the same, since nothing is appended between the deltas.
+        let held = chained.size(EntryType::System);
+        for query in [String::new(), format!("?system-size={held}")] {
+            let delta = server.get(&format!("{b}/download-rsf/{a}/{z}{query}"));
+            assert_eq!(delta.status, 200, "{a}/{z}{query}");
+            // Byte for byte what regis-model's delta writer makes.
+            let told = (!query.is_empty()).then_some(held);
+            let expected = reference.write_delta(Vec::new(), a, z, told).unwrap();
+            assert_eq!(
+                delta.text(),
+                String::from_utf8(expected).unwrap(),
+                "{a}/{z}{query}"
+            );
+        }
+        let delta = server.get(&format!("{b}/download-rsf/{a}/{z}?system-size={held}"));
         let summary = chained
             .load_rsf(BufReader::new(&delta.body[..]), Policy::IMPORT)
             .unwrap_or_else(|e| panic!("{a}/{z}: {e}"));
@@ -145,12 +165,22 @@ fn deltas_carry_system_entries_in_their_places() {
         system_entries += summary.system_entries;
     }
     assert_eq!(system_entries, 16);
-    // The system entry appended after user entry 207 is in 207/208, not
-    // 0/207; the one after 50 is in 50/51 and 0/51 alike.
-    let open_ended = server.get(&format!("{b}/download-rsf/207")).text();
-    assert!(open_ended.contains("register-name\t"), "{open_ended}");
+    // A system entry goes after as many user entries as the log had when
+    // it was appended: the one after user entry 207 ends 0/207 and is not
+    // in 207/208 (nor in `download-rsf/207`, which assumes it held) unless
+    // the reader says it does not hold it.
     let before = server.get(&format!("{b}/download-rsf/0/207")).text();
-    assert_eq!(before.matches("append-entry\tsystem").count(), 15);
+    assert_eq!(before.matches("append-entry\tsystem").count(), 16);
+    let last_user = before.rfind("append-entry\tuser").unwrap();
+    assert!(before[last_user..].contains("append-entry\tsystem\tregister-name\t"));
+    for path in ["207/208", "207"] {
+        let text = server.get(&format!("{b}/download-rsf/{path}")).text();
+        assert!(!text.contains("append-entry\tsystem"), "{text}");
+    }
+    let told = server
+        .get(&format!("{b}/download-rsf/207?system-size=15"))
+        .text();
+    assert_eq!(told.matches("append-entry\tsystem").count(), 1, "{told}");
     for log in [EntryType::User, EntryType::System] {
         assert_eq!(chained.root(log), reference.root(log), "{log:?} root");
         assert_eq!(chained.size(log), reference.size(log), "{log:?} size");
@@ -163,6 +193,139 @@ fn deltas_carry_system_entries_in_their_places() {
     let expected =
         base64::engine::general_purpose::STANDARD.encode(reference.root(EntryType::System));
     assert_eq!(root, expected);
+}
+
+/// The register of GOV.UK's Ruby client's fixture pair: its base, then
+/// its update, which ends with a new custodian appended after the last
+/// user entry.
+fn api_client_pair() -> Vec<(u64, Command)> {
+    let mut commands = rsf_commands("api-client/country_register.rsf");
+    commands.extend(rsf_commands("api-client/country_register_update.rsf"));
+    commands
+}
+
+/// What a reader holds after loading `rsf` onto `held`.
+fn load_onto(held: &mut Register, rsf: &[u8]) {
+    held.load_rsf(BufReader::new(rsf), Policy::IMPORT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(rsf)));
+}
+
+#[test]
+fn download_rsf_0_is_the_dump_and_deltas_told_the_system_size_miss_nothing() {
+    let server = TestServer::start(vec![("country", api_client_pair())]);
+    let b = "/registers/country";
+    let token = server
+        .app()
+        .tokens
+        .mint(Scope::Register(RegisterName::new("country").unwrap()))
+        .unwrap()
+        .token;
+    let append = |lines: &[(&str, &str, &str)]| {
+        let mut body = String::new();
+        for (log, key, json) in lines {
+            let item = Item::parse(json).unwrap();
+            body.push_str(&format!(
+                "add-item\t{json}\nappend-entry\t{log}\t{key}\t2026-01-01T00:00:00Z\t{}\n",
+                item.hash()
+            ));
+        }
+        let response = server.post(
+            &format!("{b}/load-rsf"),
+            &[("Authorization", &format!("Bearer {token}"))],
+            body.as_bytes(),
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    };
+    let get = |path: &str| {
+        let response = server.get(&format!("{b}/{path}"));
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        response
+    };
+
+    // The first load: GOV.UK's clients ask for `download-rsf/0`, which is
+    // the full dump, with the custodian appended after the last user entry.
+    let dump = get("download-rsf");
+    let zero = get("download-rsf/0");
+    assert_eq!(zero.body, dump.body);
+    assert!(zero.text().contains("{\"custodian\":\"Joseph Bloggs\"}"));
+    let mut reader = Register::named("country");
+    load_onto(&mut reader, &zero.body);
+    assert_eq!(
+        [9, 13],
+        [EntryType::User, EntryType::System].map(|log| reader.size(log))
+    );
+
+    // A new custodian at the same user size: the delta from 9 that is told
+    // the reader holds 13 system entries carries it; one left to assume
+    // what the reader holds takes it as held (the case `system-size` is
+    // for).
+    append(&[("system", "custodian", r#"{"custodian":"Jo Bloggs"}"#)]);
+    assert!(!get("download-rsf/9").text().contains("system"));
+    let delta = get("download-rsf/9?system-size=13");
+    assert_eq!(delta.text().matches("append-entry\tsystem").count(), 1);
+    load_onto(&mut reader, &delta.body);
+
+    // A user entry and a system entry after it: the delta to the current
+    // size carries both, and may still grow; once the user log grows, it
+    // is the same and immutable.
+    append(&[
+        ("user", "ZZ", r#"{"country":"ZZ","name":"Zedland"}"#),
+        ("system", "custodian", r#"{"custodian":"Jon Bloggs"}"#),
+    ]);
+    let growing = get("download-rsf/9/10?system-size=14");
+    assert_eq!(growing.header("cache-control"), Some("public, max-age=5"));
+    load_onto(&mut reader, &growing.body);
+    append(&[("user", "ZY", r#"{"country":"ZY","name":"Zyland"}"#)]);
+    let fixed = get("download-rsf/9/10?system-size=14");
+    assert_eq!(
+        fixed.header("cache-control"),
+        Some("public, max-age=604800, immutable")
+    );
+    assert_eq!(fixed.body, growing.body);
+    load_onto(&mut reader, &get("download-rsf/10?system-size=15").body);
+
+    // The reader holds every entry of both logs exactly once.
+    let mut whole = Register::named("country");
+    load_onto(&mut whole, &get("download-rsf").body);
+    for log in [EntryType::User, EntryType::System] {
+        assert_eq!(reader.entries(log), whole.entries(log), "{log:?}");
+        assert_eq!(reader.root(log), whole.root(log), "{log:?}");
+    }
+    let custodian = reader.record(EntryType::System, "custodian").unwrap();
+    assert_eq!(custodian.items[0].as_str(), r#"{"custodian":"Jon Bloggs"}"#);
+}
+
+/// Sizes beyond either log are a 400, as GOV.UK answered
+/// (openregister-java's `DataDownloadFunctionalTest`); a start at the
+/// current size is a delta of nothing.
+#[test]
+fn download_rsf_sizes_beyond_the_logs_are_400() {
+    let server = TestServer::start(vec![("country", api_client_pair())]);
+    let b = "/registers/country/download-rsf";
+    for (path, status, code) in [
+        ("/10", 400, "beyond-tree"),
+        ("/666/1000", 400, "beyond-tree"),
+        ("/0/10", 400, "beyond-tree"),
+        ("/2/1", 400, "bad-range"),
+        ("/-1", 400, "bad-number"),
+        ("/-1/2", 400, "bad-number"),
+        ("/0?system-size=14", 400, "beyond-tree"),
+        ("/0/1?system-size=-1", 400, "bad-number"),
+        ("/9", 200, ""),
+        ("/9/9", 200, ""),
+        ("/0/0", 200, ""),
+        ("/0?system-size=13", 200, ""),
+    ] {
+        let response = server.get(&format!("{b}{path}"));
+        assert_eq!(response.status, status, "{path}: {}", response.text());
+        if status != 200 {
+            assert_eq!(response.error(status), code, "{path}");
+        }
+    }
+    // At the current size, nothing but the root, twice.
+    let nothing = server.get(&format!("{b}/9")).text();
+    let root = nothing.lines().next().unwrap();
+    assert_eq!(nothing, format!("{root}\n{root}\n"));
 }
 
 #[test]

@@ -1579,9 +1579,9 @@ impl<S: KvSnapshot> Snapshot<S> {
     }
 
     /// The numbers of the system entries appended while the user log had
-    /// at least `from` and fewer than `to` entries: those the RSF delta
-    /// `from/to` carries. Positions never decrease along the system log, so
-    /// this is two binary searches, `O(log n)` reads.
+    /// at least `from` and fewer than `to` entries (an RSF delta ending at
+    /// `b` carries those up to `0, b + 1`). Positions never decrease along
+    /// the system log, so this is two binary searches, `O(log n)` reads.
     pub fn system_entries_between(&self, from: u64, to: u64) -> Result<Range<u64>, StoreError> {
         let first = self.first_system_at(from)?;
         Ok(first..self.first_system_at(to)?.max(first))

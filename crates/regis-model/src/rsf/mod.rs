@@ -44,29 +44,43 @@
 //! recovers, so the caller passes the items in the order it wants; Regis
 //! uses the order in which entries first use them.
 //!
-//! **Delta** `{a}/{b}` (`download-rsf/{a}/{b}`, `0 <= a <= b <=` user size),
-//! Regis's design. Unlike GOV.UK's it carries system entries, so a consumer
-//! keeping up through deltas also keeps the register's definition:
+//! **Delta** `{a}/{b}` (`download-rsf/{a}/{b}?system-size={s}`, `0 <= a
+//! <= b <=` user size, `0 <= s <=` system size), Regis's design. Unlike
+//! GOV.UK's it carries system entries, so a consumer keeping up through
+//! deltas also keeps the register's definition. `s` is how many system
+//! entries the consumer holds; without it, none when `a` is 0, otherwise
+//! those appended while the user log had at most `a` entries (what a
+//! download ending at user size `a` carried, if no system entry was
+//! appended at that size since).
 //!
 //! 1. `assert-root-hash` of the user log at size `a`;
-//! 2. in the order they were appended, the system entries appended while the
-//!    user log had between `a` and `b - 1` entries, and user entries `a + 1`
-//!    to `b`; each entry is immediately preceded by an `add-item` line for
+//! 2. user entries `a + 1` to `b` and the system entries after the first
+//!    `s` that were appended while the user log had at most `b` entries,
+//!    in the order they were appended: a system entry appended when the
+//!    user log had `p` entries comes after user entry `p` (at once if `p
+//!    <= a`); each entry is immediately preceded by an `add-item` line for
 //!    each of its items, repeated if an item is used again (content
-//!    addressing makes a repeat harmless), so neither the writer nor a reader
-//!    needs memory or look-ahead;
+//!    addressing makes a repeat harmless), so neither the writer nor a
+//!    reader needs memory or look-ahead;
 //! 3. `assert-root-hash` of the user log at size `b`.
 //!
-//! Where each system entry goes is fixed by the user-log size when it was
-//! appended, so the deltas `0/a`, `a/b`, `b/c`… partition the history with
-//! nothing missed or repeated, and a delta never changes once `b` entries
-//! exist: it can be cached like a full tile. A system entry appended after
-//! the latest user entry appears in the next delta (and at once in the
-//! system log's own checkpoint). A GOV.UK reader applies a delta as any
-//! authoring-style RSF. A chain of deltas starts at `0`: a full dump taken at
-//! user size `n` already holds the system entries appended at size `n`,
-//! which the delta `n/m` carries again. (A store serving deltas must keep,
-//! for each system entry, the user-log size when it was appended.)
+//! So a consumer that starts from `download-rsf` (or `download-rsf/0`,
+//! the same bytes) and asks each time for the delta from the sizes it
+//! holds, `{a}/{b}?system-size={s}`, ends with every entry of both logs
+//! exactly once, including the system entries appended after the latest
+//! user entry. Without `system-size`, a chain of deltas holds each system
+//! entry once too, except one appended at user size `a` after the
+//! download that ended at `a`: the next delta assumes it held, and it is
+//! missed.
+//! A GOV.UK reader applies a delta as any authoring-style RSF.
+//!
+//! **What a cache may assume.** Once the user log has more than `b`
+//! entries, no system entry can be appended at user size `b` or below, so
+//! the delta `{a}/{b}` (with a given `system-size`, or none) never changes:
+//! it can be cached like a full tile. While `b` is the current size it can
+//! still grow: system entries appended at size `b` join its end, before
+//! the final assertion, which stays the same. (A store serving deltas
+//! keeps, for each system entry, the user-log size when it was appended.)
 
 mod loader;
 mod reader;
@@ -82,6 +96,27 @@ use crate::digest::{HashError, ItemHash, format_hash};
 use crate::entry::{Entry, KeyError, TimestampError};
 use crate::item::{Item, ItemError};
 use crate::schema::{SchemaError, ValidationError};
+
+/// The numbers of the system entries the delta `a/b` carries (see
+/// "Delta" above): those after the first `held` (by default, none held
+/// when `a` is 0, otherwise those appended at user size `a` or below), up
+/// to the last appended at user size `b` or below. `appended_through(n)`
+/// is how many system entries were appended while the user log had at
+/// most `n` entries.
+pub fn delta_system_entries<E>(
+    a: u64,
+    b: u64,
+    held: Option<u64>,
+    mut appended_through: impl FnMut(u64) -> Result<u64, E>,
+) -> Result<std::ops::Range<u64>, E> {
+    let held = match held {
+        Some(held) => held,
+        None if a == 0 => 0,
+        None => appended_through(a)?,
+    };
+    let last = appended_through(b)?.max(held);
+    Ok(held.saturating_add(1)..last.saturating_add(1))
+}
 
 /// One RSF line.
 #[derive(Clone, Debug, PartialEq, Eq)]

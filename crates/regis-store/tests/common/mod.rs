@@ -400,7 +400,10 @@ fn assert_system_positions<S: regis_store::KvSnapshot>(snapshot: &Snapshot<S>, m
                 .map(|(number, _)| number)
                 .collect();
             let found: Vec<u64> = snapshot.system_entries_between(from, to).unwrap().collect();
-            assert_eq!(found, expected, "system entries of the delta {from}/{to}");
+            assert_eq!(
+                found, expected,
+                "system entries appended from user size {from} to {to}"
+            );
         }
     }
 }
