@@ -37,12 +37,14 @@ pub mod events;
 pub mod html;
 pub mod http;
 pub mod metrics;
+pub mod request;
 mod room;
 pub mod routes;
 pub mod rsf;
 pub mod server;
 pub mod tile_cache;
 pub mod tlog;
+pub mod urls;
 pub mod write;
 
 pub use app::{App, Opened, RegisterState};

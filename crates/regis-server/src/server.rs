@@ -32,12 +32,13 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::api::{self, Ctx};
+use crate::api;
 use crate::app::App;
 use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::{self, Format, Query};
 use crate::metrics::{self, RegisterSizes, UNMATCHED};
+use crate::request::{Ctx, RegisterRead};
 use crate::routes::{Matched, ROUTES, Route, match_path, moved_to};
 use crate::rsf::{self, Range};
 use crate::{events, html, tlog, write};
@@ -725,22 +726,23 @@ fn handle<B: DirBackend>(
         _ => {}
     }
     let reg = app.register(param(matched, 0)?)?;
+    let read = || RegisterRead::new(&reg);
     let limits = &app.limits;
     let size = |index: usize| -> Result<u64, ApiError> {
         http::number(param(matched, index)?, "the tree size", 0, u64::MAX)
     };
     match matched.route {
-        Route::Register => api::register(&reg, &ctx),
-        Route::Records => api::records(&reg, &ctx),
-        Route::Record => api::record(&reg, &ctx, param(matched, 1)?),
-        Route::RecordEntries => api::record_entries(&reg, &ctx, param(matched, 1)?),
-        Route::RecordProof => tlog::record_proof(&reg, &ctx, param(matched, 1)?),
+        Route::Register => api::register(&read()?, &ctx),
+        Route::Records => api::records(&read()?, &ctx),
+        Route::Record => api::record(&read()?, &ctx, param(matched, 1)?),
+        Route::RecordEntries => api::record_entries(&read()?, &ctx, param(matched, 1)?),
+        Route::RecordProof => tlog::record_proof(&read()?, &ctx, param(matched, 1)?),
         Route::RecordsByField => {
-            api::records_by_field(&reg, &ctx, param(matched, 1)?, param(matched, 2)?)
+            api::records_by_field(&read()?, &ctx, param(matched, 1)?, param(matched, 2)?)
         }
-        Route::Entries => api::entries(&reg, &ctx),
-        Route::Entry => api::entry(&reg, &ctx, param(matched, 1)?),
-        Route::Item => api::item(&reg, &ctx, param(matched, 1)?),
+        Route::Entries => api::entries(&read()?, &ctx),
+        Route::Entry => api::entry(&read()?, &ctx, param(matched, 1)?),
+        Route::Item => api::item(&read()?, &ctx, param(matched, 1)?),
         Route::RegisterProof => tlog::register_proof(&reg),
         Route::EntryProof => tlog::entry_proof(&reg, param(matched, 1)?, param(matched, 2)?),
         Route::ConsistencyProof => {

@@ -17,10 +17,10 @@ use regis_note::{SignedCheckpoint, TlogProof};
 use regis_store::{DirBackend, Log, StoreError};
 use serde_json::{Value, json};
 
-use crate::api::{Ctx, find_record, load};
 use crate::app::RegisterState;
 use crate::error::ApiError;
 use crate::http::{self, Format, quote};
+use crate::request::{Ctx, RegisterRead};
 use crate::tile_cache::{TileBytes, TileCache};
 
 const PROOF_IDENTIFIER: &str = "merkle:sha-256";
@@ -281,12 +281,12 @@ pub fn consistency_proof_response<B: DirBackend>(
 /// verifier key. As JSON, or as a C2SP tlog-proof (`.tlog-proof` or
 /// `Accept: …tlog-proof`) whose `extra` line carries the leaf bytes.
 pub fn record_proof<B: DirBackend>(
-    reg: &RegisterState<B>,
+    read: &RegisterRead<'_, B>,
     ctx: &Ctx<'_>,
     key: &str,
 ) -> Result<Response, ApiError> {
-    let snapshot = reg.snapshot()?;
-    let record = find_record(&snapshot, reg, key)?;
+    let (reg, snapshot) = (read.reg, &read.snapshot);
+    let record = read.record(key)?;
     let signed = snapshot.checkpoint(Log::User)?.ok_or_else(|| {
         ApiError::unavailable(
             "no-checkpoint",
@@ -303,7 +303,7 @@ pub fn record_proof<B: DirBackend>(
             ),
         ));
     }
-    let loaded = load(&snapshot, Log::User, record.entry_number)?;
+    let loaded = read.load(Log::User, record.entry_number)?;
     let index = record
         .entry_number
         .checked_sub(1)
@@ -324,12 +324,8 @@ pub fn record_proof<B: DirBackend>(
         }
         Format::Json => {
             let leaf = String::from_utf8(loaded.leaf.clone()).map_err(ApiError::internal)?;
-            let record_body: Value = serde_json::from_str(&records_json([regis_model::Record {
-                number: loaded.number,
-                entry: &loaded.entry,
-                items: loaded.items.iter().collect(),
-            }]))
-            .map_err(ApiError::internal)?;
+            let record_body: Value = serde_json::from_str(&records_json([loaded.model()]))
+                .map_err(ApiError::internal)?;
             let body = json!({
                 "proof-identifier": PROOF_IDENTIFIER,
                 "record": record_body,

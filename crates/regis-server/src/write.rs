@@ -44,6 +44,7 @@ use crate::error::{ApiError, Doing};
 use crate::http::{self, Query, quote};
 use crate::metrics::Outcome;
 use crate::routes::{Matched, Post};
+use crate::urls;
 
 /// Answers a `POST` to a write route.
 pub async fn post<B: DirBackend>(
@@ -691,7 +692,7 @@ async fn create_register<B: DirBackend>(
             "token": token,
         }),
     );
-    if let Ok(location) = HeaderValue::from_str(&format!("/registers/{}", reg.name)) {
+    if let Ok(location) = HeaderValue::from_str(urls::register(reg.name.as_str()).as_str()) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)

@@ -11,6 +11,11 @@
 //! `/assets/verify.js`), `B/entries` and `B/entries/{n}`,
 //! `B/items/sha-256:{hex}`.
 //!
+//! A page's handler (`pages`) reads the register as the API handlers do
+//! ([`crate::request`]), loads what the page shows, and hands it to its
+//! view (`views`), which renders plain data and never reads the store.
+//! Every path a page links to comes from [`crate::urls`].
+//!
 //! Every page works without JavaScript; the scripts only add the in-browser
 //! verification and the live feed. The `Content-Security-Policy` allows
 //! scripts, styles and connections from this server only, and no inline
@@ -18,17 +23,19 @@
 
 pub mod diff;
 mod pages;
+mod views;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use maud::{DOCTYPE, Markup, html};
 use regis_store::DirBackend;
 
-use crate::api::Ctx;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Format};
+use crate::request::Ctx;
 use crate::routes::{Matched, Route};
+use crate::urls;
 
 /// What every page may load: its own scripts and stylesheet, nothing
 /// inline, nothing from elsewhere; forms submit only here; no framing.
@@ -100,6 +107,35 @@ pub fn api_format(format: Format) -> Format {
 /// `B` and the assets; for the other page routes when HTML was asked for.
 /// An error on a page route is answered as an HTML page with its status.
 pub fn page<B: DirBackend>(app: &App<B>, matched: &Matched, ctx: &Ctx<'_>) -> Option<Response> {
+    let html = ctx.format == Format::Html;
+    let result = match matched.route {
+        Route::Asset(asset) => return Some(asset.response()),
+        Route::Home => pages::registers(app),
+        Route::Catalogue if html => pages::registers(app),
+        Route::RegisterHome => register_page(app, matched, ctx),
+        Route::Register
+        | Route::Records
+        | Route::RecordsByField
+        | Route::Record
+        | Route::RecordEntries
+        | Route::Entries
+        | Route::Entry
+        | Route::Item
+            if html =>
+        {
+            register_page(app, matched, ctx)
+        }
+        _ => return None,
+    };
+    Some(result.unwrap_or_else(|error| error_page(&error)))
+}
+
+/// The page of one register that `matched` names.
+fn register_page<B: DirBackend>(
+    app: &App<B>,
+    matched: &Matched,
+    ctx: &Ctx<'_>,
+) -> Result<Response, ApiError> {
     let param = |index: usize| {
         matched
             .params
@@ -112,26 +148,21 @@ pub fn page<B: DirBackend>(app: &App<B>, matched: &Matched, ctx: &Ctx<'_>) -> Op
                 ))
             })
     };
-    let html = ctx.format == Format::Html;
-    let result = match matched.route {
-        Route::Asset(asset) => return Some(asset.response()),
-        Route::Home => pages::registers(app),
-        Route::Catalogue if html => pages::registers(app),
-        Route::RegisterHome => param(0).and_then(|name| pages::register_home(app, name)),
-        Route::Register if html => param(0).and_then(|name| pages::register_home(app, name)),
-        Route::Records if html => param(0).and_then(|name| pages::records(app, ctx, name)),
-        Route::RecordsByField if html => {
-            param(0).and_then(|name| pages::records_by_field(app, ctx, name, param(1)?, param(2)?))
-        }
-        Route::Record | Route::RecordEntries if html => {
-            param(0).and_then(|name| pages::record(app, ctx, name, param(1)?))
-        }
-        Route::Entries if html => param(0).and_then(|name| pages::entries(app, ctx, name)),
-        Route::Entry if html => param(0).and_then(|name| pages::entry(app, ctx, name, param(1)?)),
-        Route::Item if html => param(0).and_then(|name| pages::item(app, name, param(1)?)),
-        _ => return None,
-    };
-    Some(result.unwrap_or_else(|error| error_page(&error)))
+    let reg = app.register(param(0)?)?;
+    let page = pages::RegisterPage::new(app, ctx, &reg)?;
+    match matched.route {
+        Route::RegisterHome | Route::Register => pages::register_home(&page),
+        Route::Records => pages::records(&page),
+        Route::RecordsByField => pages::records_by_field(&page, param(1)?, param(2)?),
+        Route::Record | Route::RecordEntries => pages::record(&page, param(1)?),
+        Route::Entries => pages::entries(&page),
+        Route::Entry => pages::entry(&page, param(1)?),
+        Route::Item => pages::item(&page, param(1)?),
+        _ => Err(ApiError::internal(format!(
+            "route {} has no page",
+            matched.template
+        ))),
+    }
 }
 
 /// A page's response: HTML, with the security policy.
@@ -200,7 +231,7 @@ fn error_page(error: &ApiError) -> Response {
 
 /// The frame of every page: head, header with breadcrumbs (`trail`: link
 /// text and path, the last one being this page), main, footer.
-fn layout(title: &str, trail: &[(&str, String)], main: Markup, scripts: &[Asset]) -> Markup {
+fn layout(title: &str, trail: &[(&str, &str)], main: Markup, scripts: &[Asset]) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -221,7 +252,7 @@ fn layout(title: &str, trail: &[(&str, String)], main: Markup, scripts: &[Asset]
                         @if !trail.is_empty() {
                             nav aria-label="Breadcrumb" {
                                 ol {
-                                    li { a href="/registers" { "Registers" } }
+                                    li { a href=(urls::CATALOGUE) { "Registers" } }
                                     @for (index, (text, href)) in trail.iter().enumerate() {
                                         li {
                                             @if index + 1 == trail.len() {
