@@ -40,20 +40,6 @@ fn records_response(
     }
 }
 
-/// `error` as a 404 if it is a 400 (the path segment does not parse):
-/// what is not an entry number or item hash names no entry or item, as
-/// GOV.UK Registers answered.
-fn names_nothing(error: ApiError) -> ApiError {
-    if error.status == axum::http::StatusCode::BAD_REQUEST {
-        ApiError {
-            status: axum::http::StatusCode::NOT_FOUND,
-            ..error
-        }
-    } else {
-        error
-    }
-}
-
 fn not_acceptable(what: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::NOT_ACCEPTABLE,
@@ -219,7 +205,7 @@ pub fn entry<B: DirBackend>(
     number: &str,
 ) -> Result<Response, ApiError> {
     let log = ctx.log()?;
-    let number = read.entry_number(log, number).map_err(names_nothing)?;
+    let number = read.entry_number(log, number)?;
     let (_, leaf) = read.existing_entry(log, number)?;
     // An entry never changes once it exists.
     let mut response = entries_response(ctx, &[(number, leaf)], log)?;
@@ -236,7 +222,7 @@ pub fn item<B: DirBackend>(
     ctx: &Ctx<'_>,
     hash: &str,
 ) -> Result<Response, ApiError> {
-    let (_, item) = read.find_item(hash).map_err(names_nothing)?;
+    let (_, item) = read.find_item(hash)?;
     match ctx.format {
         Format::Json => Ok(http::ok(
             "application/json",

@@ -336,10 +336,11 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
         })
     }
 
-    /// Entry `number` (a path segment) of `log`: 400 for what is not an
-    /// entry number, 404 for one beyond the log.
+    /// Entry `number` (a path segment) of `log`: 404 for what is not an
+    /// entry number or is beyond the log.
     pub fn entry_number(&self, log: Log, number: &str) -> Result<u64, ApiError> {
-        let number = http::number(number, "the entry number", 1, u64::MAX)?;
+        let number =
+            http::number(number, "the entry number", 1, u64::MAX).map_err(names_nothing)?;
         let size = self.snapshot.size(log);
         if number > size {
             return Err(ApiError::not_found(
@@ -354,10 +355,14 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
     }
 
     /// The item `hash` (a path segment, `sha-256:{hex}`), and its hash as
-    /// text: 400 for what is not an item hash, 404 for one not stored.
+    /// text: 404 for what is not an item hash or is not stored.
     pub fn find_item(&self, hash: &str) -> Result<(String, Item), ApiError> {
-        let parsed = parse_hash(hash)
-            .map_err(|e| ApiError::bad_request("bad-item-hash", format!("{}: {e}", quote(hash))))?;
+        let parsed = parse_hash(hash).map_err(|e| {
+            names_nothing(ApiError::bad_request(
+                "bad-item-hash",
+                format!("{}: {e}", quote(hash)),
+            ))
+        })?;
         let text = format_hash(&parsed);
         let item = self.item(&parsed)?.ok_or_else(|| {
             ApiError::not_found(
@@ -471,5 +476,15 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
         )?;
         let (records, more) = one_page(records, page.size);
         Ok((self.load_records(&records)?, more))
+    }
+}
+
+/// `error` (a 400: the path segment does not parse) as a 404: what is not
+/// an entry number or item hash names no entry or item, as GOV.UK Registers
+/// answered, for pages and API alike.
+fn names_nothing(error: ApiError) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        ..error
     }
 }

@@ -475,7 +475,7 @@ fn entry_and_item_pages_show_their_bytes_and_link_back() {
         404,
         "beyond",
     );
-    assert_page(&page(&server, "/registers/country/entries/0"), 400, "zero");
+    assert_page(&page(&server, "/registers/country/entries/0"), 404, "zero");
 
     let item = assert_page(
         &page(&server, &format!("/registers/country/items/{hash}")),
