@@ -673,7 +673,7 @@ fn invalid_documents_change_nothing<B: DirBackend>(_: Open<B>) {
         (
             "register-register-orphan-rsf.tsv",
             rsf_commands(&format!("{negative}/register-register-orphan-rsf.tsv")),
-            Policy::IMPORT,
+            Policy::IMPORT_STRICT,
         ),
         (
             "register-register-invalid-entry-ordering.rsf",
