@@ -3,8 +3,12 @@
 //! with the line and the reason; and the policy rules on real and made-up
 //! documents. A rejected load changes nothing.
 
-use regis_model::rsf::{Policy, RsfError, RsfErrorKind};
-use regis_model::{EntryType, ItemError, Register, ValidationError};
+use regis_model::rsf::{
+    LoadWarning, LoadWarningKind, LoadWarnings, Policy, RsfError, RsfErrorKind,
+};
+use regis_model::{
+    EntryType, ItemError, ItemHash, Register, SchemaError, ValidationError, format_hash,
+};
 
 fn fixture(name: &str) -> Vec<u8> {
     regis_fixtures::read(format!(
@@ -75,22 +79,44 @@ fn a_non_canonical_item_is_rejected() {
     );
 }
 
+/// The reference implementation refused an orphan item; so does a strict
+/// import (and new writes: `published_slips_load_with_warnings_and_strict_policies_refuse_them`).
+/// An import of history takes it with a warning that names the same line
+/// and item.
 #[test]
-fn an_orphan_item_is_rejected() {
-    let error = load(
-        &mut Register::new(),
-        &fixture("register-register-orphan-rsf.tsv"),
-        Policy::IMPORT,
-    )
-    .unwrap_err();
+fn an_orphan_item_is_refused_strictly_and_taken_with_a_warning_from_history() {
+    // The hash the reference implementation named in its error.
+    let orphan = "sha-256:d00d4b610e9b5af160a7e5e836eec9e12626cac61823eda1c3ec9a59a78eefaa";
+    let bytes = fixture("register-register-orphan-rsf.tsv");
+    let error = load(&mut Register::new(), &bytes, Policy::IMPORT_STRICT).unwrap_err();
     assert_eq!(error.line, 2);
     let RsfErrorKind::OrphanItem(hash) = &error.kind else {
         panic!("{error}")
     };
-    // The hash the reference implementation named in its error.
+    assert_eq!(hash.to_string(), orphan);
+    let mut register = Register::new();
+    let summary = register.load_rsf(&bytes[..], Policy::IMPORT).unwrap();
+    assert_eq!(summary.warnings.count(), 1);
     assert_eq!(
-        hash.to_string(),
-        "sha-256:d00d4b610e9b5af160a7e5e836eec9e12626cac61823eda1c3ec9a59a78eefaa"
+        summary.warnings.first()[0],
+        LoadWarning {
+            line: 2,
+            kind: LoadWarningKind::OrphanItem(
+                regis_model::parse_hash(orphan).map(ItemHash).unwrap()
+            ),
+        }
+    );
+    assert_eq!(
+        summary.warnings.first()[0].to_string(),
+        format!(
+            "RSF line 2: item {orphan} is added but no entry after it references it; the item is kept, in no log"
+        )
+    );
+    // Kept, as the target had it from its line on.
+    assert!(
+        register
+            .item(&ItemHash(regis_model::parse_hash(orphan).unwrap()))
+            .is_some()
     );
 }
 
@@ -240,11 +266,13 @@ fn appends_are_validated_against_the_definition() {
 fn system_entries_must_be_definitions() {
     let mut register = colour_register();
     let bad = user_entry("x", r#"{"a":"b"}"#).replace("\tuser\tx\t", "\tsystem\tcolour\t");
-    let error = load(&mut register, bad.as_bytes(), Policy::IMPORT).unwrap_err();
-    assert!(
-        error.to_string().contains("`colour` is not a system key"),
-        "{error}"
-    );
+    for policy in [Policy::IMPORT_STRICT, Policy::APPEND] {
+        let error = load(&mut register, bad.as_bytes(), policy).unwrap_err();
+        assert!(
+            error.to_string().contains("`colour` is not a system key"),
+            "{error}"
+        );
+    }
     let bad = user_entry(
         "field:size",
         r#"{"cardinality":"2","datatype":"string","field":"size"}"#,
@@ -479,4 +507,146 @@ fn a_fields_datatype_and_cardinality_are_fixed_once_entries_exist() {
             }
         }
     }
+}
+
+/// Each of the project's quirk fixtures (slips that published history
+/// holds): an import loads it with its published roots and a warning at
+/// each slip's line; a strict import and new writes refuse it at the first
+/// slip. The slips change nothing but themselves: the document with their
+/// lines taken out gives the same definition, the same user log, and (for
+/// orphans) the same system log.
+#[test]
+fn published_slips_load_with_warnings_and_strict_policies_refuse_them() {
+    for quirk in regis_fixtures::quirks() {
+        let name = quirk.path.display().to_string();
+        let bytes = std::fs::read(&quirk.path).unwrap();
+        let mut register = Register::new();
+        let summary = register
+            .load_rsf(&bytes[..], Policy::IMPORT)
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(
+            [
+                summary.items_added,
+                summary.user_entries,
+                summary.system_entries,
+                summary.assertions
+            ],
+            [
+                quirk.items,
+                quirk.user_entries,
+                quirk.system_entries,
+                quirk.assertions
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            format_hash(&register.root(EntryType::User)),
+            quirk.root,
+            "{name}"
+        );
+        assert_eq!(
+            format_hash(&register.root(EntryType::System)),
+            quirk.system_root,
+            "{name}"
+        );
+        let warned: Vec<(u64, &str)> = summary
+            .warnings
+            .first()
+            .iter()
+            .map(|warning| {
+                let kind = match &warning.kind {
+                    LoadWarningKind::UnknownSystemKey { .. } => "unknown-system-key",
+                    LoadWarningKind::OrphanItem(hash) => {
+                        let expected = quirk.warnings.iter().find(|w| w.line == warning.line);
+                        assert_eq!(
+                            expected.and_then(|w| w.item.clone()),
+                            Some(hash.to_string()),
+                            "{name}"
+                        );
+                        "orphan-item"
+                    }
+                };
+                (warning.line, kind)
+            })
+            .collect();
+        let expected: Vec<(u64, &str)> = quirk
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.kind.as_str()))
+            .collect();
+        assert_eq!(warned, expected, "{name}");
+        assert_eq!(summary.warnings.count(), expected.len() as u64, "{name}");
+
+        let first = &quirk.warnings[0];
+        for policy in [Policy::IMPORT_STRICT, Policy::APPEND] {
+            let error = load(&mut Register::new(), &bytes, policy).unwrap_err();
+            assert_eq!(error.line, first.line, "{name}: {error}");
+            let refused = match &error.kind {
+                RsfErrorKind::Schema(SchemaError::UnknownKey { .. }) => "unknown-system-key",
+                RsfErrorKind::OrphanItem(_) => "orphan-item",
+                _ => panic!("{name}: {error}"),
+            };
+            assert_eq!(refused, first.kind, "{name}");
+        }
+
+        let text = String::from_utf8(bytes).unwrap();
+        let without: String = (1u64..)
+            .zip(text.split_inclusive('\n'))
+            .filter(|(line, _)| !quirk.warnings.iter().any(|w| w.line == *line))
+            .map(|(_, text)| text)
+            .collect();
+        let mut clean = Register::new();
+        let clean_summary = clean
+            .load_rsf(without.as_bytes(), Policy::IMPORT_STRICT)
+            .unwrap_or_else(|error| panic!("{name} without its slips: {error}"));
+        assert!(clean_summary.warnings.is_empty(), "{name}");
+        assert_eq!(clean.schema(), register.schema(), "{name}");
+        assert_eq!(
+            clean.root(EntryType::User),
+            register.root(EntryType::User),
+            "{name}"
+        );
+        let slips = quirk.warnings.len();
+        match first.kind.as_str() {
+            "orphan-item" => {
+                assert_eq!(
+                    clean.root(EntryType::System),
+                    register.root(EntryType::System)
+                );
+                assert_eq!(clean.item_count() + slips, register.item_count(), "{name}");
+            }
+            _ => assert_eq!(
+                clean.size(EntryType::System) + slips as u64,
+                register.size(EntryType::System),
+                "{name}"
+            ),
+        }
+    }
+}
+
+/// A document with a thousand slips keeps a count and the first
+/// `LoadWarnings::KEPT` by line, whichever kind they are and in whatever
+/// order they were found (orphans are found at the end, in no order).
+#[test]
+fn warnings_are_counted_and_the_first_kept_in_line_order() {
+    let item = r#"{"a":"b"}"#;
+    let hash = regis_model::Item::from_canonical(item).unwrap().hash();
+    let mut rsf =
+        format!("add-item\t{item}\nappend-entry\tsystem\tslip\t2020-01-01T00:00:00Z\t{hash}\n");
+    for n in 0..1000 {
+        rsf.push_str(&format!("add-item\t{{\"n\":\"{n}\"}}\n"));
+    }
+    let summary = Register::new()
+        .load_rsf(rsf.as_bytes(), Policy::IMPORT)
+        .unwrap();
+    assert_eq!(summary.warnings.count(), 1001);
+    let lines: Vec<u64> = summary.warnings.first().iter().map(|w| w.line).collect();
+    assert_eq!(
+        lines,
+        (2..2 + LoadWarnings::KEPT as u64).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        &summary.warnings.first()[0].kind,
+        LoadWarningKind::UnknownSystemKey { key } if key == "slip"
+    ));
 }

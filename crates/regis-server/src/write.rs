@@ -9,7 +9,10 @@
 //! - `POST B/load-rsf`: an RSF document, spooled to disk as it arrives (at
 //!   most `limits.max-rsf-bytes`), then appended all or nothing under the
 //!   same rules, asserts checked; system entries in it change the schema,
-//!   checked as any definition is.
+//!   checked as any definition is. Published history's slips are refused
+//!   here (`Policy::APPEND`): an item no entry references (in the old
+//!   service's words, `Orphan add item (line:N): <hash>`), a system entry of
+//!   no known key.
 //! - `POST /registers` (admin token): a new register from a name, text,
 //!   custodian and field definitions; the answer carries its verifier keys
 //!   and a write token for it, shown this once.
@@ -559,7 +562,7 @@ async fn load_rsf<B: DirBackend>(
             ..Policy::APPEND
         },
     };
-    let receipt = run(&reg, request, RsfError::to_string).await?;
+    let receipt = run(&reg, request, describe_load_error).await?;
     app.write_metrics.committed(
         receipt.user_entries.saturating_add(receipt.system_entries),
         &receipt.timing,
@@ -575,6 +578,16 @@ async fn load_rsf<B: DirBackend>(
             "system-checkpoint": receipt.system_checkpoint.text,
         }),
     ))
+}
+
+/// Why a `POST B/load-rsf` document was refused. An orphan item is a
+/// custodian's mistake in a patch: said in the old service's words, which
+/// its users' tooling may look for.
+fn describe_load_error(error: &RsfError) -> String {
+    match &error.kind {
+        RsfErrorKind::OrphanItem(hash) => format!("Orphan add item (line:{}): {hash}", error.line),
+        _ => error.to_string(),
+    }
 }
 
 /// A `POST /registers` body.

@@ -454,6 +454,66 @@ fn bad_writes_get_a_json_4xx_and_change_nothing() {
     assert_eq!(size(&server), before + 1);
 }
 
+/// Published history's slips are refused in new writes: each of the
+/// project's quirk fixtures, sent to `POST B/load-rsf` of an empty register
+/// of its name, is refused at its first slip's line and nothing of it is
+/// written; an orphan item in the old service's words. (`POST B/entries`
+/// carries user entries only: no system key can reach it.)
+#[test]
+fn published_slips_are_refused_by_load_rsf() {
+    let quirks = regis_fixtures::quirks();
+    let server = TestServer::start_prepared(
+        |registry| {
+            for quirk in &quirks {
+                let name = RegisterName::new(&quirk.register).unwrap();
+                registry.create::<regis_store::RedbBackend>(&name).unwrap();
+            }
+        },
+        Limits::default(),
+    );
+    for quirk in &quirks {
+        let file = quirk.path.display().to_string();
+        let name = RegisterName::new(&quirk.register).unwrap();
+        let token = mint(&server, Scope::Register(name));
+        let base = format!("/registers/{}", quirk.register);
+        let response = server.post(
+            &format!("{base}/load-rsf"),
+            &[("Authorization", &bearer(&token))],
+            &std::fs::read(&quirk.path).unwrap(),
+        );
+        let first = &quirk.warnings[0];
+        let (status, code, message) = match first.kind.as_str() {
+            "orphan-item" => (
+                400,
+                "bad-rsf",
+                format!(
+                    "Orphan add item (line:{}): {}",
+                    first.line,
+                    first.item.as_deref().unwrap()
+                ),
+            ),
+            "unknown-system-key" => (
+                422,
+                "bad-definition",
+                format!(
+                    "RSF line {}: `{}` is not a system key",
+                    first.line, quirk.register
+                ),
+            ),
+            other => panic!("{file}: a quirk of kind {other}"),
+        };
+        assert_eq!(response.error(status), code, "{file}");
+        let said = response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(said.starts_with(&message), "{file}: {said}");
+        let register = server.get(&format!("{base}/register")).json();
+        assert_eq!(register["total-entries"], 0, "{file}");
+        assert_eq!(register["total-system-entries"], 0, "{file}");
+    }
+}
+
 fn hex_of(item: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(item))

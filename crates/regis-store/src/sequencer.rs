@@ -17,8 +17,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use regis_merkle::{Frontier, Hash};
-use regis_model::rsf::{Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfErrorKind};
-use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, Timestamp};
+use regis_model::rsf::{
+    Command, LoadSummary, LoadTarget, LoadWarnings, Loader, Policy, RsfError, RsfErrorKind,
+};
+use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, SystemKey, Timestamp};
 use tokio::sync::{oneshot, watch};
 
 use crate::health::WriteFailure;
@@ -199,6 +201,9 @@ pub struct Receipt {
     pub system_entries: u64,
     /// `assert-root-hash` lines checked.
     pub assertions: u64,
+    /// What a load took that new writes refuse (published history's
+    /// slips, under `Policy::IMPORT`).
+    pub warnings: LoadWarnings,
     /// The user log's checkpoint covering the request.
     pub user_checkpoint: SignedTree,
     /// The system log's checkpoint covering the request.
@@ -453,7 +458,10 @@ impl Sequencer {
 /// The register's definition: named after the register (as GOV.UK's
 /// configuration did) and its system records folded in (each key's latest
 /// item; `Schema::apply` keeps the latest per key, so order does not
-/// matter). Reads one row per system key, not the system log.
+/// matter). Reads one row per system key, not the system log. A record
+/// whose key is none of the five kinds (kept from published history,
+/// `Policy::allow_unknown_system_keys`) defines nothing, as when it was
+/// loaded.
 pub fn load_schema<B: KvBackend>(name: &str, store: &Store<B>) -> Result<Schema, SequencerError> {
     let store_error = |e| SequencerError::Store(Arc::new(e));
     let snapshot = store.snapshot().map_err(store_error)?;
@@ -462,6 +470,9 @@ pub fn load_schema<B: KvBackend>(name: &str, store: &Store<B>) -> Result<Schema,
         .records(Log::System, 0, u64::MAX)
         .map_err(store_error)?
     {
+        if SystemKey::parse(&record.key).is_err() {
+            continue;
+        }
         let item = stored_item(&snapshot, &ItemHash(record.item_hash))
             .map_err(|e| store_error(StoreError::Corrupt(e.to_string())))?
             .ok_or_else(|| store_error(StoreError::Corrupt("system item missing".into())))?;
@@ -619,7 +630,7 @@ const REOPEN_LAST_PAUSE: Duration = Duration::from_secs(2);
 struct Accepted {
     waiter: Waiter,
     entries: Vec<Appended>,
-    counts: [u64; 4],
+    tally: Tally,
 }
 
 impl<B: KvBackend> Stager<B> {
@@ -834,7 +845,7 @@ impl<B: KvBackend> Stager<B> {
             .map_err(staging_error)
             .and_then(|summary| check_name(&self.name, &summary.schema).map(|()| summary));
             match loaded {
-                Ok(summary) => {
+                Ok(mut summary) => {
                     let entries = if list_entries {
                         target.appended()
                     } else {
@@ -843,7 +854,7 @@ impl<B: KvBackend> Stager<B> {
                     accepted.push(Accepted {
                         waiter,
                         entries,
-                        counts: counts(&summary),
+                        tally: tally(&mut summary),
                     });
                     user = summary.user_log;
                     system = summary.system_log;
@@ -1075,7 +1086,7 @@ impl<B: KvBackend> Committer<B> {
                 batch_entries,
                 [started, signed_at, durable_at],
             );
-            let receipt = receipt(accepted.entries, accepted.counts, &checkpoints, timing);
+            let receipt = receipt(accepted.entries, accepted.tally, &checkpoints, timing);
             // A waiter that went away needs no answer.
             let _ = accepted.waiter.reply.send(Ok(receipt));
         }
@@ -1131,9 +1142,9 @@ impl<B: KvBackend> Committer<B> {
             Ok((summary, checkpoints))
         });
         let (answer, left) = match result {
-            Ok((summary, checkpoints)) => {
+            Ok((mut summary, checkpoints)) => {
                 self.store.health().report_writes(None);
-                let counts = counts(&summary);
+                let tally = tally(&mut summary);
                 let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
                 let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
                 let left = Tip {
@@ -1143,7 +1154,7 @@ impl<B: KvBackend> Committer<B> {
                     signed: checkpoints.clone(),
                 };
                 (
-                    Ok(receipt(Vec::new(), counts, &checkpoints, timing)),
+                    Ok(receipt(Vec::new(), tally, &checkpoints, timing)),
                     Ok(Box::new(left)),
                 )
             }
@@ -1316,14 +1327,24 @@ fn sign_grown(
     Ok(signed)
 }
 
-/// A load's counts: items added, user and system entries, assertions.
-fn counts(summary: &LoadSummary) -> [u64; 4] {
-    [
-        summary.items_added,
-        summary.user_entries,
-        summary.system_entries,
-        summary.assertions,
-    ]
+/// What a receipt reports of a load beyond its entries.
+struct Tally {
+    /// Items added, user and system entries, assertions.
+    counts: [u64; 4],
+    warnings: LoadWarnings,
+}
+
+/// A load's tally (its warnings taken out of the summary).
+fn tally(summary: &mut LoadSummary) -> Tally {
+    Tally {
+        counts: [
+            summary.items_added,
+            summary.user_entries,
+            summary.system_entries,
+            summary.assertions,
+        ],
+        warnings: std::mem::take(&mut summary.warnings),
+    }
 }
 
 impl Timing {
@@ -1342,10 +1363,11 @@ impl Timing {
 
 fn receipt(
     entries: Vec<Appended>,
-    counts: [u64; 4],
+    tally: Tally,
     checkpoints: &[SignedTree; 2],
     timing: Timing,
 ) -> Receipt {
+    let Tally { counts, warnings } = tally;
     let [items_added, user_entries, system_entries, assertions] = counts;
     let [user_checkpoint, system_checkpoint] = checkpoints;
     Receipt {
@@ -1354,6 +1376,7 @@ fn receipt(
         user_entries,
         system_entries,
         assertions,
+        warnings,
         user_checkpoint: user_checkpoint.clone(),
         system_checkpoint: system_checkpoint.clone(),
         timing,

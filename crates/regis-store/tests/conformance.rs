@@ -683,7 +683,7 @@ fn invalid_documents_change_nothing<B: DirBackend>(open: Open<B>) {
         (
             "register-register-orphan-rsf.tsv",
             rsf_commands(&format!("{negative}/register-register-orphan-rsf.tsv")),
-            Policy::IMPORT,
+            Policy::IMPORT_STRICT,
         ),
         (
             "register-register-invalid-entry-ordering.rsf",

@@ -662,19 +662,33 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
 
 /// An RSF fixture as a stream of commands, read as it is applied.
 fn stream(bytes: Vec<u8>) -> Request {
+    stream_under(bytes, Policy::IMPORT)
+}
+
+/// [`stream`] under `policy`.
+fn stream_under(bytes: Vec<u8>, policy: Policy) -> Request {
     Request::Stream {
         commands: regis_store::Commands::new(regis_model::rsf::RsfReader::new(
             std::io::Cursor::new(bytes),
         )),
-        policy: Policy::IMPORT,
+        policy,
     }
 }
 
 /// A new, empty `country` register in `data`, its directory copied from
 /// `template` when given (so that two registers sign with one key).
 fn empty_register(data: &Path, template: Option<&Path>) -> (Registry, RegisterName) {
+    empty_register_named("country", data, template)
+}
+
+/// [`empty_register`] named `name`.
+fn empty_register_named(
+    name: &str,
+    data: &Path,
+    template: Option<&Path>,
+) -> (Registry, RegisterName) {
     let registry = Registry::new(data, "regis.test");
-    let name = RegisterName::new("country").unwrap();
+    let name = RegisterName::new(name).unwrap();
     match template {
         Some(template) => {
             let dir = registry.dir(&name);
@@ -778,6 +792,89 @@ fn streamed_loads_equal_loads_from_memory() {
             common::digest(&store.snapshot().unwrap())
         };
         assert_eq!(digest, expected, "redb transaction: {redb}");
+    }
+}
+
+/// Published history's slips (the project's quirk fixtures) through the
+/// store, streamed and from memory: a strict import and new writes refuse
+/// each document and store nothing of it; an import stores it with its
+/// roots and answers with its warnings, both ways alike; an orphan item is
+/// kept; the definition read back from the stored system records (as every
+/// start-up reads it) is the loader's, a stray key defining nothing; fsck
+/// is clean.
+#[test]
+fn published_slips_load_into_a_store_with_their_warnings() {
+    for quirk in regis_fixtures::quirks() {
+        let file = quirk.path.display().to_string();
+        let bytes = std::fs::read(&quirk.path).unwrap();
+        let mut model = regis_model::Register::new();
+        model.load_rsf(&bytes[..], Policy::IMPORT).unwrap();
+        let request = |streamed: bool, policy: Policy| match streamed {
+            true => stream_under(bytes.clone(), policy),
+            false => Request::Load {
+                commands: regis_model::rsf::RsfReader::new(&bytes[..])
+                    .collect::<Result<_, _>>()
+                    .unwrap(),
+                policy,
+            },
+        };
+        let template = tempfile::tempdir().unwrap();
+        empty_register_named(&quirk.register, template.path(), None);
+        let mut digests = Vec::new();
+        for streamed in [true, false] {
+            let data = tempfile::tempdir().unwrap();
+            let (registry, name) =
+                empty_register_named(&quirk.register, data.path(), Some(template.path()));
+            let (sequencer, store) = spawn_over(|kv| kv, &registry, &name);
+            let handle = sequencer.handle();
+            let before = common::digest(&store.snapshot().unwrap());
+            for policy in [Policy::IMPORT_STRICT, Policy::APPEND] {
+                match handle.run(request(streamed, policy)) {
+                    Err(SequencerError::Rejected(error)) => {
+                        assert_eq!(error.line, quirk.warnings[0].line, "{file}: {error}")
+                    }
+                    other => panic!("{file}: {other:?}"),
+                }
+                assert_eq!(common::digest(&store.snapshot().unwrap()), before, "{file}");
+            }
+            let receipt = handle.run(request(streamed, Policy::IMPORT)).unwrap();
+            let lines: Vec<u64> = receipt.warnings.first().iter().map(|w| w.line).collect();
+            let expected: Vec<u64> = quirk.warnings.iter().map(|w| w.line).collect();
+            assert_eq!(lines, expected, "{file}");
+            assert_eq!(receipt.warnings.count(), expected.len() as u64, "{file}");
+            assert_eq!(
+                [
+                    receipt.items_added,
+                    receipt.user_entries,
+                    receipt.system_entries
+                ],
+                [quirk.items, quirk.user_entries, quirk.system_entries],
+                "{file}"
+            );
+            assert_eq!(
+                regis_model::format_hash(&receipt.user_checkpoint.root),
+                quirk.root,
+                "{file}"
+            );
+            drop(handle);
+            sequencer.join();
+            let snapshot = store.snapshot().unwrap();
+            for orphan in quirk.warnings.iter().filter_map(|w| w.item.as_deref()) {
+                let hash = regis_model::parse_hash(orphan).unwrap();
+                assert!(snapshot.item(&hash).unwrap().is_some(), "{file}: {orphan}");
+            }
+            digests.push(common::digest(&snapshot));
+            drop((snapshot, store));
+            let opened = registry.open::<RedbBackend>(&name).unwrap();
+            assert_eq!(
+                regis_store::load_schema(name.as_str(), &opened.store).unwrap(),
+                *model.schema(),
+                "{file}"
+            );
+            regis_store::fsck(&opened.store.snapshot().unwrap(), &opened.signers)
+                .unwrap_or_else(|error| panic!("{file}: {error}"));
+        }
+        assert_eq!(digests[0], digests[1], "{file}");
     }
 }
 

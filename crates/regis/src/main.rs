@@ -61,7 +61,8 @@ enum Backend {
 enum Command {
     /// Load an RSF (or TSV/CSV) file into a register, creating the register
     /// if it is new. All or nothing: a failed assert-root-hash changes
-    /// nothing.
+    /// nothing. Published history's slips (an item no entry references, a
+    /// system entry of no known key) load with a warning naming the line.
     Load {
         #[command(flatten)]
         data: Data,
@@ -74,6 +75,9 @@ enum Command {
         /// The file: RSF, or TSV/CSV by its extension (new entries for a
         /// register already defined, stamped now).
         file: PathBuf,
+        /// Refuse the slips an RSF file otherwise loads with a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a register's log origins and verifier keys.
     Key {
@@ -158,7 +162,15 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
             register,
             host,
             file,
-        } => load::<B>(&Registry::new(&data.data, &host), &register, &file),
+            strict,
+        } => {
+            let policy = if strict {
+                Policy::IMPORT_STRICT
+            } else {
+                Policy::IMPORT
+            };
+            load::<B>(&Registry::new(&data.data, &host), &register, &file, policy)
+        }
         Command::Key { data, register } => key::<B>(&data.data, &register),
         Command::Token { data, register, .. } => token::<B>(&data.data, register.as_deref()),
         Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
@@ -194,7 +206,13 @@ fn token<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Result<()> {
+/// Loads `file`: RSF under `policy`, a table under every rule.
+fn load<B: DirBackend>(
+    registry: &Registry,
+    register: &str,
+    file: &Path,
+    policy: Policy,
+) -> Result<()> {
     let name = RegisterName::new(register)?;
     let mut input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     // RSF whatever its extension (GOV.UK's own test files end in .tsv); else
@@ -236,7 +254,7 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
                 bar.set_message("loading");
                 Request::Stream {
                     commands: Commands::new(RsfReader::new(BufReader::new(bar.wrap_read(input)))),
-                    policy: Policy::IMPORT,
+                    policy,
                 }
             }
             (None, Some(format)) => {
@@ -301,6 +319,25 @@ fn load<B: DirBackend>(registry: &Registry, register: &str, file: &Path) -> Resu
         receipt.system_entries,
         receipt.assertions,
     );
+    let warnings = &receipt.warnings;
+    for warning in warnings.first() {
+        eprintln!("regis: warning: {}: {warning}", file.display());
+    }
+    let unlisted = warnings
+        .count()
+        .saturating_sub(warnings.first().len() as u64);
+    if unlisted > 0 {
+        eprintln!(
+            "regis: warning: {}: {unlisted} more warnings of these kinds",
+            file.display()
+        );
+    }
+    if !warnings.is_empty() {
+        eprintln!(
+            "regis: warning: {}: loaded as published history; --strict refuses these",
+            file.display()
+        );
+    }
     for (log, checkpoint) in [
         (Log::User, &receipt.user_checkpoint),
         (Log::System, &receipt.system_checkpoint),

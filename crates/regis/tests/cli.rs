@@ -243,3 +243,83 @@ fn a_custodians_tsv_loads_into_a_defined_register() {
     let output = regis(&["fsck", "--data", data.path().to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
+
+/// `regis load` of each of the project's quirk fixtures (slips published
+/// history holds): `--strict` refuses it at its first slip's line and
+/// leaves no register behind; without it, the file loads with its roots
+/// and a warning naming each slip's line (and an orphan's item), and fsck
+/// is clean.
+#[test]
+fn published_slips_load_with_warnings_and_strict_refuses_them() {
+    for quirk in regis_fixtures::quirks() {
+        let data = tempfile::tempdir().unwrap();
+        let file = quirk.path.to_str().unwrap();
+        let data_arg = data.path().to_str().unwrap();
+        let args = |strict: bool| {
+            let mut args = vec!["load", "--data", data_arg, "--register", &quirk.register];
+            if strict {
+                args.push("--strict");
+            }
+            args.push(file);
+            args
+        };
+        let output = regis(&args(true));
+        assert!(!output.status.success(), "{file}");
+        let stderr = text(&output.stderr);
+        let first = quirk.warnings[0].line;
+        assert!(
+            stderr.starts_with(&format!("regis: {file}: RSF line {first}: ")),
+            "{stderr}"
+        );
+        assert!(!data.path().join("registers").join(&quirk.register).exists());
+
+        let output = regis(&args(false));
+        assert!(output.status.success(), "{file}: {}", text(&output.stderr));
+        let stdout = text(&output.stdout);
+        for expected in [
+            format!(
+                "{} new items, {} user entries, {} system entries, {} root assertions checked",
+                quirk.items, quirk.user_entries, quirk.system_entries, quirk.assertions
+            ),
+            format!(
+                "user log: {} entries, root {}",
+                quirk.user_entries, quirk.root
+            ),
+            format!(
+                "system log: {} entries, root {}",
+                quirk.system_entries, quirk.system_root
+            ),
+        ] {
+            assert!(stdout.contains(&expected), "{file}: {stdout}");
+        }
+        let stderr = text(&output.stderr);
+        let warned: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains(": RSF line "))
+            .collect();
+        assert_eq!(warned.len(), quirk.warnings.len(), "{stderr}");
+        for (line, warning) in warned.iter().zip(&quirk.warnings) {
+            assert!(
+                line.starts_with(&format!(
+                    "regis: warning: {file}: RSF line {}: ",
+                    warning.line
+                )),
+                "{stderr}"
+            );
+            if let Some(item) = &warning.item {
+                assert!(line.contains(item.as_str()), "{stderr}");
+            }
+        }
+
+        let output = regis(&["fsck", "--data", data_arg]);
+        assert!(output.status.success(), "{file}: {}", text(&output.stderr));
+        assert!(
+            text(&output.stdout).starts_with(&format!(
+                "{}: ok: {} user and {} system entries, {} items",
+                quirk.register, quirk.user_entries, quirk.system_entries, quirk.items
+            )),
+            "{file}: {}",
+            text(&output.stdout)
+        );
+    }
+}

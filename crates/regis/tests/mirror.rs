@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::http::{exchange, get, get_answer};
 use common::{free_port, ok, regis, serve};
 use std::time::Duration;
 
@@ -201,4 +202,162 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
         verified.contains(&format!("replayed {TOTAL} entries")),
         "{verified}"
     );
+}
+
+/// A page for people: `path` asked for as a browser does.
+fn page(addr: &str, path: &str) -> common::http::Answer {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    exchange(addr, request.as_bytes()).unwrap_or_else(|| panic!("{path}: no answer"))
+}
+
+/// Registers loaded with published history's slips (the project's quirk
+/// fixtures) are served (the metadata, system entries, records and pages
+/// read the definition from the stored system records, where a stray key
+/// defines nothing), mirrored by `regis mirror` (which passes fsck and
+/// serves the same), and verified in full against the upstream and the
+/// mirror. An orphan item is kept where it was loaded, listed in the full
+/// dump, and never reaches the mirror: no delta carries it.
+#[test]
+fn published_slips_serve_mirror_and_verify() {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up");
+    let down = work.path().join("down");
+    let (up_s, down_s) = (up.to_str().unwrap(), down.to_str().unwrap());
+    let quirks = regis_fixtures::quirks();
+    let mut keys = Vec::new();
+    for quirk in &quirks {
+        ok(regis(&[
+            "load",
+            "--data",
+            up_s,
+            "--register",
+            &quirk.register,
+            "--host",
+            "regis.test",
+            quirk.path.to_str().unwrap(),
+        ]));
+        let key = ok(regis(&[
+            "key",
+            "--data",
+            up_s,
+            "--register",
+            &quirk.register,
+        ]))
+        .lines()
+        .find_map(|line| line.strip_prefix("log-public-key: "))
+        .unwrap()
+        .to_owned();
+        keys.push(key);
+    }
+    let orphans = |quirk: &regis_fixtures::Quirk| -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(&quirk.path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        quirk
+            .warnings
+            .iter()
+            .filter_map(|w| Some((w.item.clone()?, lines[w.line as usize - 1].to_owned())))
+            .collect()
+    };
+
+    let upstream = serve(&up, "127.0.0.1:0");
+    let up_addr = upstream.url.trim_start_matches("http://").to_owned();
+    for (quirk, key) in quirks.iter().zip(&keys) {
+        let file = quirk.path.display().to_string();
+        let base = format!("/registers/{}", quirk.register);
+        let url = format!("{}{base}", upstream.url);
+        let metadata = get(&up_addr, &format!("{base}/register"));
+        assert_eq!(
+            metadata["total-system-entries"], quirk.system_entries,
+            "{file}"
+        );
+        assert_eq!(
+            metadata["register-record"]["register"],
+            quirk.register.as_str(),
+            "{file}"
+        );
+        let system = get(&up_addr, &format!("{base}/entries?type=system"));
+        assert_eq!(
+            system.as_array().unwrap().len() as u64,
+            quirk.system_entries,
+            "{file}"
+        );
+        let records = get(&up_addr, &format!("{base}/records"));
+        assert_eq!(
+            Some(records.as_object().unwrap().len() as u64),
+            metadata["total-records"].as_u64(),
+            "{file}"
+        );
+        for path in [
+            base.clone(),
+            format!("{base}/entries?type=system"),
+            format!("{base}/records"),
+        ] {
+            assert_eq!(page(&up_addr, &path).status, 200, "{file}: {path}");
+        }
+        let verified = ok(regis(&[
+            "verify",
+            &url,
+            "--key",
+            key,
+            "--full",
+            "--records",
+        ]));
+        assert!(
+            verified.contains(&format!("replayed {} entries", quirk.user_entries)),
+            "{file}: {verified}"
+        );
+        let stdout = ok(regis(&["mirror", &url, "--key", key, "--data", down_s]));
+        assert!(
+            stdout.contains(&format!(
+                ": {} user and {} system entries copied",
+                quirk.user_entries, quirk.system_entries
+            )),
+            "{file}: {stdout}"
+        );
+        let dump = get_answer(&up_addr, &format!("{base}/download-rsf"))
+            .unwrap()
+            .text();
+        for (item, line) in orphans(quirk) {
+            let answer = get_answer(&up_addr, &format!("{base}/items/{item}")).unwrap();
+            assert_eq!(answer.status, 200, "{file}: {item}");
+            assert!(dump.contains(&format!("{line}\n")), "{file}: {line}");
+        }
+    }
+    drop(upstream);
+    let fsck = ok(regis(&["fsck", "--data", down_s]));
+    assert_eq!(fsck.lines().count(), quirks.len(), "{fsck}");
+
+    let mirror = serve(&down, "127.0.0.1:0");
+    let mirror_addr = mirror.url.trim_start_matches("http://").to_owned();
+    for (quirk, key) in quirks.iter().zip(&keys) {
+        let file = quirk.path.display().to_string();
+        let base = format!("/registers/{}", quirk.register);
+        let metadata = get(&mirror_addr, &format!("{base}/register"));
+        assert_eq!(metadata["root-hash"], quirk.root.as_str(), "{file}");
+        assert_eq!(
+            metadata["system-root-hash"],
+            quirk.system_root.as_str(),
+            "{file}"
+        );
+        let path = format!("{base}/entries?type=system");
+        assert_eq!(page(&mirror_addr, &path).status, 200, "{file}: {path}");
+        let url = format!("{}{base}", mirror.url);
+        let verified = ok(regis(&[
+            "verify",
+            &url,
+            "--key",
+            key,
+            "--full",
+            "--records",
+        ]));
+        assert!(
+            verified.contains(&format!("replayed {} entries", quirk.user_entries)),
+            "{file}: {verified}"
+        );
+        for (item, _) in orphans(quirk) {
+            let answer = get_answer(&mirror_addr, &format!("{base}/items/{item}")).unwrap();
+            assert_eq!(answer.status, 404, "{file}: {item}");
+        }
+    }
 }

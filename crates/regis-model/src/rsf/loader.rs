@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::io::BufRead;
 
 use regis_merkle::{Frontier, Hash, leaf_hash};
@@ -11,7 +12,7 @@ use crate::digest::ItemHash;
 use crate::entry::{Entry, EntryType, MAX_LEAF_BYTES, check_key};
 use crate::item::{Item, Value, excerpt};
 use crate::rsf::{Command, RsfError, RsfErrorKind, RsfReader};
-use crate::schema::{Schema, SystemKey};
+use crate::schema::{Schema, SchemaError, SystemKey};
 
 /// Where a [`Loader`] puts what it accepts, and what it needs to know about
 /// the register it loads into (a store, or the in-memory
@@ -66,6 +67,19 @@ pub struct Policy {
     /// entry `register:<name>` of the register itself may change only the
     /// definition's `text`; and a field keeps its datatype and cardinality.
     pub freeze_definition: bool,
+    /// Keep a system entry whose key is none of the five kinds
+    /// ([`SystemKey`]) in the system log, with a warning; it defines
+    /// nothing. A custodian's slip the old service accepted: production's
+    /// `government-domain` register has two entries keyed
+    /// `government-domain`, each followed by the `register:government-domain`
+    /// meant. Refused otherwise.
+    pub allow_unknown_system_keys: bool,
+    /// Accept an `add-item` that no entry after it references, with a
+    /// warning. GOV.UK's registers-cli wrote such patches; the old service
+    /// refused them. The target keeps the item, which it was given when its
+    /// line was read (`spec/store.md`, "Items no entry references").
+    /// Refused otherwise.
+    pub allow_orphan_items: bool,
 }
 
 impl Policy {
@@ -76,6 +90,16 @@ impl Policy {
         validate_items: false,
         check_definitions: false,
         freeze_definition: false,
+        allow_unknown_system_keys: true,
+        allow_orphan_items: true,
+    };
+
+    /// For history, refusing the slips [`Policy::IMPORT`] keeps with a
+    /// warning (`regis load --strict`).
+    pub const IMPORT_STRICT: Policy = Policy {
+        allow_unknown_system_keys: false,
+        allow_orphan_items: false,
+        ..Policy::IMPORT
     };
 
     /// For new appends: every rule.
@@ -85,7 +109,82 @@ impl Policy {
         validate_items: true,
         check_definitions: true,
         freeze_definition: true,
+        allow_unknown_system_keys: false,
+        allow_orphan_items: false,
     };
+}
+
+/// Something a load took that new writes refuse (its [`Policy`] allowed
+/// it), and the line where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadWarning {
+    /// 1-based line number (for an orphan item, the line that added it).
+    pub line: u64,
+    /// What was taken.
+    pub kind: LoadWarningKind,
+}
+
+impl fmt::Display for LoadWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RSF line {}: {}", self.line, self.kind)
+    }
+}
+
+/// What a [`LoadWarning`] is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadWarningKind {
+    /// A system entry whose key is none of the five kinds
+    /// ([`Policy::allow_unknown_system_keys`]).
+    #[error(
+        "`{key}` is not a system key (expected name, register-name, custodian, field:<name> or register:<name>); the entry is kept in the system log and defines nothing"
+    )]
+    UnknownSystemKey {
+        /// The key (at most 200 characters of it).
+        key: String,
+    },
+    /// An item no entry after its line references
+    /// ([`Policy::allow_orphan_items`]).
+    #[error("item {0} is added but no entry after it references it; the item is kept, in no log")]
+    OrphanItem(ItemHash),
+}
+
+/// A load's warnings: how many, and the first [`LoadWarnings::KEPT`] by
+/// line, so that a document with a million slips does not hold a million
+/// warnings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadWarnings {
+    count: u64,
+    first: Vec<LoadWarning>,
+}
+
+impl LoadWarnings {
+    /// How many warnings are kept.
+    pub const KEPT: usize = 20;
+
+    /// How many warnings there were.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first [`Self::KEPT`] warnings (at most), in line order.
+    pub fn first(&self) -> &[LoadWarning] {
+        &self.first
+    }
+
+    /// Whether there were none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Counts `warning`, and keeps it if it is among the first by line.
+    fn add(&mut self, warning: LoadWarning) {
+        self.count += 1;
+        let at = self.first.partition_point(|kept| kept.line <= warning.line);
+        if at < Self::KEPT {
+            self.first.insert(at, warning);
+            self.first.truncate(Self::KEPT);
+        }
+    }
 }
 
 /// What a load did, and where it left the logs.
@@ -105,12 +204,15 @@ pub struct LoadSummary {
     pub system_log: Frontier,
     /// The register's definition after the load.
     pub schema: Schema,
+    /// What the load took that new writes refuse.
+    pub warnings: LoadWarnings,
 }
 
 /// Applies RSF commands to a [`LoadTarget`], checking as it goes: items
 /// canonical (the reader's part), every entry's items added before it or
 /// already held, no item added without an entry after it, every assertion
-/// true, system entries well-formed definitions, and the [`Policy`].
+/// true, system entries well-formed definitions, and the [`Policy`] (which
+/// may let some of these pass with a [`LoadWarning`]).
 ///
 /// Memory: the two trees (O(log n)), the definition, and the hashes of the
 /// items added but not yet used (in a dump, which adds every item before
@@ -129,6 +231,7 @@ pub struct Loader<'t, T> {
     user_entries: u64,
     system_entries: u64,
     assertions: u64,
+    warnings: LoadWarnings,
 }
 
 impl<'t, T: LoadTarget> Loader<'t, T> {
@@ -163,6 +266,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
             user_entries: 0,
             system_entries: 0,
             assertions: 0,
+            warnings: LoadWarnings::default(),
         }
     }
 
@@ -179,15 +283,23 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
     pub fn apply(&mut self, line: u64, command: Command) -> Result<(), RsfError> {
         let result = match command {
             Command::AddItem(item) => self.add_item(line, item),
-            Command::AppendEntry(entry) => self.append_entry(entry),
+            Command::AppendEntry(entry) => self.append_entry(line, entry),
             Command::AssertRootHash(asserted) => self.assert_root(asserted),
         };
         result.map_err(|kind| kind.at(line))
     }
 
-    /// Ends the document: every item added must have been used.
-    pub fn finish(self) -> Result<LoadSummary, RsfError> {
-        if let Some((hash, line)) = self.pending.iter().min_by_key(|(_, line)| **line) {
+    /// Ends the document: every item added must have been used (or, if
+    /// the policy allows orphans, is reported).
+    pub fn finish(mut self) -> Result<LoadSummary, RsfError> {
+        if self.policy.allow_orphan_items {
+            for (hash, line) in self.pending.drain() {
+                self.warnings.add(LoadWarning {
+                    line,
+                    kind: LoadWarningKind::OrphanItem(hash),
+                });
+            }
+        } else if let Some((hash, line)) = self.pending.iter().min_by_key(|(_, line)| **line) {
             return Err(RsfErrorKind::OrphanItem(*hash).at(*line));
         }
         Ok(LoadSummary {
@@ -198,6 +310,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
             user_log: self.user,
             system_log: self.system,
             schema: self.schema,
+            warnings: self.warnings,
         })
     }
 
@@ -213,14 +326,24 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         Ok(())
     }
 
-    fn append_entry(&mut self, entry: Entry) -> Result<(), RsfErrorKind> {
+    fn append_entry(&mut self, line: u64, entry: Entry) -> Result<(), RsfErrorKind> {
         let system_key = match entry.entry_type {
             EntryType::User if self.policy.check_keys => {
                 check_key(&entry.key)?;
                 None
             }
             EntryType::User => None,
-            EntryType::System => Some(SystemKey::parse(&entry.key)?),
+            EntryType::System => match SystemKey::parse(&entry.key) {
+                Ok(key) => Some(key),
+                Err(SchemaError::UnknownKey { key }) if self.policy.allow_unknown_system_keys => {
+                    self.warnings.add(LoadWarning {
+                        line,
+                        kind: LoadWarningKind::UnknownSystemKey { key },
+                    });
+                    None
+                }
+                Err(error) => return Err(error.into()),
+            },
         };
         for hash in &entry.item_hashes {
             if self.pending.remove(hash).is_none()
@@ -239,9 +362,9 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
                 key: excerpt(&entry.key),
             });
         }
-        match system_key {
-            Some(key) => self.define(&entry, &key)?,
-            None if self.policy.validate_items => {
+        match (entry.entry_type, system_key) {
+            (_, Some(key)) => self.define(&entry, &key)?,
+            (EntryType::User, None) if self.policy.validate_items => {
                 for hash in &entry.item_hashes {
                     let item = self.read_item(hash)?;
                     self.schema.validate(&entry.key, &item).map_err(|error| {
@@ -252,7 +375,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
                     })?;
                 }
             }
-            None => {}
+            _ => {}
         }
         let log = match entry.entry_type {
             EntryType::User => &mut self.user,

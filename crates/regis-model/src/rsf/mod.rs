@@ -26,7 +26,9 @@
 //! [`RsfReader`] turns bytes into [`Command`]s, streaming: it holds one line.
 //! [`Loader`] applies commands to a [`LoadTarget`] and enforces what makes a
 //! document valid (canonical items, no orphan item, no dangling entry, every
-//! assertion true, and the rules of its [`Policy`]). [`RsfWriter`] writes.
+//! assertion true, and the rules of its [`Policy`]); published history's
+//! slips (an orphan item, a system entry of no known key) pass as
+//! [`LoadWarning`]s under [`Policy::IMPORT`]. [`RsfWriter`] writes.
 //!
 //! # Layouts
 //!
@@ -86,7 +88,9 @@ mod loader;
 mod reader;
 mod writer;
 
-pub use loader::{LoadSummary, LoadTarget, Loader, Policy};
+pub use loader::{
+    LoadSummary, LoadTarget, LoadWarning, LoadWarningKind, LoadWarnings, Loader, Policy,
+};
 pub use reader::{DEFAULT_MAX_LINE, RsfReader};
 pub use writer::{RsfWriter, write_dump};
 
