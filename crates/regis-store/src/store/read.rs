@@ -9,10 +9,10 @@ use regis_model::ItemHash;
 
 use super::{Record, Snapshot, Store, hex, item_fields};
 use crate::field_index::{Candidates, Row, Runs};
-use crate::files::{self, Files, StoredEntry};
+use crate::files::{self, Files, ReadFiles, StoredEntry};
 use crate::health::Health;
 use crate::keys::{self, Head, META_FIELD_RUNS, META_HEAD, RecordRow, corrupt};
-use crate::kv::{KvBackend, KvSnapshot, Table, prefix_end};
+use crate::kv::{KvBackend, KvSnapshot, KvWriter, Table, prefix_end};
 use crate::{Log, StoreError};
 
 impl<B: KvBackend> Store<B> {
@@ -158,22 +158,13 @@ impl<S: KvSnapshot> Snapshot<S> {
 
     /// An item's canonical JSON, checked against its hash (one SHA-256).
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.watch(|| {
-            self.kv
-                .get(Table::Items, hash)?
-                .map(|offset| {
-                    let json =
-                        files::read_item(&self.files, keys::read_u64(&offset, "item offset")?)?;
-                    checked_item(hash, json)
-                })
-                .transpose()
-        })
+        self.watch(|| read_item(&self.kv, &self.files, hash))
     }
 
     /// Whether the item is stored (without reading it). A new item is
     /// usually known to be so from the item filter, without a lookup.
     pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.items.may_contain(hash) && self.kv.get(Table::Items, hash)?.is_some())
+        has_item(&self.kv, self.items.may_contain(hash), hash)
     }
 
     /// The user-log size when system entry `number` was appended: it goes
@@ -237,19 +228,10 @@ impl<S: KvSnapshot> Snapshot<S> {
         )
     }
 
-    /// `key`'s record row as stored: its latest entry (perhaps of a later
-    /// commit, on sled) and its first.
-    fn record_row(&self, log: Log, key: &str) -> Result<Option<RecordRow>, StoreError> {
-        self.kv
-            .get(Table::Records, &keys::record_key(log, key))?
-            .map(|row| RecordRow::decode(&row))
-            .transpose()
-    }
-
     /// The record `key` of `log` (its latest entry at this snapshot).
     pub fn record(&self, log: Log, key: &str) -> Result<Option<Record>, StoreError> {
         self.watch(|| {
-            let Some(row) = self.record_row(log, key)? else {
+            let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(None);
             };
             Ok(self
@@ -313,11 +295,9 @@ impl<S: KvSnapshot> Snapshot<S> {
     ) -> Result<(), StoreError> {
         self.watch(|| {
             self.kv
-                .scan(Table::Items, &[], None, false, &mut |key, offset| {
+                .scan(Table::Items, &[], None, false, &mut |key, row| {
                     let hash = keys::read_hash(key, "item key")?;
-                    let json =
-                        files::read_item(&self.files, keys::read_u64(offset, "item offset")?)?;
-                    visit(&hash, &checked_item(&hash, json)?)
+                    visit(&hash, &item_at(&self.files, &hash, row)?)
                 })
         })
     }
@@ -484,9 +464,7 @@ impl<S: KvSnapshot> Snapshot<S> {
 
     fn item_has(&self, hash: &Hash, field: &str, value: &str) -> Result<bool, StoreError> {
         self.watch(|| {
-            let json = self
-                .item(hash)?
-                .ok_or_else(|| corrupt(format!("item sha-256:{} missing", hex(hash))))?;
+            let json = self.item(hash)?.ok_or_else(|| item_missing(hash))?;
             let fields = item_fields(&json)
                 .ok_or_else(|| corrupt(format!("item sha-256:{} is malformed", hex(hash))))?;
             Ok(fields.iter().any(|(f, v)| f == field && v == value))
@@ -511,7 +489,7 @@ impl<S: KvSnapshot> Snapshot<S> {
         limit: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
         self.watch(|| {
-            let Some(row) = self.record_row(log, key)? else {
+            let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(Vec::new());
             };
             let Some((mut number, mut stored)) = self.latest_at_most(log, key, row.latest)? else {
@@ -572,6 +550,71 @@ fn checked_leaf(
         )));
     }
     Ok(leaf)
+}
+
+/// Reads through one `get`, the same for a snapshot and a write
+/// transaction (which reads its own writes): what the reads both make
+/// ([`read_item`], [`has_item`], [`record_row`]) are written over.
+pub(super) trait Lookup {
+    /// The value at `key`.
+    fn lookup(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl<S: KvSnapshot> Lookup for S {
+    fn lookup(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(table, key)
+    }
+}
+
+impl Lookup for dyn KvWriter + '_ {
+    fn lookup(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(table, key)
+    }
+}
+
+/// Item `hash`'s canonical JSON, checked against its hash (one SHA-256).
+pub(super) fn read_item(
+    kv: &(impl Lookup + ?Sized),
+    files: &dyn ReadFiles,
+    hash: &Hash,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    kv.lookup(Table::Items, hash)?
+        .map(|row| item_at(files, hash, &row))
+        .transpose()
+}
+
+/// Whether item `hash` is stored, without reading it: `may_contain` is the
+/// item filter's answer, and a "no" spares the lookup.
+pub(super) fn has_item(
+    kv: &(impl Lookup + ?Sized),
+    may_contain: bool,
+    hash: &Hash,
+) -> Result<bool, StoreError> {
+    Ok(may_contain && kv.lookup(Table::Items, hash)?.is_some())
+}
+
+/// `key`'s record row as stored: its latest entry (perhaps of a later
+/// commit, on sled) and its first.
+pub(super) fn record_row(
+    kv: &(impl Lookup + ?Sized),
+    log: Log,
+    key: &str,
+) -> Result<Option<RecordRow>, StoreError> {
+    kv.lookup(Table::Records, &keys::record_key(log, key))?
+        .map(|row| RecordRow::decode(&row))
+        .transpose()
+}
+
+/// The item whose `items` row is `row` (its offset in the data file),
+/// checked against the hash it was stored under.
+fn item_at(files: &dyn ReadFiles, hash: &Hash, row: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let json = files::read_item(files, keys::read_u64(row, "item offset")?)?;
+    checked_item(hash, json)
+}
+
+/// A stored item that must be there (a record's) and is not.
+pub(super) fn item_missing(hash: &Hash) -> StoreError {
+    corrupt(format!("item sha-256:{} missing", hex(hash)))
 }
 
 /// `json`, if it hashes to the item hash `hash` it was read under.

@@ -4,10 +4,10 @@
 use regis_merkle::{Frontier, Hash};
 use regis_model::{Item, ItemHash};
 
-use super::{NewEntry, SignedTree, Txn, hex};
+use super::{NewEntry, SignedTree, Txn, hex, read};
 use crate::field_index;
 use crate::files;
-use crate::keys::{self, RecordRow, corrupt};
+use crate::keys::{self, RecordRow};
 use crate::kv::Table;
 use crate::{BatchError, Log, StoreError};
 
@@ -72,15 +72,13 @@ impl Txn<'_> {
 
     /// Whether the item is stored or added by this transaction.
     pub fn has_item(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.item_filters.may_contain(hash) && self.kv.get(Table::Items, hash)?.is_some())
+        read::has_item(self.kv, self.item_filters.may_contain(hash), hash)
     }
 
-    /// An item's JSON, stored or added by this transaction.
+    /// An item's JSON, stored or added by this transaction, checked
+    /// against its hash (one SHA-256).
     pub fn item(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv
-            .get(Table::Items, hash)?
-            .map(|offset| files::read_item(&self.files, keys::read_u64(&offset, "item offset")?))
-            .transpose()
+        read::read_item(self.kv, &self.files, hash)
     }
 
     /// `key`'s latest entry in `log` (number and item hash), counting this
@@ -92,10 +90,9 @@ impl Txn<'_> {
     }
 
     fn latest(&self, log: Log, key: &str) -> Result<Option<Latest>, StoreError> {
-        let Some(row) = self.kv.get(Table::Records, &keys::record_key(log, key))? else {
+        let Some(row) = read::record_row(self.kv, log, key)? else {
             return Ok(None);
         };
-        let row = RecordRow::decode(&row)?;
         let stored = files::read_entry(&self.files, log, row.latest)?;
         Ok(Some(Latest {
             row,
@@ -240,9 +237,7 @@ impl Txn<'_> {
         {
             return Ok(prefixes.clone());
         }
-        let json = self
-            .item(hash)?
-            .ok_or_else(|| corrupt(format!("item sha-256:{} missing", hex(hash))))?;
+        let json = self.item(hash)?.ok_or_else(|| read::item_missing(hash))?;
         Ok(field_prefixes(&json))
     }
 
