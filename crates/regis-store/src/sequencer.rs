@@ -134,7 +134,7 @@ fn read_ahead<'scope>(
             let prepared = match &command {
                 Ok((_, Command::AddItem(item))) => Some(PreparedItem {
                     hash: item.hash(),
-                    prefixes: crate::store::field_prefixes(item.as_str().as_bytes()),
+                    prefixes: crate::store::field_prefixes(item.as_str()),
                 }),
                 _ => None,
             };
@@ -1665,7 +1665,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
         // An `Item` is canonical and `hash` is its hash, by construction.
         Ok(self
             .txn
-            .add_canonical_item(hash.as_bytes(), item.as_str().as_bytes(), prefixes)?)
+            .add_canonical_item(hash.as_bytes(), item.as_str(), prefixes)?)
     }
 
     fn append_entry(

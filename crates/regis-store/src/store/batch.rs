@@ -100,11 +100,9 @@ impl<B: KvBackend> Writer<B> {
                 for item in batch.items.get(added..end).unwrap_or_default() {
                     match item {
                         BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,
-                        BatchItem::Model(hash, item) => txn.add_new_canonical_item(
-                            hash.as_bytes(),
-                            item.as_str().as_bytes(),
-                            None,
-                        )?,
+                        BatchItem::Model(hash, item) => {
+                            txn.add_new_canonical_item(hash.as_bytes(), item.as_str(), None)?
+                        }
                     };
                 }
                 added = added.max(end);

@@ -465,8 +465,7 @@ impl<S: KvSnapshot> Snapshot<S> {
     fn item_has(&self, hash: &Hash, field: &str, value: &str) -> Result<bool, StoreError> {
         self.watch(|| {
             let json = self.item(hash)?.ok_or_else(|| item_missing(hash))?;
-            let fields = item_fields(&json)
-                .ok_or_else(|| corrupt(format!("item sha-256:{} is malformed", hex(hash))))?;
+            let fields = item_fields(hash, &json)?;
             Ok(fields.iter().any(|(f, v)| f == field && v == value))
         })
     }
@@ -610,6 +609,15 @@ pub(super) fn record_row(
 fn item_at(files: &dyn ReadFiles, hash: &Hash, row: &[u8]) -> Result<Vec<u8>, StoreError> {
     let json = files::read_item(files, keys::read_u64(row, "item offset")?)?;
     checked_item(hash, json)
+}
+
+/// A stored item's JSON as text. Every item is checked canonical (so
+/// UTF-8) before it is stored, and its bytes against its hash when read:
+/// one that is not UTF-8 is corrupt.
+pub(crate) fn item_text<'a>(hash: &Hash, json: &'a [u8]) -> Result<&'a str, StoreError> {
+    let text = std::str::from_utf8(json);
+    debug_assert!(text.is_ok(), "a stored item is not UTF-8");
+    text.map_err(|_| corrupt(format!("item sha-256:{} is not UTF-8", hex(hash))))
 }
 
 /// A stored item that must be there (a record's) and is not.

@@ -7,7 +7,7 @@ use regis_model::{Item, ItemHash};
 use super::{NewEntry, SignedTree, Txn, hex, read};
 use crate::field_index;
 use crate::files;
-use crate::keys::{self, RecordRow};
+use crate::keys::{self, RecordRow, corrupt};
 use crate::kv::Table;
 use crate::{BatchError, Log, StoreError};
 
@@ -33,9 +33,9 @@ impl Txn<'_> {
         if ItemHash::of(json).as_bytes() != hash {
             return Err(BatchError::ItemHash(hex(hash)).into());
         }
-        if item_fields(json).is_none() {
+        let Some(json) = canonical_item(json) else {
             return Err(BatchError::ItemShape(hex(hash)).into());
-        }
+        };
         self.add_canonical_item(hash, json, None)
     }
 
@@ -45,7 +45,7 @@ impl Txn<'_> {
     pub(crate) fn add_canonical_item(
         &mut self,
         hash: &Hash,
-        json: &[u8],
+        json: &str,
         prefixes: Option<Vec<[u8; keys::FIELD_DIGEST]>>,
     ) -> Result<bool, StoreError> {
         if self.has_item(hash)? {
@@ -59,10 +59,10 @@ impl Txn<'_> {
     pub(super) fn add_new_canonical_item(
         &mut self,
         hash: &Hash,
-        json: &[u8],
+        json: &str,
         prefixes: Option<Vec<[u8; keys::FIELD_DIGEST]>>,
     ) -> Result<bool, StoreError> {
-        let offset = files::append_item(&mut self.files, json)?;
+        let offset = files::append_item(&mut self.files, json.as_bytes())?;
         self.item_filters.insert(hash);
         self.kv.put(Table::Items, hash, &offset.to_be_bytes())?;
         let prefixes = prefixes.unwrap_or_else(|| field_prefixes(json));
@@ -238,7 +238,7 @@ impl Txn<'_> {
             return Ok(prefixes.clone());
         }
         let json = self.item(hash)?.ok_or_else(|| read::item_missing(hash))?;
-        Ok(field_prefixes(&json))
+        Ok(field_prefixes(read::item_text(hash, &json)?))
     }
 
     /// Stores `checkpoint` as `log`'s latest; it must state the tree as it
@@ -268,34 +268,50 @@ impl Txn<'_> {
     }
 }
 
-/// The (field, value) pairs an item is indexed under: one per string, one
-/// per element of a list. `None` if the bytes are not a canonical item.
-pub(crate) fn item_fields(json: &[u8]) -> Option<Vec<(String, String)>> {
-    let item = Item::from_canonical(std::str::from_utf8(json).ok()?).ok()?;
-    let mut pairs = Vec::new();
-    for (field, value) in item.fields() {
-        for text in value.strings() {
-            pairs.push((field.to_string(), text.to_owned()));
-        }
-    }
-    // A list may repeat a value; its index row is one.
-    pairs.sort();
-    pairs.dedup();
-    Some(pairs)
+/// `json` as text, if it is an item in canonical form: the only form the
+/// store keeps.
+pub(crate) fn canonical_item(json: &[u8]) -> Option<&str> {
+    std::str::from_utf8(json)
+        .ok()
+        .filter(|text| Item::from_canonical(text).is_ok())
 }
 
-/// The field-index prefixes of a canonical item (the store checked it when
-/// it kept it): one per (field, value) pair, as [`item_fields`] gives them.
-pub(crate) fn field_prefixes(json: &[u8]) -> Vec<[u8; keys::FIELD_DIGEST]> {
-    let text = std::str::from_utf8(json).unwrap_or_default();
+/// The (field, value) pairs a stored item is indexed under, sorted, each
+/// once. Every item is checked canonical before it is stored, and its
+/// bytes against its hash when read: one that is not canonical is corrupt.
+pub(crate) fn item_fields(hash: &Hash, json: &[u8]) -> Result<Vec<(String, String)>, StoreError> {
+    let text = canonical_item(json);
+    debug_assert!(text.is_some(), "a stored item is not canonical");
+    let text =
+        text.ok_or_else(|| corrupt(format!("item sha-256:{} is not canonical", hex(hash))))?;
+    let mut pairs = Vec::new();
+    for_each_field_pair(text, |field, value| {
+        pairs.push((field.to_owned(), value.to_owned()));
+    });
+    pairs.sort();
+    pairs.dedup();
+    Ok(pairs)
+}
+
+/// The field-index prefixes of a canonical item (one regis-model made, or
+/// the store checked): one per pair [`item_fields`] gives.
+pub(crate) fn field_prefixes(json: &str) -> Vec<[u8; keys::FIELD_DIGEST]> {
     let mut prefixes = Vec::new();
-    for (field, value) in Item::fields_of_canonical(text) {
-        for text in value.strings() {
-            prefixes.push(keys::field_prefix(&field, text));
-        }
-    }
-    // A list may repeat a value; its index row is one.
+    for_each_field_pair(json, |field, value| {
+        prefixes.push(keys::field_prefix(field, value));
+    });
     prefixes.sort_unstable();
     prefixes.dedup();
     prefixes
+}
+
+/// Calls `visit` with each (field, value) pair of a canonical item: one per
+/// string, one per element of a list (which may repeat a value: callers
+/// keep each pair once, as its index row is one).
+fn for_each_field_pair(json: &str, mut visit: impl FnMut(&str, &str)) {
+    for (field, value) in Item::fields_of_canonical(json) {
+        for text in value.strings() {
+            visit(&field, text);
+        }
+    }
 }
