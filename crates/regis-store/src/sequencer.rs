@@ -1496,12 +1496,17 @@ fn stored_item<S: crate::KvSnapshot>(
     snapshot: &Snapshot<S>,
     hash: &ItemHash,
 ) -> Result<Option<Item>, TargetError> {
-    let Some(json) = snapshot.item(hash.as_bytes())? else {
+    item_of(hash, snapshot.item(hash.as_bytes())?)
+}
+
+/// The item stored under `hash` as regis-model's `Item`, from its JSON as
+/// a snapshot or a write transaction reads it.
+fn item_of(hash: &ItemHash, json: Option<Vec<u8>>) -> Result<Option<Item>, TargetError> {
+    let Some(json) = json else {
         return Ok(None);
     };
-    let text = String::from_utf8(json)
-        .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
-    Ok(Some(Item::from_canonical(&text)?))
+    let text = crate::store::item_text(hash.as_bytes(), &json)?;
+    Ok(Some(Item::from_canonical(text)?))
 }
 
 /// One request's view: what it and the earlier requests of the batch
@@ -1639,12 +1644,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
     }
 
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
-        let Some(json) = self.txn.item(hash.as_bytes())? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8(json)
-            .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
-        Ok(Some(Item::from_canonical(&text)?))
+        item_of(hash, self.txn.item(hash.as_bytes())?)
     }
 
     fn record_is(

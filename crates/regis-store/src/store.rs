@@ -40,6 +40,7 @@ use crate::published::Published;
 
 pub use batch::Batch;
 pub use filter::INLINE_FILTER_ENTRIES;
+pub(crate) use read::item_text;
 pub(crate) use txn::{canonical_item, field_prefixes, item_fields};
 
 /// A checkpoint as the store keeps it: the size and root that were signed,
