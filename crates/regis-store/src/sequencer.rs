@@ -418,7 +418,6 @@ impl Sequencer {
             work,
             outcomes,
             committer: Some(committer),
-            item_filter_builds: Vec::new(),
             failed: None,
             reopened: Arc::clone(&reopened),
         };
@@ -517,9 +516,6 @@ struct Stager<B> {
     work: SyncSender<Work>,
     outcomes: Receiver<Outcome>,
     committer: Option<JoinHandle<()>>,
-    /// Item-filter builds started (`Store::start_item_filter`): stopped
-    /// and joined when the sequencer ends, as they hold the store open.
-    item_filter_builds: Vec<JoinHandle<()>>,
     /// Why writes are refused: a write failed and the committer has not
     /// yet reported the store reopened.
     failed: Option<Arc<StoreError>>,
@@ -663,11 +659,6 @@ impl<B: KvBackend> Stager<B> {
             // A panic in the committer has already failed its requests.
             let _ = committer.join();
         }
-        self.store.stop_item_filter();
-        for build in self.item_filter_builds.drain(..) {
-            // A panicked build published nothing; lookups did without it.
-            let _ = build.join();
-        }
     }
 
     /// Answers the requests gathered: each stream on its own, in its
@@ -699,9 +690,7 @@ impl<B: KvBackend> Stager<B> {
         // the first write (its scan fills the page cache, which a register
         // that only serves reads should not pay for), and again, larger,
         // once the register outgrows it; cheap when it fits.
-        self.item_filter_builds.retain(|build| !build.is_finished());
-        self.item_filter_builds
-            .extend(self.store.start_item_filter(crate::INLINE_FILTER_ENTRIES));
+        self.store.start_item_filter(crate::INLINE_FILTER_ENTRIES);
         let mut staged = Vec::new();
         for Job { request, waiter } in jobs {
             match request {

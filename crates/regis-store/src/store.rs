@@ -33,7 +33,7 @@ use crate::Log;
 use crate::field_index::{Row, Runs};
 use crate::files::{Appenders, Files};
 use crate::health::Health;
-use crate::item_filter::{ItemFilters, WriteFilters};
+use crate::item_filter::{BuildThread, ItemFilters, WriteFilters};
 use crate::keys::{self, Head};
 use crate::kv::KvWriter;
 use crate::published::Published;
@@ -112,6 +112,9 @@ pub struct Store<B> {
     kv: Arc<B>,
     files: Files,
     items: Arc<ItemFilters>,
+    /// The item-filter build running on its own thread, if any: stopped
+    /// and joined when the last clone is dropped.
+    item_filter_build: Arc<BuildThread>,
     /// Shared by every clone and snapshot: the first corrupt read marks it.
     health: Arc<Health>,
 }
@@ -122,6 +125,7 @@ impl<B> Clone for Store<B> {
             kv: Arc::clone(&self.kv),
             files: self.files.clone(),
             items: Arc::clone(&self.items),
+            item_filter_build: Arc::clone(&self.item_filter_build),
             health: Arc::clone(&self.health),
         }
     }

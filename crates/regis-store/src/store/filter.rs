@@ -10,39 +10,34 @@ use crate::kv::{KvBackend, KvSnapshot, Table};
 impl<B: KvBackend> Store<B> {
     /// Builds the item filter (`item_filter`), or a larger one once the
     /// register has outgrown it; does nothing if one fits or is being
-    /// built, or after [`Store::stop_item_filter`]. A register of up to
+    /// built. Returns whether a build started. A register of up to
     /// `inline_up_to` entries is scanned here (the sequencer passes
     /// [`INLINE_FILTER_ENTRIES`], so that a document loaded next into a new
     /// register has the filter); a larger one on a thread of its own,
-    /// which is returned: it holds the store open, so whoever starts it
-    /// stops it and joins it before the store is closed. For registers that
-    /// take writes: until the filter is built, and if building fails,
-    /// lookups answer as they would without it.
-    pub fn start_item_filter(&self, inline_up_to: u64) -> Option<std::thread::JoinHandle<()>> {
+    /// which the store owns: dropping the store's last clone, or
+    /// [`Writer::recover`](super::Writer::recover), stops the build and
+    /// joins the thread. For registers that take writes: until the filter
+    /// is built, and if building fails, lookups answer as they would
+    /// without it.
+    pub fn start_item_filter(&self, inline_up_to: u64) -> bool {
         if !self.items.wants_build() {
-            return None;
+            return false;
         }
-        let snapshot = self.snapshot().ok()?;
+        let Ok(snapshot) = self.snapshot() else {
+            return false;
+        };
         let entries = snapshot.head.user.saturating_add(snapshot.head.system);
         drop(snapshot);
-        let build = self.items.begin_build(entries)?;
+        let Some(build) = self.items.begin_build(entries) else {
+            return false;
+        };
         if entries <= inline_up_to {
             fill_item_filter(&*self.kv, build);
-            return None;
+            return true;
         }
         let kv = Arc::clone(&self.kv);
-        // If the thread cannot start, `build` is dropped with the closure:
-        // abandoned, so a later call tries again.
-        std::thread::Builder::new()
-            .name("item filter".into())
-            .spawn(move || fill_item_filter(&*kv, build))
-            .ok()
-    }
-
-    /// Stops item-filter builds: the one running ends its scan without
-    /// publishing, and no other starts.
-    pub fn stop_item_filter(&self) {
-        self.items.stop();
+        self.item_filter_build
+            .spawn(build, move |build| fill_item_filter(&*kv, build))
     }
 
     /// Whether the item filter is built: from then on, looking up an item
@@ -59,7 +54,7 @@ pub const INLINE_FILTER_ENTRIES: u64 = 1 << 16;
 
 /// Fills a build's filter from a scan of the `items` table once the writes
 /// begun before it are done, and publishes it, unless the scan fails or
-/// builds are stopped meanwhile.
+/// the build is stopped meanwhile.
 fn fill_item_filter<B: KvBackend>(kv: &B, build: item_filter::Build) {
     build.wait_for_earlier_writes();
     let mut stopped = false;

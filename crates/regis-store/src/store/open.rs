@@ -70,6 +70,7 @@ impl<B: KvBackend> Store<B> {
             kv: Arc::new(kv),
             files,
             items: Arc::default(),
+            item_filter_build: Arc::default(),
             health: Arc::default(),
         };
         let mut durable = store.durable()?;
@@ -195,6 +196,8 @@ impl<B: KvBackend> Writer<B> {
     /// writer then stands at the last durable commit, which may be the
     /// one that reported the failure.
     pub fn recover(&mut self) -> Result<[TreeHead; 2], StoreError> {
+        // A build's scan holds the database open, which reopening closes.
+        self.store.item_filter_build.stop();
         self.store.kv.recover()?;
         let durable = self.store.durable()?;
         self.user = durable.user;
