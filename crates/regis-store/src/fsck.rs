@@ -414,21 +414,29 @@ fn missing_field_row<S: KvSnapshot>(
         if snapshot.field_table_has(row)? {
             continue;
         }
-        // Say which record and pair: the row holds only their digest.
+        // Say which record and pair: the row holds only their digest, and
+        // the record's first entry.
         let first = row as u64;
-        let key = snapshot
-            .stored_entry(Log::User, first)?
-            .map(|stored| stored.entry.key)
-            .unwrap_or_default();
+        let Some(stored) = snapshot.stored_entry(Log::User, first)? else {
+            return Ok(Some(format!(
+                "a record's first entry, user entry {first}, is missing"
+            )));
+        };
+        let key = stored.entry.key;
         let pair = record_pairs(snapshot, &key)?
             .into_iter()
             .find(|(field, value)| {
                 field_index::row(crate::keys::field_prefix(field, value), first) == row
             });
-        let (field, value) = pair.unwrap_or_default();
-        return Ok(Some(format!(
-            "the field index lacks {field} = {value:?} for record {key:?}"
-        )));
+        return Ok(Some(match pair {
+            Some((field, value)) => {
+                format!("the field index lacks {field} = {value:?} for record {key:?}")
+            }
+            None => format!(
+                "the field index lacks a row of the record first added as user entry \
+                 {first}, which is of key {key:?}, whose item gives no such row"
+            ),
+        }));
     }
     Ok(None)
 }

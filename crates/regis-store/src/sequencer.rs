@@ -1425,7 +1425,16 @@ struct Staged {
     /// Items in the order they were added (the commit writes them so).
     item_order: Vec<ItemHash>,
     records: HashMap<(Log, String), ItemHash>,
-    entries: Vec<(Log, u64, Entry, Hash)>,
+    entries: Vec<StagedEntry>,
+}
+
+/// An entry staged: its number, the entry, the one item it names, and its
+/// leaf hash.
+struct StagedEntry {
+    number: u64,
+    entry: Entry,
+    item: ItemHash,
+    leaf_hash: Hash,
 }
 
 impl Staged {
@@ -1435,12 +1444,12 @@ impl Staged {
             .get(from..)
             .unwrap_or_default()
             .iter()
-            .map(|(log, number, entry, leaf_hash)| Appended {
-                log: *log,
-                number: *number,
-                key: entry.key.clone(),
-                item_hash: first_item(entry).map_or([0; 32], |h| h.0),
-                leaf_hash: *leaf_hash,
+            .map(|staged| Appended {
+                log: staged.entry.entry_type,
+                number: staged.number,
+                key: staged.entry.key.clone(),
+                item_hash: staged.item.0,
+                leaf_hash: staged.leaf_hash,
             })
             .collect()
     }
@@ -1455,19 +1464,15 @@ impl Staged {
                 batch.add_new_model_item(hash, item.clone());
             }
         }
-        for (_, number, entry, leaf_hash) in std::mem::take(&mut self.entries) {
+        for staged in std::mem::take(&mut self.entries) {
             batch.add_entry(NewEntry {
-                number,
-                entry,
-                leaf_hash,
+                number: staged.number,
+                entry: staged.entry,
+                leaf_hash: staged.leaf_hash,
             });
         }
         batch
     }
-}
-
-fn first_item(entry: &Entry) -> Option<&ItemHash> {
-    entry.item_hashes.first()
 }
 
 /// Why staging a request failed on the store's side.
@@ -1605,14 +1610,18 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         entry: Entry,
         leaf_hash: Hash,
     ) -> Result<(), TargetError> {
-        let [item] = entry.item_hashes.as_slice() else {
+        let &[item] = entry.item_hashes.as_slice() else {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
-        let log = entry.entry_type;
-        let index = (log, entry.key.clone());
-        let before = self.batch.records.insert(index.clone(), *item);
+        let index = (entry.entry_type, entry.key.clone());
+        let before = self.batch.records.insert(index.clone(), item);
         self.replaced.push((index, before));
-        self.batch.entries.push((log, number, entry, leaf_hash));
+        self.batch.entries.push(StagedEntry {
+            number,
+            entry,
+            item,
+            leaf_hash,
+        });
         Ok(())
     }
 }

@@ -254,6 +254,7 @@ pub struct LogHashes<'a> {
     files: &'a Files,
     health: &'a Health,
     log: Log,
-    /// Stored hashes in the tree of the snapshot's size: none beyond is read.
-    count: u64,
+    /// Stored hashes in the tree of the snapshot's size: none beyond is
+    /// read. `None` if that size is too large for any tree (corrupt).
+    count: Option<u64>,
 }

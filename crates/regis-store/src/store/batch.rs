@@ -97,6 +97,8 @@ impl<B: KvBackend> Writer<B> {
         self.transact_sized(TxnSize::Batch, |txn| {
             let mut added = 0;
             let mut add_items_to = |txn: &mut Txn<'_>, end: usize| {
+                // Those before `end` not added yet: none when an earlier
+                // entry's item came later in the batch.
                 for item in batch.items.get(added..end).unwrap_or_default() {
                     match item {
                         BatchItem::Bytes(hash, json) => txn.add_item(hash, json)?,

@@ -638,8 +638,11 @@ fn checked_item(hash: &Hash, json: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     Ok(json)
 }
 
-/// The record key of a `records` row (after its log byte).
+/// The record key of a `records` row (after its log byte). A row scanned
+/// under its log's prefix has that byte.
 fn record_key_text(row: &[u8]) -> Result<&str, StoreError> {
-    std::str::from_utf8(row.get(1..).unwrap_or_default())
-        .map_err(|_| corrupt("record key is not UTF-8"))
+    let key = row.get(1..);
+    debug_assert!(key.is_some(), "a records row without its log byte");
+    let key = key.ok_or_else(|| corrupt("a records row without its log byte"))?;
+    std::str::from_utf8(key).map_err(|_| corrupt("record key is not UTF-8"))
 }

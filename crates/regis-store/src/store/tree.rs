@@ -36,8 +36,14 @@ const SPAN_HASHES: u64 = 2048;
 
 impl LogHashes<'_> {
     fn position(&self, level: u8, index: u64) -> Result<u64, StoreError> {
+        let count = self.count.ok_or_else(|| {
+            corrupt(format!(
+                "the size of the {} log in meta/head is beyond any tree",
+                self.log
+            ))
+        })?;
         postorder::position(level, index)
-            .filter(|position| *position < self.count)
+            .filter(|position| *position < count)
             .ok_or_else(|| {
                 corrupt(format!(
                     "no stored hash at level {level}, index {index} of the {} log",
@@ -112,7 +118,7 @@ impl<S: KvSnapshot> Snapshot<S> {
             files: &self.files,
             health: &self.health,
             log,
-            count: postorder::stored_count(self.size(log)).unwrap_or(u64::MAX),
+            count: postorder::stored_count(self.size(log)),
         }
     }
 
