@@ -290,9 +290,9 @@ struct Running {
 impl BuildThread {
     /// Runs `fill(build)` on a thread of its own; returns whether the
     /// thread started (if not, `build` is abandoned, and a later build
-    /// tries again). The thread of an earlier build, which has ended since
-    /// `build` began ([`ItemFilters::begin_build`] begins one at a time),
-    /// is joined first.
+    /// tries again). The thread of an earlier build is joined first: that
+    /// build has ended ([`ItemFilters::begin_build`] begins one at a time),
+    /// so its thread has returned or is about to.
     pub fn spawn(&self, build: Build, fill: impl FnOnce(Build) + Send + 'static) -> bool {
         let mut running = self.lock();
         if let Some(earlier) = running.take() {

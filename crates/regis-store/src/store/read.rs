@@ -551,9 +551,9 @@ fn checked_leaf(
     Ok(leaf)
 }
 
-/// Reads through one `get`, the same for a snapshot and a write
-/// transaction (which reads its own writes): what the reads both make
-/// ([`read_item`], [`has_item`], [`record_row`]) are written over.
+/// A key-value read, the same for a snapshot and for a write transaction
+/// (which reads its own writes): the reads both make ([`read_item`],
+/// [`has_item`], [`record_row`]) are written once over it.
 pub(super) trait Lookup {
     /// The value at `key`.
     fn lookup(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
