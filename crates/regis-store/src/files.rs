@@ -476,25 +476,22 @@ impl ReadFiles for Appenders<'_> {
     }
 }
 
-/// An entry as the data file keeps it: the entry, and its place in its
-/// key's history (`prev`: the key's entry before it in the same log, 0 for
-/// none; `ordinal`: 1 for a key's first entry, and so on).
+/// An entry as the data file keeps it: the entry, its item (the store
+/// keeps entries of one item), and its place in its key's history
+/// (`prev`: the key's entry before it in the same log, 0 for none;
+/// `ordinal`: 1 for a key's first entry, and so on).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StoredEntry {
     pub entry: Entry,
+    item: Hash,
     pub prev: u64,
     pub ordinal: u64,
 }
 
 impl StoredEntry {
-    /// The item hash (the store keeps entries of one item).
+    /// The hash of its item, the entry's one.
     pub fn item_hash(&self) -> Hash {
-        // An entry is stored only with exactly one item (`Txn::add_entry`).
-        self.entry
-            .item_hashes
-            .first()
-            .map(|hash| hash.0)
-            .unwrap_or_default()
+        self.item
     }
 }
 
@@ -640,6 +637,7 @@ pub(crate) fn read_entry(
     let key = std::str::from_utf8(key).map_err(|_| bad("its key is not UTF-8"))?;
     Ok(StoredEntry {
         entry: Entry::new(log, key, timestamp, regis_model::ItemHash(item)),
+        item,
         prev: u64_at(0),
         ordinal: u64_at(8),
     })

@@ -5,13 +5,13 @@
 //! right edges, whatever the log's size.
 
 use regis_merkle::{Frontier, HashReader, leaf_hash};
-use regis_model::{Item, ItemHash};
+use regis_model::ItemHash;
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
 use crate::field_index;
 use crate::files::{self, DataRecord};
 use crate::registry::LogSigners;
-use crate::store::item_fields;
+use crate::store::{canonical_item, item_fields};
 use crate::{KvSnapshot, Log, SignedTree, Snapshot, StoreError};
 
 /// What a clean `fsck` checked.
@@ -150,11 +150,7 @@ fn check_items<S: KvSnapshot>(
         let stated = ItemHash(*hash);
         if ItemHash::of(json) != stated {
             problem = Some(format!("item {stated}: its bytes hash to something else"));
-        } else if std::str::from_utf8(json)
-            .ok()
-            .and_then(|text| Item::from_canonical(text).ok())
-            .is_none()
-        {
+        } else if canonical_item(json).is_none() {
             problem = Some(format!("item {stated}: not canonical item JSON"));
         }
         report.items += 1;
@@ -401,7 +397,7 @@ fn record_pairs<S: KvSnapshot>(
     let json = snapshot
         .item(&record.item_hash)?
         .ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item missing")))?;
-    item_fields(&json).ok_or_else(|| StoreError::Corrupt(format!("record {key:?}: item malformed")))
+    item_fields(&record.item_hash, &json)
 }
 
 /// Checks that the field index holds every row of `expected` (which it
@@ -418,21 +414,29 @@ fn missing_field_row<S: KvSnapshot>(
         if snapshot.field_table_has(row)? {
             continue;
         }
-        // Say which record and pair: the row holds only their digest.
+        // Say which record and pair: the row holds only their digest, and
+        // the record's first entry.
         let first = row as u64;
-        let key = snapshot
-            .stored_entry(Log::User, first)?
-            .map(|stored| stored.entry.key)
-            .unwrap_or_default();
+        let Some(stored) = snapshot.stored_entry(Log::User, first)? else {
+            return Ok(Some(format!(
+                "a record's first entry, user entry {first}, is missing"
+            )));
+        };
+        let key = stored.entry.key;
         let pair = record_pairs(snapshot, &key)?
             .into_iter()
             .find(|(field, value)| {
                 field_index::row(crate::keys::field_prefix(field, value), first) == row
             });
-        let (field, value) = pair.unwrap_or_default();
-        return Ok(Some(format!(
-            "the field index lacks {field} = {value:?} for record {key:?}"
-        )));
+        return Ok(Some(match pair {
+            Some((field, value)) => {
+                format!("the field index lacks {field} = {value:?} for record {key:?}")
+            }
+            None => format!(
+                "the field index lacks a row of the record first added as user entry \
+                 {first}, which is of key {key:?}, whose item gives no such row"
+            ),
+        }));
     }
     Ok(None)
 }

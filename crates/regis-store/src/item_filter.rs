@@ -8,8 +8,13 @@
 //! It is memory only, built from a scan of the `items` table (inline for a
 //! small register, else on a thread of its own while writes go on:
 //! `Store::start_item_filter`, and "How a filter is built" below), and
-//! never persisted: a crash loses nothing but the time to build it again. Its size follows the register's item count up to [`MAX_BITS`]
+//! never persisted: a crash loses nothing but the time to build it again.
+//! Its size follows the register's item count up to [`MAX_BITS`]
 //! (16 MiB); past that it answers "maybe" more often, never wrongly.
+//!
+//! A build's thread reads the database, so it holds it open: the
+//! [`BuildThread`] that starts it belongs to the register's store, which
+//! stops and joins it when it closes or reopens the database.
 //!
 //! # How a filter is built
 //!
@@ -28,6 +33,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
 
 use regis_merkle::Hash;
 
@@ -123,9 +129,6 @@ pub struct ItemFilters {
     published: RwLock<Option<Arc<ItemFilter>>>,
     writes: Mutex<Writes>,
     finished: Condvar,
-    /// Set when the register's writer stops: no build starts, and the one
-    /// running ends.
-    stopped: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -140,13 +143,15 @@ struct Writes {
 
 /// A build under way: its filter and the last transaction that began
 /// before it, which must finish before the build scans. Dropped without
-/// [`Build::publish`] (a failed scan, a thread that could not start), it
-/// is abandoned and the published filter, if any, stays.
+/// [`Build::publish`] (a failed scan, a stopped one, a thread that could
+/// not start), it is abandoned and the published filter, if any, stays.
 #[derive(Debug)]
 pub struct Build {
     filters: Arc<ItemFilters>,
     pub filter: Arc<ItemFilter>,
     after: u64,
+    /// Set by [`BuildThread::stop`]: the scan ends without publishing.
+    stop: Arc<AtomicBool>,
 }
 
 impl Build {
@@ -163,9 +168,9 @@ impl Build {
         }
     }
 
-    /// Whether builds were stopped ([`ItemFilters::stop`]).
+    /// Whether the build was stopped ([`BuildThread::stop`]).
     pub fn stopped(&self) -> bool {
-        self.filters.stopped.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Publishes the filter, once it holds every item of a snapshot taken
@@ -214,15 +219,8 @@ impl ItemFilters {
     /// Whether a build is wanted: no filter is published, or it holds more
     /// items than it was sized for (and a larger one is allowed).
     pub fn wants_build(&self) -> bool {
-        !self.stopped.load(Ordering::Relaxed)
-            && self
-                .published_filter()
-                .is_none_or(|published| published.outgrown())
-    }
-
-    /// Stops builds: none starts any more, and the one running ends.
-    pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
+        self.published_filter()
+            .is_none_or(|published| published.outgrown())
     }
 
     /// Starts a build, unless one is running or none is wanted: a filter
@@ -244,6 +242,7 @@ impl ItemFilters {
             filters: Arc::clone(self),
             filter,
             after: writes.begun,
+            stop: Arc::default(),
         })
     }
 
@@ -270,6 +269,75 @@ impl ItemFilters {
             number: writes.begun,
             targets: [published, writes.building.clone()],
         }
+    }
+}
+
+/// The thread of a build run on its own, owned by what starts it (a
+/// register's store): stopped and joined by [`BuildThread::stop`] and when
+/// dropped, so that no build outlives the database it reads, as
+/// `RedbBackend` joins its merger thread.
+#[derive(Debug, Default)]
+pub struct BuildThread {
+    running: Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BuildThread {
+    /// Runs `fill(build)` on a thread of its own; returns whether the
+    /// thread started (if not, `build` is abandoned, and a later build
+    /// tries again). The thread of an earlier build is joined first: that
+    /// build has ended ([`ItemFilters::begin_build`] begins one at a time),
+    /// so its thread has returned or is about to.
+    pub fn spawn(&self, build: Build, fill: impl FnOnce(Build) + Send + 'static) -> bool {
+        let mut running = self.lock();
+        if let Some(earlier) = running.take() {
+            earlier.join();
+        }
+        let stop = Arc::clone(&build.stop);
+        match std::thread::Builder::new()
+            .name("item filter".into())
+            .spawn(move || fill(build))
+        {
+            Ok(thread) => {
+                *running = Some(Running { thread, stop });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Stops the build running on the thread, if any (its scan ends
+    /// without publishing), and joins the thread.
+    pub fn stop(&self) {
+        let running = self.lock().take();
+        if let Some(running) = running {
+            running.stop.store(true, Ordering::Relaxed);
+            running.join();
+        }
+    }
+
+    // A panic elsewhere cannot leave `running` half changed (each change
+    // is one assignment), so a poisoned lock's state is used as it is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Running {
+    fn join(self) {
+        // A build that panicked published nothing; lookups did without it.
+        let _ = self.thread.join();
+    }
+}
+
+impl Drop for BuildThread {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -388,11 +456,36 @@ mod tests {
         assert!(filters.wants_build());
         drop(filters.begin_build(10).unwrap());
         assert!(filters.may_contain(&hash(4)) && !filters.may_contain(&hash(3)));
-        let build = filters.begin_build(10).unwrap();
-        assert!(!build.stopped(), "not left building");
-        filters.stop();
-        assert!(build.stopped() && !filters.wants_build());
-        drop(build);
-        assert!(filters.begin_build(10).is_none(), "stopped");
+        assert!(filters.begin_build(10).is_some(), "not left building");
+    }
+
+    #[test]
+    fn a_build_thread_is_stopped_and_joined_by_its_owner() {
+        let filters = Arc::new(ItemFilters::default());
+        let owner = BuildThread::default();
+        let (started, starts) = std::sync::mpsc::channel();
+        let held = Arc::new(());
+        // Scans until stopped, holding `held` as a scan holds the database.
+        let fill = |held: Arc<()>| {
+            let started = started.clone();
+            move |build: Build| {
+                started.send(()).unwrap();
+                while !build.stopped() {
+                    std::thread::yield_now();
+                }
+                drop(held);
+            }
+        };
+        assert!(owner.spawn(filters.begin_build(10).unwrap(), fill(held.clone())));
+        starts.recv().unwrap();
+        owner.stop();
+        assert_eq!(Arc::strong_count(&held), 1, "stopped and joined");
+        assert!(!filters.is_published(), "a stopped build publishes nothing");
+        // Stopping abandons the build: another begins, and dropping the
+        // owner stops and joins its thread.
+        assert!(owner.spawn(filters.begin_build(10).unwrap(), fill(held.clone())));
+        starts.recv().unwrap();
+        drop(owner);
+        assert_eq!(Arc::strong_count(&held), 1, "joined when dropped");
     }
 }

@@ -136,7 +136,7 @@ fn read_ahead<'scope>(
             let prepared = match &command {
                 Ok((_, Command::AddItem(item))) => Some(PreparedItem {
                     hash: item.hash(),
-                    prefixes: crate::store::field_prefixes(item.as_str().as_bytes()),
+                    prefixes: crate::store::field_prefixes(item.as_str()),
                 }),
                 _ => None,
             };
@@ -423,7 +423,6 @@ impl Sequencer {
             work,
             outcomes,
             committer: Some(committer),
-            item_filter_builds: Vec::new(),
             failed: None,
             reopened: Arc::clone(&reopened),
         };
@@ -528,9 +527,6 @@ struct Stager<B> {
     work: SyncSender<Work>,
     outcomes: Receiver<Outcome>,
     committer: Option<JoinHandle<()>>,
-    /// Item-filter builds started (`Store::start_item_filter`): stopped
-    /// and joined when the sequencer ends, as they hold the store open.
-    item_filter_builds: Vec<JoinHandle<()>>,
     /// Why writes are refused: a write failed and the committer has not
     /// yet reported the store reopened.
     failed: Option<Arc<StoreError>>,
@@ -674,11 +670,6 @@ impl<B: KvBackend> Stager<B> {
             // A panic in the committer has already failed its requests.
             let _ = committer.join();
         }
-        self.store.stop_item_filter();
-        for build in self.item_filter_builds.drain(..) {
-            // A panicked build published nothing; lookups did without it.
-            let _ = build.join();
-        }
     }
 
     /// Answers the requests gathered: each stream on its own, in its
@@ -710,9 +701,7 @@ impl<B: KvBackend> Stager<B> {
         // the first write (its scan fills the page cache, which a register
         // that only serves reads should not pay for), and again, larger,
         // once the register outgrows it; cheap when it fits.
-        self.item_filter_builds.retain(|build| !build.is_finished());
-        self.item_filter_builds
-            .extend(self.store.start_item_filter(crate::INLINE_FILTER_ENTRIES));
+        self.store.start_item_filter(crate::INLINE_FILTER_ENTRIES);
         let mut staged = Vec::new();
         for Job { request, waiter } in jobs {
             match request {
@@ -1459,7 +1448,16 @@ struct Staged {
     /// Items in the order they were added (the commit writes them so).
     item_order: Vec<ItemHash>,
     records: HashMap<(Log, String), ItemHash>,
-    entries: Vec<(Log, u64, Entry, Hash)>,
+    entries: Vec<StagedEntry>,
+}
+
+/// An entry staged: its number, the entry, the one item it names, and its
+/// leaf hash.
+struct StagedEntry {
+    number: u64,
+    entry: Entry,
+    item: ItemHash,
+    leaf_hash: Hash,
 }
 
 impl Staged {
@@ -1469,12 +1467,12 @@ impl Staged {
             .get(from..)
             .unwrap_or_default()
             .iter()
-            .map(|(log, number, entry, leaf_hash)| Appended {
-                log: *log,
-                number: *number,
-                key: entry.key.clone(),
-                item_hash: first_item(entry).map_or([0; 32], |h| h.0),
-                leaf_hash: *leaf_hash,
+            .map(|staged| Appended {
+                log: staged.entry.entry_type,
+                number: staged.number,
+                key: staged.entry.key.clone(),
+                item_hash: staged.item.0,
+                leaf_hash: staged.leaf_hash,
             })
             .collect()
     }
@@ -1489,19 +1487,15 @@ impl Staged {
                 batch.add_new_model_item(hash, item.clone());
             }
         }
-        for (_, number, entry, leaf_hash) in std::mem::take(&mut self.entries) {
+        for staged in std::mem::take(&mut self.entries) {
             batch.add_entry(NewEntry {
-                number,
-                entry,
-                leaf_hash,
+                number: staged.number,
+                entry: staged.entry,
+                leaf_hash: staged.leaf_hash,
             });
         }
         batch
     }
-}
-
-fn first_item(entry: &Entry) -> Option<&ItemHash> {
-    entry.item_hashes.first()
 }
 
 /// Why staging a request failed on the store's side.
@@ -1519,12 +1513,17 @@ fn stored_item<S: crate::KvSnapshot>(
     snapshot: &Snapshot<S>,
     hash: &ItemHash,
 ) -> Result<Option<Item>, TargetError> {
-    let Some(json) = snapshot.item(hash.as_bytes())? else {
+    item_of(hash, snapshot.item(hash.as_bytes())?)
+}
+
+/// The item stored under `hash` as regis-model's `Item`, from its JSON as
+/// a snapshot or a write transaction reads it.
+fn item_of(hash: &ItemHash, json: Option<Vec<u8>>) -> Result<Option<Item>, TargetError> {
+    let Some(json) = json else {
         return Ok(None);
     };
-    let text = String::from_utf8(json)
-        .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
-    Ok(Some(Item::from_canonical(&text)?))
+    let text = crate::store::item_text(hash.as_bytes(), &json)?;
+    Ok(Some(Item::from_canonical(text)?))
 }
 
 /// One request's view: what it and the earlier requests of the batch
@@ -1634,14 +1633,18 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         entry: Entry,
         leaf_hash: Hash,
     ) -> Result<(), TargetError> {
-        let [item] = entry.item_hashes.as_slice() else {
+        let &[item] = entry.item_hashes.as_slice() else {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
-        let log = entry.entry_type;
-        let index = (log, entry.key.clone());
-        let before = self.batch.records.insert(index.clone(), *item);
+        let index = (entry.entry_type, entry.key.clone());
+        let before = self.batch.records.insert(index.clone(), item);
         self.replaced.push((index, before));
-        self.batch.entries.push((log, number, entry, leaf_hash));
+        self.batch.entries.push(StagedEntry {
+            number,
+            entry,
+            item,
+            leaf_hash,
+        });
         Ok(())
     }
 }
@@ -1662,12 +1665,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
     }
 
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, TargetError> {
-        let Some(json) = self.txn.item(hash.as_bytes())? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8(json)
-            .map_err(|_| StoreError::Corrupt(format!("item {hash} is not UTF-8")))?;
-        Ok(Some(Item::from_canonical(&text)?))
+        item_of(hash, self.txn.item(hash.as_bytes())?)
     }
 
     fn record_is(
@@ -1688,7 +1686,7 @@ impl LoadTarget for TxnTarget<'_, '_> {
         // An `Item` is canonical and `hash` is its hash, by construction.
         Ok(self
             .txn
-            .add_canonical_item(hash.as_bytes(), item.as_str().as_bytes(), prefixes)?)
+            .add_canonical_item(hash.as_bytes(), item.as_str(), prefixes)?)
     }
 
     fn append_entry(

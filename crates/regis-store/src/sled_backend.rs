@@ -362,7 +362,12 @@ impl KvSnapshot for SledSnapshot {
         let range = self.tree.range(start..end);
         let step = |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(StoreError::backend)?;
-            visit(key.get(1..).unwrap_or_default(), &value)
+            // Every key in the range starts with the table's id.
+            let key = key.get(1..);
+            debug_assert!(key.is_some(), "a sled key without its table id");
+            let key =
+                key.ok_or_else(|| StoreError::Corrupt("a sled key without its table id".into()))?;
+            visit(key, &value)
         };
         walk(range, reverse, step)
     }
