@@ -47,6 +47,85 @@ impl fmt::Display for EntryType {
     }
 }
 
+/// One value for each log, indexed by the log: `values[EntryType::User]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PerLog<T> {
+    /// The user log's.
+    pub user: T,
+    /// The system log's.
+    pub system: T,
+}
+
+impl<T> PerLog<T> {
+    /// The two logs, in the order every listing of them uses.
+    pub const LOGS: [EntryType; 2] = [EntryType::User, EntryType::System];
+
+    /// The value `make` gives for each log.
+    pub fn from_fn(mut make: impl FnMut(EntryType) -> T) -> Self {
+        PerLog {
+            user: make(EntryType::User),
+            system: make(EntryType::System),
+        }
+    }
+
+    /// Each value turned by `map`, which also gets its log.
+    pub fn map<U>(self, mut map: impl FnMut(EntryType, T) -> U) -> PerLog<U> {
+        PerLog {
+            user: map(EntryType::User, self.user),
+            system: map(EntryType::System, self.system),
+        }
+    }
+
+    /// Borrows each value.
+    pub fn as_ref(&self) -> PerLog<&T> {
+        PerLog {
+            user: &self.user,
+            system: &self.system,
+        }
+    }
+
+    /// Each log with its value, user first.
+    pub fn iter(&self) -> impl Iterator<Item = (EntryType, &T)> {
+        [
+            (EntryType::User, &self.user),
+            (EntryType::System, &self.system),
+        ]
+        .into_iter()
+    }
+}
+
+impl<T> IntoIterator for PerLog<T> {
+    type Item = (EntryType, T);
+    type IntoIter = std::array::IntoIter<(EntryType, T), 2>;
+    /// Each log with its value, user first.
+    fn into_iter(self) -> Self::IntoIter {
+        [
+            (EntryType::User, self.user),
+            (EntryType::System, self.system),
+        ]
+        .into_iter()
+    }
+}
+
+impl<T> std::ops::Index<EntryType> for PerLog<T> {
+    type Output = T;
+    fn index(&self, log: EntryType) -> &T {
+        match log {
+            EntryType::User => &self.user,
+            EntryType::System => &self.system,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<EntryType> for PerLog<T> {
+    fn index_mut(&mut self, log: EntryType) -> &mut T {
+        match log {
+            EntryType::User => &mut self.user,
+            EntryType::System => &mut self.system,
+        }
+    }
+}
+
 /// An entry: a key taking the value of some items at some time.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {

@@ -36,8 +36,8 @@ mod schema;
 pub use datatype::Datatype;
 pub use digest::{HashError, ItemHash, format_hash, parse_hash};
 pub use entry::{
-    Entry, EntryType, KeyError, LeafError, MAX_LEAF_BYTES, Timestamp, TimestampError, check_key,
-    check_key_syntax, entry_number, leaf_index,
+    Entry, EntryType, KeyError, LeafError, MAX_LEAF_BYTES, PerLog, Timestamp, TimestampError,
+    check_key, check_key_syntax, entry_number, leaf_index,
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;

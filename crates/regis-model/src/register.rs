@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Write};
 use regis_merkle::{Frontier, Hash, MemoryHashes};
 
 use crate::digest::ItemHash;
-use crate::entry::{Entry, EntryType, leaf_index};
+use crate::entry::{Entry, EntryType, PerLog, leaf_index};
 use crate::item::Item;
 use crate::rsf::{
     Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfReader, RsfWriter,
@@ -49,8 +49,7 @@ impl Log {
 #[derive(Clone, Debug, Default)]
 pub struct Register {
     items: HashMap<ItemHash, Item>,
-    user: Log,
-    system: Log,
+    logs: PerLog<Log>,
     /// For each system entry, how many user entries existed when it was
     /// appended: where it falls among them (deltas use it).
     system_positions: Vec<u64>,
@@ -129,8 +128,8 @@ impl Register {
     ) -> Result<LoadSummary, RsfError> {
         let mut staged = self.clone();
         let (user, system, schema) = (
-            staged.user.tree.clone(),
-            staged.system.tree.clone(),
+            staged.logs.user.tree.clone(),
+            staged.logs.system.tree.clone(),
             staged.schema.clone(),
         );
         let summary = load(Loader::resume(&mut staged, policy, user, system, schema))?;
@@ -235,9 +234,15 @@ impl Register {
     /// first use them, system entries' items first). Returns the output.
     pub fn write_dump<W: Write>(&self, out: W) -> io::Result<W> {
         let items = self
-            .first_used(&self.system.entries)
-            .chain(self.first_used(&self.user.entries));
-        write_dump(out, items, &self.system.entries, &self.user.entries).map(|(out, _)| out)
+            .first_used(&self.logs.system.entries)
+            .chain(self.first_used(&self.logs.user.entries));
+        write_dump(
+            out,
+            items,
+            &self.logs.system.entries,
+            &self.logs.user.entries,
+        )
+        .map(|(out, _)| out)
     }
 
     /// Writes the delta `a/b` for a reader holding `held` system entries
@@ -268,10 +273,11 @@ impl Register {
         })
         .unwrap_or_else(|never| match never {});
         // Cannot fail: every hash of a tree of `size >= a` leaves is held.
-        let start = Frontier::from_reader(&self.user.hashes, a).unwrap_or_default();
+        let start = Frontier::from_reader(&self.logs.user.hashes, a).unwrap_or_default();
         let mut writer = RsfWriter::resume(out, start);
         writer.assert_root_hash()?;
         let mut system = self
+            .logs
             .system
             .entries
             .iter()
@@ -283,7 +289,7 @@ impl Register {
             while let Some((entry, _)) = system.next_if(|(_, position)| **position < number) {
                 self.write_entry(&mut writer, entry)?;
             }
-            if let Some(entry) = self.user.entry(number) {
+            if let Some(entry) = self.logs.user.entry(number) {
                 self.write_entry(&mut writer, entry)?;
             }
         }
@@ -321,10 +327,7 @@ impl Register {
     }
 
     fn log(&self, log: EntryType) -> &Log {
-        match log {
-            EntryType::User => &self.user,
-            EntryType::System => &self.system,
-        }
+        &self.logs[log]
     }
 }
 
@@ -360,12 +363,9 @@ impl LoadTarget for Register {
         leaf_hash: Hash,
     ) -> Result<(), Infallible> {
         if entry.entry_type == EntryType::System {
-            self.system_positions.push(self.user.tree.size());
+            self.system_positions.push(self.logs.user.tree.size());
         }
-        let log = match entry.entry_type {
-            EntryType::User => &mut self.user,
-            EntryType::System => &mut self.system,
-        };
+        let log = &mut self.logs[entry.entry_type];
         let Log {
             entries,
             tree,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use regis_model::Schema;
+use regis_model::{PerLog, Schema};
 use regis_store::{
     DirBackend, Log, Mirror, Register, RegisterKind, RegisterName, Registry, Sequencer,
     SequencerHandle, SignedTree, Snapshot, Store, Tokens, load_schema, system_clock,
@@ -47,7 +47,7 @@ enum Source {
     /// this server has the store open; the sender keeps event streams open).
     Mirror {
         upstream: String,
-        checkpoints: watch::Sender<[SignedTree; 2]>,
+        checkpoints: watch::Sender<PerLog<SignedTree>>,
     },
 }
 
@@ -120,7 +120,10 @@ impl<B: DirBackend> RegisterState<B> {
                     error: format!("no {log} checkpoint copied yet: run `regis mirror` first"),
                 })
         };
-        let checkpoints = [stored(Log::User)?, stored(Log::System)?];
+        let checkpoints = PerLog {
+            user: stored(Log::User)?,
+            system: stored(Log::System)?,
+        };
         drop(snapshot);
         Ok(RegisterState {
             origins: [Log::User, Log::System].map(|log| upstream.origin(log).to_owned()),
@@ -146,7 +149,7 @@ impl<B: DirBackend> RegisterState<B> {
     }
 
     /// The latest (user, system) checkpoints, as they are published.
-    pub fn checkpoints(&self) -> watch::Receiver<[SignedTree; 2]> {
+    pub fn checkpoints(&self) -> watch::Receiver<PerLog<SignedTree>> {
         match &self.source {
             Source::Own(sequencer) => sequencer.checkpoints(),
             Source::Mirror { checkpoints, .. } => checkpoints.subscribe(),

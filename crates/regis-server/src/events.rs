@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use regis_model::format_hash;
+use regis_model::{PerLog, format_hash};
 use regis_store::{DirBackend, Log, SignedTree};
 use tokio::sync::mpsc;
 
@@ -45,14 +45,14 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Events held for a client that reads slowly.
 const BACKLOG: usize = 8;
 
-fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Event {
+fn event(log: Log, checkpoint: &SignedTree, sizes: PerLog<u64>) -> Event {
     let data = serde_json::json!({
         "log": log.to_string(),
         "size": checkpoint.size,
         "root-hash": format_hash(&checkpoint.root),
         "checkpoint": checkpoint.text,
     });
-    let [user, system] = sizes;
+    let PerLog { user, system } = sizes;
     // Serialized JSON holds no raw line break (the checkpoint's are escaped),
     // and the id is two numbers: neither can make `Event` panic.
     Event::default()
@@ -62,9 +62,9 @@ fn event(log: Log, checkpoint: &SignedTree, sizes: [u64; 2]) -> Event {
 }
 
 /// The log sizes a `Last-Event-ID` says the client has seen.
-fn last_seen(headers: &HeaderMap) -> Result<[Option<u64>; 2], ApiError> {
+fn last_seen(headers: &HeaderMap) -> Result<PerLog<Option<u64>>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
-        return Ok([None, None]);
+        return Ok(PerLog::default());
     };
     let bad = || {
         ApiError::bad_request(
@@ -74,11 +74,14 @@ fn last_seen(headers: &HeaderMap) -> Result<[Option<u64>; 2], ApiError> {
     };
     let text = value.to_str().map_err(|_| bad())?;
     if text.is_empty() {
-        return Ok([None, None]);
+        return Ok(PerLog::default());
     }
     let (user, system) = text.split_once('.').ok_or_else(bad)?;
     let size = |text: &str| http::number(text, "a size in Last-Event-ID", 0, u64::MAX);
-    Ok([Some(size(user)?), Some(size(system)?)])
+    Ok(PerLog {
+        user: Some(size(user)?),
+        system: Some(size(system)?),
+    })
 }
 
 /// Starts an event stream for `reg`.
@@ -118,12 +121,12 @@ pub fn events<B: DirBackend>(
                 break;
             }
             let current = checkpoints.borrow_and_update().clone();
-            for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
-                if sent[slot] != Some(current[slot].size) {
-                    sent[slot] = Some(current[slot].size);
-                    let sizes = [0, 1].map(|i| sent[i].unwrap_or(current[i].size));
+            for (log, checkpoint) in current.iter() {
+                if sent[log] != Some(checkpoint.size) {
+                    sent[log] = Some(checkpoint.size);
+                    let sizes = sent.map(|log, size| size.unwrap_or(current[log].size));
                     if sender
-                        .send(Ok(event(log, &current[slot], sizes)))
+                        .send(Ok(event(log, checkpoint, sizes)))
                         .await
                         .is_err()
                     {

@@ -521,8 +521,8 @@ fn hex_of(item: &[u8]) -> String {
 
 #[test]
 fn a_slow_body_holds_its_slot_until_408_and_others_get_503_meanwhile() {
-    // The body timeout must outlast the time this test takes to see the slot
-    // taken, on a loaded machine too.
+    // Long enough that the write below, sent once the slot is taken, meets
+    // the trickling body on a loaded machine too.
     let limits = Limits {
         body_timeout_seconds: 5,
         max_writes_in_flight: 1,
@@ -534,27 +534,26 @@ fn a_slow_body_holds_its_slot_until_408_and_others_get_503_meanwhile() {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    // With `Expect: 100-continue` the server says when the handler begins
+    // to read the body, which is after it took the write slot: the test
+    // knows the slot is taken without racing for it.
     write!(
         stream,
-        "POST {B}/entries HTTP/1.1\r\nHost: regis.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"key\""
+        "POST {B}/entries HTTP/1.1\r\nHost: regis.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
     )
     .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        stream.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    let interim = String::from_utf8_lossy(&interim);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    write!(stream, "[{{\"key\"").unwrap();
     // While it trickles, the register's one write slot is taken: another
     // write is refused at once, with Retry-After, and nothing is queued.
-    // Until the server has taken the slot for the trickling request, an
-    // empty write (which changes nothing) is a 400; then it is the 503.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let busy = loop {
-        let answer = post_entries(&server, &token, &serde_json::json!([]));
-        if answer.status == 503 {
-            break answer;
-        }
-        assert_eq!(answer.status, 400, "{}", answer.text());
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slot was never taken"
-        );
-    };
+    let busy = post_entries(&server, &token, &serde_json::json!([entry("ZY", "Zyland")]));
     assert_eq!(busy.error(503), "busy");
     assert_eq!(busy.header("retry-after"), Some("1"));
     let mut answer = Vec::new();

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::files::BlobFile;
 use crate::{Log, SignedTree, StoreError};
 use regis_merkle::Hash;
+use regis_model::PerLog;
 
 /// The file, beside the others in a register's directory.
 pub const PUBLISHED_FILE: &str = "published";
@@ -105,9 +106,9 @@ impl Published {
     /// not be published: a checkpoint smaller than one published, or of
     /// the same size with another root (a fork). `None` when nothing
     /// changes.
-    pub fn next(&self, checkpoints: [&SignedTree; 2]) -> Result<Option<Published>, StoreError> {
+    pub fn next(&self, checkpoints: PerLog<&SignedTree>) -> Result<Option<Published>, StoreError> {
         let mut next = *self;
-        for (log, checkpoint) in [Log::User, Log::System].into_iter().zip(checkpoints) {
+        for (log, checkpoint) in checkpoints.iter() {
             let (size, root) = self.tree(log);
             // Size 0 has one root, the empty tree's (and is what a new
             // record holds, with no root).
@@ -169,19 +170,29 @@ mod tests {
         assert_eq!(Published::decode(&[0; RECORD]), None);
     }
 
+    fn both<'a>(user: &'a SignedTree, system: &'a SignedTree) -> PerLog<&'a SignedTree> {
+        PerLog { user, system }
+    }
+
     #[test]
     fn only_checkpoints_that_extend_the_published_ones_are_published() {
         let start = Published::default()
-            .next([&signed(5, 1), &signed(1, 9)])
+            .next(both(&signed(5, 1), &signed(1, 9)))
             .unwrap()
             .unwrap();
         assert_eq!(start.tree(Log::User), (5, [1; 32]));
-        assert_eq!(start.next([&signed(5, 1), &signed(1, 9)]).unwrap(), None);
-        let grown = start.next([&signed(6, 2), &signed(1, 9)]).unwrap().unwrap();
+        assert_eq!(
+            start.next(both(&signed(5, 1), &signed(1, 9))).unwrap(),
+            None
+        );
+        let grown = start
+            .next(both(&signed(6, 2), &signed(1, 9)))
+            .unwrap()
+            .unwrap();
         assert_eq!(grown.sequence, start.sequence + 1);
         // The same size with another root, or a smaller size: refused.
-        assert!(start.next([&signed(5, 3), &signed(1, 9)]).is_err());
-        assert!(start.next([&signed(4, 1), &signed(1, 9)]).is_err());
-        assert!(start.next([&signed(5, 1), &signed(1, 8)]).is_err());
+        assert!(start.next(both(&signed(5, 3), &signed(1, 9))).is_err());
+        assert!(start.next(both(&signed(4, 1), &signed(1, 9))).is_err());
+        assert!(start.next(both(&signed(5, 1), &signed(1, 8))).is_err());
     }
 }

@@ -20,7 +20,9 @@ use regis_merkle::{Frontier, Hash};
 use regis_model::rsf::{
     Command, LoadSummary, LoadTarget, LoadWarnings, Loader, Policy, RsfError, RsfErrorKind,
 };
-use regis_model::{Entry, EntryType, Item, ItemError, ItemHash, Schema, SystemKey, Timestamp};
+use regis_model::{
+    Entry, EntryType, Item, ItemError, ItemHash, PerLog, Schema, SystemKey, Timestamp,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::health::WriteFailure;
@@ -296,7 +298,7 @@ impl Waiter {
 #[derive(Clone, Debug)]
 pub struct SequencerHandle {
     sender: SyncSender<Job>,
-    published: watch::Receiver<[SignedTree; 2]>,
+    published: watch::Receiver<PerLog<SignedTree>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -333,7 +335,7 @@ impl SequencerHandle {
 
     /// The latest (user, system) checkpoints, updated each time the
     /// sequencer stores new ones (what `/events` streams).
-    pub fn checkpoints(&self) -> watch::Receiver<[SignedTree; 2]> {
+    pub fn checkpoints(&self) -> watch::Receiver<PerLog<SignedTree>> {
         self.published.clone()
     }
 
@@ -385,7 +387,7 @@ impl Sequencer {
         let latest = sign_if_behind(&store, &mut writer, &signers)?;
         // What readers may see from now on is published (and must extend
         // what was, which opening checked).
-        writer.publish([&latest[0], &latest[1]])?;
+        writer.publish(latest.as_ref())?;
         let (published, watcher) = watch::channel(latest.clone());
         let signers = Arc::new(signers);
         let spawn_error = |e| SequencerError::Store(Arc::new(StoreError::backend(e)));
@@ -394,8 +396,7 @@ impl Sequencer {
         let (work, work_receiver) = sync_channel(1);
         let (outcome_sender, outcomes) = sync_channel(1);
         let tip = Tip {
-            user: writer.frontier(Log::User).clone(),
-            system: writer.frontier(Log::System).clone(),
+            trees: PerLog::from_fn(|log| writer.frontier(log).clone()),
             schema,
             signed: latest,
         };
@@ -490,18 +491,14 @@ pub fn load_schema<B: KvBackend>(name: &str, store: &Store<B>) -> Result<Schema,
 /// committer is committed.
 #[derive(Clone)]
 struct Tip {
-    user: Frontier,
-    system: Frontier,
+    trees: PerLog<Frontier>,
     schema: Schema,
-    signed: [SignedTree; 2],
+    signed: PerLog<SignedTree>,
 }
 
 impl Tip {
     fn frontier(&self, log: Log) -> &Frontier {
-        match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        }
+        &self.trees[log]
     }
 }
 
@@ -540,7 +537,7 @@ struct Committer<B> {
     writer: Writer<B>,
     signers: Arc<LogSigners>,
     /// The latest checkpoints, for subscribers.
-    published: watch::Sender<[SignedTree; 2]>,
+    published: watch::Sender<PerLog<SignedTree>>,
     reopened: Reopened,
 }
 
@@ -566,8 +563,7 @@ struct BatchWork {
     batch: Batch,
     signed: Vec<(Log, SignedTree)>,
     accepted: Vec<Accepted>,
-    /// When staging began and when the checkpoints were signed.
-    times: [Instant; 2],
+    times: BatchTimes,
 }
 
 /// What the committer reports back for each [`Work`], before it answers
@@ -804,8 +800,7 @@ impl<B: KvBackend> Stager<B> {
             }
         };
         let Tip {
-            mut user,
-            mut system,
+            mut trees,
             mut schema,
             signed: latest,
         } = self.tip().clone();
@@ -825,8 +820,8 @@ impl<B: KvBackend> Stager<B> {
                 Loader::resume(
                     &mut target,
                     policy,
-                    user.clone(),
-                    system.clone(),
+                    trees.user.clone(),
+                    trees.system.clone(),
                     schema.clone(),
                 ),
                 commands,
@@ -845,8 +840,10 @@ impl<B: KvBackend> Stager<B> {
                         entries,
                         tally: tally(&mut summary),
                     });
-                    user = summary.user_log;
-                    system = summary.system_log;
+                    trees = PerLog {
+                        user: summary.user_log,
+                        system: summary.system_log,
+                    };
                     schema = summary.schema;
                 }
                 Err(error) => {
@@ -870,7 +867,7 @@ impl<B: KvBackend> Stager<B> {
         // checkpoint never leaves this process before its data is on disk,
         // and no reader ever sees entries that no checkpoint covers.
         let mut batch = staged.take_batch();
-        let signed = match sign_grown(&self.signers, &latest, [&user, &system]) {
+        let signed = match sign_grown(&self.signers, &latest, trees.as_ref()) {
             Ok(signed) => signed,
             Err(error) => {
                 let error = Arc::new(error);
@@ -888,7 +885,7 @@ impl<B: KvBackend> Stager<B> {
         }
         let mut checkpoints = latest;
         for (log, checkpoint) in &signed {
-            checkpoints[log_index(*log)] = checkpoint.clone();
+            checkpoints[*log] = checkpoint.clone();
         }
         // This batch builds on the one in flight: if that one failed, so
         // does this one, with its error.
@@ -905,7 +902,10 @@ impl<B: KvBackend> Stager<B> {
             batch,
             signed,
             accepted,
-            times: [started, signed_at],
+            times: BatchTimes {
+                started,
+                signed: signed_at,
+            },
         }));
         if let Err(std::sync::mpsc::SendError(work)) = self.work.send(work) {
             if let Work::Batch(work) = work {
@@ -916,8 +916,7 @@ impl<B: KvBackend> Stager<B> {
             return;
         }
         let tip = Tip {
-            user,
-            system,
+            trees,
             schema,
             signed: checkpoints,
         };
@@ -981,13 +980,6 @@ impl<B: KvBackend> Stager<B> {
     }
 }
 
-fn log_index(log: Log) -> usize {
-    match log {
-        Log::User => 0,
-        Log::System => 1,
-    }
-}
-
 impl<B: KvBackend> Committer<B> {
     fn run(mut self, work: Receiver<Work>, outcomes: SyncSender<Outcome>) {
         loop {
@@ -1038,7 +1030,11 @@ impl<B: KvBackend> Committer<B> {
             batch,
             signed,
             accepted,
-            times: [started, signed_at],
+            times:
+                BatchTimes {
+                    started,
+                    signed: signed_at,
+                },
         } = work;
         // The stager stops sending when it stops taking outcomes: a failed
         // send needs nothing more.
@@ -1116,8 +1112,15 @@ impl<B: KvBackend> Committer<B> {
                 }
                 let summary = loader.finish().map_err(staging_error)?;
                 check_name(name, &summary.schema)?;
-                let signed = sign_grown(signers, latest, [&summary.user_log, &summary.system_log])
-                    .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+                let signed = sign_grown(
+                    signers,
+                    latest,
+                    PerLog {
+                        user: &summary.user_log,
+                        system: &summary.system_log,
+                    },
+                )
+                .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
                 signed_at = Instant::now();
                 for (log, checkpoint) in &signed {
                     txn.set_checkpoint(*log, checkpoint)?;
@@ -1137,8 +1140,10 @@ impl<B: KvBackend> Committer<B> {
                 let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
                 let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
                 let left = Tip {
-                    user: summary.user_log,
-                    system: summary.system_log,
+                    trees: PerLog {
+                        user: summary.user_log,
+                        system: summary.system_log,
+                    },
                     schema: summary.schema,
                     signed: checkpoints.clone(),
                 };
@@ -1215,8 +1220,7 @@ impl<B: KvBackend> Committer<B> {
             .map_err(SequencerError::from)
             .and_then(|_| self.tip())
             .and_then(|tip| {
-                let signed = [Log::User, Log::System].into_iter().zip(tip.signed.clone());
-                self.publish(signed.collect())?;
+                self.publish(tip.signed.clone().into_iter().collect())?;
                 Ok(tip)
             });
         match reopened {
@@ -1256,23 +1260,27 @@ impl<B: KvBackend> Committer<B> {
             })
         };
         Ok(Tip {
-            user: self.writer.frontier(Log::User).clone(),
-            system: self.writer.frontier(Log::System).clone(),
+            trees: PerLog::from_fn(|log| self.writer.frontier(log).clone()),
             schema: load_schema(&self.name, &self.store)?,
-            signed: [signed(Log::User)?, signed(Log::System)?],
+            signed: PerLog {
+                user: signed(Log::User)?,
+                system: signed(Log::System)?,
+            },
         })
     }
 
     /// Publishes checkpoints just stored: durably first (the store
     /// refuses one that does not extend the last published), then to
     /// subscribers; returns both logs' latest, to hand out.
-    fn publish(&mut self, signed: Vec<(Log, SignedTree)>) -> Result<[SignedTree; 2], StoreError> {
+    fn publish(
+        &mut self,
+        signed: Vec<(Log, SignedTree)>,
+    ) -> Result<PerLog<SignedTree>, StoreError> {
         let mut checkpoints = self.published.borrow().clone();
         for (log, checkpoint) in signed {
-            checkpoints[log_index(log)] = checkpoint;
+            checkpoints[log] = checkpoint;
         }
-        let [user, system] = &checkpoints;
-        self.writer.publish([user, system])?;
+        self.writer.publish(checkpoints.as_ref())?;
         self.published.send_if_modified(|published| {
             let changed = *published != checkpoints;
             if changed {
@@ -1299,12 +1307,12 @@ fn check_name(register: &str, schema: &Schema) -> Result<(), SequencerError> {
 /// signed in memory; the caller stores them with the entries they cover.
 fn sign_grown(
     signers: &LogSigners,
-    latest: &[SignedTree; 2],
-    trees: [&Frontier; 2],
+    latest: &PerLog<SignedTree>,
+    trees: PerLog<&Frontier>,
 ) -> Result<Vec<(Log, SignedTree)>, RegistryError> {
     let mut signed = Vec::new();
-    for ((log, tree), latest) in [Log::User, Log::System].into_iter().zip(trees).zip(latest) {
-        if latest.size == tree.size() {
+    for (log, tree) in trees.iter() {
+        if latest[log].size == tree.size() {
             continue;
         }
         let head = TreeHead {
@@ -1318,22 +1326,29 @@ fn sign_grown(
 
 /// What a receipt reports of a load beyond its entries.
 struct Tally {
-    /// Items added, user and system entries, assertions.
-    counts: [u64; 4],
+    items_added: u64,
+    entries: PerLog<u64>,
+    assertions: u64,
     warnings: LoadWarnings,
 }
 
 /// A load's tally (its warnings taken out of the summary).
 fn tally(summary: &mut LoadSummary) -> Tally {
     Tally {
-        counts: [
-            summary.items_added,
-            summary.user_entries,
-            summary.system_entries,
-            summary.assertions,
-        ],
+        items_added: summary.items_added,
+        entries: PerLog {
+            user: summary.user_entries,
+            system: summary.system_entries,
+        },
+        assertions: summary.assertions,
         warnings: std::mem::take(&mut summary.warnings),
     }
+}
+
+/// When a batch's staging began and when its checkpoints were signed.
+struct BatchTimes {
+    started: Instant,
+    signed: Instant,
 }
 
 impl Timing {
@@ -1353,21 +1368,18 @@ impl Timing {
 fn receipt(
     entries: Vec<Appended>,
     tally: Tally,
-    checkpoints: &[SignedTree; 2],
+    checkpoints: &PerLog<SignedTree>,
     timing: Timing,
 ) -> Receipt {
-    let Tally { counts, warnings } = tally;
-    let [items_added, user_entries, system_entries, assertions] = counts;
-    let [user_checkpoint, system_checkpoint] = checkpoints;
     Receipt {
         entries,
-        items_added,
-        user_entries,
-        system_entries,
-        assertions,
-        warnings,
-        user_checkpoint: user_checkpoint.clone(),
-        system_checkpoint: system_checkpoint.clone(),
+        items_added: tally.items_added,
+        user_entries: tally.entries.user,
+        system_entries: tally.entries.system,
+        assertions: tally.assertions,
+        warnings: tally.warnings,
+        user_checkpoint: checkpoints.user.clone(),
+        system_checkpoint: checkpoints.system.clone(),
         timing,
     }
 }
@@ -1378,7 +1390,7 @@ fn sign_if_behind<B: KvBackend>(
     store: &Store<B>,
     writer: &mut Writer<B>,
     signers: &LogSigners,
-) -> Result<[SignedTree; 2], SequencerError> {
+) -> Result<PerLog<SignedTree>, SequencerError> {
     let store_error = |e| SequencerError::Store(Arc::new(e));
     let snapshot = store.snapshot().map_err(store_error)?;
     let mut batch = Batch::new();
@@ -1395,7 +1407,10 @@ fn sign_if_behind<B: KvBackend>(
             }
         }
     };
-    let both = [latest(Log::User)?, latest(Log::System)?];
+    let both = PerLog {
+        user: latest(Log::User)?,
+        system: latest(Log::System)?,
+    };
     drop(snapshot);
     if !batch.is_empty() {
         writer.commit(&batch).map_err(store_error)?;

@@ -27,7 +27,7 @@ mod write;
 use std::sync::Arc;
 
 use regis_merkle::{Frontier, Hash};
-use regis_model::Entry;
+use regis_model::{Entry, PerLog};
 
 use crate::Log;
 use crate::field_index::{Row, Runs};
@@ -146,8 +146,7 @@ impl<B> Store<B> {
 pub struct Writer<B> {
     /// The store it writes (the same as its readers').
     store: Store<B>,
-    user: Frontier,
-    system: Frontier,
+    trees: PerLog<Frontier>,
     records: u64,
     data: u64,
     runs: Runs,
@@ -201,16 +200,15 @@ pub struct Txn<'w> {
     /// The item filters its new items go to, and that answer "not stored"
     /// without a lookup.
     item_filters: &'w WriteFilters<'w>,
-    user: Frontier,
-    system: Frontier,
+    trees: PerLog<Frontier>,
     records: u64,
 }
 
 impl std::fmt::Debug for Txn<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Txn")
-            .field("user", &self.user.size())
-            .field("system", &self.system.size())
+            .field("user", &self.trees.user.size())
+            .field("system", &self.trees.system.size())
             .field("records", &self.records)
             .finish_non_exhaustive()
     }
@@ -242,7 +240,7 @@ pub struct Snapshot<S> {
     /// The checkpoint rows (user, system), read before `head`: a
     /// checkpoint is stored after the entries it covers, so on a backend
     /// without snapshots (sled) this order keeps each within `head`.
-    checkpoints: [Option<Vec<u8>>; 2],
+    checkpoints: PerLog<Option<Vec<u8>>>,
 }
 
 /// The stored hashes of one log, as a [`HashReader`](regis_merkle::HashReader): read from the log's

@@ -110,7 +110,7 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
     let mut watcher = handle.checkpoints();
     watcher.mark_unchanged();
     let before = country.store.snapshot().unwrap().size(Log::User);
-    assert_eq!(watcher.borrow()[0].size, before);
+    assert_eq!(watcher.borrow().user.size, before);
     let receipt = handle
         .run(Request::append(vec![
             ("ZZ".into(), country_item("ZZ", "Zedland")),
@@ -127,8 +127,8 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
     // Subscribers see the new checkpoints.
     assert!(watcher.has_changed().unwrap());
     let published = handle.checkpoints();
-    assert_eq!(published.borrow()[0], receipt.user_checkpoint);
-    assert_eq!(published.borrow()[1], receipt.system_checkpoint);
+    assert_eq!(published.borrow().user, receipt.user_checkpoint);
+    assert_eq!(published.borrow().system, receipt.system_checkpoint);
     // The entry is stamped by the sequencer's clock and is regis-model's.
     let snapshot = country.store.snapshot().unwrap();
     let leaf = snapshot.entry(Log::User, before + 1).unwrap().unwrap();

@@ -9,7 +9,7 @@ use std::io::BufRead;
 use regis_merkle::{Frontier, Hash, leaf_hash};
 
 use crate::digest::ItemHash;
-use crate::entry::{Entry, EntryType, MAX_LEAF_BYTES, check_key};
+use crate::entry::{Entry, EntryType, MAX_LEAF_BYTES, PerLog, check_key};
 use crate::item::{Item, Value, excerpt};
 use crate::rsf::{Command, RsfError, RsfErrorKind, RsfReader};
 use crate::schema::{Schema, SchemaError, SystemKey};
@@ -221,15 +221,13 @@ pub struct LoadSummary {
 pub struct Loader<'t, T> {
     target: &'t mut T,
     policy: Policy,
-    user: Frontier,
-    system: Frontier,
+    logs: PerLog<Frontier>,
     schema: Schema,
     /// Items added and not yet used, with the line that added them.
     pending: HashMap<ItemHash, u64>,
     leaf: String,
     items_added: u64,
-    user_entries: u64,
-    system_entries: u64,
+    entries: PerLog<u64>,
     assertions: u64,
     warnings: LoadWarnings,
 }
@@ -257,14 +255,15 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         Loader {
             target,
             policy,
-            user: user_log,
-            system: system_log,
+            logs: PerLog {
+                user: user_log,
+                system: system_log,
+            },
             schema,
             pending: HashMap::new(),
             leaf: String::with_capacity(256),
             items_added: 0,
-            user_entries: 0,
-            system_entries: 0,
+            entries: PerLog::default(),
             assertions: 0,
             warnings: LoadWarnings::default(),
         }
@@ -304,11 +303,11 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         }
         Ok(LoadSummary {
             items_added: self.items_added,
-            user_entries: self.user_entries,
-            system_entries: self.system_entries,
+            user_entries: self.entries.user,
+            system_entries: self.entries.system,
             assertions: self.assertions,
-            user_log: self.user,
-            system_log: self.system,
+            user_log: self.logs.user,
+            system_log: self.logs.system,
             schema: self.schema,
             warnings: self.warnings,
         })
@@ -377,10 +376,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
             }
             _ => {}
         }
-        let log = match entry.entry_type {
-            EntryType::User => &mut self.user,
-            EntryType::System => &mut self.system,
-        };
+        let log = &mut self.logs[entry.entry_type];
         let number = log.size() + 1;
         self.leaf.clear();
         entry.push_leaf(number, &mut self.leaf);
@@ -393,10 +389,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         let hash = leaf_hash(self.leaf.as_bytes());
         log.push_hash(hash, |_, _, _| {})
             .map_err(|_| RsfErrorKind::LogFull)?;
-        match entry.entry_type {
-            EntryType::User => self.user_entries += 1,
-            EntryType::System => self.system_entries += 1,
-        }
+        self.entries[entry.entry_type] += 1;
         self.target
             .append_entry(number, entry, hash)
             .map_err(target)
@@ -409,7 +402,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
             if self.policy.check_definitions {
                 Schema::check_definition(&entry.key, &item)?;
             }
-            if self.policy.freeze_definition && self.user.size() > 0 {
+            if self.policy.freeze_definition && self.logs.user.size() > 0 {
                 self.check_frozen(key, &item)?;
             }
             self.schema.apply(&entry.key, &item)?;
@@ -465,10 +458,10 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
     }
 
     fn assert_root(&mut self, asserted: Hash) -> Result<(), RsfErrorKind> {
-        let computed = self.user.root();
+        let computed = self.logs.user.root();
         if computed != asserted {
             return Err(RsfErrorKind::RootMismatch {
-                size: self.user.size(),
+                size: self.logs.user.size(),
                 asserted,
                 computed,
             });

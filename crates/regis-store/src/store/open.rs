@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use regis_merkle::Frontier;
+use regis_model::PerLog;
 
 use super::{Store, TAIL_BYTES, TreeHead, Unsynced, Writer, tail_key};
 use crate::field_index::Runs;
@@ -18,8 +19,7 @@ use crate::{Log, StoreError};
 struct Durable {
     head: Head,
     runs: Runs,
-    user: Frontier,
-    system: Frontier,
+    trees: PerLog<Frontier>,
     /// The logged appends written back, whose rows are still to delete.
     unsynced: Unsynced,
     published: Published,
@@ -85,8 +85,7 @@ impl<B: KvBackend> Store<B> {
         }
         let writer = Writer {
             store: store.clone(),
-            user: durable.user,
-            system: durable.system,
+            trees: durable.trees,
             records: durable.head.records,
             data: durable.head.data,
             runs: durable.runs,
@@ -132,11 +131,11 @@ impl<B: KvBackend> Store<B> {
                 .map(|(slot, offset, _)| tail_key(*slot, *offset))
                 .collect(),
         };
-        let mut frontiers = [Frontier::new(), Frontier::new()];
-        for (log, frontier) in [Log::User, Log::System].into_iter().zip(&mut frontiers) {
+        let mut trees = PerLog::<Frontier>::default();
+        for log in PerLog::<Frontier>::LOGS {
             let hashes = snapshot.hashes(log);
             let size = snapshot.size(log);
-            *frontier = Frontier::from_reader(&hashes, size)?;
+            trees[log] = Frontier::from_reader(&hashes, size)?;
             if let Some(checkpoint) = snapshot.checkpoint(log)? {
                 if checkpoint.size > size {
                     return Err(corrupt(format!(
@@ -157,7 +156,7 @@ impl<B: KvBackend> Store<B> {
         // says: a store that lost acknowledged entries is not served (nor
         // signed over), and is refused before its files are cut.
         let published = Published::read(store.files.published())?.unwrap_or_default();
-        for (log, frontier) in [Log::User, Log::System].into_iter().zip(&frontiers) {
+        for (log, frontier) in trees.iter() {
             let (size, root) = published.tree(log);
             if size > frontier.size() {
                 return Err(corrupt(format!(
@@ -174,12 +173,10 @@ impl<B: KvBackend> Store<B> {
             }
         }
         store.files.recover(&snapshot.head, &snapshot.runs)?;
-        let [user, system] = frontiers;
         Ok(Durable {
             head: snapshot.head,
             runs: snapshot.runs.clone(),
-            user,
-            system,
+            trees,
             unsynced,
             published,
         })
@@ -200,8 +197,7 @@ impl<B: KvBackend> Writer<B> {
         self.store.item_filter_build.stop();
         self.store.kv.recover()?;
         let durable = self.store.durable()?;
-        self.user = durable.user;
-        self.system = durable.system;
+        self.trees = durable.trees;
         self.records = durable.head.records;
         self.data = durable.head.data;
         self.runs = durable.runs;

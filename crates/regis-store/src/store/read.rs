@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use regis_merkle::{Hash, HashReader, leaf_hash};
-use regis_model::ItemHash;
+use regis_model::{ItemHash, PerLog};
 
 use super::{Record, Snapshot, Store, hex, item_fields};
 use crate::field_index::{Candidates, Row, Runs};
@@ -22,10 +22,10 @@ impl<B: KvBackend> Store<B> {
         // so that no merge starts into it meanwhile (`field_index`).
         let [first, second] = self.files.users().both();
         let kv = self.kv.snapshot()?;
-        let checkpoints = [
-            kv.get(Table::Meta, keys::meta_checkpoint(Log::User))?,
-            kv.get(Table::Meta, keys::meta_checkpoint(Log::System))?,
-        ];
+        let checkpoints = PerLog {
+            user: kv.get(Table::Meta, keys::meta_checkpoint(Log::User))?,
+            system: kv.get(Table::Meta, keys::meta_checkpoint(Log::System))?,
+        };
         let head = kv
             .get(Table::Meta, META_HEAD)?
             .ok_or_else(|| corrupt("meta/head missing"))?;

@@ -137,10 +137,7 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// stored: its signature protects it, and opening the register
     /// verified it (`Registry::open`).
     pub fn checkpoint(&self, log: Log) -> Result<Option<SignedTree>, StoreError> {
-        let checkpoint = match log {
-            Log::User => &self.checkpoints[0],
-            Log::System => &self.checkpoints[1],
-        };
+        let checkpoint = &self.checkpoints[log];
         self.watch(|| {
             checkpoint
                 .as_deref()

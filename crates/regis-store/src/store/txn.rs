@@ -21,10 +21,7 @@ struct Latest {
 impl Txn<'_> {
     /// The right edge of `log` with this transaction's entries.
     pub fn frontier(&self, log: Log) -> &Frontier {
-        match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        }
+        &self.trees[log]
     }
 
     /// Adds an item, its SHA-256 and canonical JSON, both checked; returns
@@ -151,10 +148,7 @@ impl Txn<'_> {
         // cannot fail; the first failed write is kept and reported after
         // (any error aborts the whole transaction, frontier included).
         let files = &mut self.files;
-        let frontier = match log {
-            Log::User => &mut self.user,
-            Log::System => &mut self.system,
-        };
+        let frontier = &mut self.trees[log];
         let mut written = Ok(());
         frontier
             .push_hash(new.leaf_hash, |level, index, hash| {
@@ -184,7 +178,7 @@ impl Txn<'_> {
             return self.kv.put(
                 Table::SystemPositions,
                 &keys::entry_key(new.number),
-                &self.user.size().to_be_bytes(),
+                &self.trees.user.size().to_be_bytes(),
             );
         }
         match previous {

@@ -3,6 +3,7 @@
 //! lengths (`spec/store.md`, "Commits"); publishing checkpoints.
 
 use regis_merkle::Frontier;
+use regis_model::PerLog;
 
 use super::{SignedTree, TreeHead, Txn, Unsynced, Writer, tail_key};
 use crate::field_index::Runs;
@@ -23,10 +24,7 @@ impl<B: KvBackend> Writer<B> {
 
     /// The right edge of `log` as of the last commit.
     pub fn frontier(&self, log: Log) -> &Frontier {
-        match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        }
+        &self.trees[log]
     }
 
     /// Sets up to how many bytes appended to the files (over the commits
@@ -73,8 +71,8 @@ impl<B: KvBackend> Writer<B> {
         work: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let before = Head {
-            user: self.user.size(),
-            system: self.system.size(),
+            user: self.trees.user.size(),
+            system: self.trees.system.size(),
             records: self.records,
             data: self.data,
         };
@@ -87,13 +85,8 @@ impl<B: KvBackend> Writer<B> {
         let files = &self.store.files;
         // Dropped once the transaction has committed or failed (`item_filter`).
         let item_filters = self.store.items.begin_write();
-        let (user, system, runs, unsynced, tail_bytes) = (
-            &self.user,
-            &self.system,
-            &self.runs,
-            &self.unsynced,
-            self.tail_bytes,
-        );
+        let (trees, runs, unsynced, tail_bytes) =
+            (&self.trees, &self.runs, &self.unsynced, self.tail_bytes);
         // Whether the disk failed under the transaction (whatever `work`
         // made of the error), and whether the transaction failed for its
         // own reasons (a refused document) with the disk sound. Any other
@@ -109,8 +102,7 @@ impl<B: KvBackend> Writer<B> {
                 field_rows: Vec::new(),
                 recent_item: None,
                 item_filters: &item_filters,
-                user: user.clone(),
-                system: system.clone(),
+                trees: trees.clone(),
                 records: before.records,
             };
             let result = Txn::finish(&mut txn, work, files, unsynced, tail_bytes, runs);
@@ -132,9 +124,8 @@ impl<B: KvBackend> Writer<B> {
         }
         let done = done?;
         // Only a durable commit moves the writer's state.
-        if let Some((user, system, head, runs, unsynced)) = after {
-            self.user = user;
-            self.system = system;
+        if let Some((trees, head, runs, unsynced)) = after {
+            self.trees = trees;
             self.records = head.records;
             self.data = head.data;
             self.runs = runs;
@@ -149,7 +140,7 @@ impl<B: KvBackend> Writer<B> {
     /// extend the last one published is refused, so the log never hands
     /// out two checkpoints of one size with different roots, and a store
     /// that lost published entries is refused on open.
-    pub fn publish(&mut self, checkpoints: [&SignedTree; 2]) -> Result<(), StoreError> {
+    pub fn publish(&mut self, checkpoints: PerLog<&SignedTree>) -> Result<(), StoreError> {
         if let Some(why) = self.failed() {
             return Err(StoreError::Io(std::io::Error::other(format!(
                 "writes are stopped until the store is reopened: {why}"
@@ -189,7 +180,7 @@ impl<B: KvBackend> Writer<B> {
 
 /// The state a transaction leaves: trees, head, runs, and what it logged
 /// instead of syncing.
-type After = (Frontier, Frontier, Head, Runs, Unsynced);
+type After = (PerLog<Frontier>, Head, Runs, Unsynced);
 
 /// A transaction's key-value writer, noting whether the disk failed under
 /// it (the error itself goes to the caller).
@@ -260,8 +251,8 @@ impl Txn<'_> {
                 Unsynced::default()
             };
             let head = Head {
-                user: txn.user.size(),
-                system: txn.system.size(),
+                user: txn.trees.user.size(),
+                system: txn.trees.system.size(),
                 records: txn.records,
                 data: txn.files.data_len(),
             };
@@ -270,13 +261,7 @@ impl Txn<'_> {
                 txn.kv
                     .put(Table::Meta, META_FIELD_RUNS, &txn.runs.encode())?;
             }
-            let after = (
-                txn.user.clone(),
-                txn.system.clone(),
-                head,
-                txn.runs.clone(),
-                unsynced,
-            );
+            let after = (txn.trees.clone(), head, txn.runs.clone(), unsynced);
             Ok((done, after))
         }
     }
