@@ -151,7 +151,7 @@ impl Client {
     /// user log's key under the name `<user origin>/system`, so its key is
     /// derived from the pinned one, never taken from the server.
     pub fn system(&self) -> Result<Client, Error> {
-        let key = regis_store::system_verifier(&self.key).ok_or_else(|| Error::SystemKey {
+        let key = regis_note::system_verifier(&self.key).ok_or_else(|| Error::SystemKey {
             key: self.key.to_string(),
         })?;
         Ok(Client {

@@ -40,11 +40,11 @@ use std::time::Duration;
 
 use regis_merkle::{Hash, TileHashReader};
 use regis_model::rsf::RsfErrorKind;
-use regis_model::{Entry, Item, ItemHash};
+use regis_model::{Entry, Item, ItemHash, RegisterName};
 use regis_note::Verifier;
 use regis_store::{
-    DirBackend, KvBackend, Log, NewEntry, RegisterKind, RegisterName, Registry, RegistryError,
-    SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
+    DirBackend, KvBackend, Log, NewEntry, RegisterKind, Registry, RegistryError, SignedTree,
+    Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
 };
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};

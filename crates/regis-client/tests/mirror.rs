@@ -368,7 +368,7 @@ fn system_entries_appended_after_the_checkpoints_wait_for_the_next_sync() {
     });
     let registry = Registry::new(dir.path(), "localhost");
     let opened = registry
-        .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+        .open_mirror::<RedbBackend>(&regis_model::RegisterName::new(NAME).unwrap())
         .unwrap();
     let mut through_proxy = Mirror::new(regis_store::Mirror {
         upstream: regis_store::Upstream::new(&proxy.url(), server.loaded.key.clone()).unwrap(),
@@ -418,7 +418,7 @@ impl Setup {
     fn sync_through(&self, liar: &Liar) -> MirrorError {
         let registry = Registry::new(self.dir.path(), "localhost");
         let opened = registry
-            .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+            .open_mirror::<RedbBackend>(&regis_model::RegisterName::new(NAME).unwrap())
             .unwrap();
         // The same mirror, pointed at the liar for this one sync.
         let mut mirror = Mirror::new(regis_store::Mirror {
@@ -609,7 +609,7 @@ fn checkpoints_signed_by_another_key_are_refused_and_change_nothing() {
         let forger = if log == "log" {
             impostor(&setup.server.loaded.key)
         } else {
-            let system = regis_store::system_verifier(&setup.server.loaded.key).unwrap();
+            let system = regis_note::system_verifier(&setup.server.loaded.key).unwrap();
             impostor(&system)
         };
         let wanted = format!("{log}/checkpoint");
@@ -646,7 +646,7 @@ fn a_served_system_key_other_than_the_derived_one_is_refused() {
             return Some(honest);
         }
         let mut json: serde_json::Value = serde_json::from_slice(&honest).unwrap();
-        let other = impostor(&regis_store::system_verifier(&common_key(&json)).unwrap());
+        let other = impostor(&regis_note::system_verifier(&common_key(&json)).unwrap());
         json["system-log-public-key"] = other.verifier().to_string().into();
         Some(json.to_string().into_bytes())
     });
