@@ -18,6 +18,11 @@
 //!   records re-derived and the root recomputed from the leaves
 //!   ([`Client::replay_bundles`]: the same from entry bundles and items
 //!   fetched one by one, for any tlog-tiles server).
+//! - [`CheckedEntries`]: the stream of checked entries both replays and
+//!   the mirror read, from an RSF delta ([`Client::delta_entries`]) or
+//!   entry bundles ([`Client::bundle_entries`]): each leaf against the
+//!   verified tiles, the delta's assertions against the root, the end at
+//!   the checkpoint.
 //! - [`mirror`]: a verifying mirror into a local store, incremental,
 //!   resumable, following the register's events.
 //! - [`audit`]: an auditor keeping the last checkpoints and writing
@@ -38,6 +43,7 @@
 pub mod audit;
 mod client;
 mod delta;
+mod entries;
 mod error;
 mod events;
 mod http;
@@ -48,6 +54,7 @@ mod replayed;
 pub use client::{
     Client, RecordsCheck, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord,
 };
+pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
 pub use replayed::ReplayedRecords;

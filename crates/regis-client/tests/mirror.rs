@@ -502,7 +502,7 @@ fn a_rewritten_entry_in_the_delta_is_refused_and_changes_nothing() {
     });
     let error = setup.sync_through(&liar);
     assert!(
-        matches!(error, MirrorError::LeafHash { log: Log::User, number } if number > setup.before.sizes[0]),
+        matches!(error, MirrorError::Verify(Error::DeltaLeafHash { log: Log::User, number, .. }) if number > setup.before.sizes[0]),
         "{error}"
     );
 }

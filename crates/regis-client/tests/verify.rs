@@ -7,9 +7,9 @@ mod common;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Liar, Server, impostor, rsf_commands, split_commands};
-use regis_client::{Client, Error, FetchFailure, ReplayedRecord};
+use regis_client::{CheckedEntries, Client, Error, FetchFailure, LogRange, ReplayedRecord};
 use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
-use regis_merkle::{Edge, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
+use regis_merkle::{Edge, Frontier, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
 use regis_model::rsf::Command;
 use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, TlogProof, VerifyError};
@@ -573,6 +573,72 @@ fn the_rsf_replay_equals_the_bundle_replay() {
     });
     assert_eq!(from_rsf, from_bundles);
     assert!(!from_rsf.2.is_empty());
+}
+
+/// Both sources of checked entries, the RSF delta and the entry bundles,
+/// yield the same entries with the same numbers and leaf hashes from any
+/// tree a reader holds: empty, inside a bundle, at a bundle's edge, at the
+/// checkpoint (nothing). A held tree that is not this log's prefix is
+/// caught by the delta's opening assertion and by the bundles' final fold;
+/// one beyond the checkpoint is refused before anything is read.
+#[test]
+fn both_sources_check_the_same_entries_from_any_held_tree() {
+    let server = server();
+    let client = client(&server.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let tiles = client.tiles(&checkpoint);
+    let leaves = honest_leaves(server);
+    let read = |entries: CheckedEntries| entries.map(Result::unwrap).collect::<Vec<_>>();
+    for from in [0, 1, 255, 256, 257, 386, 387] {
+        let held = Frontier::from_reader(&tiles, from).unwrap();
+        let range = || LogRange::new(&tiles, held.clone());
+        let from_delta = read(client.delta_entries(range(), None).unwrap());
+        let from_bundles = read(client.bundle_entries(range()).unwrap());
+        let numbers: Vec<u64> = from_delta.iter().map(|checked| checked.number).collect();
+        assert_eq!(numbers, (from + 1..=387).collect::<Vec<_>>(), "from {from}");
+        assert_eq!(from_bundles.len(), from_delta.len(), "from {from}");
+        for (delta, bundle) in from_delta.iter().zip(&from_bundles) {
+            let leaf = &leaves[usize::try_from(delta.number - 1).unwrap()];
+            assert_eq!(delta.leaf_hash, leaf_hash(leaf));
+            assert_eq!(
+                (delta.log, delta.number, &delta.entry, delta.leaf_hash),
+                (bundle.log, bundle.number, &bundle.entry, bundle.leaf_hash)
+            );
+            let (hash, item) = delta.item.as_ref().unwrap();
+            assert_eq!(
+                (item.hash(), [*hash]),
+                (*hash, [delta.entry.item_hashes[0]])
+            );
+            assert_eq!(bundle.item, None);
+        }
+    }
+
+    let forked = MemoryHashes::from_leaf_hashes((0..400u64).map(|i| leaf_hash(&i.to_be_bytes())));
+    let other = Frontier::from_reader(&forked, 256).unwrap();
+    let first_error = |mut entries: CheckedEntries| entries.find_map(Result::err).unwrap();
+    let error = first_error(
+        client
+            .delta_entries(LogRange::new(&tiles, other.clone()), None)
+            .unwrap(),
+    );
+    assert!(
+        matches!(&error, Error::Delta { line: 1, reason, .. } if reason.starts_with("assert-root-hash is not the root")),
+        "{error}"
+    );
+    let error = first_error(client.bundle_entries(LogRange::new(&tiles, other)).unwrap());
+    assert!(matches!(error, Error::ReplayRoot { size: 387 }), "{error}");
+
+    let beyond = Frontier::from_reader(&forked, 388).unwrap();
+    for entries in [
+        client.delta_entries(LogRange::new(&tiles, beyond.clone()), None),
+        client.bundle_entries(LogRange::new(&tiles, beyond.clone())),
+    ] {
+        let error = entries.unwrap_err();
+        assert!(
+            matches!(error, Error::Shrunk { old: 388, new: 387 }),
+            "{error}"
+        );
+    }
 }
 
 /// GOV.UK's Ruby client's fixture pair (base, then update: 9 user and 13
