@@ -19,12 +19,11 @@
 //!   ([`Client::replay_bundles`]: the same from entry bundles and items
 //!   fetched one by one, for any tlog-tiles server).
 //! - [`CheckedEntries`]: the stream of checked entries both replays and
-//!   the mirror read, from an RSF delta ([`Client::delta_entries`]) or
+//!   regis-mirror read, from an RSF delta ([`Client::delta_entries`]) or
 //!   entry bundles ([`Client::bundle_entries`]): each leaf against the
 //!   verified tiles, the delta's assertions against the root, the end at
 //!   the checkpoint.
-//! - [`mirror`]: a verifying mirror into a local store, incremental,
-//!   resumable, following the register's events.
+//! - [`Client::events`]: the register's events, hints of new checkpoints.
 //! - [`audit`]: an auditor keeping the last checkpoints and writing
 //!   re-checkable evidence of a fork.
 //!
@@ -48,7 +47,6 @@ mod error;
 mod events;
 mod http;
 mod leaves;
-pub mod mirror;
 mod replayed;
 
 pub use client::{
@@ -56,5 +54,6 @@ pub use client::{
 };
 pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
+pub use events::{CheckpointEvent, Events, Received, StreamError};
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
 pub use replayed::ReplayedRecords;

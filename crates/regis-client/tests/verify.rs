@@ -1,12 +1,14 @@
-//! The verifying client against a real regis-server loaded with real
-//! register dumps, and against lying servers: every lie is caught, by the
-//! error that names it.
+//! The verifying client and the auditor against a real regis-server loaded
+//! with real register dumps, and against lying servers: every lie is
+//! caught, by the error that names it.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Liar, Server, impostor, rsf_commands, split_commands};
+use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind};
 use regis_client::{CheckedEntries, Client, Error, FetchFailure, LogRange, ReplayedRecord};
 use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
 use regis_merkle::{Edge, Frontier, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
@@ -810,6 +812,90 @@ fn an_rsf_delta_padded_with_true_assertions_is_cut_off() {
         matches!(&error, Error::Delta { line, reason, .. } if *line == 4 * 387 + 17 && reason.starts_with("more than")),
         "{error}"
     );
+}
+
+/// A proxy that serves the honest register until `fork` is set, then a
+/// fork signed with the register's real key.
+fn switching(server: &Server, size: u64) -> (Liar, Arc<AtomicBool>) {
+    let signer = server.signer();
+    let origin = server.loaded.key.name().as_str().to_owned();
+    let forked =
+        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
+    let root = Edge::from_reader(&forked, size).unwrap().root();
+    let text =
+        SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer).to_string();
+    let fork = Arc::new(AtomicBool::new(false));
+    let switch = Arc::clone(&fork);
+    let liar = Liar::start(server, move |path, honest| {
+        if !switch.load(Ordering::SeqCst) {
+            return honest;
+        }
+        if path == "log/checkpoint" {
+            return Some(text.clone().into_bytes());
+        }
+        match path.strip_prefix("log/") {
+            Some(tile) if tile.starts_with("tile/") => {
+                read_tile(&forked, &TilePath::parse(tile).ok()?).ok()
+            }
+            _ => honest,
+        }
+    });
+    (liar, fork)
+}
+
+#[test]
+fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
+    let server = server();
+    for (size, kind) in [
+        (400, ForkKind::Inconsistent),
+        (387, ForkKind::SameSizeDifferentRoot),
+        (300, ForkKind::Smaller),
+    ] {
+        let (liar, fork) = switching(server, size);
+        let auditor = Auditor::new(&liar.url(), server.loaded.key.clone()).unwrap();
+        let state = auditor.audit(None).unwrap().state;
+        assert_eq!(state.user.size(), 387);
+        fork.store(true, Ordering::SeqCst);
+        let error = auditor.audit(Some(state.clone())).unwrap_err();
+        let AuditError::Fork(evidence) = error else {
+            panic!("{error}");
+        };
+        assert_eq!(evidence.kind, kind);
+        assert_eq!(evidence.log, EntryType::User);
+        assert_eq!(evidence.old, state.user);
+        assert_eq!(evidence.new.size(), size);
+        assert_eq!(evidence.tiles.is_empty(), kind != ForkKind::Inconsistent);
+
+        // The file re-verifies from its contents and the key alone.
+        let text = evidence.encode();
+        let checked = Evidence::verify(text.as_bytes(), &server.loaded.key).unwrap();
+        assert_eq!(checked, *evidence);
+        // Not with another key.
+        let other = impostor(&server.loaded.key).verifier();
+        assert!(Evidence::verify(text.as_bytes(), &other).is_err());
+        if kind == ForkKind::Inconsistent {
+            // A tile changed in the file: it no longer holds.
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let tiles = json["tiles"].as_object_mut().unwrap();
+            let (path, hex) = tiles
+                .iter()
+                .next()
+                .map(|(p, h)| (p.clone(), h.clone()))
+                .unwrap();
+            let mut hex = hex.as_str().unwrap().to_owned();
+            let flipped = if hex.starts_with('0') { "1" } else { "0" };
+            hex.replace_range(0..1, flipped);
+            tiles.insert(path, hex.into());
+            assert!(Evidence::verify(json.to_string().as_bytes(), &server.loaded.key).is_err());
+            // Claiming the old checkpoint is the new one's prefix fails too:
+            // evidence of an honest pair does not hold.
+            let honest = Evidence {
+                new: state.user.clone(),
+                ..(*evidence).clone()
+            };
+            assert!(Evidence::verify(honest.encode().as_bytes(), &server.loaded.key).is_err());
+        }
+    }
 }
 
 /// A client asking for `records_page` records per `B/records` page.

@@ -21,7 +21,7 @@
 //! - [`Registry`]: register directories, signing keys and origins.
 //! - [`Tokens`]: write tokens, kept as hashes, checked in constant time.
 //! - [`Mirror`]: a register copied from another server, verified by
-//!   regis-client before it is stored: no signing key, the upstream's URL
+//!   regis-mirror before it is stored: no signing key, the upstream's URL
 //!   and pinned keys in its directory ([`Registry::open_mirror`]).
 //! - [`fsck()`]: recomputes everything and reports the first difference.
 

@@ -3,8 +3,8 @@
 //! checkpoints are the upstream's, signed by the upstream; the directory
 //! holds, instead of `signing.key`, an `upstream` file naming the register
 //! copied and the two verifier keys pinned when the mirror was made
-//! (`spec/store.md`, "Mirrors"). Only a verifying copier (regis-client's
-//! mirror) writes one; a server serves it read-only.
+//! (`spec/store.md`, "Mirrors"). Only a verifying copier (regis-mirror)
+//! writes one; a server serves it read-only.
 
 use std::fs;
 

@@ -1,6 +1,6 @@
 //! Mirroring: copying a remote register's two logs and items into a local
-//! mirror register (regis-store's [`regis_store::Mirror`]), verifying
-//! everything before it is stored.
+//! mirror register (regis-store's [`regis_store::Mirror`]), everything
+//! verified by regis-client before it is stored.
 //!
 //! One sync:
 //!
@@ -12,11 +12,12 @@
 //! 2. Each is checked to extend the mirror's stored checkpoint of its log,
 //!    from the new tree's verified hash tiles (no server proof is used).
 //! 3. The RSF delta from the mirror's sizes to the new user size is
-//!    streamed (`B/download-rsf/{a}/{b}?system-size={s}`): every entry's
-//!    leaf bytes are rebuilt and their hash checked against the verified
-//!    level-0 tile hash of its log, every item re-hashed, and entry, item
-//!    and index rows written into one store transaction as they are read
-//!    (memory does not grow with the delta).
+//!    streamed (`B/download-rsf/{a}/{b}?system-size={s}`) as checked
+//!    entries ([`regis_client::CheckedEntries`]): every entry's leaf bytes
+//!    are rebuilt and their hash checked against the verified level-0 tile
+//!    hash of its log, every item re-hashed, and entry, item and index rows
+//!    written into one store transaction as they are read (memory does not
+//!    grow with the delta).
 //! 4. The upstream's two signed checkpoints are stored in the same
 //!    transaction (the store checks again that they are its trees' roots),
 //!    which then commits: all of a sync or none of it is stored.
@@ -35,9 +36,14 @@
 //! among user entries is stated by no leaf and signed by nothing: a mirror
 //! takes the upstream's word for it, as any reader of a delta does.)
 
-use std::io::BufReader;
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::time::Duration;
 
+use regis_client::{Client, Error, HttpTiles, LogRange, Received, StreamError, VerifiedCheckpoint};
 use regis_merkle::TileHashReader;
 use regis_model::RegisterName;
 use regis_model::rsf::RsfErrorKind;
@@ -46,12 +52,6 @@ use regis_store::{
     DirBackend, KvBackend, Log, NewEntry, RegisterKind, Registry, RegistryError, SignedTree,
     Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
 };
-
-use crate::client::{Client, VerifiedCheckpoint};
-use crate::entries::LogRange;
-use crate::error::Error;
-use crate::events::{Events, Received, StreamError};
-use crate::http::HttpTiles;
 
 /// How often the system checkpoint may change while the checkpoints are
 /// read before a sync gives up.
@@ -459,13 +459,11 @@ impl<B: KvBackend> Mirror<B> {
     ) -> Result<(), FollowError> {
         let report = self.sync(progress)?;
         observe(FollowEvent::Synced(report));
-        let stream = self
+        let mut events = self
             .user
-            .http()
-            .stream("events", idle)
-            .map_err(|e| FollowError::Mirror(Error::Fetch(e).into()))?;
+            .events(idle)
+            .map_err(|e| FollowError::Mirror(e.into()))?;
         observe(FollowEvent::Connected);
-        let mut events = Events::new(BufReader::new(stream));
         loop {
             if stop() {
                 return Ok(());
