@@ -48,8 +48,8 @@ use std::sync::{Mutex, PoisonError};
 
 use regis_merkle::tile::TilePath;
 use regis_merkle::{Edge, TileHashReader, TileSource, TileVerifyError};
+use regis_model::EntryType as Log;
 use regis_note::Verifier;
-use regis_store::Log;
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};
 use crate::error::Error;

@@ -5,20 +5,17 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 
-use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
 
+use regis_model::EntryType as Log;
 use regis_model::api::path_segment;
-use regis_model::{Entry, EntryType, Item, ItemHash, entry_number};
+use regis_model::{Entry, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
-use regis_store::Log;
 
-use std::io::BufReader;
-
-use crate::delta::{DeltaReader, DigestState, Step};
+use crate::delta::DigestState;
+use crate::entries::LogRange;
 use crate::error::Error;
 use crate::http::{FetchError, Http, HttpTiles, Limits};
-use crate::leaves::LeafHashes;
 use crate::replayed::ReplayedRecords;
 
 /// A client of one log of one register, holding the pinned verifier key of
@@ -151,7 +148,7 @@ impl Client {
     /// user log's key under the name `<user origin>/system`, so its key is
     /// derived from the pinned one, never taken from the server.
     pub fn system(&self) -> Result<Client, Error> {
-        let key = regis_store::system_verifier(&self.key).ok_or_else(|| Error::SystemKey {
+        let key = regis_note::system_verifier(&self.key).ok_or_else(|| Error::SystemKey {
             key: self.key.to_string(),
         })?;
         Ok(Client {
@@ -375,53 +372,26 @@ impl Client {
     /// the root folded again from the leaves.
     /// [`Self::replay`] is the same check, faster: items come inline.
     pub fn replay_bundles(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
-        let size = checkpoint.size();
-        let reader = self.tiles(checkpoint);
-        reader.verify_root().map_err(tiles_error(size))?;
-        let mut leaf_hashes = LeafHashes::new(&reader);
-        let mut frontier = Frontier::new();
-        let mut items: HashSet<ItemHash> = HashSet::new();
+        let tiles = self.tiles(checkpoint);
+        let mut items: HashSet<ItemHash, DigestState> = HashSet::default();
         let mut records = ReplayedRecords::new(self.log);
-        let bundles = size.div_ceil(u64::from(TILE_WIDTH));
-        for tile in (0..bundles).filter_map(|n| TilePath::in_tree(TileKind::Entries, n, size)) {
-            let bytes = self.http.tile(self.prefix(), &tile)?;
-            let leaves = parse_bundle(&bytes).map_err(|error| Error::Bundle { tile, error })?;
-            if leaves.len() != usize::from(tile.width()) {
-                return Err(Error::BundleWidth {
-                    tile,
-                    got: leaves.len(),
-                    expected: tile.width(),
-                });
-            }
-            for (leaf, index) in leaves.into_iter().zip(tile.stored_range()) {
-                let number = entry_number(index);
-                let hash = leaf_hash(leaf);
-                if leaf_hashes.get(index)? != hash {
-                    return Err(Error::LeafHash { tile, number });
+        for checked in self.bundle_entries(LogRange::new(&tiles, Frontier::new()))? {
+            let checked = checked?;
+            for item in &checked.entry.item_hashes {
+                if items.insert(*item) {
+                    self.item(item)?;
                 }
-                // Cannot be full: it holds fewer leaves than `size`.
-                let _ = frontier.push_hash(hash, |_, _, _| {});
-                let entry = parse_leaf_of(self.log, number, leaf)?;
-                for item in &entry.item_hashes {
-                    if items.insert(*item) {
-                        self.item(item)?;
-                    }
-                }
-                records.insert(number, entry)?;
             }
+            records.insert(checked.number, checked.entry)?;
         }
         records.finish()?;
-        // The leaves were each checked against verified tiles; folding them
-        // again checks the whole independently of the tile reader.
-        if frontier.size() != size || frontier.root() != *checkpoint.root() {
-            return Err(Error::ReplayRoot { size });
-        }
         Ok(Replay {
-            entries: size,
+            entries: checkpoint.size(),
             items: items.len() as u64,
             records,
         })
     }
+
     /// Checks that the server's `B/records` (what most consumers read, with
     /// no proof) lists exactly the records `replay` derived from the
     /// verified log at `checkpoint`: every key, at its latest entry, with
@@ -556,83 +526,19 @@ impl Client {
     /// 100,000 records (the rest go to sorted runs in temporary files,
     /// `replayed.rs`) and the set of distinct item hashes.
     pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
-        let size = checkpoint.size();
-        if self.log != Log::User {
-            return Err(Error::Delta {
-                url: format!("{}/download-rsf/0/{size}", self.http.base()),
-                line: 0,
-                reason: "RSF deltas replay the user log".into(),
-            });
-        }
-        let held = self.system()?.checkpoint()?.size();
-        let path = format!("download-rsf/0/{size}?system-size={held}");
-        let url = format!("{}/{path}", self.http.base());
-        let reader = self.tiles(checkpoint);
-        reader.verify_root().map_err(tiles_error(size))?;
-        let mut leaves = LeafHashes::new(&reader);
-        let stream = self.http.stream(&path, self.http.timeout())?;
-        let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), size);
-        let mut frontier = Frontier::new();
+        let tiles = self.tiles(checkpoint);
         let mut items: HashSet<ItemHash, DigestState> = HashSet::default();
         let mut records = ReplayedRecords::new(self.log);
-        let mut ended = false;
-        while let Some(step) = delta.next_step()? {
-            ended = false;
-            match step {
-                Step::Assert(root) => {
-                    if root != frontier.root() {
-                        return Err(delta.error(format!(
-                            "assert-root-hash is not the root at size {}",
-                            frontier.size()
-                        )));
-                    }
-                    ended = frontier.size() == size;
-                }
-                Step::Entry(entry, _, _) if entry.entry_type == EntryType::System => {
-                    if frontier.size() < size {
-                        return Err(delta.error(format!(
-                            "system entry `{}` before user entry {}, which system-size={held} excludes",
-                            entry.key,
-                            frontier.size() + 1
-                        )));
-                    }
-                    // Appended after the system checkpoint was read.
-                    ended = true;
-                    break;
-                }
-                Step::Entry(entry, hash, _) => {
-                    let number = frontier.size() + 1;
-                    if number > size {
-                        return Err(delta.error(format!(
-                            "entry {number} is beyond the checkpoint of size {size}"
-                        )));
-                    }
-                    let leaf = leaf_hash(&entry.leaf_bytes(number));
-                    if leaves.get(number - 1)? != leaf {
-                        return Err(Error::DeltaLeafHash {
-                            url: delta.url().to_owned(),
-                            number,
-                        });
-                    }
-                    // Cannot be full: it holds fewer leaves than `size`.
-                    let _ = frontier.push_hash(leaf, |_, _, _| {});
-                    items.insert(hash);
-                    records.insert(number, entry)?;
-                }
+        for checked in self.delta_entries(LogRange::new(&tiles, Frontier::new()), None)? {
+            let checked = checked?;
+            if let Some((hash, _)) = checked.item {
+                items.insert(hash);
             }
-        }
-        delta.finish(ended, || {
-            format!(
-                "the delta ends at size {} without its final assert-root-hash at {size}",
-                frontier.size()
-            )
-        })?;
-        if frontier.size() != size || frontier.root() != *checkpoint.root() {
-            return Err(Error::ReplayRoot { size });
+            records.insert(checked.number, checked.entry)?;
         }
         records.finish()?;
         Ok(Replay {
-            entries: size,
+            entries: checkpoint.size(),
             items: items.len() as u64,
             records,
         })
@@ -651,7 +557,7 @@ fn parse_leaf(number: u64, leaf: &[u8]) -> Result<Entry, Error> {
 
 /// Parses the leaf at entry `number` of `log` as a v1 entry that says it
 /// is entry `number`.
-fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
+pub(crate) fn parse_leaf_of(log: Log, number: u64, leaf: &[u8]) -> Result<Entry, Error> {
     let (claimed, entry) =
         Entry::parse_leaf(log, leaf).map_err(|error| Error::Leaf { number, error })?;
     if claimed != number {

@@ -1,9 +1,9 @@
 //! What reading a Regis RSF delta needs beyond RSF: each entry's item is
 //! on the `add-item` line just before it (regis-model's `rsf` module docs,
-//! "Delta"), so a reader holds a few items at most. [`DeltaReader`] is the
-//! one loop over a delta that the replay and the mirror share: it checks
-//! the layout and each item, and hands each entry and each assertion to
-//! the caller, which checks them against what it has verified.
+//! "Delta"), so a reader holds a few items at most. [`DeltaReader`] reads
+//! a delta for the verified-leaf stream (`entries.rs`): it checks the
+//! layout and each item, and hands each entry and each assertion on, to be
+//! checked against what is verified.
 
 use std::io::BufRead;
 
@@ -41,6 +41,7 @@ pub(crate) enum Step {
 }
 
 /// A delta served at `url`, read one [`Step`] at a time.
+#[derive(Debug)]
 pub(crate) struct DeltaReader<R> {
     url: String,
     commands: RsfReader<R>,

@@ -176,11 +176,13 @@ pub enum Error {
         reason: String,
     },
     /// An entry of an RSF delta does not hash to the verified leaf hash
-    /// at its place in the log: it was rewritten.
-    #[error("entry {number} of {url} does not hash to the verified leaf hash of the log")]
+    /// at its place in its log: it was rewritten.
+    #[error("{log} entry {number} of {url} does not hash to the verified leaf hash of the log")]
     DeltaLeafHash {
         /// The delta's URL.
         url: String,
+        /// The entry's log.
+        log: regis_model::EntryType,
         /// The entry's number.
         number: u64,
     },

@@ -3,9 +3,13 @@
 //! The events are hints to fetch and verify the checkpoints, never trusted
 //! themselves.
 
-use std::io::{BufRead, Read};
+use std::io::{BufRead, BufReader, Read};
+use std::time::Duration;
 
-use regis_store::Log;
+use regis_model::EntryType as Log;
+
+use crate::client::Client;
+use crate::error::Error;
 
 /// The longest line accepted (a checkpoint event's data line holds a signed
 /// checkpoint: a few hundred bytes, more with cosignatures).
@@ -22,7 +26,7 @@ pub struct CheckpointEvent {
 
 /// What one read of the stream gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Received {
+pub enum Received {
     /// A checkpoint event.
     Checkpoint(CheckpointEvent),
     /// Any other line (a keep-alive comment, another event, part of one).
@@ -31,18 +35,21 @@ pub(crate) enum Received {
 
 /// Why the stream ended or could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StreamError {
+pub enum StreamError {
+    /// The server closed it.
     #[error("the event stream ended")]
     Ended,
+    /// Reading failed, or no line came in time.
     #[error("reading the event stream: {0}")]
     Read(#[from] std::io::Error),
+    /// A line too long to be an event's.
     #[error("an event stream line longer than {MAX_LINE} bytes")]
     LineTooLong,
 }
 
-/// Server-Sent Events from `R`.
+/// Server-Sent Events from `R` ([`Client::events`]).
 #[derive(Debug)]
-pub(crate) struct Events<R> {
+pub struct Events<R> {
     input: R,
     event: String,
     data: String,
@@ -58,7 +65,7 @@ impl<R: BufRead> Events<R> {
     }
 
     /// Reads one line and says what it completed.
-    pub(crate) fn next_line(&mut self) -> Result<Received, StreamError> {
+    pub fn next_line(&mut self) -> Result<Received, StreamError> {
         let mut raw = Vec::new();
         let read = (&mut self.input)
             .take(MAX_LINE)
@@ -94,6 +101,16 @@ impl<R: BufRead> Events<R> {
             self.data.push_str(value.trim_start());
         }
         Ok(Received::Other)
+    }
+}
+
+impl Client {
+    /// Subscribes to the register's events (`B/events`). The server sends
+    /// something at least every `idle` (a keep-alive, if nothing else), or
+    /// the stream fails.
+    pub fn events(&self, idle: Duration) -> Result<Events<impl BufRead + use<>>, Error> {
+        let stream = self.http().stream("events", idle)?;
+        Ok(Events::new(BufReader::new(stream)))
     }
 }
 

@@ -18,8 +18,12 @@
 //!   records re-derived and the root recomputed from the leaves
 //!   ([`Client::replay_bundles`]: the same from entry bundles and items
 //!   fetched one by one, for any tlog-tiles server).
-//! - [`mirror`]: a verifying mirror into a local store, incremental,
-//!   resumable, following the register's events.
+//! - [`CheckedEntries`]: the stream of checked entries both replays and
+//!   regis-mirror read, from an RSF delta ([`Client::delta_entries`]) or
+//!   entry bundles ([`Client::bundle_entries`]): each leaf against the
+//!   verified tiles, the delta's assertions against the root, the end at
+//!   the checkpoint.
+//! - [`Client::events`]: the register's events, hints of new checkpoints.
 //! - [`audit`]: an auditor keeping the last checkpoints and writing
 //!   re-checkable evidence of a fork.
 //!
@@ -38,16 +42,18 @@
 pub mod audit;
 mod client;
 mod delta;
+mod entries;
 mod error;
 mod events;
 mod http;
 mod leaves;
-pub mod mirror;
 mod replayed;
 
 pub use client::{
     Client, RecordsCheck, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord,
 };
+pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
+pub use events::{CheckpointEvent, Events, Received, StreamError};
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
 pub use replayed::ReplayedRecords;

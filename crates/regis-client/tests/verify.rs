@@ -1,15 +1,17 @@
-//! The verifying client against a real regis-server loaded with real
-//! register dumps, and against lying servers: every lie is caught, by the
-//! error that names it.
+//! The verifying client and the auditor against a real regis-server loaded
+//! with real register dumps, and against lying servers: every lie is
+//! caught, by the error that names it.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Liar, Server, impostor, rsf_commands, split_commands};
-use regis_client::{Client, Error, FetchFailure, ReplayedRecord};
+use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind};
+use regis_client::{CheckedEntries, Client, Error, FetchFailure, LogRange, ReplayedRecord};
 use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
-use regis_merkle::{Edge, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
+use regis_merkle::{Edge, Frontier, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
 use regis_model::rsf::Command;
 use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, TlogProof, VerifyError};
@@ -575,6 +577,72 @@ fn the_rsf_replay_equals_the_bundle_replay() {
     assert!(!from_rsf.2.is_empty());
 }
 
+/// Both sources of checked entries, the RSF delta and the entry bundles,
+/// yield the same entries with the same numbers and leaf hashes from any
+/// tree a reader holds: empty, inside a bundle, at a bundle's edge, at the
+/// checkpoint (nothing). A held tree that is not this log's prefix is
+/// caught by the delta's opening assertion and by the bundles' final fold;
+/// one beyond the checkpoint is refused before anything is read.
+#[test]
+fn both_sources_check_the_same_entries_from_any_held_tree() {
+    let server = server();
+    let client = client(&server.url());
+    let checkpoint = client.checkpoint().unwrap();
+    let tiles = client.tiles(&checkpoint);
+    let leaves = honest_leaves(server);
+    let read = |entries: CheckedEntries| entries.map(Result::unwrap).collect::<Vec<_>>();
+    for from in [0, 1, 255, 256, 257, 386, 387] {
+        let held = Frontier::from_reader(&tiles, from).unwrap();
+        let range = || LogRange::new(&tiles, held.clone());
+        let from_delta = read(client.delta_entries(range(), None).unwrap());
+        let from_bundles = read(client.bundle_entries(range()).unwrap());
+        let numbers: Vec<u64> = from_delta.iter().map(|checked| checked.number).collect();
+        assert_eq!(numbers, (from + 1..=387).collect::<Vec<_>>(), "from {from}");
+        assert_eq!(from_bundles.len(), from_delta.len(), "from {from}");
+        for (delta, bundle) in from_delta.iter().zip(&from_bundles) {
+            let leaf = &leaves[usize::try_from(delta.number - 1).unwrap()];
+            assert_eq!(delta.leaf_hash, leaf_hash(leaf));
+            assert_eq!(
+                (delta.log, delta.number, &delta.entry, delta.leaf_hash),
+                (bundle.log, bundle.number, &bundle.entry, bundle.leaf_hash)
+            );
+            let (hash, item) = delta.item.as_ref().unwrap();
+            assert_eq!(
+                (item.hash(), [*hash]),
+                (*hash, [delta.entry.item_hashes[0]])
+            );
+            assert_eq!(bundle.item, None);
+        }
+    }
+
+    let forked = MemoryHashes::from_leaf_hashes((0..400u64).map(|i| leaf_hash(&i.to_be_bytes())));
+    let other = Frontier::from_reader(&forked, 256).unwrap();
+    let first_error = |mut entries: CheckedEntries| entries.find_map(Result::err).unwrap();
+    let error = first_error(
+        client
+            .delta_entries(LogRange::new(&tiles, other.clone()), None)
+            .unwrap(),
+    );
+    assert!(
+        matches!(&error, Error::Delta { line: 1, reason, .. } if reason.starts_with("assert-root-hash is not the root")),
+        "{error}"
+    );
+    let error = first_error(client.bundle_entries(LogRange::new(&tiles, other)).unwrap());
+    assert!(matches!(error, Error::ReplayRoot { size: 387 }), "{error}");
+
+    let beyond = Frontier::from_reader(&forked, 388).unwrap();
+    for entries in [
+        client.delta_entries(LogRange::new(&tiles, beyond.clone()), None),
+        client.bundle_entries(LogRange::new(&tiles, beyond.clone())),
+    ] {
+        let error = entries.unwrap_err();
+        assert!(
+            matches!(error, Error::Shrunk { old: 388, new: 387 }),
+            "{error}"
+        );
+    }
+}
+
 /// GOV.UK's Ruby client's fixture pair (base, then update: 9 user and 13
 /// system entries, the last system entry after the last user entry).
 fn api_client_pair() -> Server {
@@ -744,6 +812,90 @@ fn an_rsf_delta_padded_with_true_assertions_is_cut_off() {
         matches!(&error, Error::Delta { line, reason, .. } if *line == 4 * 387 + 17 && reason.starts_with("more than")),
         "{error}"
     );
+}
+
+/// A proxy that serves the honest register until `fork` is set, then a
+/// fork signed with the register's real key.
+fn switching(server: &Server, size: u64) -> (Liar, Arc<AtomicBool>) {
+    let signer = server.signer();
+    let origin = server.loaded.key.name().as_str().to_owned();
+    let forked =
+        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
+    let root = Edge::from_reader(&forked, size).unwrap().root();
+    let text =
+        SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer).to_string();
+    let fork = Arc::new(AtomicBool::new(false));
+    let switch = Arc::clone(&fork);
+    let liar = Liar::start(server, move |path, honest| {
+        if !switch.load(Ordering::SeqCst) {
+            return honest;
+        }
+        if path == "log/checkpoint" {
+            return Some(text.clone().into_bytes());
+        }
+        match path.strip_prefix("log/") {
+            Some(tile) if tile.starts_with("tile/") => {
+                read_tile(&forked, &TilePath::parse(tile).ok()?).ok()
+            }
+            _ => honest,
+        }
+    });
+    (liar, fork)
+}
+
+#[test]
+fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
+    let server = server();
+    for (size, kind) in [
+        (400, ForkKind::Inconsistent),
+        (387, ForkKind::SameSizeDifferentRoot),
+        (300, ForkKind::Smaller),
+    ] {
+        let (liar, fork) = switching(server, size);
+        let auditor = Auditor::new(&liar.url(), server.loaded.key.clone()).unwrap();
+        let state = auditor.audit(None).unwrap().state;
+        assert_eq!(state.user.size(), 387);
+        fork.store(true, Ordering::SeqCst);
+        let error = auditor.audit(Some(state.clone())).unwrap_err();
+        let AuditError::Fork(evidence) = error else {
+            panic!("{error}");
+        };
+        assert_eq!(evidence.kind, kind);
+        assert_eq!(evidence.log, EntryType::User);
+        assert_eq!(evidence.old, state.user);
+        assert_eq!(evidence.new.size(), size);
+        assert_eq!(evidence.tiles.is_empty(), kind != ForkKind::Inconsistent);
+
+        // The file re-verifies from its contents and the key alone.
+        let text = evidence.encode();
+        let checked = Evidence::verify(text.as_bytes(), &server.loaded.key).unwrap();
+        assert_eq!(checked, *evidence);
+        // Not with another key.
+        let other = impostor(&server.loaded.key).verifier();
+        assert!(Evidence::verify(text.as_bytes(), &other).is_err());
+        if kind == ForkKind::Inconsistent {
+            // A tile changed in the file: it no longer holds.
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let tiles = json["tiles"].as_object_mut().unwrap();
+            let (path, hex) = tiles
+                .iter()
+                .next()
+                .map(|(p, h)| (p.clone(), h.clone()))
+                .unwrap();
+            let mut hex = hex.as_str().unwrap().to_owned();
+            let flipped = if hex.starts_with('0') { "1" } else { "0" };
+            hex.replace_range(0..1, flipped);
+            tiles.insert(path, hex.into());
+            assert!(Evidence::verify(json.to_string().as_bytes(), &server.loaded.key).is_err());
+            // Claiming the old checkpoint is the new one's prefix fails too:
+            // evidence of an honest pair does not hold.
+            let honest = Evidence {
+                new: state.user.clone(),
+                ..(*evidence).clone()
+            };
+            assert!(Evidence::verify(honest.encode().as_bytes(), &server.loaded.key).is_err());
+        }
+    }
 }
 
 /// A client asking for `records_page` records per `B/records` page.

@@ -11,6 +11,8 @@
 //!   with every validity rule, and written (full dump and delta).
 //! - [`import`]: custodians' TSV and CSV files into entries; [`api`]: the v1
 //!   API's JSON and CSV bodies.
+//! - [`RegisterName`] and the [`origin`] of each of a register's logs;
+//!   [`definition_commands`] defines a new register by name and fields.
 //! - [`Register`]: a whole register in memory (records, histories, proofs),
 //!   for tests and small tools.
 //!
@@ -24,16 +26,19 @@
 
 pub mod api;
 mod datatype;
+mod define;
 mod digest;
 mod entry;
 pub mod import;
 mod item;
 mod json;
+mod name;
 mod register;
 pub mod rsf;
 mod schema;
 
 pub use datatype::Datatype;
+pub use define::{DefinitionError, definition_commands};
 pub use digest::{HashError, ItemHash, format_hash, parse_hash};
 pub use entry::{
     Entry, EntryType, KeyError, LeafError, MAX_LEAF_BYTES, PerLog, Timestamp, TimestampError,
@@ -41,6 +46,7 @@ pub use entry::{
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;
+pub use name::{InvalidRegisterName, RegisterName, origin};
 pub use register::{DeltaError, Record, Register};
 pub use schema::{
     Cardinality, Field, MAX_NAME_BYTES, MAX_TEXT_BYTES, RegisterDefinition, Schema, SchemaError,

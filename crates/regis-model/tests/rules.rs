@@ -1,13 +1,15 @@
 //! The validity rules of loading: the reference implementation's own load
 //! fixtures (`serialized-negative/`), each accepted or rejected as it was,
 //! with the line and the reason; and the policy rules on real and made-up
-//! documents. A rejected load changes nothing.
+//! documents. A rejected load changes nothing. And the rules of register
+//! names.
 
 use regis_model::rsf::{
     LoadWarning, LoadWarningKind, LoadWarnings, Policy, RsfError, RsfErrorKind,
 };
 use regis_model::{
-    EntryType, ItemError, ItemHash, Register, SchemaError, ValidationError, format_hash,
+    EntryType, InvalidRegisterName, ItemError, ItemHash, Register, RegisterName, SchemaError,
+    ValidationError, format_hash,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -649,4 +651,34 @@ fn warnings_are_counted_and_the_first_kept_in_line_order() {
         &summary.warnings.first()[0].kind,
         LoadWarningKind::UnknownSystemKey { key } if key == "slip"
     ));
+}
+
+#[test]
+fn register_names_are_path_safe() {
+    for good in [
+        "country",
+        "local-authority-eng",
+        "information-sharing-agreement-0001",
+        "a",
+        "0",
+    ] {
+        assert_eq!(RegisterName::new(good).unwrap().as_str(), good);
+    }
+    for bad in [
+        "",
+        "-x",
+        "Country",
+        "a/b",
+        "..",
+        ".",
+        "a b",
+        "a_b",
+        "é",
+        &"x".repeat(65),
+    ] {
+        assert!(
+            matches!(RegisterName::new(bad), Err(InvalidRegisterName(name)) if name == bad),
+            "{bad:?}"
+        );
+    }
 }

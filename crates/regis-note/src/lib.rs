@@ -12,7 +12,8 @@
 //! - [`Checkpoint`] and [`SignedCheckpoint`]: C2SP tlog-checkpoint.
 //! - [`Verifier`] (verifier key strings `name+<hex id>+<base64>`) and
 //!   [`Signer`] ([`NoteSigner`] for Ed25519 type 0x01, [`Cosigner`] for
-//!   cosignature/v1 type 0x04), with PKCS#8 PEM and Go's `PRIVATE+KEY+…`.
+//!   cosignature/v1 type 0x04), with PKCS#8 PEM and Go's `PRIVATE+KEY+…`;
+//!   [`system_verifier`]: a register's system-log key from its user-log key.
 //! - [`Cosignature`]: C2SP tlog-cosignature, Ed25519 cosignature/v1.
 //! - [`TlogProof`]: C2SP tlog-proof, an entry's inclusion proof and the
 //!   signed checkpoint it is proved against, checkable offline.
@@ -60,4 +61,4 @@ pub use note::{
 };
 pub use proof::{MAX_PROOF_HASHES, TlogProof, TlogProofError, TlogProofVerifyError};
 pub use signer::{CosignatureV1, Cosigner, Ed25519, NoteSigner, Signer, SignerKind};
-pub use verifier::{DuplicateVerifier, SignatureError, Verifier, Verifiers};
+pub use verifier::{DuplicateVerifier, SignatureError, Verifier, Verifiers, system_verifier};

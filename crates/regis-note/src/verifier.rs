@@ -114,6 +114,22 @@ impl Verifier {
     }
 }
 
+/// The verifier of a Regis register's system log, given its user log's:
+/// Regis signs both logs with one Ed25519 key, named by each log's origin,
+/// the system log's being `<user origin>/system`. `None` for a key of
+/// another type.
+pub fn system_verifier(user_key: &Verifier) -> Option<Verifier> {
+    if user_key.signature_type() != SignatureType::Ed25519 {
+        return None;
+    }
+    let name = KeyName::new(format!("{}/system", user_key.name())).ok()?;
+    Some(Verifier::new(
+        name,
+        SignatureType::Ed25519,
+        *user_key.public_key(),
+    ))
+}
+
 impl FromStr for Verifier {
     type Err = KeyError;
 
@@ -244,6 +260,21 @@ mod tests {
             let error = Verifier::parse(vkey).unwrap_err();
             assert!(expected(&error), "{vkey}: {error:?}");
         }
+    }
+
+    #[test]
+    fn the_system_verifier_is_the_user_key_named_for_the_system_log() {
+        let user = Verifier::parse(PETER).unwrap();
+        let system = system_verifier(&user).unwrap();
+        assert_eq!(system.name().as_str(), "PeterNeumann/system");
+        assert_eq!(system.public_key(), user.public_key());
+        assert_ne!(system.key_id(), user.key_id());
+        let cosigner = Verifier::new(
+            user.name().clone(),
+            SignatureType::CosignatureV1,
+            *user.public_key(),
+        );
+        assert_eq!(system_verifier(&cosigner), None);
     }
 
     #[test]

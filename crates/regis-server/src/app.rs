@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use regis_model::{PerLog, Schema};
+use regis_model::{PerLog, RegisterName, Schema};
 use regis_store::{
-    DirBackend, Log, Mirror, Register, RegisterKind, RegisterName, Registry, Sequencer,
-    SequencerHandle, SignedTree, Snapshot, Store, Tokens, load_schema, system_clock,
+    DirBackend, Log, Mirror, Register, RegisterKind, Registry, Sequencer, SequencerHandle,
+    SignedTree, Snapshot, Store, Tokens, load_schema, system_clock,
 };
 use tokio::sync::{Semaphore, watch};
 

@@ -4,10 +4,9 @@
 
 use regis_model::import::{Format, Importer, commands};
 use regis_model::rsf::Policy;
-use regis_model::{Cardinality, Datatype, Field};
+use regis_model::{Cardinality, Datatype, Field, RegisterName, definition_commands};
 use regis_store::{
-    DirBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig, definition_commands,
-    load_schema, system_clock,
+    DirBackend, Registry, Request, Sequencer, SequencerConfig, load_schema, system_clock,
 };
 
 use crate::error::ServerError;
@@ -89,7 +88,7 @@ pub fn fields() -> Vec<Field> {
 /// Creates and loads the demo register in `registry` unless it exists.
 /// Returns whether it was created.
 pub fn prepare<B: DirBackend>(registry: &Registry) -> Result<bool, DemoError> {
-    let name = RegisterName::new(NAME).map_err(|e| Box::new(ServerError::from(e)))?;
+    let name = RegisterName::new(NAME).map_err(|e| DemoError::Load(e.to_string()))?;
     if registry.exists::<B>(&name) {
         return Ok(false);
     }

@@ -32,10 +32,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
-use regis_model::{Item, ItemHash, Schema};
+use regis_model::{DefinitionError, Item, ItemHash, RegisterName, Schema, definition_commands};
 use regis_store::{
-    Commands, DefinitionError, DirBackend, Log, Receipt, RegisterName, Request, Scope,
-    SequencerError, SequencerHandle, definition_commands, system_clock,
+    Commands, DirBackend, Log, Receipt, Request, Scope, SequencerError, SequencerHandle,
+    system_clock,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

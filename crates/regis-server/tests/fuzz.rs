@@ -168,7 +168,7 @@ fn hostile_write_bodies_are_never_a_5xx() {
         .app()
         .tokens
         .mint(regis_store::Scope::Register(
-            regis_store::RegisterName::new("country").unwrap(),
+            regis_model::RegisterName::new("country").unwrap(),
         ))
         .unwrap()
         .token;

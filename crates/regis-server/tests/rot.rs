@@ -17,7 +17,7 @@ fn a_flipped_byte_in_an_item_is_a_500_naming_it() {
                 "country",
                 rsf_commands("registry-data/country.rsf"),
             );
-            let name = regis_store::RegisterName::new("country").unwrap();
+            let name = regis_model::RegisterName::new("country").unwrap();
             // Small commits log their appends in the database, and opening
             // writes them back over the files: a commit that syncs the
             // files first, so that the change below is what is read.

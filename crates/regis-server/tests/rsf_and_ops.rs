@@ -9,9 +9,9 @@ use base64::Engine;
 use common::{TestServer, rsf_commands};
 use regis_model::rsf::Command;
 use regis_model::rsf::Policy;
-use regis_model::{EntryType, Item, Register, format_hash};
+use regis_model::{EntryType, Item, Register, RegisterName, format_hash};
 use regis_server::Limits;
-use regis_store::{RegisterName, Scope};
+use regis_store::Scope;
 
 const COUNTRY_ROOT: &str =
     "sha-256:8d92e1e0af1d43c41e498e6baed0d0b3ea2770d1bf9d2afc04e9c4dad7795729";

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, api_shapes_commands, load};
 use regis_model::rsf::Command;
-use regis_model::{Cardinality, Datatype, Entry, EntryType, Field, Item, Timestamp};
+use regis_model::{
+    Cardinality, Datatype, Entry, EntryType, Field, Item, RegisterName, Timestamp,
+    definition_commands,
+};
 use regis_server::Limits;
-use regis_store::{RegisterName, definition_commands};
 
 const BIG: &str = "/registers/big";
 

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use common::{Resp, TestServer, hashes, rsf_commands};
 use regis_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
-use regis_model::parse_hash;
+use regis_model::{RegisterName, parse_hash};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_server::Limits;
-use regis_store::{RegisterName, Scope};
+use regis_store::Scope;
 
 const B: &str = "/registers/country";
 

@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use regis_merkle::{Edge, inclusion_proof};
+use regis_model::RegisterName;
 use regis_model::rsf::{Policy, RsfReader};
 use regis_store::{
-    Commands, Log, RedbBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig,
-    system_clock,
+    Commands, Log, RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock,
 };
 
 fn sizes() -> Vec<u64> {

@@ -28,7 +28,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use regis_merkle::{Edge, inclusion_proof, leaf_hash, verify_inclusion};
-use regis_store::{DirBackend, Log, RedbBackend, RegisterName, Registry};
+use regis_model::RegisterName;
+use regis_store::{DirBackend, Log, RedbBackend, Registry};
 
 type Error = Box<dyn std::error::Error>;
 

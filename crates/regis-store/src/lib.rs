@@ -18,11 +18,10 @@
 //!   validates them with regis-model's loader, signs, commits entries and
 //!   checkpoints at once, then answers; a [`Request::Stream`] is loaded as
 //!   it is read, in a transaction of its own.
-//! - [`Registry`]: register directories, names, signing keys and origins;
-//!   [`definition_commands`] defines a new register by name and fields.
+//! - [`Registry`]: register directories, signing keys and origins.
 //! - [`Tokens`]: write tokens, kept as hashes, checked in constant time.
 //! - [`Mirror`]: a register copied from another server, verified by
-//!   regis-client before it is stored: no signing key, the upstream's URL
+//!   regis-mirror before it is stored: no signing key, the upstream's URL
 //!   and pinned keys in its directory ([`Registry::open_mirror`]).
 //! - [`fsck()`]: recomputes everything and reports the first difference.
 
@@ -31,7 +30,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod define;
 mod error;
 mod field_index;
 mod files;
@@ -50,18 +48,15 @@ mod sled_backend;
 mod store;
 mod tokens;
 
-pub use define::{DefinitionError, definition_commands};
 pub use error::{BatchError, StoreError};
 pub use files::{BlobFile, DATA_FILE, FILE_NAMES, Files};
 pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
 pub use health::{Health, WriteFailure};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write};
-pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream, system_verifier};
+pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream};
 pub use published::PUBLISHED_FILE;
 pub use redb_backend::{Opener, RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};
-pub use registry::{
-    HOST_FILE, KEY_FILE, LogSigners, Register, RegisterName, Registry, RegistryError, origin,
-};
+pub use registry::{HOST_FILE, KEY_FILE, LogSigners, Register, Registry, RegistryError};
 pub use sequencer::{
     Appended, Clock, Commands, Receipt, Request, Sequencer, SequencerConfig, SequencerError,
     SequencerHandle, Ticket, Timing, load_schema, system_clock,

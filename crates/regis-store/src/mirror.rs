@@ -3,18 +3,16 @@
 //! checkpoints are the upstream's, signed by the upstream; the directory
 //! holds, instead of `signing.key`, an `upstream` file naming the register
 //! copied and the two verifier keys pinned when the mirror was made
-//! (`spec/store.md`, "Mirrors"). Only a verifying copier (regis-client's
-//! mirror) writes one; a server serves it read-only.
+//! (`spec/store.md`, "Mirrors"). Only a verifying copier (regis-mirror)
+//! writes one; a server serves it read-only.
 
 use std::fs;
 
-use regis_note::{SignatureType, Verifier};
+use regis_model::RegisterName;
+use regis_note::{Verifier, system_verifier};
 
 use crate::registry::{io, write_atomically};
-use crate::{
-    DirBackend, Files, HOST_FILE, KEY_FILE, Log, RegisterName, Registry, RegistryError, Store,
-    Writer,
-};
+use crate::{DirBackend, Files, HOST_FILE, KEY_FILE, Log, Registry, RegistryError, Store, Writer};
 
 /// The file that makes a register directory a mirror: its upstream's base
 /// URL and pinned keys, UTF-8 text (see [`Upstream`]).
@@ -110,20 +108,6 @@ impl Upstream {
         }
         Ok(upstream)
     }
-}
-
-/// The system log's verifier: the user key's Ed25519 public key named
-/// `<user origin>/system`.
-pub fn system_verifier(user_key: &Verifier) -> Option<Verifier> {
-    if user_key.signature_type() != SignatureType::Ed25519 {
-        return None;
-    }
-    let name = regis_note::KeyName::new(format!("{}/system", user_key.name())).ok()?;
-    Some(Verifier::new(
-        name,
-        SignatureType::Ed25519,
-        *user_key.public_key(),
-    ))
 }
 
 /// An open mirror: its store, its writer (for the verifying copier only)

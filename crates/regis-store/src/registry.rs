@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use regis_model::{InvalidRegisterName, RegisterName, origin};
 use regis_note::{Checkpoint, KeyName, NoteSigner, SignedCheckpoint, Verifier};
 
 use crate::{DirBackend, Files, Log, SignedTree, Store, StoreError, TreeHead, Writer};
@@ -31,10 +32,8 @@ pub enum RegistryError {
         error: std::io::Error,
     },
     /// Not a register name.
-    #[error(
-        "invalid register name {0:?}: use 1 to 64 lowercase letters, digits and '-', starting with a letter or digit"
-    )]
-    Name(String),
+    #[error(transparent)]
+    Name(#[from] InvalidRegisterName),
     /// `create` of a register that exists.
     #[error("register {0} already exists")]
     Exists(String),
@@ -78,39 +77,6 @@ pub enum RegistryError {
         /// The error.
         error: StoreError,
     },
-}
-
-/// A register name: 1 to 64 of `a-z`, `0-9` and `-`, not starting with `-`
-/// (GOV.UK's names, such as `local-authority-eng`). Being a path component
-/// and part of URLs and origins, nothing else is accepted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RegisterName(String);
-
-impl RegisterName {
-    /// Checks `name`.
-    pub fn new(name: &str) -> Result<Self, RegistryError> {
-        let valid = (1..=64).contains(&name.len())
-            && !name.starts_with('-')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if valid {
-            Ok(RegisterName(name.to_owned()))
-        } else {
-            Err(RegistryError::Name(name.to_owned()))
-        }
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RegisterName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The registers of one data directory, served under one host name.
@@ -187,14 +153,6 @@ impl LogSigners {
             root: head.root,
             text,
         })
-    }
-}
-
-/// `<host>/registers/<name>` for the user log, `…/system` for the system log.
-pub fn origin(host: &str, name: &RegisterName, log: Log) -> String {
-    match log {
-        Log::User => format!("{host}/registers/{name}"),
-        Log::System => format!("{host}/registers/{name}/system"),
     }
 }
 
@@ -282,7 +240,7 @@ impl Registry {
             getrandom::fill(&mut seed).map_err(RegistryError::Random)?;
             // The key name is irrelevant to the PEM, which holds the seed only.
             let placeholder =
-                KeyName::new(name.as_str()).map_err(|_| RegistryError::Name(name.to_string()))?;
+                KeyName::new(name.as_str()).map_err(|_| InvalidRegisterName(name.to_string()))?;
             let pem = NoteSigner::from_seed(placeholder, &seed)
                 .to_pkcs8_pem()
                 .map_err(|e| RegistryError::Key {

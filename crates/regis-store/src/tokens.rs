@@ -27,10 +27,9 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use base64::Engine as _;
+use regis_model::RegisterName;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use crate::RegisterName;
 
 /// The file under the data directory.
 pub const TOKENS_FILE: &str = "tokens";

@@ -12,14 +12,13 @@ use common::{
     Model, assert_matches, digest, document_name, files, item, new_entry, rsf_commands, sha256,
 };
 use regis_merkle::{EMPTY_ROOT, Frontier, leaf_hash};
-use regis_model::EntryType;
 use regis_model::rsf::Policy;
+use regis_model::{EntryType, RegisterName};
 use regis_note::{SignedCheckpoint, Verifiers};
 use regis_store::KvSnapshot;
 use regis_store::{
-    Batch, BatchError, DirBackend, KvBackend, KvBatch, Log, Receipt, RegisterName, Registry,
-    Request, Sequencer, SequencerConfig, SequencerError, SignedTree, Store, StoreError, Table,
-    system_clock,
+    Batch, BatchError, DirBackend, KvBackend, KvBatch, Log, Receipt, Registry, Request, Sequencer,
+    SequencerConfig, SequencerError, SignedTree, Store, StoreError, Table, system_clock,
 };
 
 type Open<B> = fn(&Path) -> B;

@@ -2,10 +2,12 @@
 //! one's own, reopened with their upstream and pinned keys, and refused
 //! where a register of one's own is expected (and the reverse).
 
+use regis_model::RegisterName;
+use regis_note::system_verifier;
 use regis_note::{KeyName, NoteSigner, Verifier};
 use regis_store::{
-    HOST_FILE, KEY_FILE, Log, RedbBackend, RegisterKind, RegisterName, Registry, RegistryError,
-    UPSTREAM_FILE, Upstream, system_verifier,
+    HOST_FILE, KEY_FILE, Log, RedbBackend, RegisterKind, Registry, RegistryError, UPSTREAM_FILE,
+    Upstream,
 };
 
 fn name(text: &str) -> RegisterName {

@@ -18,11 +18,11 @@ use std::path::Path;
 use common::rsf_commands;
 use regis_merkle::ProofError;
 use regis_merkle::tile::{TileKind, TilePath};
-use regis_model::Item;
 use regis_model::rsf::Policy;
+use regis_model::{Item, RegisterName};
 use regis_store::{
-    Log, REDB_FILE, RedbBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig,
-    SequencerHandle, Store, StoreError, system_clock,
+    Log, REDB_FILE, RedbBackend, Registry, Request, Sequencer, SequencerConfig, SequencerHandle,
+    Store, StoreError, system_clock,
 };
 
 const HOST: &str = "regis.test";

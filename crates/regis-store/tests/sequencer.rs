@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::rsf_commands;
 use regis_merkle::{Hash, leaf_hash};
 use regis_model::rsf::Policy;
-use regis_model::{Entry, EntryType, Item, Timestamp};
+use regis_model::{Entry, EntryType, Item, RegisterName, Timestamp};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_store::{
-    Batch, Clock, Log, NewEntry, Receipt, RedbBackend, RegisterName, Registry, Request, Sequencer,
+    Batch, Clock, Log, NewEntry, Receipt, RedbBackend, Registry, Request, Sequencer,
     SequencerConfig, SequencerError, Store,
 };
 
@@ -603,11 +603,11 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
     let name = RegisterName::new("fruit").unwrap();
     let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
     assert!(matches!(
-        regis_store::definition_commands(&name, &fields[1..], "Fruit.", None, timestamp),
-        Err(regis_store::DefinitionError::NoPrimaryKey(_))
+        regis_model::definition_commands(&name, &fields[1..], "Fruit.", None, timestamp),
+        Err(regis_model::DefinitionError::NoPrimaryKey(_))
     ));
     let commands =
-        regis_store::definition_commands(&name, &fields, "Fruit.", None, timestamp).unwrap();
+        regis_model::definition_commands(&name, &fields, "Fruit.", None, timestamp).unwrap();
 
     let data = tempfile::tempdir().unwrap();
     let registry = Registry::new(data.path(), "regis.test");

@@ -14,10 +14,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use regis_model::rsf::{Policy, RsfReader};
-use regis_model::{format_hash, import};
+use regis_model::{RegisterName, format_hash, import};
 use regis_store::{
-    Commands, DirBackend, FsckReport, Log, RedbBackend, RegisterName, Registry, Request, Scope,
-    Sequencer, SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
+    Commands, DirBackend, FsckReport, Log, RedbBackend, Registry, Request, Scope, Sequencer,
+    SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
 };
 
 /// See `tikv-jemallocator` in the workspace's Cargo.toml for why.

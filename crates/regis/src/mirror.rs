@@ -1,11 +1,11 @@
 //! `regis mirror`: replicate a remote register into a local mirror, by
-//! regis-client's verifying mirror. No logic here but printing.
+//! regis-mirror. No logic here but printing.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use regis_client::mirror::{FollowEvent, Mirror, SyncProgress, SyncReport};
+use regis_mirror::{FollowEvent, Mirror, SyncProgress, SyncReport};
 use regis_model::format_hash;
 use regis_note::Verifier;
 use regis_store::{DirBackend, Registry};

@@ -4,8 +4,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use regis_merkle::EMPTY_ROOT;
+use regis_model::RegisterName;
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
-use regis_store::{Log, RedbBackend, RegisterName, Registry};
+use regis_store::{Log, RedbBackend, Registry};
 
 fn regis(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_regis"))

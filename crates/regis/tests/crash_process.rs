@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use regis_merkle::{Edge, consistency_proof, verify_consistency};
-use regis_store::{DirBackend, Log, RedbBackend, RegisterName, Registry};
+use regis_model::RegisterName;
+use regis_store::{DirBackend, Log, RedbBackend, Registry};
 
 const BASE: &str = "registers/api-client/country_register.rsf";
 const UPDATE: &str = "registers/api-client/country_register_update.rsf";

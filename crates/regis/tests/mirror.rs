@@ -13,7 +13,8 @@ use common::http::{exchange, get, get_answer};
 use common::{free_port, ok, regis, serve};
 use std::time::Duration;
 
-use regis_store::{Log, RedbBackend, RegisterName, Registry};
+use regis_model::RegisterName;
+use regis_store::{Log, RedbBackend, Registry};
 
 // The synthetic register of regis-model's benchmarks, shared rather than
 // copied.

@@ -13,12 +13,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
+use regis_model::RegisterName;
 use regis_model::rsf::{Command, Policy, RsfReader};
 use regis_note::{KeyName, NoteSigner, Verifier};
 use regis_server::{App, Limits};
-use regis_store::{
-    Log, RedbBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig, system_clock,
-};
+use regis_store::{Log, RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
 
 pub const HOST: &str = "regis.test";
 

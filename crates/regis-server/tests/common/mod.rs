@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use regis_model::rsf::{Command, Policy, RsfReader};
-use regis_model::{Cardinality, Datatype, Entry, EntryType, Field, Item, Timestamp};
-use regis_server::{App, Limits};
-use regis_store::{
-    RedbBackend, RegisterName, Registry, Request, Sequencer, SequencerConfig, definition_commands,
-    system_clock,
+use regis_model::{
+    Cardinality, Datatype, Entry, EntryType, Field, Item, RegisterName, Timestamp,
+    definition_commands,
 };
+use regis_server::{App, Limits};
+use regis_store::{RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
 
 pub const HOST: &str = "regis.test";
 

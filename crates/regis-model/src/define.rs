@@ -1,10 +1,12 @@
 //! Defining a new register by name and fields: the system entries GOV.UK
-//! registers begin with, built from regis-model's types, ready to load.
+//! registers begin with, ready to load.
 
-use regis_model::rsf::{Command, Policy, RsfError};
-use regis_model::{Entry, EntryType, Field, Item, ItemError, Register, Timestamp, Value};
-
-use crate::RegisterName;
+use crate::entry::{Entry, EntryType, Timestamp};
+use crate::item::{Item, ItemError, Value};
+use crate::name::RegisterName;
+use crate::register::Register;
+use crate::rsf::{Command, Policy, RsfError};
+use crate::schema::Field;
 
 /// Why a definition cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +30,10 @@ pub enum DefinitionError {
 /// first named like the register is its primary key), described by
 /// `text`, kept by `custodian` if given: `name`, `custodian`, one
 /// `field:<f>` per field, then `register:<name>`, each after its item, all
-/// stamped `timestamp`. Load them with
-/// [`crate::Request::Load`] and `Policy::APPEND`. They are checked here
-/// first, by loading them into an empty register in memory under the same
-/// rules, so that a caller can refuse a bad definition before it creates
-/// anything.
+/// stamped `timestamp`, to be loaded with `Policy::APPEND`. They are
+/// checked here first, by loading them into an empty register in memory
+/// under the same rules, so that a caller can refuse a bad definition
+/// before it creates anything.
 pub fn definition_commands(
     name: &RegisterName,
     fields: &[Field],

@@ -1,6 +1,6 @@
 //! Mirroring: copying a remote register's two logs and items into a local
-//! mirror register (regis-store's [`regis_store::Mirror`]), verifying
-//! everything before it is stored.
+//! mirror register (regis-store's [`regis_store::Mirror`]), everything
+//! verified by regis-client before it is stored.
 //!
 //! One sync:
 //!
@@ -12,11 +12,12 @@
 //! 2. Each is checked to extend the mirror's stored checkpoint of its log,
 //!    from the new tree's verified hash tiles (no server proof is used).
 //! 3. The RSF delta from the mirror's sizes to the new user size is
-//!    streamed (`B/download-rsf/{a}/{b}?system-size={s}`): every entry's
-//!    leaf bytes are rebuilt and their hash checked against the verified
-//!    level-0 tile hash of its log, every item re-hashed, and entry, item
-//!    and index rows written into one store transaction as they are read
-//!    (memory does not grow with the delta).
+//!    streamed (`B/download-rsf/{a}/{b}?system-size={s}`) as checked
+//!    entries ([`regis_client::CheckedEntries`]): every entry's leaf bytes
+//!    are rebuilt and their hash checked against the verified level-0 tile
+//!    hash of its log, every item re-hashed, and entry, item and index rows
+//!    written into one store transaction as they are read (memory does not
+//!    grow with the delta).
 //! 4. The upstream's two signed checkpoints are stored in the same
 //!    transaction (the store checks again that they are its trees' roots),
 //!    which then commits: all of a sync or none of it is stored.
@@ -35,24 +36,22 @@
 //! among user entries is stated by no leaf and signed by nothing: a mirror
 //! takes the upstream's word for it, as any reader of a delta does.)
 
-use std::io::BufReader;
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::time::Duration;
 
-use regis_merkle::{Hash, TileHashReader};
+use regis_client::{Client, Error, HttpTiles, LogRange, Received, StreamError, VerifiedCheckpoint};
+use regis_merkle::TileHashReader;
+use regis_model::RegisterName;
 use regis_model::rsf::RsfErrorKind;
-use regis_model::{Entry, Item, ItemHash};
 use regis_note::Verifier;
 use regis_store::{
-    DirBackend, KvBackend, Log, NewEntry, RegisterKind, RegisterName, Registry, RegistryError,
-    SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
+    DirBackend, KvBackend, Log, NewEntry, RegisterKind, Registry, RegistryError, SignedTree,
+    Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
 };
-
-use crate::client::{Client, VerifiedCheckpoint, tiles_error};
-use crate::delta::{DeltaReader, Step};
-use crate::error::Error;
-use crate::events::{Events, Received, StreamError};
-use crate::http::HttpTiles;
-use crate::leaves::LeafHashes;
 
 /// How often the system checkpoint may change while the checkpoints are
 /// read before a sync gives up.
@@ -112,15 +111,6 @@ pub enum MirrorError {
         stored: u64,
         /// Entries its checkpoint covers.
         covered: u64,
-    },
-    /// An entry's leaf bytes do not hash to the verified leaf hash of its
-    /// log: the entry was rewritten.
-    #[error("{log} entry {number} does not hash to the verified leaf hash of the log")]
-    LeafHash {
-        /// Which log.
-        log: Log,
-        /// The entry's number.
-        number: u64,
     },
 }
 
@@ -392,13 +382,7 @@ impl<B: KvBackend> Mirror<B> {
             return Ok(report);
         }
         let user_tiles = self.user.tiles(&user_checkpoint);
-        user_tiles
-            .verify_root()
-            .map_err(tiles_error(user_checkpoint.size()))?;
         let system_tiles = self.system.tiles(&system_checkpoint);
-        system_tiles
-            .verify_root()
-            .map_err(tiles_error(system_checkpoint.size()))?;
         let plan = Plan {
             user: &self.user,
             user_checkpoint: &user_checkpoint,
@@ -475,13 +459,11 @@ impl<B: KvBackend> Mirror<B> {
     ) -> Result<(), FollowError> {
         let report = self.sync(progress)?;
         observe(FollowEvent::Synced(report));
-        let stream = self
+        let mut events = self
             .user
-            .http()
-            .stream("events", idle)
-            .map_err(|e| FollowError::Mirror(Error::Fetch(e).into()))?;
+            .events(idle)
+            .map_err(|e| FollowError::Mirror(e.into()))?;
         observe(FollowEvent::Connected);
-        let mut events = Events::new(BufReader::new(stream));
         loop {
             if stop() {
                 return Ok(());
@@ -541,10 +523,6 @@ impl Plan<'_> {
         txn: &mut Txn<'_>,
         progress: &mut dyn FnMut(SyncProgress),
     ) -> Result<Copied, MirrorError> {
-        let mut leaves = [
-            LeafHashes::new(self.user_tiles),
-            LeafHashes::new(self.system_tiles),
-        ];
         let mut copied = Copied::default();
         let mut report = |copied: &Copied, force: bool| {
             let done = copied.user + copied.system;
@@ -555,7 +533,28 @@ impl Plan<'_> {
                 });
             }
         };
-        self.apply_delta(txn, &mut leaves, &mut copied, &mut report)?;
+        // The delta from the mirror's sizes to the new checkpoints.
+        let [user, system] = [
+            (Log::User, self.user_tiles),
+            (Log::System, self.system_tiles),
+        ]
+        .map(|(log, tiles)| LogRange::new(tiles, txn.frontier(log).clone()));
+        for checked in self.user.delta_entries(user, Some(system))? {
+            let checked = checked?;
+            if let Some((hash, item)) = &checked.item {
+                copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
+            }
+            txn.add_entry(&NewEntry {
+                number: checked.number,
+                entry: checked.entry,
+                leaf_hash: checked.leaf_hash,
+            })?;
+            match checked.log {
+                Log::User => copied.user += 1,
+                Log::System => copied.system += 1,
+            }
+            report(&copied, false);
+        }
         report(&copied, true);
         for (log, checkpoint) in [
             (Log::User, self.user_checkpoint),
@@ -571,115 +570,5 @@ impl Plan<'_> {
             )?;
         }
         Ok(copied)
-    }
-
-    /// Streams the delta from the mirror's sizes to the new user size
-    /// into `txn`, up to both checkpoints.
-    fn apply_delta(
-        &self,
-        txn: &mut Txn<'_>,
-        leaves: &mut [LeafHashes<'_>; 2],
-        copied: &mut Copied,
-        report: &mut dyn FnMut(&Copied, bool),
-    ) -> Result<(), MirrorError> {
-        let from = txn.frontier(Log::User).size();
-        let to = self.user_checkpoint.size();
-        let held = txn.frontier(Log::System).size();
-        let system_size = self.system_checkpoint.size();
-        let path = format!("download-rsf/{from}/{to}?system-size={held}");
-        let url = format!("{}/{path}", self.user.base_url());
-        let stream = self
-            .user
-            .http()
-            .stream(&path, self.user.http().timeout())
-            .map_err(Error::Fetch)?;
-        let entries = (to - from).saturating_add(system_size.saturating_sub(held));
-        let mut delta = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), entries);
-        let mut ended = false;
-        while let Some(step) = delta.next_step()? {
-            ended = false;
-            let (entry, item) = match step {
-                Step::Assert(root) => {
-                    let user = txn.frontier(Log::User);
-                    if root != user.root() {
-                        return Err(delta
-                            .error(format!(
-                                "assert-root-hash is not the root of the user log at size {}",
-                                user.size()
-                            ))
-                            .into());
-                    }
-                    ended = user.size() == to;
-                    continue;
-                }
-                Step::Entry(entry, hash, item) => (entry, (hash, item)),
-            };
-            let log = entry.entry_type;
-            let number = txn.frontier(log).size() + 1;
-            let limit = match log {
-                Log::User => to,
-                Log::System => system_size,
-            };
-            if number > limit {
-                if log == Log::System && txn.frontier(Log::User).size() == to {
-                    // Appended after the checkpoints were read (see
-                    // "System entries"): the next sync's.
-                    ended = true;
-                    break;
-                }
-                return Err(delta
-                    .error(format!(
-                        "{log} entry {number} is beyond the checkpoint of size {limit}"
-                    ))
-                    .into());
-            }
-            let slot = usize::from(log == Log::System);
-            let leaf = entry.leaf_hash(number);
-            if leaves[slot].get(number - 1)? != leaf {
-                return Err(MirrorError::LeafHash { log, number });
-            }
-            self.store_entry(txn, log, number, entry, &item, leaf, copied)?;
-            report(copied, false);
-        }
-        delta.finish(ended, || {
-            format!(
-                "the delta ends at user size {} without its final assert-root-hash at {to}",
-                txn.frontier(Log::User).size()
-            )
-        })?;
-        let system = txn.frontier(Log::System).size();
-        if system != system_size {
-            return Err(delta
-                .error(format!(
-                    "the delta ends with {system} system entries, but the system checkpoint has {system_size}"
-                ))
-                .into());
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn store_entry(
-        &self,
-        txn: &mut Txn<'_>,
-        log: Log,
-        number: u64,
-        entry: Entry,
-        item: &(ItemHash, Item),
-        leaf_hash: Hash,
-        copied: &mut Copied,
-    ) -> Result<(), MirrorError> {
-        let (hash, item) = item;
-        copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
-        txn.add_entry(&NewEntry {
-            number,
-            entry,
-            leaf_hash,
-        })?;
-        match log {
-            Log::User => copied.user += 1,
-            Log::System => copied.system += 1,
-        }
-        Ok(())
     }
 }

@@ -1,19 +1,20 @@
-//! The verifying mirror and the auditor against real regis-servers loaded
-//! with the real register dumps, over real sockets, into real stores on
-//! disk; and against lying servers, each lie caught by the error that
-//! names it, with the mirror's store unchanged.
+//! The verifying mirror against real regis-servers loaded with the real
+//! register dumps, over real sockets, into real stores on disk; and
+//! against lying servers, each lie caught by the error that names it, with
+//! the mirror's store unchanged.
 
+#[path = "../../regis-client/tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{Liar, Server, impostor, rsf_commands, split_commands, try_rsf_commands};
-use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind};
-use regis_client::mirror::{Mirror, MirrorError};
+use regis_client::audit::Auditor;
 use regis_client::{Client, Error};
 use regis_merkle::tile::{TilePath, read_tile};
 use regis_merkle::{Edge, MemoryHashes, TileVerifyError, leaf_hash};
+use regis_mirror::{Mirror, MirrorError};
 use regis_model::rsf::Command;
 use regis_model::{Entry, EntryType, Item, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, VerifyError};
@@ -88,7 +89,7 @@ fn mirror(server: &Server, dir: &std::path::Path, url: &str) -> Mirror<RedbBacke
         .0
 }
 
-fn sync(mirror: &mut Mirror<RedbBackend>) -> Result<regis_client::mirror::SyncReport, MirrorError> {
+fn sync(mirror: &mut Mirror<RedbBackend>) -> Result<regis_mirror::SyncReport, MirrorError> {
     mirror.sync(&mut |_| {})
 }
 
@@ -368,7 +369,7 @@ fn system_entries_appended_after_the_checkpoints_wait_for_the_next_sync() {
     });
     let registry = Registry::new(dir.path(), "localhost");
     let opened = registry
-        .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+        .open_mirror::<RedbBackend>(&regis_model::RegisterName::new(NAME).unwrap())
         .unwrap();
     let mut through_proxy = Mirror::new(regis_store::Mirror {
         upstream: regis_store::Upstream::new(&proxy.url(), server.loaded.key.clone()).unwrap(),
@@ -418,7 +419,7 @@ impl Setup {
     fn sync_through(&self, liar: &Liar) -> MirrorError {
         let registry = Registry::new(self.dir.path(), "localhost");
         let opened = registry
-            .open_mirror::<RedbBackend>(&regis_store::RegisterName::new(NAME).unwrap())
+            .open_mirror::<RedbBackend>(&regis_model::RegisterName::new(NAME).unwrap())
             .unwrap();
         // The same mirror, pointed at the liar for this one sync.
         let mut mirror = Mirror::new(regis_store::Mirror {
@@ -502,7 +503,7 @@ fn a_rewritten_entry_in_the_delta_is_refused_and_changes_nothing() {
     });
     let error = setup.sync_through(&liar);
     assert!(
-        matches!(error, MirrorError::LeafHash { log: Log::User, number } if number > setup.before.sizes[0]),
+        matches!(error, MirrorError::Verify(Error::DeltaLeafHash { log: Log::User, number, .. }) if number > setup.before.sizes[0]),
         "{error}"
     );
 }
@@ -609,7 +610,7 @@ fn checkpoints_signed_by_another_key_are_refused_and_change_nothing() {
         let forger = if log == "log" {
             impostor(&setup.server.loaded.key)
         } else {
-            let system = regis_store::system_verifier(&setup.server.loaded.key).unwrap();
+            let system = regis_note::system_verifier(&setup.server.loaded.key).unwrap();
             impostor(&system)
         };
         let wanted = format!("{log}/checkpoint");
@@ -646,7 +647,7 @@ fn a_served_system_key_other_than_the_derived_one_is_refused() {
             return Some(honest);
         }
         let mut json: serde_json::Value = serde_json::from_slice(&honest).unwrap();
-        let other = impostor(&regis_store::system_verifier(&common_key(&json)).unwrap());
+        let other = impostor(&regis_note::system_verifier(&common_key(&json)).unwrap());
         json["system-log-public-key"] = other.verifier().to_string().into();
         Some(json.to_string().into_bytes())
     });
@@ -680,93 +681,9 @@ fn a_mirror_of_another_upstream_is_not_reused() {
     );
 }
 
-/// A proxy that serves the honest register until `fork` is set, then a
-/// fork signed with the register's real key.
-fn switching(server: &Server, size: u64) -> (Liar, Arc<AtomicBool>) {
-    let signer = server.signer();
-    let origin = server.loaded.key.name().as_str().to_owned();
-    let forked =
-        MemoryHashes::from_leaf_hashes((0..size).map(|i: u64| leaf_hash(&i.to_be_bytes())));
-    let root = Edge::from_reader(&forked, size).unwrap().root();
-    let text =
-        SignedCheckpoint::sign(Checkpoint::new(&origin, size, root).unwrap(), &signer).to_string();
-    let fork = Arc::new(AtomicBool::new(false));
-    let switch = Arc::clone(&fork);
-    let liar = Liar::start(server, move |path, honest| {
-        if !switch.load(Ordering::SeqCst) {
-            return honest;
-        }
-        if path == "log/checkpoint" {
-            return Some(text.clone().into_bytes());
-        }
-        match path.strip_prefix("log/") {
-            Some(tile) if tile.starts_with("tile/") => {
-                read_tile(&forked, &TilePath::parse(tile).ok()?).ok()
-            }
-            _ => honest,
-        }
-    });
-    (liar, fork)
-}
-
-#[test]
-fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
-    let server = Server::start(NAME, three_steps());
-    for (size, kind) in [
-        (400, ForkKind::Inconsistent),
-        (387, ForkKind::SameSizeDifferentRoot),
-        (300, ForkKind::Smaller),
-    ] {
-        let (liar, fork) = switching(&server, size);
-        let auditor = Auditor::new(&liar.url(), server.loaded.key.clone()).unwrap();
-        let state = auditor.audit(None).unwrap().state;
-        assert_eq!(state.user.size(), 387);
-        fork.store(true, Ordering::SeqCst);
-        let error = auditor.audit(Some(state.clone())).unwrap_err();
-        let AuditError::Fork(evidence) = error else {
-            panic!("{error}");
-        };
-        assert_eq!(evidence.kind, kind);
-        assert_eq!(evidence.log, Log::User);
-        assert_eq!(evidence.old, state.user);
-        assert_eq!(evidence.new.size(), size);
-        assert_eq!(evidence.tiles.is_empty(), kind != ForkKind::Inconsistent);
-
-        // The file re-verifies from its contents and the key alone.
-        let text = evidence.encode();
-        let checked = Evidence::verify(text.as_bytes(), &server.loaded.key).unwrap();
-        assert_eq!(checked, *evidence);
-        // Not with another key.
-        let other = impostor(&server.loaded.key).verifier();
-        assert!(Evidence::verify(text.as_bytes(), &other).is_err());
-        if kind == ForkKind::Inconsistent {
-            // A tile changed in the file: it no longer holds.
-            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let tiles = json["tiles"].as_object_mut().unwrap();
-            let (path, hex) = tiles
-                .iter()
-                .next()
-                .map(|(p, h)| (p.clone(), h.clone()))
-                .unwrap();
-            let mut hex = hex.as_str().unwrap().to_owned();
-            let flipped = if hex.starts_with('0') { "1" } else { "0" };
-            hex.replace_range(0..1, flipped);
-            tiles.insert(path, hex.into());
-            assert!(Evidence::verify(json.to_string().as_bytes(), &server.loaded.key).is_err());
-            // Claiming the old checkpoint is the new one's prefix fails too:
-            // evidence of an honest pair does not hold.
-            let honest = Evidence {
-                new: state.user.clone(),
-                ..(*evidence).clone()
-            };
-            assert!(Evidence::verify(honest.encode().as_bytes(), &server.loaded.key).is_err());
-        }
-    }
-}
-
 #[test]
 fn follow_copies_each_new_checkpoint_as_it_is_published() {
-    use regis_client::mirror::FollowEvent;
+    use regis_mirror::FollowEvent;
     use std::time::Duration;
 
     let mut steps = three_steps().into_iter();
@@ -863,7 +780,7 @@ impl Cutter {
 
 #[test]
 fn follow_reconnects_when_the_event_stream_drops() {
-    use regis_client::mirror::FollowEvent;
+    use regis_mirror::FollowEvent;
     use std::time::Duration;
 
     let mut steps = three_steps().into_iter();
