@@ -48,7 +48,7 @@ use std::sync::{Mutex, PoisonError};
 
 use regis_merkle::tile::TilePath;
 use regis_merkle::{Edge, TileHashReader, TileSource, TileVerifyError};
-use regis_model::EntryType as Log;
+use regis_model::Log;
 use regis_note::Verifier;
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};

@@ -7,7 +7,7 @@ use std::fmt;
 
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
 
-use regis_model::EntryType as Log;
+use regis_model::Log;
 use regis_model::api::path_segment;
 use regis_model::{Entry, Item, ItemHash, entry_number};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};

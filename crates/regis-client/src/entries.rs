@@ -19,7 +19,7 @@ use std::io::BufReader;
 
 use regis_merkle::tile::{TILE_WIDTH, TileKind, TilePath, parse_bundle};
 use regis_merkle::{Frontier, Hash, TileHashReader, TileSource as _, leaf_hash};
-use regis_model::EntryType as Log;
+use regis_model::Log;
 use regis_model::{Entry, Item, ItemHash};
 
 use crate::client::{Client, parse_leaf_of, tiles_error};
@@ -239,7 +239,7 @@ impl DeltaEntries<'_> {
                 }
                 Step::Entry(entry, hash, item) => (entry, hash, item),
             };
-            let log = entry.entry_type;
+            let log = entry.log;
             let range = match log {
                 Log::User => Some(&mut self.user),
                 Log::System => self.system.as_mut(),

@@ -182,7 +182,7 @@ pub enum Error {
         /// The delta's URL.
         url: String,
         /// The entry's log.
-        log: regis_model::EntryType,
+        log: regis_model::Log,
         /// The entry's number.
         number: u64,
     },

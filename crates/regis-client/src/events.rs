@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
-use regis_model::EntryType as Log;
+use regis_model::Log;
 
 use crate::client::Client;
 use crate::error::Error;

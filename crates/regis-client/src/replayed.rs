@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-use regis_model::{Entry, EntryType};
+use regis_model::{Entry, Log};
 
 use crate::client::ReplayedRecord;
 use crate::error::Error;
@@ -26,7 +26,7 @@ const IN_MEMORY: usize = 100_000;
 /// Every key's latest entry, re-derived by a replay.
 #[derive(Debug)]
 pub struct ReplayedRecords {
-    log: EntryType,
+    log: Log,
     in_memory: usize,
     latest: BTreeMap<String, ReplayedRecord>,
     runs: Vec<File>,
@@ -36,12 +36,12 @@ pub struct ReplayedRecords {
 
 impl ReplayedRecords {
     /// None yet, for entries of `log`.
-    pub(crate) fn new(log: EntryType) -> Self {
+    pub(crate) fn new(log: Log) -> Self {
         Self::holding(log, IN_MEMORY)
     }
 
     /// [`ReplayedRecords::new`], writing a run every `in_memory` records.
-    pub(crate) fn holding(log: EntryType, in_memory: usize) -> Self {
+    pub(crate) fn holding(log: Log, in_memory: usize) -> Self {
         ReplayedRecords {
             log,
             in_memory: in_memory.max(1),
@@ -162,11 +162,11 @@ impl Output {
 /// Reads a run's records back in order.
 struct RunReader {
     reader: BufReader<File>,
-    log: EntryType,
+    log: Log,
 }
 
 impl RunReader {
-    fn new(file: File, log: EntryType) -> Self {
+    fn new(file: File, log: Log) -> Self {
         RunReader {
             reader: BufReader::with_capacity(1 << 16, file),
             log,
@@ -262,7 +262,7 @@ mod tests {
 
     fn entry(key: &str, item: u8) -> Entry {
         let timestamp = Timestamp::parse("2026-11-27T04:00:00Z").unwrap();
-        Entry::new(EntryType::User, key, timestamp, ItemHash([item; 32]))
+        Entry::new(Log::User, key, timestamp, ItemHash([item; 32]))
     }
 
     proptest! {
@@ -273,7 +273,7 @@ mod tests {
             keys in proptest::collection::vec(0u16..300, 0..700),
             in_memory in 1usize..50,
         ) {
-            let mut records = ReplayedRecords::holding(EntryType::User, in_memory);
+            let mut records = ReplayedRecords::holding(Log::User, in_memory);
             let mut model = BTreeMap::new();
             for (at, key) in keys.iter().enumerate() {
                 let number = at as u64 + 1;
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn records_can_be_read_twice() {
-        let mut records = ReplayedRecords::holding(EntryType::User, 2);
+        let mut records = ReplayedRecords::holding(Log::User, 2);
         for (number, key) in [(1, "b"), (2, "a"), (3, "b"), (4, "c")] {
             records.insert(number, entry(key, 1)).unwrap();
         }

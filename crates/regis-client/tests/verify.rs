@@ -13,7 +13,7 @@ use regis_client::{CheckedEntries, Client, Error, FetchFailure, LogRange, Replay
 use regis_merkle::tile::{TilePath, parse_bundle, read_tile};
 use regis_merkle::{Edge, Frontier, MemoryHashes, TileVerifyError, inclusion_proof, leaf_hash};
 use regis_model::rsf::Command;
-use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp};
+use regis_model::{Entry, Item, ItemHash, Log, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, TlogProof, VerifyError};
 
 const NAME: &str = "local-authority-eng";
@@ -659,7 +659,7 @@ fn api_client_pair() -> Server {
 fn custodian(name: &str) -> Vec<(u64, Command)> {
     let item = Item::parse(&format!("{{\"custodian\":\"{name}\"}}")).unwrap();
     let time = Timestamp::parse("2021-03-01T00:00:00Z").unwrap();
-    let entry = Entry::new(EntryType::System, "custodian", time, item.hash());
+    let entry = Entry::new(Log::System, "custodian", time, item.hash());
     vec![
         (1, Command::AddItem(item)),
         (2, Command::AppendEntry(entry)),
@@ -861,7 +861,7 @@ fn an_audit_of_a_forked_log_fails_with_evidence_that_verifies() {
             panic!("{error}");
         };
         assert_eq!(evidence.kind, kind);
-        assert_eq!(evidence.log, EntryType::User);
+        assert_eq!(evidence.log, Log::User);
         assert_eq!(evidence.old, state.user);
         assert_eq!(evidence.new.size(), size);
         assert_eq!(evidence.tiles.is_empty(), kind != ForkKind::Inconsistent);

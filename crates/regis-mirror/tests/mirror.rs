@@ -16,9 +16,9 @@ use regis_merkle::tile::{TilePath, read_tile};
 use regis_merkle::{Edge, MemoryHashes, TileVerifyError, leaf_hash};
 use regis_mirror::{Mirror, MirrorError};
 use regis_model::rsf::Command;
-use regis_model::{Entry, EntryType, Item, Timestamp};
+use regis_model::{Entry, Item, Log, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, VerifyError};
-use regis_store::{KvSnapshot, Log, RedbBackend, Registry, Snapshot, fsck_with_keys};
+use regis_store::{KvSnapshot, RedbBackend, Registry, Snapshot, fsck_with_keys};
 
 /// Everything a register's store serves that a mirror must reproduce:
 /// both logs' sizes, roots, checkpoints and leaves, where each system
@@ -102,7 +102,7 @@ fn held(mirror: &Mirror<RedbBackend>) -> Contents {
 fn custodian_change(name: &str) -> Vec<(u64, Command)> {
     let item = Item::parse(&format!("{{\"custodian\":\"{name}\"}}")).unwrap();
     let entry = Entry::new(
-        EntryType::System,
+        Log::System,
         "custodian",
         Timestamp::parse("2021-03-01T00:00:00Z").unwrap(),
         item.hash(),
@@ -178,9 +178,7 @@ fn register_name_of(commands: &[(u64, Command)], path: &std::path::Path) -> Stri
             Command::AddItem(item) => {
                 items.insert(item.hash(), item.clone());
             }
-            Command::AppendEntry(entry)
-                if entry.entry_type == EntryType::System && entry.key == "name" =>
-            {
+            Command::AppendEntry(entry) if entry.log == Log::System && entry.key == "name" => {
                 if let Some(name) = items
                     .get(&entry.item_hashes[0])
                     .and_then(|item| item.get_one("name"))
@@ -224,7 +222,7 @@ fn every_other_loadable_fixture_mirrors_exactly() {
             let name = register_name_of(&commands, &path);
             let users = commands
                 .iter()
-                .filter(|(_, c)| matches!(c, Command::AppendEntry(e) if e.entry_type == EntryType::User))
+                .filter(|(_, c)| matches!(c, Command::AppendEntry(e) if e.log == Log::User))
                 .count();
             let steps = if users >= 2 {
                 split_commands(commands, 2)

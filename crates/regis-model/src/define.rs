@@ -1,7 +1,7 @@
 //! Defining a new register by name and fields: the system entries GOV.UK
 //! registers begin with, ready to load.
 
-use crate::entry::{Entry, EntryType, Timestamp};
+use crate::entry::{Entry, Log, Timestamp};
 use crate::item::{Item, ItemError, Value};
 use crate::name::RegisterName;
 use crate::register::Register;
@@ -91,7 +91,7 @@ pub fn definition_commands(
     entries.push((format!("register:{name}"), definition));
     let mut commands = Vec::with_capacity(entries.len() * 2);
     for (line, (key, item)) in (1u64..).step_by(2).zip(entries) {
-        let entry = Entry::new(EntryType::System, key, timestamp, item.hash());
+        let entry = Entry::new(Log::System, key, timestamp, item.hash());
         commands.push((line, Command::AddItem(item)));
         commands.push((line + 1, Command::AppendEntry(entry)));
     }

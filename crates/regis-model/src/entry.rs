@@ -23,7 +23,7 @@ use crate::json::{Parser, push_string};
 
 /// The log an entry belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EntryType {
+pub enum Log {
     /// The register's data; its tree is the one GOV.UK published roots of.
     User,
     /// The register's definition: `name`, `register-name`, `custodian`,
@@ -31,23 +31,23 @@ pub enum EntryType {
     System,
 }
 
-impl EntryType {
+impl Log {
     /// `user` or `system`, as RSF and the API write it.
     pub fn as_str(self) -> &'static str {
         match self {
-            EntryType::User => "user",
-            EntryType::System => "system",
+            Log::User => "user",
+            Log::System => "system",
         }
     }
 }
 
-impl fmt::Display for EntryType {
+impl fmt::Display for Log {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// One value for each log, indexed by the log: `values[EntryType::User]`.
+/// One value for each log, indexed by the log: `values[Log::User]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PerLog<T> {
     /// The user log's.
@@ -58,21 +58,21 @@ pub struct PerLog<T> {
 
 impl<T> PerLog<T> {
     /// The two logs, in the order every listing of them uses.
-    pub const LOGS: [EntryType; 2] = [EntryType::User, EntryType::System];
+    pub const LOGS: [Log; 2] = [Log::User, Log::System];
 
     /// The value `make` gives for each log.
-    pub fn from_fn(mut make: impl FnMut(EntryType) -> T) -> Self {
+    pub fn from_fn(mut make: impl FnMut(Log) -> T) -> Self {
         PerLog {
-            user: make(EntryType::User),
-            system: make(EntryType::System),
+            user: make(Log::User),
+            system: make(Log::System),
         }
     }
 
     /// Each value turned by `map`, which also gets its log.
-    pub fn map<U>(self, mut map: impl FnMut(EntryType, T) -> U) -> PerLog<U> {
+    pub fn map<U>(self, mut map: impl FnMut(Log, T) -> U) -> PerLog<U> {
         PerLog {
-            user: map(EntryType::User, self.user),
-            system: map(EntryType::System, self.system),
+            user: map(Log::User, self.user),
+            system: map(Log::System, self.system),
         }
     }
 
@@ -85,43 +85,35 @@ impl<T> PerLog<T> {
     }
 
     /// Each log with its value, user first.
-    pub fn iter(&self) -> impl Iterator<Item = (EntryType, &T)> {
-        [
-            (EntryType::User, &self.user),
-            (EntryType::System, &self.system),
-        ]
-        .into_iter()
+    pub fn iter(&self) -> impl Iterator<Item = (Log, &T)> {
+        [(Log::User, &self.user), (Log::System, &self.system)].into_iter()
     }
 }
 
 impl<T> IntoIterator for PerLog<T> {
-    type Item = (EntryType, T);
-    type IntoIter = std::array::IntoIter<(EntryType, T), 2>;
+    type Item = (Log, T);
+    type IntoIter = std::array::IntoIter<(Log, T), 2>;
     /// Each log with its value, user first.
     fn into_iter(self) -> Self::IntoIter {
-        [
-            (EntryType::User, self.user),
-            (EntryType::System, self.system),
-        ]
-        .into_iter()
+        [(Log::User, self.user), (Log::System, self.system)].into_iter()
     }
 }
 
-impl<T> std::ops::Index<EntryType> for PerLog<T> {
+impl<T> std::ops::Index<Log> for PerLog<T> {
     type Output = T;
-    fn index(&self, log: EntryType) -> &T {
+    fn index(&self, log: Log) -> &T {
         match log {
-            EntryType::User => &self.user,
-            EntryType::System => &self.system,
+            Log::User => &self.user,
+            Log::System => &self.system,
         }
     }
 }
 
-impl<T> std::ops::IndexMut<EntryType> for PerLog<T> {
-    fn index_mut(&mut self, log: EntryType) -> &mut T {
+impl<T> std::ops::IndexMut<Log> for PerLog<T> {
+    fn index_mut(&mut self, log: Log) -> &mut T {
         match log {
-            EntryType::User => &mut self.user,
-            EntryType::System => &mut self.system,
+            Log::User => &mut self.user,
+            Log::System => &mut self.system,
         }
     }
 }
@@ -130,7 +122,7 @@ impl<T> std::ops::IndexMut<EntryType> for PerLog<T> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
     /// The log it belongs to.
-    pub entry_type: EntryType,
+    pub log: Log,
     /// The record's key (for system entries, a system key such as `field:name`).
     pub key: String,
     /// When it was appended, as given (not necessarily monotonic).
@@ -141,14 +133,9 @@ pub struct Entry {
 
 impl Entry {
     /// An entry of one item.
-    pub fn new(
-        entry_type: EntryType,
-        key: impl Into<String>,
-        timestamp: Timestamp,
-        item: ItemHash,
-    ) -> Self {
+    pub fn new(log: Log, key: impl Into<String>, timestamp: Timestamp, item: ItemHash) -> Self {
         Entry {
-            entry_type,
+            log,
             key: key.into(),
             timestamp,
             item_hashes: vec![item],
@@ -174,7 +161,7 @@ impl Entry {
     /// leaf does not say which log it belongs to, so the caller does.
     /// Accepts only the exact bytes [`Self::leaf_bytes`] writes. Returns the
     /// entry's number and the entry.
-    pub fn parse_leaf(entry_type: EntryType, leaf: &[u8]) -> Result<(u64, Entry), LeafError> {
+    pub fn parse_leaf(log: Log, leaf: &[u8]) -> Result<(u64, Entry), LeafError> {
         let text = std::str::from_utf8(leaf).map_err(|_| LeafError("it is not UTF-8"))?;
         let mut parser = Parser::strict(text);
         let mut next = |name: &str| match parser.next_field() {
@@ -204,7 +191,7 @@ impl Entry {
             ));
         }
         let entry = Entry {
-            entry_type,
+            log,
             key,
             timestamp: Timestamp::parse(&timestamp)
                 .map_err(|_| LeafError("`entry-timestamp` is not a timestamp"))?,
@@ -582,7 +569,7 @@ mod tests {
     #[test]
     fn leaf_bytes_match_the_published_example() {
         let entry = Entry::new(
-            EntryType::User,
+            Log::User,
             "SU",
             "2016-04-05T13:23:05Z".parse().unwrap(),
             "sha-256:e94c4a9ab00d951dadde848ee2c9fe51628b22ff2e0a88bff4cca6e4e6086d7a"
@@ -598,14 +585,14 @@ mod tests {
     #[test]
     fn leaves_parse_back_exactly() {
         let entry = Entry::new(
-            EntryType::System,
+            Log::System,
             "field:a\"b",
             "2016-04-05T13:23:05Z".parse().unwrap(),
             ItemHash::of(b"{}"),
         );
         let leaf = entry.leaf_bytes(12);
         assert_eq!(
-            Entry::parse_leaf(EntryType::System, &leaf),
+            Entry::parse_leaf(Log::System, &leaf),
             Ok((12, entry.clone()))
         );
         let text = String::from_utf8(leaf).unwrap();
@@ -620,7 +607,7 @@ mod tests {
             String::new(),
         ] {
             assert!(
-                Entry::parse_leaf(EntryType::System, bad.as_bytes()).is_err(),
+                Entry::parse_leaf(Log::System, bad.as_bytes()).is_err(),
                 "{bad}"
             );
         }
@@ -629,7 +616,7 @@ mod tests {
     #[test]
     fn keys_are_escaped_in_leaves() {
         let mut entry = Entry::new(
-            EntryType::User,
+            Log::User,
             "a\"b\\",
             "2016-04-05T13:23:05Z".parse().unwrap(),
             ItemHash::of(b"{}"),

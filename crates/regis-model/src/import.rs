@@ -12,7 +12,7 @@
 
 use std::io::Read;
 
-use crate::entry::{Entry, EntryType, Timestamp};
+use crate::entry::{Entry, Log, Timestamp};
 use crate::item::{Item, ItemError, Value};
 use crate::rsf::Command;
 use crate::schema::{Cardinality, Schema};
@@ -135,7 +135,7 @@ impl<R: Read> Importer<R> {
             })
             .collect();
         let item = Item::from_fields(fields)?;
-        let entry = Entry::new(EntryType::User, key, self.timestamp, item.hash());
+        let entry = Entry::new(Log::User, key, self.timestamp, item.hash());
         Ok((item, entry))
     }
 }

@@ -3,7 +3,7 @@
 //! - [`Item`]: a flat JSON object of strings and string arrays, in canonical
 //!   JSON, identified by [`ItemHash`] (`sha-256:<hex>` of those bytes).
 //! - [`Entry`]: a key taking some items' value at a time, in the user or
-//!   system log ([`EntryType`]); its v1 leaf bytes are the input of the log's
+//!   system log ([`Log`]); its v1 leaf bytes are the input of the log's
 //!   RFC 6962 tree ([`regis_merkle`]).
 //! - [`Schema`]: the register's definition, folded from system entries, with
 //!   [`Datatype`] validators; it validates user items.
@@ -41,8 +41,8 @@ pub use datatype::Datatype;
 pub use define::{DefinitionError, definition_commands};
 pub use digest::{HashError, ItemHash, format_hash, parse_hash};
 pub use entry::{
-    Entry, EntryType, KeyError, LeafError, MAX_LEAF_BYTES, PerLog, Timestamp, TimestampError,
-    check_key, check_key_syntax, entry_number, leaf_index,
+    Entry, KeyError, LeafError, Log, MAX_LEAF_BYTES, PerLog, Timestamp, TimestampError, check_key,
+    check_key_syntax, entry_number, leaf_index,
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;

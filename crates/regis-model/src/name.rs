@@ -1,7 +1,7 @@
 //! Register names, and the origins of a register's two logs: the names
 //! their checkpoints begin with and their verifier keys carry.
 
-use crate::entry::EntryType;
+use crate::entry::Log;
 
 /// A register name: 1 to 64 of `a-z`, `0-9` and `-`, not starting with `-`
 /// (GOV.UK's names, such as `local-authority-eng`). Being a path component
@@ -45,9 +45,9 @@ impl std::fmt::Display for RegisterName {
 
 /// The origin of register `name`'s `log` on `host`: `<host>/registers/<name>`
 /// for the user log, `…/system` for the system log.
-pub fn origin(host: &str, name: &RegisterName, log: EntryType) -> String {
+pub fn origin(host: &str, name: &RegisterName, log: Log) -> String {
     match log {
-        EntryType::User => format!("{host}/registers/{name}"),
-        EntryType::System => format!("{host}/registers/{name}/system"),
+        Log::User => format!("{host}/registers/{name}"),
+        Log::System => format!("{host}/registers/{name}/system"),
     }
 }

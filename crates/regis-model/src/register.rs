@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Write};
 use regis_merkle::{Frontier, Hash, MemoryHashes};
 
 use crate::digest::ItemHash;
-use crate::entry::{Entry, EntryType, PerLog, leaf_index};
+use crate::entry::{Entry, Log, PerLog, leaf_index};
 use crate::item::Item;
 use crate::rsf::{
     Command, LoadSummary, LoadTarget, Loader, Policy, RsfError, RsfReader, RsfWriter,
@@ -31,7 +31,7 @@ pub struct Record<'a> {
 
 /// One log: entries, the hashes of its tree, and each key's entries.
 #[derive(Clone, Debug, Default)]
-struct Log {
+struct MemoryLog {
     entries: Vec<Entry>,
     tree: Frontier,
     hashes: MemoryHashes,
@@ -39,7 +39,7 @@ struct Log {
     keys: HashMap<String, Vec<u64>>,
 }
 
-impl Log {
+impl MemoryLog {
     fn entry(&self, number: u64) -> Option<&Entry> {
         self.entries.get(usize::try_from(leaf_index(number)?).ok()?)
     }
@@ -49,7 +49,7 @@ impl Log {
 #[derive(Clone, Debug, Default)]
 pub struct Register {
     items: HashMap<ItemHash, Item>,
-    logs: PerLog<Log>,
+    logs: PerLog<MemoryLog>,
     /// For each system entry, how many user entries existed when it was
     /// appended: where it falls among them (deltas use it).
     system_positions: Vec<u64>,
@@ -154,12 +154,12 @@ impl Register {
     }
 
     /// The entries of a log, entry `n` at index `n - 1`.
-    pub fn entries(&self, log: EntryType) -> &[Entry] {
+    pub fn entries(&self, log: Log) -> &[Entry] {
         &self.log(log).entries
     }
 
     /// Entry `number` of a log, with its items.
-    pub fn entry(&self, log: EntryType, number: u64) -> Option<Record<'_>> {
+    pub fn entry(&self, log: Log, number: u64) -> Option<Record<'_>> {
         let entry = self.log(log).entry(number)?;
         Some(Record {
             number,
@@ -169,33 +169,33 @@ impl Register {
     }
 
     /// The number of entries of a log.
-    pub fn size(&self, log: EntryType) -> u64 {
+    pub fn size(&self, log: Log) -> u64 {
         self.log(log).tree.size()
     }
 
     /// The root of a log's tree.
-    pub fn root(&self, log: EntryType) -> Hash {
+    pub fn root(&self, log: Log) -> Hash {
         self.log(log).tree.root()
     }
 
     /// A log's tree (its right edge).
-    pub fn tree(&self, log: EntryType) -> &Frontier {
+    pub fn tree(&self, log: Log) -> &Frontier {
         &self.log(log).tree
     }
 
     /// Every stored hash of a log's tree, for proofs.
-    pub fn hashes(&self, log: EntryType) -> &MemoryHashes {
+    pub fn hashes(&self, log: Log) -> &MemoryHashes {
         &self.log(log).hashes
     }
 
     /// The record of `key`: its latest entry.
-    pub fn record(&self, log: EntryType, key: &str) -> Option<Record<'_>> {
+    pub fn record(&self, log: Log, key: &str) -> Option<Record<'_>> {
         let number = *self.log(log).keys.get(key)?.last()?;
         self.entry(log, number)
     }
 
     /// Every record, in the order of their entries.
-    pub fn records(&self, log: EntryType) -> impl Iterator<Item = Record<'_>> {
+    pub fn records(&self, log: Log) -> impl Iterator<Item = Record<'_>> {
         let log_entries = self.log(log);
         (1..)
             .zip(&log_entries.entries)
@@ -214,11 +214,7 @@ impl Register {
     }
 
     /// The history of `key`, oldest first.
-    pub fn history<'a>(
-        &'a self,
-        log: EntryType,
-        key: &str,
-    ) -> impl Iterator<Item = Record<'a>> + 'a {
+    pub fn history<'a>(&'a self, log: Log, key: &str) -> impl Iterator<Item = Record<'a>> + 'a {
         let numbers = self
             .log(log)
             .keys
@@ -254,11 +250,11 @@ impl Register {
         b: u64,
         held: Option<u64>,
     ) -> Result<W, DeltaError> {
-        let size = self.size(EntryType::User);
+        let size = self.size(Log::User);
         if a > b || b > size {
             return Err(DeltaError::Range { a, b, size });
         }
-        let system_size = self.size(EntryType::System);
+        let system_size = self.size(Log::System);
         if let Some(held) = held.filter(|&held| held > system_size) {
             return Err(DeltaError::SystemRange {
                 held,
@@ -326,7 +322,7 @@ impl Register {
             .collect()
     }
 
-    fn log(&self, log: EntryType) -> &Log {
+    fn log(&self, log: Log) -> &MemoryLog {
         &self.logs[log]
     }
 }
@@ -342,7 +338,7 @@ impl LoadTarget for Register {
         Ok(self.items.get(hash).cloned())
     }
 
-    fn record_is(&self, log: EntryType, key: &str, items: &[ItemHash]) -> Result<bool, Infallible> {
+    fn record_is(&self, log: Log, key: &str, items: &[ItemHash]) -> Result<bool, Infallible> {
         Ok(self
             .record(log, key)
             .is_some_and(|record| record.entry.item_hashes == items))
@@ -362,11 +358,11 @@ impl LoadTarget for Register {
         entry: Entry,
         leaf_hash: Hash,
     ) -> Result<(), Infallible> {
-        if entry.entry_type == EntryType::System {
+        if entry.log == Log::System {
             self.system_positions.push(self.logs.user.tree.size());
         }
-        let log = &mut self.logs[entry.entry_type];
-        let Log {
+        let log = &mut self.logs[entry.log];
+        let MemoryLog {
             entries,
             tree,
             hashes,

@@ -12,7 +12,7 @@ use regis_merkle::{
     verify_inclusion,
 };
 use regis_model::rsf::{Command, Policy, RsfReader, RsfWriter, write_dump};
-use regis_model::{DeltaError, Entry, EntryType, Item, Register, format_hash, parse_hash};
+use regis_model::{DeltaError, Entry, Item, Log, Register, format_hash, parse_hash};
 use serde_json::Value as Json;
 
 fn expected() -> Json {
@@ -85,7 +85,7 @@ fn counts_and_roots_from_the_leaves() {
                 Command::AddItem(item) => {
                     items.insert(item.hash());
                 }
-                Command::AppendEntry(entry) if entry.entry_type == EntryType::User => {
+                Command::AppendEntry(entry) if entry.log == Log::User => {
                     tree.push(&entry.leaf_bytes(tree.size() + 1)).unwrap();
                 }
                 Command::AppendEntry(_) => system_entries += 1,
@@ -125,8 +125,8 @@ fn every_file_loads_with_its_assertions_checked() {
         let base = base_of(file).map(|base| load(&base)).unwrap_or_default();
         let before = (
             base.item_count() as u64,
-            base.size(EntryType::User),
-            base.size(EntryType::System),
+            base.size(Log::User),
+            base.size(Log::System),
         );
         let mut register = base;
         let bytes = regis_fixtures::read(format!("registers/{file}"));
@@ -147,23 +147,19 @@ fn every_file_loads_with_its_assertions_checked() {
             "{file}"
         );
         assert_eq!(
-            register.size(EntryType::User) - before.1,
+            register.size(Log::User) - before.1,
             expected["user_entries"],
             "{file}"
         );
         assert_eq!(
-            register.size(EntryType::System) - before.2,
+            register.size(Log::System) - before.2,
             expected["system_entries"],
             "{file}"
         );
-        assert_eq!(
-            summary.user_log.root(),
-            register.root(EntryType::User),
-            "{file}"
-        );
+        assert_eq!(summary.user_log.root(), register.root(Log::User), "{file}");
         if base_of(file).is_none() {
             assert_eq!(
-                format_hash(&register.root(EntryType::User)),
+                format_hash(&register.root(Log::User)),
                 expected["v1_root_hash"],
                 "{file}"
             );
@@ -175,19 +171,19 @@ fn every_file_loads_with_its_assertions_checked() {
 fn the_incremental_pair_verifies_in_order() {
     let pair = &expected()["incremental_rsf_pair"];
     let base = load(pair["base"].as_str().unwrap());
-    assert_eq!(base.root(EntryType::User), hash(&pair["base_root"]));
-    let old = (base.size(EntryType::User), base.root(EntryType::User));
+    assert_eq!(base.root(Log::User), hash(&pair["base_root"]));
+    let old = (base.size(Log::User), base.root(Log::User));
     let both = load_onto(base, pair["update"].as_str().unwrap());
-    assert_eq!(both.root(EntryType::User), hash(&pair["root_after_update"]));
+    assert_eq!(both.root(Log::User), hash(&pair["root_after_update"]));
     assert_eq!(
-        both.record(EntryType::System, "custodian").unwrap().items[0].as_str(),
+        both.record(Log::System, "custodian").unwrap().items[0].as_str(),
         r#"{"custodian":"Joseph Bloggs"}"#
     );
     // The update extends the base: a consistency proof between the two holds.
-    let new_size = both.size(EntryType::User);
-    let edge = Edge::from_reader(both.hashes(EntryType::User), new_size).unwrap();
-    let proof = consistency_proof(both.hashes(EntryType::User), &edge, old.0).unwrap();
-    verify_consistency(old.0, new_size, &proof, &old.1, &both.root(EntryType::User)).unwrap();
+    let new_size = both.size(Log::User);
+    let edge = Edge::from_reader(both.hashes(Log::User), new_size).unwrap();
+    let proof = consistency_proof(both.hashes(Log::User), &edge, old.0).unwrap();
+    verify_consistency(old.0, new_size, &proof, &old.1, &both.root(Log::User)).unwrap();
     // Applying the update alone fails at its first line, which asserts the base's root.
     let update = regis_fixtures::read(format!("registers/{}", pair["update"].as_str().unwrap()));
     let error = Register::new()
@@ -215,10 +211,10 @@ fn published_proofs_of_the_country_register() {
             .unwrap()["value"]
     };
     let hashes = |json: &Json| -> Vec<Hash> { json.as_array().unwrap().iter().map(hash).collect() };
-    let stored = register.hashes(EntryType::User);
-    assert_eq!(register.size(EntryType::User), 208);
+    let stored = register.hashes(Log::User);
+    assert_eq!(register.size(Log::User), 208);
     assert_eq!(
-        register.root(EntryType::User),
+        register.root(Log::User),
         hash(published("root hash of country register at 208"))
     );
 
@@ -230,11 +226,7 @@ fn published_proofs_of_the_country_register() {
             "entry proof (audit path) for entry 10 at log size 200"
         ))
     );
-    let leaf = register
-        .entry(EntryType::User, 10)
-        .unwrap()
-        .entry
-        .leaf_hash(10);
+    let leaf = register.entry(Log::User, 10).unwrap().entry.leaf_hash(10);
     verify_inclusion(&leaf, 9, 200, &path, &edge.root()).unwrap();
 
     let consistency = consistency_proof(stored, &edge, 197).unwrap();
@@ -246,7 +238,7 @@ fn published_proofs_of_the_country_register() {
     verify_consistency(197, 200, &consistency, &old_root, &edge.root()).unwrap();
 
     let example = &expected()["example_leaf"];
-    let first = register.entry(EntryType::User, 1).unwrap().entry;
+    let first = register.entry(Log::User, 1).unwrap().entry;
     assert_eq!(
         String::from_utf8(first.leaf_bytes(1)).unwrap(),
         example["leaf_input_utf8"].as_str().unwrap()
@@ -263,7 +255,7 @@ fn published_proofs_of_the_country_register() {
 #[test]
 fn computed_proofs_of_the_first_seven_entries() {
     let register = load("openregister-java/country-data.rsf");
-    let leaves: Vec<Hash> = register.entries(EntryType::User)[..7]
+    let leaves: Vec<Hash> = register.entries(Log::User)[..7]
         .iter()
         .zip(1..)
         .map(|(entry, number)| leaf_hash(&entry.leaf_bytes(number)))
@@ -380,18 +372,13 @@ fn production_dumps_are_the_dump_layout() {
         let entries = |log| -> Vec<&Entry> {
             dump.iter()
                 .filter_map(|command| match command {
-                    Command::AppendEntry(entry) if entry.entry_type == log => Some(entry),
+                    Command::AppendEntry(entry) if entry.log == log => Some(entry),
                     _ => None,
                 })
                 .collect()
         };
-        let (out, root) = write_dump(
-            Vec::new(),
-            items,
-            entries(EntryType::System),
-            entries(EntryType::User),
-        )
-        .unwrap();
+        let (out, root) =
+            write_dump(Vec::new(), items, entries(Log::System), entries(Log::User)).unwrap();
         assert_eq!(dump.last(), Some(&Command::AssertRootHash(root)));
         let mut writer = RsfWriter::resume(out, Frontier::new());
         for command in rest {
@@ -402,7 +389,7 @@ fn production_dumps_are_the_dump_layout() {
 }
 
 fn same_register(a: &Register, b: &Register, what: &str) {
-    for log in [EntryType::User, EntryType::System] {
+    for log in [Log::User, Log::System] {
         assert_eq!(a.entries(log), b.entries(log), "{what}: {log} entries");
         assert_eq!(a.root(log), b.root(log), "{what}: {log} root");
     }
@@ -430,7 +417,7 @@ fn dumps_and_deltas_reload_to_the_same_register() {
         // A chain from 0 ends with every entry of both logs exactly once,
         // whether each delta is told the system size the reader holds or
         // assumes it (nothing is appended between the deltas here).
-        let size = register.size(EntryType::User);
+        let size = register.size(Log::User);
         for told in [true, false] {
             if !told && size / 3 == 0 {
                 // Every delta of this chain is from 0, which by default
@@ -439,7 +426,7 @@ fn dumps_and_deltas_reload_to_the_same_register() {
             }
             let mut chained = Register::new();
             for (a, b) in [(0, size / 3), (size / 3, size / 3), (size / 3, size)] {
-                let held = told.then(|| chained.size(EntryType::System));
+                let held = told.then(|| chained.size(Log::System));
                 let delta = register.write_delta(Vec::new(), a, b, held).unwrap();
                 let text = String::from_utf8(delta.clone()).unwrap();
                 assert!(
@@ -454,7 +441,7 @@ fn dumps_and_deltas_reload_to_the_same_register() {
                     .load_rsf(&delta[..], Policy::IMPORT)
                     .unwrap_or_else(|error| panic!("{file}: delta {a}/{b}: {error}"));
             }
-            for log in [EntryType::User, EntryType::System] {
+            for log in [Log::User, Log::System] {
                 assert_eq!(chained.entries(log), register.entries(log), "{file}");
                 assert_eq!(chained.root(log), register.root(log), "{file}");
             }
@@ -462,7 +449,7 @@ fn dumps_and_deltas_reload_to_the_same_register() {
                 same_register(&register, &chained, file);
             }
         }
-        let system_size = register.size(EntryType::System);
+        let system_size = register.size(Log::System);
         assert!(matches!(
             register.write_delta(Vec::new(), 0, size, Some(system_size + 1)),
             Err(DeltaError::SystemRange { .. })
@@ -505,25 +492,25 @@ fn real_data_validates_under_its_definitions() {
 #[test]
 fn records_and_histories() {
     let register = load("registry-data/country.rsf");
-    let records: Vec<_> = register.records(EntryType::User).collect();
+    let records: Vec<_> = register.records(Log::User).collect();
     assert_eq!(records.len(), 199);
-    let gb = register.record(EntryType::User, "GB").unwrap();
+    let gb = register.record(Log::User, "GB").unwrap();
     assert_eq!(
         gb.items[0].get_one("name").as_deref(),
         Some("United Kingdom")
     );
     assert!(records.contains(&gb));
-    let history: Vec<_> = register.history(EntryType::User, "CZ").collect();
+    let history: Vec<_> = register.history(Log::User, "CZ").collect();
     assert_eq!(history.len(), 2);
     assert_eq!(
         history.last(),
-        Some(&register.record(EntryType::User, "CZ").unwrap())
+        Some(&register.record(Log::User, "CZ").unwrap())
     );
-    assert_eq!(register.history(EntryType::User, "XX").count(), 0);
+    assert_eq!(register.history(Log::User, "XX").count(), 0);
     // Entries are stored as their leaves; the leaves read back.
-    for (number, entry) in (1..).zip(register.entries(EntryType::System)) {
+    for (number, entry) in (1..).zip(register.entries(Log::System)) {
         assert_eq!(
-            Entry::parse_leaf(EntryType::System, &entry.leaf_bytes(number)),
+            Entry::parse_leaf(Log::System, &entry.leaf_bytes(number)),
             Ok((number, entry.clone()))
         );
     }

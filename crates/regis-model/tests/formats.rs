@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use regis_model::api::{entries_csv, entries_json, items_csv, records_csv, records_json};
 use regis_model::import::{Format, ImportErrorKind, Importer, commands};
 use regis_model::rsf::{Command, Policy, RsfReader};
-use regis_model::{Entry, EntryType, Item, ItemHash, Record, Register, Timestamp};
+use regis_model::{Entry, Item, ItemHash, Log, Record, Register, Timestamp};
 use serde_json::Value as Json;
 
 fn shape(name: &str) -> String {
@@ -32,9 +32,7 @@ fn api_register() -> (Vec<Entry>, Vec<Item>) {
     ]
     .iter()
     .zip(&items)
-    .map(|((key, time), item)| {
-        Entry::new(EntryType::User, *key, time.parse().unwrap(), item.hash())
-    })
+    .map(|((key, time), item)| Entry::new(Log::User, *key, time.parse().unwrap(), item.hash()))
     .collect();
     (entries, items.to_vec())
 }
@@ -113,7 +111,7 @@ fn records_bodies() {
         .chain(entries.iter().cloned().map(Command::AppendEntry))
         .collect();
     register.apply(rsf, Policy::IMPORT).unwrap();
-    let records: Vec<_> = register.records(EntryType::User).collect();
+    let records: Vec<_> = register.records(Log::User).collect();
     assert_eq!(records, vec![record(0), record(1)]);
     assert_eq!(
         json(records_json(records.into_iter().rev())),
@@ -135,7 +133,7 @@ fn definition_of(rsf: &str) -> (Register, HashSet<ItemHash>) {
             Command::AddItem(item) => {
                 all_items.insert(item.hash());
             }
-            Command::AppendEntry(entry) if entry.entry_type == EntryType::System => {
+            Command::AppendEntry(entry) if entry.log == Log::System => {
                 system_items.extend(entry.item_hashes.iter().copied());
             }
             _ => {}
@@ -143,7 +141,7 @@ fn definition_of(rsf: &str) -> (Register, HashSet<ItemHash>) {
     }
     let definition = commands.into_iter().filter(|command| match command {
         Command::AddItem(item) => system_items.remove(&item.hash()),
-        Command::AppendEntry(entry) => entry.entry_type == EntryType::System,
+        Command::AppendEntry(entry) => entry.log == Log::System,
         Command::AssertRootHash(_) => false,
     });
     let mut register = Register::new();
@@ -238,7 +236,7 @@ fn address_register() -> Register {
         .zip(keys)
         .flat_map(|(json, key)| {
             let item = Item::from_canonical(json).unwrap();
-            let entry = Entry::new(EntryType::System, key, timestamp(), item.hash());
+            let entry = Entry::new(Log::System, key, timestamp(), item.hash());
             [Command::AddItem(item), Command::AppendEntry(entry)]
         })
         .collect();
@@ -254,7 +252,7 @@ fn tsv_has_no_escaping() {
     let importer = Importer::new(&input[..], Format::Tsv, register.schema(), timestamp()).unwrap();
     let rsf: Vec<Command> = commands(importer).collect::<Result<_, _>>().unwrap();
     register.apply(rsf, Policy::APPEND).unwrap();
-    let history: Vec<_> = register.history(EntryType::User, "9AQZJ3K").collect();
+    let history: Vec<_> = register.history(Log::User, "9AQZJ3K").collect();
     let names: Vec<_> = history
         .iter()
         .map(|record| record.items[0].get_one("name").unwrap().into_owned())
@@ -267,7 +265,7 @@ fn tsv_has_no_escaping() {
             "THE PALLADIAN CHURCH"
         ]
     );
-    let remains = register.record(EntryType::User, "9AQZJ3M").unwrap();
+    let remains = register.record(Log::User, "9AQZJ3M").unwrap();
     assert_eq!(
         remains.items[0].as_str(),
         r#"{"address":"9AQZJ3M","name":"ST LAWRENCE CHURCH REMAINS OF","point":"[51.8377189,-0.2673113]","street":"43070006"}"#
@@ -299,7 +297,7 @@ fn csv_quotes_and_cardinality_n() {
         .collect::<Result<_, _>>()
         .unwrap();
     register.apply(rsf, Policy::IMPORT).unwrap();
-    assert_eq!(register.size(EntryType::User), 2);
+    assert_eq!(register.size(Log::User), 2);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use regis_model::import::{Format, Importer};
 use regis_model::rsf::{Command, Policy, RsfReader, RsfWriter};
-use regis_model::{Datatype, Entry, EntryType, Item, Register, Timestamp};
+use regis_model::{Datatype, Entry, Item, Log, Register, Timestamp};
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -135,7 +135,7 @@ fn load_all(bytes: &[u8]) {
         let mut register = Register::named("country");
         if register.load_rsf(bytes, policy).is_err() {
             assert_eq!(register.item_count(), 0);
-            assert_eq!(register.size(EntryType::User), 0);
+            assert_eq!(register.size(Log::User), 0);
         }
     }
 }
@@ -206,10 +206,10 @@ proptest! {
 
     #[test]
     fn arbitrary_leaf_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256), mutations in proptest::collection::vec(mutation(), 1..3)) {
-        let _ = Entry::parse_leaf(EntryType::User, &bytes);
+        let _ = Entry::parse_leaf(Log::User, &bytes);
         let leaf = br#"{"index-entry-number":"7","entry-number":"7","entry-timestamp":"2016-04-05T13:23:05Z","key":"a\"b","item-hash":["sha-256:e94c4a9ab00d951dadde848ee2c9fe51628b22ff2e0a88bff4cca6e4e6086d7a"]}"#;
         let mutated = mutate(leaf.to_vec(), &mutations);
-        if let Ok((number, entry)) = Entry::parse_leaf(EntryType::User, &mutated) {
+        if let Ok((number, entry)) = Entry::parse_leaf(Log::User, &mutated) {
             prop_assert_eq!(entry.leaf_bytes(number), mutated);
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use regis_model::rsf::{Command, RsfReader, RsfWriter};
-use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp, Value, compare_keys};
+use regis_model::{Entry, Item, ItemHash, Log, Timestamp, Value, compare_keys};
 
 /// Strings with the characters that matter to canonical JSON well
 /// represented: quotes, backslashes, every control character, `/`, non-ASCII
@@ -60,11 +60,7 @@ fn entry() -> impl Strategy<Value = Entry> {
     let time = 0..=253_402_300_799i64;
     let hashes = proptest::collection::vec(any::<[u8; 32]>().prop_map(ItemHash), 1..4);
     (any::<bool>(), key, time, hashes).prop_map(|(system, key, seconds, item_hashes)| Entry {
-        entry_type: if system {
-            EntryType::System
-        } else {
-            EntryType::User
-        },
+        log: if system { Log::System } else { Log::User },
         key,
         timestamp: Timestamp::from_unix_seconds(seconds).unwrap(),
         item_hashes,
@@ -126,7 +122,7 @@ proptest! {
     #[test]
     fn leaves_read_back(entry in entry(), number in 1..u64::MAX) {
         let leaf = entry.leaf_bytes(number);
-        prop_assert_eq!(Entry::parse_leaf(entry.entry_type, &leaf), Ok((number, entry)));
+        prop_assert_eq!(Entry::parse_leaf(entry.log, &leaf), Ok((number, entry)));
     }
 
     #[test]

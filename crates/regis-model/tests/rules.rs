@@ -8,7 +8,7 @@ use regis_model::rsf::{
     LoadWarning, LoadWarningKind, LoadWarnings, Policy, RsfError, RsfErrorKind,
 };
 use regis_model::{
-    EntryType, InvalidRegisterName, ItemError, ItemHash, Register, RegisterName, SchemaError,
+    InvalidRegisterName, ItemError, ItemHash, Log, Register, RegisterName, SchemaError,
     ValidationError, format_hash,
 };
 
@@ -22,15 +22,15 @@ fn fixture(name: &str) -> Vec<u8> {
 fn load(register: &mut Register, bytes: &[u8], policy: Policy) -> Result<(), RsfError> {
     let before = (
         register.item_count(),
-        register.size(EntryType::User),
-        register.size(EntryType::System),
+        register.size(Log::User),
+        register.size(Log::System),
     );
     let result = register.load_rsf(bytes, policy).map(|_| ());
     if result.is_err() {
         let after = (
             register.item_count(),
-            register.size(EntryType::User),
-            register.size(EntryType::System),
+            register.size(Log::User),
+            register.size(Log::System),
         );
         assert_eq!(before, after, "a failed load changed the register");
     }
@@ -46,7 +46,7 @@ fn valid_fixtures_load() {
         Policy::IMPORT,
     )
     .unwrap();
-    assert_eq!(register.size(EntryType::User), 2);
+    assert_eq!(register.size(Log::User), 2);
     assert_eq!(register.item_count(), 2);
 
     let mut register = Register::new();
@@ -56,7 +56,7 @@ fn valid_fixtures_load() {
         Policy::IMPORT,
     )
     .unwrap();
-    let record = register.record(EntryType::User, "402019").unwrap();
+    let record = register.record(Log::User, "402019").unwrap();
     assert_eq!(
         record.items[0].get_one("name").as_deref(),
         Some("New College\\New College School")
@@ -247,7 +247,7 @@ fn appends_are_validated_against_the_definition() {
         let error = load(&mut register, rsf.as_bytes(), Policy::APPEND).unwrap_err();
         assert!(error.to_string().contains(message), "{rsf}: {error}");
     }
-    assert_eq!(register.size(EntryType::User), 1);
+    assert_eq!(register.size(Log::User), 1);
     // The same items pass as history, where only RSF's own rules hold.
     load(
         &mut register,
@@ -255,10 +255,9 @@ fn appends_are_validated_against_the_definition() {
         Policy::IMPORT,
     )
     .unwrap();
-    let error = register.schema().validate(
-        "blue",
-        register.record(EntryType::User, "blue").unwrap().items[0],
-    );
+    let error = register
+        .schema()
+        .validate("blue", register.record(Log::User, "blue").unwrap().items[0]);
     assert!(
         matches!(error, Err(ValidationError::Datatype { ref field, .. }) if field == "wavelength")
     );
@@ -308,7 +307,7 @@ fn an_entry_too_long_for_a_bundle_is_refused_at_its_line() {
     let timestamp = "2020-01-02T00:00:00Z".parse().unwrap();
     let hash = regis_model::ItemHash::of(b"{}");
     // Entry 2 of the user log, as the colour register's next entry is.
-    let base = regis_model::Entry::new(EntryType::User, "", timestamp, hash)
+    let base = regis_model::Entry::new(Log::User, "", timestamp, hash)
         .leaf_bytes(2)
         .len();
     let longest = regis_model::MAX_LEAF_BYTES - base;
@@ -326,7 +325,7 @@ fn an_entry_too_long_for_a_bundle_is_refused_at_its_line() {
             let result = load(&mut register, rsf.as_bytes(), policy);
             if fits {
                 result.unwrap();
-                let record = register.record(EntryType::User, &key).unwrap();
+                let record = register.record(Log::User, &key).unwrap();
                 assert_eq!(
                     record.entry.leaf_bytes(2).len(),
                     regis_model::MAX_LEAF_BYTES
@@ -357,7 +356,7 @@ fn system_entry(key: &str, item: &str) -> Vec<regis_model::rsf::Command> {
     use regis_model::rsf::Command;
     let item = regis_model::Item::parse(item).unwrap();
     let entry = regis_model::Entry::new(
-        EntryType::System,
+        Log::System,
         key,
         "2020-01-03T00:00:00Z".parse().unwrap(),
         item.hash(),
@@ -541,13 +540,9 @@ fn published_slips_load_with_warnings_and_strict_policies_refuse_them() {
             ],
             "{name}"
         );
+        assert_eq!(format_hash(&register.root(Log::User)), quirk.root, "{name}");
         assert_eq!(
-            format_hash(&register.root(EntryType::User)),
-            quirk.root,
-            "{name}"
-        );
-        assert_eq!(
-            format_hash(&register.root(EntryType::System)),
+            format_hash(&register.root(Log::System)),
             quirk.system_root,
             "{name}"
         );
@@ -603,23 +598,16 @@ fn published_slips_load_with_warnings_and_strict_policies_refuse_them() {
             .unwrap_or_else(|error| panic!("{name} without its slips: {error}"));
         assert!(clean_summary.warnings.is_empty(), "{name}");
         assert_eq!(clean.schema(), register.schema(), "{name}");
-        assert_eq!(
-            clean.root(EntryType::User),
-            register.root(EntryType::User),
-            "{name}"
-        );
+        assert_eq!(clean.root(Log::User), register.root(Log::User), "{name}");
         let slips = quirk.warnings.len();
         match first.kind.as_str() {
             "orphan-item" => {
-                assert_eq!(
-                    clean.root(EntryType::System),
-                    register.root(EntryType::System)
-                );
+                assert_eq!(clean.root(Log::System), register.root(Log::System));
                 assert_eq!(clean.item_count() + slips, register.item_count(), "{name}");
             }
             _ => assert_eq!(
-                clean.size(EntryType::System) + slips as u64,
-                register.size(EntryType::System),
+                clean.size(Log::System) + slips as u64,
+                register.size(Log::System),
                 "{name}"
             ),
         }

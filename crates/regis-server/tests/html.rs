@@ -7,7 +7,7 @@ mod common;
 
 use common::{Resp, TestServer, rsf_commands};
 use regis_model::rsf::Command;
-use regis_model::{Entry, EntryType, Item};
+use regis_model::{Entry, Item, Log};
 
 const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
@@ -42,20 +42,20 @@ fn register_commands(
 ) -> Vec<(u64, Command)> {
     let mut commands = Vec::new();
     let time = "2020-01-01T00:00:00Z".parse().unwrap();
-    let mut push = |entry_type, key: &str, json: String| {
+    let mut push = |log, key: &str, json: String| {
         let item = Item::parse(&json).unwrap();
-        let entry = Entry::new(entry_type, key, time, item.hash());
+        let entry = Entry::new(log, key, time, item.hash());
         let line = commands.len() as u64 + 1;
         commands.push((line, Command::AddItem(item)));
         commands.push((line + 1, Command::AppendEntry(entry)));
     };
     push(
-        EntryType::System,
+        Log::System,
         "name",
         serde_json::json!({ "name": name }).to_string(),
     );
     push(
-        EntryType::System,
+        Log::System,
         "custodian",
         serde_json::json!({"custodian": "A & B <Custodians>"}).to_string(),
     );
@@ -67,21 +67,17 @@ fn register_commands(
         if let Some(register) = register {
             item["register"] = (*register).into();
         }
-        push(
-            EntryType::System,
-            &format!("field:{field}"),
-            item.to_string(),
-        );
+        push(Log::System, &format!("field:{field}"), item.to_string());
     }
     let names: Vec<&str> = fields.iter().map(|(field, _, _)| *field).collect();
     push(
-        EntryType::System,
+        Log::System,
         &format!("register:{name}"),
         serde_json::json!({"register": name, "fields": names, "text": format!("The {name} register")})
             .to_string(),
     );
     for (key, json) in records {
-        push(EntryType::User, key, (*json).to_owned());
+        push(Log::User, key, (*json).to_owned());
     }
     commands
 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use common::{TestServer, rsf_commands};
 use regis_model::rsf::Command;
 use regis_model::rsf::Policy;
-use regis_model::{EntryType, Item, Register, RegisterName, format_hash};
+use regis_model::{Item, Log, Register, RegisterName, format_hash};
 use regis_server::Limits;
 use regis_store::Scope;
 
@@ -45,7 +45,7 @@ fn downloads_reload_with_their_roots() {
     assert_eq!(summary.user_entries, 208);
     assert_eq!(summary.system_entries, 16);
     assert_eq!(summary.assertions, 2);
-    assert_eq!(format_hash(&register.root(EntryType::User)), COUNTRY_ROOT);
+    assert_eq!(format_hash(&register.root(Log::User)), COUNTRY_ROOT);
 
     // `download-rsf/0` is the full dump, byte for byte.
     let zero = server.get(&format!("{b}/download-rsf/0"));
@@ -69,7 +69,7 @@ fn downloads_reload_with_their_roots() {
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(summary.assertions, 2, "{path}");
     }
-    assert_eq!(format_hash(&chained.root(EntryType::User)), COUNTRY_ROOT);
+    assert_eq!(format_hash(&chained.root(Log::User)), COUNTRY_ROOT);
     assert_eq!(
         server.get(&format!("{b}/download-rsf/100")).body,
         server.get(&format!("{b}/download-rsf/100/208")).body
@@ -99,7 +99,7 @@ fn country_with_late_system_entries() -> Vec<(u64, Command)> {
         .into_iter()
         .map(|(_, command)| command)
         .collect();
-    let is_system = |command: &Command| matches!(command, Command::AppendEntry(entry) if entry.entry_type == EntryType::System);
+    let is_system = |command: &Command| matches!(command, Command::AppendEntry(entry) if entry.log == Log::System);
     let last_system = commands.iter().rposition(is_system).unwrap();
     let (head, users) = commands.split_at(last_system + 1);
     let (head, late) = head.split_at(head.len() - 5);
@@ -144,7 +144,7 @@ fn deltas_carry_system_entries_in_their_places() {
     ] {
         // Told the system size the reader holds, or left to assume it:
         // here the same, since nothing is appended between the deltas.
-        let held = chained.size(EntryType::System);
+        let held = chained.size(Log::System);
         for query in [String::new(), format!("?system-size={held}")] {
             let delta = server.get(&format!("{b}/download-rsf/{a}/{z}{query}"));
             assert_eq!(delta.status, 200, "{a}/{z}{query}");
@@ -181,17 +181,16 @@ fn deltas_carry_system_entries_in_their_places() {
         .get(&format!("{b}/download-rsf/207?system-size=15"))
         .text();
     assert_eq!(told.matches("append-entry\tsystem").count(), 1, "{told}");
-    for log in [EntryType::User, EntryType::System] {
+    for log in [Log::User, Log::System] {
         assert_eq!(chained.root(log), reference.root(log), "{log:?} root");
         assert_eq!(chained.size(log), reference.size(log), "{log:?} size");
     }
     assert_eq!(chained.schema(), reference.schema());
-    assert_eq!(format_hash(&chained.root(EntryType::User)), COUNTRY_ROOT);
+    assert_eq!(format_hash(&chained.root(Log::User)), COUNTRY_ROOT);
     // The server's own system log is the same tree.
     let checkpoint = server.get(&format!("{b}/system-log/checkpoint")).text();
     let root = checkpoint.lines().nth(2).unwrap();
-    let expected =
-        base64::engine::general_purpose::STANDARD.encode(reference.root(EntryType::System));
+    let expected = base64::engine::general_purpose::STANDARD.encode(reference.root(Log::System));
     assert_eq!(root, expected);
 }
 
@@ -252,7 +251,7 @@ fn download_rsf_0_is_the_dump_and_deltas_told_the_system_size_miss_nothing() {
     load_onto(&mut reader, &zero.body);
     assert_eq!(
         [9, 13],
-        [EntryType::User, EntryType::System].map(|log| reader.size(log))
+        [Log::User, Log::System].map(|log| reader.size(log))
     );
 
     // A new custodian at the same user size: the delta from 9 that is told
@@ -287,11 +286,11 @@ fn download_rsf_0_is_the_dump_and_deltas_told_the_system_size_miss_nothing() {
     // The reader holds every entry of both logs exactly once.
     let mut whole = Register::named("country");
     load_onto(&mut whole, &get("download-rsf").body);
-    for log in [EntryType::User, EntryType::System] {
+    for log in [Log::User, Log::System] {
         assert_eq!(reader.entries(log), whole.entries(log), "{log:?}");
         assert_eq!(reader.root(log), whole.root(log), "{log:?}");
     }
-    let custodian = reader.record(EntryType::System, "custodian").unwrap();
+    let custodian = reader.record(Log::System, "custodian").unwrap();
     assert_eq!(custodian.items[0].as_str(), r#"{"custodian":"Jon Bloggs"}"#);
 }
 

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use common::{TestServer, api_shapes_commands, load};
 use regis_model::rsf::Command;
 use regis_model::{
-    Cardinality, Datatype, Entry, EntryType, Field, Item, RegisterName, Timestamp,
-    definition_commands,
+    Cardinality, Datatype, Entry, Field, Item, Log, RegisterName, Timestamp, definition_commands,
 };
 use regis_server::Limits;
 
@@ -52,7 +51,7 @@ fn big_register(entries: usize) -> Vec<(u64, Command)> {
         let key = format!("K{n:06}");
         let json = serde_json::json!({"big": key, "text": format!("{n} {filler}")});
         let item = Item::parse(&json.to_string()).unwrap();
-        let entry = Entry::new(EntryType::User, &key, time, item.hash());
+        let entry = Entry::new(Log::User, &key, time, item.hash());
         line += 1;
         commands.push((line, Command::AddItem(item)));
         line += 1;

@@ -529,7 +529,7 @@ pub(crate) fn append_entry(
     prev: u64,
     ordinal: u64,
 ) -> Result<(), StoreError> {
-    let log = entry.entry_type;
+    let log = entry.log;
     let key = entry.key.as_bytes();
     let mut record = Vec::with_capacity(FRAME + ENTRY_FIXED + key.len());
     record.extend_from_slice(&frame(entry_tag(log), ENTRY_FIXED + key.len())?);

@@ -75,6 +75,6 @@ pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 pub const CACHE_BYTES: usize = 64 << 20;
 
 /// Which of a register's two logs: an entry's type is the log it is in
-/// (regis-model's [`regis_model::EntryType`], named for what the store
+/// (regis-model's [`regis_model::Log`], named for what the store
 /// keeps: `Log::User` is the user log, `Log::System` the system log).
-pub use regis_model::EntryType as Log;
+pub use regis_model::Log;

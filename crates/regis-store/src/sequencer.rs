@@ -20,15 +20,13 @@ use regis_merkle::{Frontier, Hash};
 use regis_model::rsf::{
     Command, LoadSummary, LoadTarget, LoadWarnings, Loader, Policy, RsfError, RsfErrorKind,
 };
-use regis_model::{
-    Entry, EntryType, Item, ItemError, ItemHash, PerLog, Schema, SystemKey, Timestamp,
-};
+use regis_model::{Entry, Item, ItemError, ItemHash, Log, PerLog, Schema, SystemKey, Timestamp};
 use tokio::sync::{oneshot, watch};
 
 use crate::health::WriteFailure;
 use crate::registry::{LogSigners, RegistryError};
 use crate::{
-    Batch, KvBackend, Log, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Writer,
+    Batch, KvBackend, NewEntry, SignedTree, Snapshot, Store, StoreError, TreeHead, Txn, Writer,
 };
 
 /// How the sequencer batches.
@@ -973,7 +971,7 @@ impl<B: KvBackend> Stager<B> {
             commands.push((position, Command::AddItem(item)));
             commands.push((
                 position,
-                Command::AppendEntry(Entry::new(EntryType::User, key, now, hash)),
+                Command::AppendEntry(Entry::new(Log::User, key, now, hash)),
             ));
         }
         Ok(commands)
@@ -1483,7 +1481,7 @@ impl Staged {
             .unwrap_or_default()
             .iter()
             .map(|staged| Appended {
-                log: staged.entry.entry_type,
+                log: staged.entry.log,
                 number: staged.number,
                 key: staged.entry.key.clone(),
                 item_hash: staged.item.0,
@@ -1616,12 +1614,7 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         stored_item(self.snapshot, hash)
     }
 
-    fn record_is(
-        &self,
-        log: EntryType,
-        key: &str,
-        items: &[ItemHash],
-    ) -> Result<bool, TargetError> {
+    fn record_is(&self, log: Log, key: &str, items: &[ItemHash]) -> Result<bool, TargetError> {
         let index = (log, key.to_owned());
         let current = match self.layers().find_map(|staged| staged.records.get(&index)) {
             Some(hash) => Some(*hash),
@@ -1651,7 +1644,7 @@ impl<S: crate::KvSnapshot> LoadTarget for RequestTarget<'_, S> {
         let &[item] = entry.item_hashes.as_slice() else {
             return Err(TargetError::ItemCount(entry.item_hashes.len()));
         };
-        let index = (entry.entry_type, entry.key.clone());
+        let index = (entry.log, entry.key.clone());
         let before = self.batch.records.insert(index.clone(), item);
         self.replaced.push((index, before));
         self.batch.entries.push(StagedEntry {
@@ -1683,13 +1676,8 @@ impl LoadTarget for TxnTarget<'_, '_> {
         item_of(hash, self.txn.item(hash.as_bytes())?)
     }
 
-    fn record_is(
-        &self,
-        entry_type: EntryType,
-        key: &str,
-        items: &[ItemHash],
-    ) -> Result<bool, TargetError> {
-        let current = self.txn.record(entry_type, key)?;
+    fn record_is(&self, log: Log, key: &str, items: &[ItemHash]) -> Result<bool, TargetError> {
+        let current = self.txn.record(log, key)?;
         Ok(matches!((current, items), (Some((_, current)), [only]) if current == only.0))
     }
 

@@ -82,7 +82,7 @@ impl NewEntry {
 
     /// The log it is appended to.
     pub fn log(&self) -> Log {
-        self.entry.entry_type
+        self.entry.log
     }
 }
 

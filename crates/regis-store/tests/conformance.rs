@@ -13,11 +13,11 @@ use common::{
 };
 use regis_merkle::{EMPTY_ROOT, Frontier, leaf_hash};
 use regis_model::rsf::Policy;
-use regis_model::{EntryType, RegisterName};
+use regis_model::{Log, RegisterName};
 use regis_note::{SignedCheckpoint, Verifiers};
 use regis_store::KvSnapshot;
 use regis_store::{
-    Batch, BatchError, DirBackend, KvBackend, KvBatch, Log, Receipt, Registry, Request, Sequencer,
+    Batch, BatchError, DirBackend, KvBackend, KvBatch, Receipt, Registry, Request, Sequencer,
     SequencerConfig, SequencerError, SignedTree, Store, StoreError, Table, system_clock,
 };
 
@@ -743,14 +743,11 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
             );
         }
         // Records, histories, entries and items are regis-model's.
-        for (log, entry_type) in [
-            (Log::User, EntryType::User),
-            (Log::System, EntryType::System),
-        ] {
-            assert_eq!(snapshot.size(log), reference.size(entry_type));
-            assert_eq!(snapshot.root(log).unwrap(), reference.root(entry_type));
+        for log in [Log::User, Log::System] {
+            assert_eq!(snapshot.size(log), reference.size(log));
+            assert_eq!(snapshot.root(log).unwrap(), reference.root(log));
             let mut expected_records: Vec<_> = reference
-                .records(entry_type)
+                .records(log)
                 .map(|r| (r.entry.key.clone(), r.number, r.entry.item_hashes[0].0))
                 .collect();
             expected_records.sort();
@@ -763,13 +760,13 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
             assert_eq!(records, expected_records, "{file} {log} records");
             for (key, _, _) in &records {
                 let history: Vec<_> = reference
-                    .history(entry_type, key)
+                    .history(log, key)
                     .map(|r| (r.number, r.entry.item_hashes[0].0))
                     .collect();
                 assert_eq!(snapshot.history(log, key, 0, u64::MAX).unwrap(), history);
             }
             for (number, leaf) in snapshot.entries(log, 1, u64::MAX).unwrap() {
-                let entry = &reference.entries(entry_type)[number as usize - 1];
+                let entry = &reference.entries(log)[number as usize - 1];
                 assert_eq!(leaf, entry.leaf_bytes(number));
                 let item = reference.item(&entry.item_hashes[0]).unwrap();
                 assert_eq!(
@@ -780,7 +777,7 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
         }
         assert_eq!(
             snapshot.record_count(),
-            reference.records(EntryType::User).count() as u64
+            reference.records(Log::User).count() as u64
         );
     }
 }

@@ -11,11 +11,11 @@ use std::time::Duration;
 use common::rsf_commands;
 use regis_merkle::{Hash, leaf_hash};
 use regis_model::rsf::Policy;
-use regis_model::{Entry, EntryType, Item, RegisterName, Timestamp};
+use regis_model::{Entry, Item, Log, RegisterName, Timestamp};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_store::{
-    Batch, Clock, Log, NewEntry, Receipt, RedbBackend, Registry, Request, Sequencer,
-    SequencerConfig, SequencerError, Store,
+    Batch, Clock, NewEntry, Receipt, RedbBackend, Registry, Request, Sequencer, SequencerConfig,
+    SequencerError, Store,
 };
 
 fn fixed_clock() -> Clock {
@@ -134,7 +134,7 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
     let leaf = snapshot.entry(Log::User, before + 1).unwrap().unwrap();
     let item = country_item("ZZ", "Zedland");
     let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
-    let entry = Entry::new(EntryType::User, "ZZ", timestamp, item.hash());
+    let entry = Entry::new(Log::User, "ZZ", timestamp, item.hash());
     assert_eq!(leaf, entry.leaf_bytes(before + 1));
     assert_eq!(
         snapshot
@@ -314,7 +314,7 @@ fn restart_signs_entries_no_checkpoint_covers() {
     let hash: Hash = item.hash().0;
     let number = signed.size + 1;
     let timestamp = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
-    let entry = Entry::new(EntryType::User, "QQ", timestamp, item.hash());
+    let entry = Entry::new(Log::User, "QQ", timestamp, item.hash());
     let mut batch = Batch::new();
     batch.add_item(hash, item.as_str().as_bytes().to_vec());
     batch.add_entry(NewEntry::new(number, entry));

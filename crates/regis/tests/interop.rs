@@ -41,7 +41,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use common::http::{exchange, get_answer};
 use common::{Serving, ok, regis, serve, text};
 use regis_model::rsf::Policy;
-use regis_model::{Entry, EntryType, Item, Record, Register};
+use regis_model::{Entry, Item, Log, Record, Register};
 use regis_note::Checkpoint;
 use serde_json::{Map, Value, json};
 
@@ -103,7 +103,7 @@ fn every_client_reads_every_register() {
     let go = GoVerifier::build(dir.path());
     for server in [&main, &api_client, &java] {
         for register in &server.registers {
-            for log in [EntryType::User, EntryType::System] {
+            for log in [Log::User, Log::System] {
                 go.verifies(server, register, log);
             }
         }
@@ -128,10 +128,10 @@ struct Served {
 }
 
 impl Served {
-    fn key(&self, log: EntryType) -> &(String, String) {
+    fn key(&self, log: Log) -> &(String, String) {
         match log {
-            EntryType::User => &self.keys[0],
-            EntryType::System => &self.keys[1],
+            Log::User => &self.keys[0],
+            Log::System => &self.keys[1],
         }
     }
 }
@@ -242,10 +242,7 @@ impl Server {
             .iter_mut()
             .find(|register| register.name == name)
             .unwrap();
-        let (user, system) = (
-            served.model.size(EntryType::User),
-            served.model.size(EntryType::System),
-        );
+        let (user, system) = (served.model.size(Log::User), served.model.size(Log::System));
         let delta = get_answer(
             &addr,
             &format!("/registers/{name}/download-rsf/{user}?system-size={system}"),
@@ -256,9 +253,9 @@ impl Server {
             .model
             .load_rsf(&delta.body[..], Policy::IMPORT)
             .unwrap_or_else(|e| panic!("the delta after the POST: {e}\n{}", delta.text()));
-        assert_eq!(served.model.size(EntryType::User), user + 1);
-        assert_eq!(served.model.size(EntryType::System), system);
-        let posted = served.model.entry(EntryType::User, user + 1).unwrap();
+        assert_eq!(served.model.size(Log::User), user + 1);
+        assert_eq!(served.model.size(Log::System), system);
+        let posted = served.model.entry(Log::User, user + 1).unwrap();
         assert_eq!(posted.entry.key, POSTED_KEY);
         assert_eq!(item_json(posted.items[0]), item);
         assert_eq!(
@@ -297,10 +294,10 @@ impl GoVerifier {
         GoVerifier { binary }
     }
 
-    fn run(&self, server: &Server, name: &str, log: EntryType, key: &str, origin: &str) -> Output {
+    fn run(&self, server: &Server, name: &str, log: Log, key: &str, origin: &str) -> Output {
         let prefix = match log {
-            EntryType::User => "log",
-            EntryType::System => "system-log",
+            Log::User => "log",
+            Log::System => "system-log",
         };
         Command::new(&self.binary)
             .arg("-url")
@@ -313,7 +310,7 @@ impl GoVerifier {
     /// Checks `log` of `register`: its checkpoint is the RSF's size and
     /// root, signed with the key `regis key` printed, and every check the
     /// verifier makes passes.
-    fn verifies(&self, server: &Server, register: &Served, log: EntryType) {
+    fn verifies(&self, server: &Server, register: &Served, log: Log) {
         let what = format!("{} {log} log", server.what(register.name));
         let (origin, key) = register.key(log);
         let output = self.run(server, register.name, log, key, origin);
@@ -342,9 +339,9 @@ impl GoVerifier {
 
     /// The user log's checkpoint checked with the system log's key fails.
     fn refuses_another_key(&self, server: &Server, register: &Served) {
-        let (origin, _) = register.key(EntryType::User);
-        let (_, system_key) = register.key(EntryType::System);
-        let output = self.run(server, register.name, EntryType::User, system_key, origin);
+        let (origin, _) = register.key(Log::User);
+        let (_, system_key) = register.key(Log::System);
+        let output = self.run(server, register.name, Log::User, system_key, origin);
         assert!(!output.status.success(), "{}", text(&output.stdout));
         assert!(
             text(&output.stderr).contains("checkpoint signature"),
@@ -380,7 +377,7 @@ fn item_json(item: &Item) -> Value {
 
 fn system_record<'a>(register: &'a Register, key: &str) -> Record<'a> {
     register
-        .record(EntryType::System, key)
+        .record(Log::System, key)
         .unwrap_or_else(|| panic!("no system record {key}"))
 }
 
@@ -388,18 +385,15 @@ fn system_record<'a>(register: &'a Register, key: &str) -> Record<'a> {
 /// shape `read_register.rb` prints; `system_entries` is how many system
 /// entries it took (it takes them on its first load only).
 fn ruby_expected(register: &Register, name: &str, system_entries: u64) -> Map<String, Value> {
-    let user = register.entries(EntryType::User);
-    let mut records: Vec<Value> = register
-        .records(EntryType::User)
-        .map(ruby_record_json)
-        .collect();
+    let user = register.entries(Log::User);
+    let mut records: Vec<Value> = register.records(Log::User).map(ruby_record_json).collect();
     records.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
     let entries: Vec<Value> = (1..)
         .zip(user)
         .map(|(n, e)| ruby_entry_json(n, e))
         .collect();
     let mut items = Map::new();
-    for entry in user.iter().chain(register.entries(EntryType::System)) {
+    for entry in user.iter().chain(register.entries(Log::System)) {
         for hash in &entry.item_hashes {
             let item = register.item(hash).unwrap();
             items.insert(hash.to_string(), item_json(item));
@@ -410,7 +404,7 @@ fn ruby_expected(register: &Register, name: &str, system_entries: u64) -> Map<St
         history.entry(entry.key.clone()).or_insert_with(|| {
             Value::Array(
                 register
-                    .history(EntryType::User, &entry.key)
+                    .history(Log::User, &entry.key)
                     .map(|record| ruby_entry_json(record.number, record.entry))
                     .collect(),
             )
@@ -537,7 +531,7 @@ fn ruby_reads(server: &Server, register: &Served, dir: &Path) {
     let expected = ruby_expected(
         &register.model,
         register.name,
-        register.model.size(EntryType::System),
+        register.model.size(Log::System),
     );
     assert_same(&what, &client.seen(), &expected);
     assert_same(&format!("{what}, refreshed"), &client.refresh(), &expected);
@@ -551,7 +545,7 @@ fn ruby_refreshes_after_a_post(server: &mut Server, dir: &Path) {
     let name = "country";
     let what = format!("Ruby, {}", server.what(name));
     let mut client = RubyClient::start(&server.base(name), dir.join("ruby-api-client.stderr"));
-    let system_entries = server.register(name).model.size(EntryType::System);
+    let system_entries = server.register(name).model.size(Log::System);
     let seen = client.seen();
     let before = &server.register(name).model;
     assert_same(&what, &seen, &ruby_expected(before, name, system_entries));
@@ -617,7 +611,7 @@ fn python_lists(python: &Path, server: &Server, discover: Option<[&str; 3]>) -> 
     let saw: Value = serde_json::from_slice(&output.stdout).unwrap();
     for register in &server.registers {
         let what = format!("Python, {}", server.what(register.name));
-        let mut records: Vec<Record<'_>> = register.model.records(EntryType::User).collect();
+        let mut records: Vec<Record<'_>> = register.model.records(Log::User).collect();
         records.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
         let records: Vec<Value> = records.into_iter().map(api_record_json).collect();
         // Every record once, in key order, and the listing ended at the
@@ -680,18 +674,18 @@ fn python_discovers_and_lists(python: &Path, server: &Server) {
     let field = &server.register("field").model;
     let field_item = |name: &str| {
         let record = field
-            .record(EntryType::User, name)
+            .record(Log::User, name)
             .unwrap_or_else(|| panic!("no field {name}"));
         item_json(record.items[0])
     };
-    let records = country.records(EntryType::User).count();
-    let su = country.record(EntryType::User, "SU").unwrap();
+    let records = country.records(Log::User).count();
+    let su = country.record(Log::User, "SU").unwrap();
 
     // Discovery: through the register, field and datatype registers.
     assert_eq!(saw["discovered"], true, "{saw}");
     assert_eq!(saw["client"], "CountryRegister");
     assert_eq!(saw["total-records"], records);
-    assert_eq!(saw["total-entries"], country.size(EntryType::User));
+    assert_eq!(saw["total-entries"], country.size(Log::User));
     let definition = item_json(system_record(country, "register:country").items[0]);
     let mut expected_fields = Map::new();
     for name in definition["fields"].as_array().unwrap() {
@@ -730,7 +724,7 @@ fn python_discovers_and_lists(python: &Path, server: &Server) {
 
     // Its history (record/SU/entries), `in`, and a record not there.
     let history: Vec<u64> = country
-        .history(EntryType::User, "SU")
+        .history(Log::User, "SU")
         .map(|record| record.number)
         .collect();
     assert_eq!(saw["record-entries"], json!(history));
@@ -738,7 +732,7 @@ fn python_discovers_and_lists(python: &Path, server: &Server) {
     assert_eq!(saw["missing-record"], Value::Null);
 
     // An entry (entry/1) and its item (item/sha-256:…); neither past them.
-    let first = country.entry(EntryType::User, 1).unwrap();
+    let first = country.entry(Log::User, 1).unwrap();
     let first_hash = first.entry.item_hashes[0].to_string();
     assert_eq!(
         saw["entry"],

@@ -140,9 +140,9 @@ pub fn split_commands(commands: Vec<(u64, Command)>, parts: usize) -> Vec<Vec<(u
     let users: Vec<usize> = ordered
         .iter()
         .enumerate()
-        .filter(|(_, (_, c))| {
-            matches!(c, Command::AppendEntry(e) if e.entry_type == regis_model::EntryType::User)
-        })
+        .filter(
+            |(_, (_, c))| matches!(c, Command::AppendEntry(e) if e.log == regis_model::Log::User),
+        )
         .map(|(i, _)| i)
         .collect();
     let mut out = Vec::new();

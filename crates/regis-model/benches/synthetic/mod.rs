@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use regis_merkle::Hash;
 use regis_model::rsf::{LoadTarget, RsfWriter};
-use regis_model::{Entry, EntryType, Item, ItemHash, Timestamp, Value};
+use regis_model::{Entry, Item, ItemHash, Log, Timestamp, Value};
 
 /// Writes the synthetic RSF of `entries` user entries; returns the root.
 pub fn write_synthetic(out: impl Write, entries: u64) -> io::Result<Hash> {
@@ -42,7 +42,7 @@ pub fn write_synthetic(out: impl Write, entries: u64) -> io::Result<Hash> {
         let timestamp = Timestamp::from_unix_seconds(1_459_862_585 + number as i64)
             .ok_or_else(|| io::Error::other("time"))?;
         writer.add_item(&item)?;
-        writer.append_entry(&Entry::new(EntryType::User, key, timestamp, item.hash()))?;
+        writer.append_entry(&Entry::new(Log::User, key, timestamp, item.hash()))?;
     }
     writer.assert_root_hash()?;
     let root = writer.user_log().root();
@@ -66,7 +66,7 @@ impl LoadTarget for Discard {
         Ok(None)
     }
 
-    fn record_is(&self, _: EntryType, _: &str, _: &[ItemHash]) -> Result<bool, Infallible> {
+    fn record_is(&self, _: Log, _: &str, _: &[ItemHash]) -> Result<bool, Infallible> {
         Ok(false)
     }
 

@@ -9,7 +9,7 @@ use std::io::BufRead;
 use regis_merkle::{Frontier, Hash, leaf_hash};
 
 use crate::digest::ItemHash;
-use crate::entry::{Entry, EntryType, MAX_LEAF_BYTES, PerLog, check_key};
+use crate::entry::{Entry, Log, MAX_LEAF_BYTES, PerLog, check_key};
 use crate::item::{Item, Value, excerpt};
 use crate::rsf::{Command, RsfError, RsfErrorKind, RsfReader};
 use crate::schema::{Schema, SchemaError, SystemKey};
@@ -29,8 +29,7 @@ pub trait LoadTarget {
     fn item(&self, hash: &ItemHash) -> Result<Option<Item>, Self::Error>;
 
     /// Whether the record of `key` in the `log` points at exactly `items`.
-    fn record_is(&self, log: EntryType, key: &str, items: &[ItemHash])
-    -> Result<bool, Self::Error>;
+    fn record_is(&self, log: Log, key: &str, items: &[ItemHash]) -> Result<bool, Self::Error>;
 
     /// Keeps an item; returns whether it was new. Items arrive when their
     /// line is read, before any entry uses them; on a load error the caller
@@ -326,13 +325,13 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
     }
 
     fn append_entry(&mut self, line: u64, entry: Entry) -> Result<(), RsfErrorKind> {
-        let system_key = match entry.entry_type {
-            EntryType::User if self.policy.check_keys => {
+        let system_key = match entry.log {
+            Log::User if self.policy.check_keys => {
                 check_key(&entry.key)?;
                 None
             }
-            EntryType::User => None,
-            EntryType::System => match SystemKey::parse(&entry.key) {
+            Log::User => None,
+            Log::System => match SystemKey::parse(&entry.key) {
                 Ok(key) => Some(key),
                 Err(SchemaError::UnknownKey { key }) if self.policy.allow_unknown_system_keys => {
                     self.warnings.add(LoadWarning {
@@ -354,16 +353,16 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         if !self.policy.allow_repeated_items
             && self
                 .target
-                .record_is(entry.entry_type, &entry.key, &entry.item_hashes)
+                .record_is(entry.log, &entry.key, &entry.item_hashes)
                 .map_err(target)?
         {
             return Err(RsfErrorKind::RepeatedItem {
                 key: excerpt(&entry.key),
             });
         }
-        match (entry.entry_type, system_key) {
+        match (entry.log, system_key) {
             (_, Some(key)) => self.define(&entry, &key)?,
-            (EntryType::User, None) if self.policy.validate_items => {
+            (Log::User, None) if self.policy.validate_items => {
                 for hash in &entry.item_hashes {
                     let item = self.read_item(hash)?;
                     self.schema.validate(&entry.key, &item).map_err(|error| {
@@ -376,7 +375,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
             }
             _ => {}
         }
-        let log = &mut self.logs[entry.entry_type];
+        let log = &mut self.logs[entry.log];
         let number = log.size() + 1;
         self.leaf.clear();
         entry.push_leaf(number, &mut self.leaf);
@@ -389,7 +388,7 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         let hash = leaf_hash(self.leaf.as_bytes());
         log.push_hash(hash, |_, _, _| {})
             .map_err(|_| RsfErrorKind::LogFull)?;
-        self.entries[entry.entry_type] += 1;
+        self.entries[entry.log] += 1;
         self.target
             .append_entry(number, entry, hash)
             .map_err(target)

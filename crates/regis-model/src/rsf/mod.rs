@@ -177,7 +177,7 @@ pub enum RsfErrorKind {
     },
     /// An entry type other than `user` or `system`.
     #[error("entry type `{0}` is neither `user` nor `system`")]
-    EntryType(String),
+    Log(String),
     /// A bad timestamp.
     #[error("{0}")]
     Timestamp(#[from] TimestampError),

@@ -3,7 +3,7 @@
 use std::io::{BufRead, ErrorKind};
 
 use crate::digest::{ItemHash, parse_hash};
-use crate::entry::{Entry, EntryType, Timestamp, check_key_syntax};
+use crate::entry::{Entry, Log, Timestamp, check_key_syntax};
 use crate::item::Item;
 use crate::rsf::{Command, RsfError, RsfErrorKind};
 
@@ -154,19 +154,19 @@ fn append_entry(arguments: &str) -> Result<Entry, RsfErrorKind> {
         count = 0;
     }
     let [first, second, third, fourth] = fields;
-    let (entry_type, key, timestamp, hashes) = match count {
+    let (log, key, timestamp, hashes) = match count {
         4 => {
-            let entry_type = match first {
-                "user" => EntryType::User,
-                "system" => EntryType::System,
-                other => return Err(RsfErrorKind::EntryType(other.chars().take(80).collect())),
+            let log = match first {
+                "user" => Log::User,
+                "system" => Log::System,
+                other => return Err(RsfErrorKind::Log(other.chars().take(80).collect())),
             };
-            (entry_type, second, third, fourth)
+            (log, second, third, fourth)
         }
         // 2016 to May 2017: timestamp, hash, key.
-        3 if second.starts_with("sha-256:") => (EntryType::User, third, first, second),
+        3 if second.starts_with("sha-256:") => (Log::User, third, first, second),
         // One week of May 2017: key, timestamp, hash.
-        3 => (EntryType::User, first, second, third),
+        3 => (Log::User, first, second, third),
         found => {
             return Err(RsfErrorKind::FieldCount {
                 command: "append-entry",
@@ -182,7 +182,7 @@ fn append_entry(arguments: &str) -> Result<Entry, RsfErrorKind> {
         .map(|hash| parse_hash(hash).map(ItemHash))
         .collect::<Result<_, _>>()?;
     Ok(Entry {
-        entry_type,
+        log,
         key: key.to_string(),
         timestamp,
         item_hashes,
@@ -204,9 +204,9 @@ mod tests {
 
     #[test]
     fn the_three_append_entry_forms() {
-        let expected = |entry_type, key: &str| {
+        let expected = |log, key: &str| {
             Command::AppendEntry(Entry::new(
-                entry_type,
+                log,
                 key,
                 "2016-11-02T14:45:54Z".parse().unwrap(),
                 HASH.parse().unwrap(),
@@ -221,10 +221,10 @@ mod tests {
         assert_eq!(
             read(&text),
             vec![
-                Ok((1, expected(EntryType::User, "k1"))),
-                Ok((2, expected(EntryType::System, "name"))),
-                Ok((3, expected(EntryType::User, "k2"))),
-                Ok((4, expected(EntryType::User, "k3"))),
+                Ok((1, expected(Log::User, "k1"))),
+                Ok((2, expected(Log::System, "name"))),
+                Ok((3, expected(Log::User, "k2"))),
+                Ok((4, expected(Log::User, "k3"))),
             ]
         );
     }

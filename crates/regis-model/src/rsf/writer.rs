@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use regis_merkle::{Frontier, Hash};
 
 use crate::digest::push_hash;
-use crate::entry::{Entry, EntryType, check_key_syntax};
+use crate::entry::{Entry, Log, check_key_syntax};
 use crate::item::Item;
 use crate::rsf::Command;
 
@@ -55,7 +55,7 @@ impl<W: Write> RsfWriter<W> {
         }
         self.line.clear();
         self.line.push_str("append-entry\t");
-        self.line.push_str(entry.entry_type.as_str());
+        self.line.push_str(entry.log.as_str());
         self.line.push('\t');
         self.line.push_str(&entry.key);
         self.line.push('\t');
@@ -67,7 +67,7 @@ impl<W: Write> RsfWriter<W> {
             }
             push_hash(&mut self.line, hash.as_bytes());
         }
-        if entry.entry_type == EntryType::User {
+        if entry.log == Log::User {
             let number = self.user.size() + 1;
             self.user
                 .push(&entry.leaf_bytes(number))

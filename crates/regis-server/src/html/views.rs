@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use maud::{Markup, html};
-use regis_model::{Datatype, Entry, EntryType, Item, Schema, Value, format_hash};
-use regis_store::Log;
+use regis_model::{Datatype, Entry, Item, Log, Schema, Value, format_hash};
 
 use super::diff::{FieldChange, diff};
 use super::{Asset, layout, respond};
@@ -841,9 +840,9 @@ pub(super) fn entry(shown: &Shown, log: Log, size: u64, loaded: &Loaded) -> Mark
     let number = loaded.number;
     let leaf = String::from_utf8_lossy(&loaded.leaf);
     let leaf_hash = format_hash(&regis_merkle::leaf_hash(&loaded.leaf));
-    let kind = match loaded.entry.entry_type {
-        EntryType::User => "user",
-        EntryType::System => "system",
+    let kind = match loaded.entry.log {
+        Log::User => "user",
+        Log::System => "system",
     };
     let this = urls::entry(name, log, number);
     html! {

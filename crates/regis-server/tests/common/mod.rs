@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use regis_model::rsf::{Command, Policy, RsfReader};
 use regis_model::{
-    Cardinality, Datatype, Entry, EntryType, Field, Item, RegisterName, Timestamp,
-    definition_commands,
+    Cardinality, Datatype, Entry, Field, Item, Log, RegisterName, Timestamp, definition_commands,
 };
 use regis_server::{App, Limits};
 use regis_store::{RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
@@ -78,7 +77,7 @@ pub fn api_shapes_commands() -> Vec<(u64, Command)> {
     let mut line = commands.len() as u64;
     for (json, (key, time)) in items.iter().zip(entries) {
         let item = Item::parse(json).unwrap();
-        let entry = Entry::new(EntryType::User, key, time.parse().unwrap(), item.hash());
+        let entry = Entry::new(Log::User, key, time.parse().unwrap(), item.hash());
         line += 1;
         commands.push((line, Command::AddItem(item)));
         line += 1;

@@ -371,7 +371,7 @@ pub fn document_name(commands: &[(u64, regis_model::rsf::Command)], fallback: &s
                 items.insert(item.hash(), item.clone());
             }
             Command::AppendEntry(entry)
-                if entry.entry_type == regis_model::EntryType::System && entry.key == "name" =>
+                if entry.log == regis_model::Log::System && entry.key == "name" =>
             {
                 let item = &items[&entry.item_hashes[0]];
                 name = item.get_one("name").map(|n| n.into_owned());
