@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the virtualenv DIR (default: target/interop-python at the
 # repository's root) with requirements.txt installed from PyPI, unless it
-# has them already. Used by .ci/run and by crates/regis/tests/interop.rs.
+# has them already. Used by .ci/run and by crates/regis/tests/it/interop.rs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:-$here/../../target/interop-python}"

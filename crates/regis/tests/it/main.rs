@@ -1,0 +1,19 @@
+//! The integration tests of this crate, one binary: each module was a test
+//! file of its own (they share `common`, built once, linked once).
+
+mod common;
+// The synthetic register of regis-model's benchmarks, shared rather than
+// copied; its `Discard` target is not needed here.
+#[allow(dead_code)]
+#[path = "../../../regis-model/benches/synthetic/mod.rs"]
+mod synthetic;
+
+mod audit;
+mod cli;
+mod crash_process;
+mod disk_full;
+mod interop;
+mod mirror;
+mod remote;
+mod serve;
+mod write_crash;
