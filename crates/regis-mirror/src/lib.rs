@@ -45,8 +45,8 @@ use std::time::Duration;
 
 use regis_client::{Client, Error, HttpTiles, LogRange, Received, StreamError, VerifiedCheckpoint};
 use regis_merkle::TileHashReader;
-use regis_model::RegisterName;
 use regis_model::rsf::RsfErrorKind;
+use regis_model::{PerLog, RegisterName};
 use regis_note::Verifier;
 use regis_store::{
     DirBackend, KvBackend, Log, NewEntry, RegisterKind, Registry, RegistryError, SignedTree,
@@ -330,15 +330,16 @@ impl<B: KvBackend> Mirror<B> {
     /// The upstream's user and system checkpoints as they stood at one
     /// moment: a system checkpoint read before the user one and unchanged
     /// after it.
-    fn upstream_checkpoints(
-        &self,
-    ) -> Result<(VerifiedCheckpoint, VerifiedCheckpoint), MirrorError> {
+    fn upstream_checkpoints(&self) -> Result<PerLog<VerifiedCheckpoint>, MirrorError> {
         for _ in 0..CHECKPOINT_TRIES {
             let before = self.system.checkpoint()?;
             let user = self.user.checkpoint()?;
             let after = self.system.checkpoint()?;
             if before.size() == after.size() && before.root() == after.root() {
-                return Ok((user, after));
+                return Ok(PerLog {
+                    user,
+                    system: after,
+                });
             }
             // It moved: it must at least have moved forward.
             self.system.consistency(&before, &after)?;
@@ -354,17 +355,18 @@ impl<B: KvBackend> Mirror<B> {
     ) -> Result<SyncReport, MirrorError> {
         self.check_keys()?;
         let snapshot = self.store.snapshot()?;
-        let stored = [
-            self.stored_checkpoint(&snapshot, Log::User)?,
-            self.stored_checkpoint(&snapshot, Log::System)?,
-        ];
-        let (user_checkpoint, system_checkpoint) = self.upstream_checkpoints()?;
-        for (client, old, new) in [
-            (&self.user, &stored[0], &user_checkpoint),
-            (&self.system, &stored[1], &system_checkpoint),
-        ] {
+        let stored = PerLog {
+            user: self.stored_checkpoint(&snapshot, Log::User)?,
+            system: self.stored_checkpoint(&snapshot, Log::System)?,
+        };
+        let checkpoints = self.upstream_checkpoints()?;
+        let clients = PerLog {
+            user: &self.user,
+            system: &self.system,
+        };
+        for (log, old) in stored.iter() {
             if let Some(old) = old {
-                client.consistency(old, new)?;
+                clients[log].consistency(old, &checkpoints[log])?;
             }
         }
         let before = self.heads();
@@ -375,32 +377,30 @@ impl<B: KvBackend> Mirror<B> {
             system_entries: 0,
             items: 0,
         };
-        let up_to_date = stored.iter().all(Option::is_some)
-            && before[0].size == user_checkpoint.size()
-            && before[1].size == system_checkpoint.size();
+        let up_to_date = stored.user.is_some()
+            && stored.system.is_some()
+            && before[0].size == checkpoints.user.size()
+            && before[1].size == checkpoints.system.size();
         if up_to_date {
             return Ok(report);
         }
-        let user_tiles = self.user.tiles(&user_checkpoint);
-        let system_tiles = self.system.tiles(&system_checkpoint);
+        let tiles = checkpoints
+            .as_ref()
+            .map(|log, checkpoint| clients[log].tiles(checkpoint));
         let plan = Plan {
             user: &self.user,
-            user_checkpoint: &user_checkpoint,
-            system_checkpoint: &system_checkpoint,
-            user_tiles: &user_tiles,
-            system_tiles: &system_tiles,
-            total: user_checkpoint
-                .size()
-                .saturating_sub(snapshot.size(Log::User))
-                + system_checkpoint
-                    .size()
-                    .saturating_sub(snapshot.size(Log::System)),
+            checkpoints: &checkpoints,
+            tiles: tiles.as_ref(),
+            total: checkpoints
+                .iter()
+                .map(|(log, checkpoint)| checkpoint.size().saturating_sub(snapshot.size(log)))
+                .sum(),
         };
         drop(snapshot);
         let copied = self.writer.transact(|txn| plan.apply(txn, progress))?;
         report.after = self.heads();
-        report.user_entries = copied.user;
-        report.system_entries = copied.system;
+        report.user_entries = copied.entries.user;
+        report.system_entries = copied.entries.system;
         report.items = copied.items;
         Ok(report)
     }
@@ -499,19 +499,17 @@ enum FollowError {
 
 /// What one sync copies, all verified.
 struct Plan<'a> {
+    /// The user log's client, which reads the delta of both logs.
     user: &'a Client,
-    user_checkpoint: &'a VerifiedCheckpoint,
-    system_checkpoint: &'a VerifiedCheckpoint,
-    user_tiles: &'a TileHashReader<HttpTiles>,
-    system_tiles: &'a TileHashReader<HttpTiles>,
+    checkpoints: &'a PerLog<VerifiedCheckpoint>,
+    tiles: PerLog<&'a TileHashReader<HttpTiles>>,
     total: u64,
 }
 
 /// Counts of what was copied.
 #[derive(Default)]
 struct Copied {
-    user: u64,
-    system: u64,
+    entries: PerLog<u64>,
     items: u64,
 }
 
@@ -525,7 +523,7 @@ impl Plan<'_> {
     ) -> Result<Copied, MirrorError> {
         let mut copied = Copied::default();
         let mut report = |copied: &Copied, force: bool| {
-            let done = copied.user + copied.system;
+            let done = copied.entries.user + copied.entries.system;
             if force || done.is_multiple_of(PROGRESS_EVERY) {
                 progress(SyncProgress {
                     done,
@@ -534,12 +532,10 @@ impl Plan<'_> {
             }
         };
         // The delta from the mirror's sizes to the new checkpoints.
-        let [user, system] = [
-            (Log::User, self.user_tiles),
-            (Log::System, self.system_tiles),
-        ]
-        .map(|(log, tiles)| LogRange::new(tiles, txn.frontier(log).clone()));
-        for checked in self.user.delta_entries(user, Some(system))? {
+        let ranges = self
+            .tiles
+            .map(|log, tiles| LogRange::new(tiles, txn.frontier(log).clone()));
+        for checked in self.user.delta_entries(ranges.user, Some(ranges.system))? {
             let checked = checked?;
             if let Some((hash, item)) = &checked.item {
                 copied.items += u64::from(txn.add_item(hash.as_bytes(), item.as_str().as_bytes())?);
@@ -549,17 +545,11 @@ impl Plan<'_> {
                 entry: checked.entry,
                 leaf_hash: checked.leaf_hash,
             })?;
-            match checked.log {
-                Log::User => copied.user += 1,
-                Log::System => copied.system += 1,
-            }
+            copied.entries[checked.log] += 1;
             report(&copied, false);
         }
         report(&copied, true);
-        for (log, checkpoint) in [
-            (Log::User, self.user_checkpoint),
-            (Log::System, self.system_checkpoint),
-        ] {
+        for (log, checkpoint) in self.checkpoints.iter() {
             txn.set_checkpoint(
                 log,
                 &SignedTree {

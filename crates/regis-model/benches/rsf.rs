@@ -96,7 +96,7 @@ fn synthetic(c: &mut Criterion) {
             let summary = Loader::new(&mut target, Policy::IMPORT)
                 .load(RsfReader::new(&bytes[..]))
                 .expect("valid");
-            black_box(summary.user_log.root())
+            black_box(summary.logs.user.root())
         });
     });
     group.finish();

@@ -58,12 +58,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = Loader::new(&mut target, Policy::IMPORT).load(reader)?;
     let elapsed = start.elapsed().as_secs_f64();
     std::fs::remove_file(&path)?;
-    assert_eq!(summary.user_log.root(), written_root);
+    assert_eq!(summary.logs.user.root(), written_root);
     println!(
         "loaded {} entries ({} assertions checked, root {}) in {elapsed:.2} s: {:.0} MB/s",
-        summary.user_entries,
+        summary.appended.user,
         summary.assertions,
-        format_hash(&summary.user_log.root()),
+        format_hash(&summary.logs.user.root()),
         size as f64 / elapsed / 1e6
     );
     println!("peak RSS after streaming: {}", peak_rss());

@@ -127,12 +127,9 @@ impl Register {
         load: impl FnOnce(Loader<'_, Register>) -> Result<LoadSummary, RsfError>,
     ) -> Result<LoadSummary, RsfError> {
         let mut staged = self.clone();
-        let (user, system, schema) = (
-            staged.logs.user.tree.clone(),
-            staged.logs.system.tree.clone(),
-            staged.schema.clone(),
-        );
-        let summary = load(Loader::resume(&mut staged, policy, user, system, schema))?;
+        let trees = staged.logs.as_ref().map(|_, log| log.tree.clone());
+        let schema = staged.schema.clone();
+        let summary = load(Loader::resume(&mut staged, policy, trees, schema))?;
         staged.schema = summary.schema.clone();
         *self = staged;
         Ok(summary)

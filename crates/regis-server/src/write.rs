@@ -481,7 +481,7 @@ async fn append_entries<B: DirBackend>(
     )
     .await?;
     app.write_metrics
-        .committed(receipt.user_entries, &receipt.timing);
+        .committed(receipt.appended.user, &receipt.timing);
     let answer = AppendAnswer {
         entries: receipt
             .entries
@@ -493,7 +493,7 @@ async fn append_entries<B: DirBackend>(
                 leaf_hash: HashText(entry.leaf_hash),
             })
             .collect(),
-        checkpoint: &receipt.user_checkpoint.text,
+        checkpoint: &receipt.checkpoints.user.text,
     };
     Ok(json(StatusCode::OK, &answer))
 }
@@ -564,18 +564,21 @@ async fn load_rsf<B: DirBackend>(
     };
     let receipt = run(&reg, request, describe_load_error).await?;
     app.write_metrics.committed(
-        receipt.user_entries.saturating_add(receipt.system_entries),
+        receipt
+            .appended
+            .user
+            .saturating_add(receipt.appended.system),
         &receipt.timing,
     );
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
-            "user-entries": receipt.user_entries,
-            "system-entries": receipt.system_entries,
+            "user-entries": receipt.appended.user,
+            "system-entries": receipt.appended.system,
             "items-added": receipt.items_added,
             "assertions": receipt.assertions,
-            "checkpoint": receipt.user_checkpoint.text,
-            "system-checkpoint": receipt.system_checkpoint.text,
+            "checkpoint": receipt.checkpoints.user.text,
+            "system-checkpoint": receipt.checkpoints.system.text,
         }),
     ))
 }
@@ -701,7 +704,7 @@ async fn create_register<B: DirBackend>(
             "log-public-key": reg.verifier(Log::User),
             "system-log-origin": reg.origin(Log::System),
             "system-log-public-key": reg.verifier(Log::System),
-            "system-checkpoint": receipt.system_checkpoint.text,
+            "system-checkpoint": receipt.checkpoints.system.text,
             "token": token,
         }),
     );

@@ -195,19 +195,15 @@ pub struct Receipt {
     pub entries: Vec<Appended>,
     /// Items the store did not hold before.
     pub items_added: u64,
-    /// User entries appended.
-    pub user_entries: u64,
-    /// System entries appended.
-    pub system_entries: u64,
+    /// Entries appended to each log.
+    pub appended: PerLog<u64>,
     /// `assert-root-hash` lines checked.
     pub assertions: u64,
     /// What a load took that new writes refuse (published history's
     /// slips, under `Policy::IMPORT`).
     pub warnings: LoadWarnings,
-    /// The user log's checkpoint covering the request.
-    pub user_checkpoint: SignedTree,
-    /// The system log's checkpoint covering the request.
-    pub system_checkpoint: SignedTree,
+    /// Each log's checkpoint covering the request.
+    pub checkpoints: PerLog<SignedTree>,
     /// How long it took, and with what.
     pub timing: Timing,
 }
@@ -815,13 +811,7 @@ impl<B: KvBackend> Stager<B> {
         {
             let mut target = RequestTarget::new(&snapshot, in_flight, &mut staged);
             let loaded = load(
-                Loader::resume(
-                    &mut target,
-                    policy,
-                    trees.user.clone(),
-                    trees.system.clone(),
-                    schema.clone(),
-                ),
+                Loader::resume(&mut target, policy, trees.clone(), schema.clone()),
                 commands,
             )
             .map_err(staging_error)
@@ -838,10 +828,7 @@ impl<B: KvBackend> Stager<B> {
                         entries,
                         tally: tally(&mut summary),
                     });
-                    trees = PerLog {
-                        user: summary.user_log,
-                        system: summary.system_log,
-                    };
+                    trees = summary.logs;
                     schema = summary.schema;
                 }
                 Err(error) => {
@@ -1095,14 +1082,13 @@ impl<B: KvBackend> Committer<B> {
         let result = std::thread::scope(|scope| {
             let commands = read_ahead(scope, commands);
             writer.transact(|txn| {
-                let user = txn.frontier(Log::User).clone();
-                let system = txn.frontier(Log::System).clone();
+                let trees = PerLog::from_fn(|log| txn.frontier(log).clone());
                 let prepared = std::cell::RefCell::new(None);
                 let mut target = TxnTarget {
                     txn: &mut *txn,
                     prepared: &prepared,
                 };
-                let mut loader = Loader::resume(&mut target, policy, user, system, schema.clone());
+                let mut loader = Loader::resume(&mut target, policy, trees, schema.clone());
                 for (command, item) in commands {
                     let (line, command) = command?;
                     *prepared.borrow_mut() = item;
@@ -1110,15 +1096,8 @@ impl<B: KvBackend> Committer<B> {
                 }
                 let summary = loader.finish().map_err(staging_error)?;
                 check_name(name, &summary.schema)?;
-                let signed = sign_grown(
-                    signers,
-                    latest,
-                    PerLog {
-                        user: &summary.user_log,
-                        system: &summary.system_log,
-                    },
-                )
-                .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
+                let signed = sign_grown(signers, latest, summary.logs.as_ref())
+                    .map_err(|error| SequencerError::Sign(Arc::new(error)))?;
                 signed_at = Instant::now();
                 for (log, checkpoint) in &signed {
                     txn.set_checkpoint(*log, checkpoint)?;
@@ -1135,13 +1114,13 @@ impl<B: KvBackend> Committer<B> {
             Ok((mut summary, checkpoints)) => {
                 self.store.health().report_writes(None);
                 let tally = tally(&mut summary);
-                let batch_entries = summary.user_entries.saturating_add(summary.system_entries);
+                let batch_entries = summary
+                    .appended
+                    .user
+                    .saturating_add(summary.appended.system);
                 let timing = Timing::of(&waiter, batch_entries, [started, signed_at, durable_at]);
                 let left = Tip {
-                    trees: PerLog {
-                        user: summary.user_log,
-                        system: summary.system_log,
-                    },
+                    trees: summary.logs,
                     schema: summary.schema,
                     signed: checkpoints.clone(),
                 };
@@ -1325,7 +1304,7 @@ fn sign_grown(
 /// What a receipt reports of a load beyond its entries.
 struct Tally {
     items_added: u64,
-    entries: PerLog<u64>,
+    appended: PerLog<u64>,
     assertions: u64,
     warnings: LoadWarnings,
 }
@@ -1334,10 +1313,7 @@ struct Tally {
 fn tally(summary: &mut LoadSummary) -> Tally {
     Tally {
         items_added: summary.items_added,
-        entries: PerLog {
-            user: summary.user_entries,
-            system: summary.system_entries,
-        },
+        appended: summary.appended,
         assertions: summary.assertions,
         warnings: std::mem::take(&mut summary.warnings),
     }
@@ -1372,12 +1348,10 @@ fn receipt(
     Receipt {
         entries,
         items_added: tally.items_added,
-        user_entries: tally.entries.user,
-        system_entries: tally.entries.system,
+        appended: tally.appended,
         assertions: tally.assertions,
         warnings: tally.warnings,
-        user_checkpoint: checkpoints.user.clone(),
-        system_checkpoint: checkpoints.system.clone(),
+        checkpoints: checkpoints.clone(),
         timing,
     }
 }

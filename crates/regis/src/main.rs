@@ -315,8 +315,8 @@ fn load<B: DirBackend>(
         name,
         if created { " (new)" } else { "" },
         receipt.items_added,
-        receipt.user_entries,
-        receipt.system_entries,
+        receipt.appended.user,
+        receipt.appended.system,
         receipt.assertions,
     );
     let warnings = &receipt.warnings;
@@ -339,8 +339,8 @@ fn load<B: DirBackend>(
         );
     }
     for (log, checkpoint) in [
-        (Log::User, &receipt.user_checkpoint),
-        (Log::System, &receipt.system_checkpoint),
+        (Log::User, &receipt.checkpoints.user),
+        (Log::System, &receipt.checkpoints.system),
     ] {
         // The user count is kept in the head: listing the records to count
         // them would take memory in proportion to the register.

@@ -185,7 +185,7 @@ impl Server {
                 policy: Policy::IMPORT,
             });
             match receipt {
-                Ok(receipt) => checkpoints.push(receipt.user_checkpoint.text.clone()),
+                Ok(receipt) => checkpoints.push(receipt.checkpoints.user.text.clone()),
                 Err(error) => {
                     sequencer.join();
                     return Err(error.to_string());
@@ -242,7 +242,7 @@ impl Server {
                 policy: Policy::IMPORT,
             })
             .unwrap();
-        receipt.user_checkpoint.text.clone()
+        receipt.checkpoints.user.text.clone()
     }
 
     /// The register's base URL.

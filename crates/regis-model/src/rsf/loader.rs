@@ -191,16 +191,12 @@ impl LoadWarnings {
 pub struct LoadSummary {
     /// Items the target did not hold before.
     pub items_added: u64,
-    /// User entries appended.
-    pub user_entries: u64,
-    /// System entries appended.
-    pub system_entries: u64,
+    /// Entries appended to each log.
+    pub appended: PerLog<u64>,
     /// `assert-root-hash` lines checked.
     pub assertions: u64,
-    /// The user log's tree after the load.
-    pub user_log: Frontier,
-    /// The system log's tree after the load.
-    pub system_log: Frontier,
+    /// Each log's tree after the load.
+    pub logs: PerLog<Frontier>,
     /// The register's definition after the load.
     pub schema: Schema,
     /// What the load took that new writes refuse.
@@ -234,30 +230,20 @@ pub struct Loader<'t, T> {
 impl<'t, T: LoadTarget> Loader<'t, T> {
     /// A loader into an empty register.
     pub fn new(target: &'t mut T, policy: Policy) -> Self {
-        Loader::resume(
-            target,
-            policy,
-            Frontier::new(),
-            Frontier::new(),
-            Schema::new(),
-        )
+        Loader::resume(target, policy, PerLog::default(), Schema::new())
     }
 
     /// A loader into a register whose logs and definition stand as given.
     pub fn resume(
         target: &'t mut T,
         policy: Policy,
-        user_log: Frontier,
-        system_log: Frontier,
+        logs: PerLog<Frontier>,
         schema: Schema,
     ) -> Self {
         Loader {
             target,
             policy,
-            logs: PerLog {
-                user: user_log,
-                system: system_log,
-            },
+            logs,
             schema,
             pending: HashMap::new(),
             leaf: String::with_capacity(256),
@@ -302,11 +288,9 @@ impl<'t, T: LoadTarget> Loader<'t, T> {
         }
         Ok(LoadSummary {
             items_added: self.items_added,
-            user_entries: self.entries.user,
-            system_entries: self.entries.system,
+            appended: self.entries,
             assertions: self.assertions,
-            user_log: self.logs.user,
-            system_log: self.logs.system,
+            logs: self.logs,
             schema: self.schema,
             warnings: self.warnings,
         })

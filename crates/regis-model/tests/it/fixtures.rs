@@ -139,8 +139,11 @@ fn every_file_loads_with_its_assertions_checked() {
             .len() as u64;
         assert_eq!(summary.assertions, assertions, "{file}");
         assert_eq!(summary.items_added, expected["items"], "{file}");
-        assert_eq!(summary.user_entries, expected["user_entries"], "{file}");
-        assert_eq!(summary.system_entries, expected["system_entries"], "{file}");
+        assert_eq!(summary.appended.user, expected["user_entries"], "{file}");
+        assert_eq!(
+            summary.appended.system, expected["system_entries"],
+            "{file}"
+        );
         assert_eq!(
             register.item_count() as u64 - before.0,
             expected["items"],
@@ -156,7 +159,7 @@ fn every_file_loads_with_its_assertions_checked() {
             expected["system_entries"],
             "{file}"
         );
-        assert_eq!(summary.user_log.root(), register.root(Log::User), "{file}");
+        assert_eq!(summary.logs.user.root(), register.root(Log::User), "{file}");
         if base_of(file).is_none() {
             assert_eq!(
                 format_hash(&register.root(Log::User)),

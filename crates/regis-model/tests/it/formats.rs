@@ -198,7 +198,7 @@ fn custodian_tsv_files_import_to_the_published_items() {
         let summary = register
             .apply(rsf, Policy::APPEND)
             .unwrap_or_else(|error| panic!("{tsv}: {error}"));
-        assert_eq!(summary.user_entries, rows as u64, "{tsv}");
+        assert_eq!(summary.appended.user, rows as u64, "{tsv}");
     }
 }
 

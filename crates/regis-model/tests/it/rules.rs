@@ -528,8 +528,8 @@ fn published_slips_load_with_warnings_and_strict_policies_refuse_them() {
         assert_eq!(
             [
                 summary.items_added,
-                summary.user_entries,
-                summary.system_entries,
+                summary.appended.user,
+                summary.appended.system,
                 summary.assertions
             ],
             [

@@ -40,8 +40,8 @@ fn downloads_reload_with_their_roots() {
     let summary = register
         .load_rsf(BufReader::new(text.as_bytes()), Policy::IMPORT)
         .unwrap();
-    assert_eq!(summary.user_entries, 208);
-    assert_eq!(summary.system_entries, 16);
+    assert_eq!(summary.appended.user, 208);
+    assert_eq!(summary.appended.system, 16);
     assert_eq!(summary.assertions, 2);
     assert_eq!(format_hash(&register.root(Log::User)), COUNTRY_ROOT);
 
@@ -160,7 +160,7 @@ fn deltas_carry_system_entries_in_their_places() {
             .load_rsf(BufReader::new(&delta.body[..]), Policy::IMPORT)
             .unwrap_or_else(|e| panic!("{a}/{z}: {e}"));
         assert_eq!(summary.assertions, 2, "{a}/{z}");
-        system_entries += summary.system_entries;
+        system_entries += summary.appended.system;
     }
     assert_eq!(system_entries, 16);
     // A system entry goes after as many user entries as the log had when

@@ -695,7 +695,7 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
         };
         assert_eq!(root, expected_root.as_str().unwrap(), "{file}");
         assert_eq!(
-            receipt.user_checkpoint.root,
+            receipt.checkpoints.user.root,
             snapshot.root(Log::User).unwrap()
         );
         let user = snapshot.size(Log::User);
@@ -722,8 +722,8 @@ fn real_dumps_load_with_their_roots_and_records<B: DirBackend>(open: Open<B>) {
         }
         // Both checkpoints are signed by the register's key, over the trees.
         for (log, checkpoint) in [
-            (Log::User, &receipt.user_checkpoint),
-            (Log::System, &receipt.system_checkpoint),
+            (Log::User, &receipt.checkpoints.user),
+            (Log::System, &receipt.checkpoints.system),
         ] {
             assert_eq!(snapshot.checkpoint(log).unwrap().as_ref(), Some(checkpoint));
             let parsed = SignedCheckpoint::parse(checkpoint.text.as_bytes()).unwrap();
@@ -836,7 +836,7 @@ fn invalid_documents_change_nothing<B: DirBackend>(open: Open<B>) {
             policy: Policy::IMPORT,
         })
         .unwrap();
-    assert_eq!(receipt.user_entries, 2);
+    assert_eq!(receipt.appended.user, 2);
     assert_eq!(store.snapshot().unwrap().size(Log::User), 2);
     drop(handle);
     sequencer.join();

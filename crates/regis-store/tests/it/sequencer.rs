@@ -74,7 +74,7 @@ fn country_item(code: &str, name: &str) -> Item {
 /// The receipt's user checkpoint verifies, and covers each appended entry:
 /// its leaf is in the signed tree at the number it was given.
 fn assert_covered(country: &Country, receipt: &Receipt) {
-    let checkpoint = &receipt.user_checkpoint;
+    let checkpoint = &receipt.checkpoints.user;
     let parsed = SignedCheckpoint::parse(checkpoint.text.as_bytes()).unwrap();
     parsed
         .verify(&country.origin, &country.verifier, &Verifiers::default())
@@ -121,14 +121,14 @@ fn appends_answer_with_a_signed_checkpoint_that_covers_them() {
         receipt.entries.iter().map(|e| e.number).collect::<Vec<_>>(),
         vec![before + 1, before + 2]
     );
-    assert_eq!(receipt.user_checkpoint.size, before + 2);
+    assert_eq!(receipt.checkpoints.user.size, before + 2);
     assert_eq!(receipt.items_added, 2);
     assert_covered(&country, &receipt);
     // Subscribers see the new checkpoints.
     assert!(watcher.has_changed().unwrap());
     let published = handle.checkpoints();
-    assert_eq!(published.borrow().user, receipt.user_checkpoint);
-    assert_eq!(published.borrow().system, receipt.system_checkpoint);
+    assert_eq!(published.borrow().user, receipt.checkpoints.user);
+    assert_eq!(published.borrow().system, receipt.checkpoints.system);
     // The entry is stamped by the sequencer's clock and is regis-model's.
     let snapshot = country.store.snapshot().unwrap();
     let leaf = snapshot.entry(Log::User, before + 1).unwrap().unwrap();
@@ -215,7 +215,7 @@ fn writers_are_serialised(config: SequencerConfig, batching: Batching) {
     if batching == Batching::Asserted {
         // Six writers waiting together share commits: fewer checkpoints
         // than requests, and receipts that tell so.
-        let mut sizes: Vec<u64> = receipts.iter().map(|r| r.user_checkpoint.size).collect();
+        let mut sizes: Vec<u64> = receipts.iter().map(|r| r.checkpoints.user.size).collect();
         sizes.sort();
         sizes.dedup();
         assert!(sizes.len() < receipts.len(), "{} batches", sizes.len());
@@ -283,7 +283,7 @@ fn a_bad_request_fails_alone_in_its_batch() {
     assert_eq!(good.entries[0].number, before + 1);
     assert_eq!(also_good.entries[0].number, before + 2);
     // One batch: both good requests are answered by the same checkpoint.
-    assert_eq!(good.user_checkpoint, also_good.user_checkpoint);
+    assert_eq!(good.checkpoints.user, also_good.checkpoints.user);
     let snapshot = country.store.snapshot().unwrap();
     assert_eq!(snapshot.size(Log::User), before + 2);
     assert_eq!(snapshot.record(Log::User, "QC").unwrap(), None);
@@ -507,9 +507,9 @@ fn a_failed_commit_signs_nothing_and_the_next_one_carries_on() {
         )]))
         .unwrap();
     assert_eq!(receipt.entries[0].number, size + 1);
-    assert_eq!(receipt.user_checkpoint.size, size + 1);
+    assert_eq!(receipt.checkpoints.user.size, size + 1);
     assert_eq!(
-        receipt.user_checkpoint.root,
+        receipt.checkpoints.user.root,
         store.snapshot().unwrap().root(Log::User).unwrap()
     );
     drop(handle);
@@ -571,7 +571,10 @@ fn batches_staged_while_the_last_commits_build_on_it() {
     assert_eq!(next.entries[0].number, size + 3);
     let snapshot = store.snapshot().unwrap();
     assert_eq!(snapshot.size(Log::User), size + 3);
-    assert_eq!(next.user_checkpoint.root, snapshot.root(Log::User).unwrap());
+    assert_eq!(
+        next.checkpoints.user.root,
+        snapshot.root(Log::User).unwrap()
+    );
     assert_eq!(
         snapshot
             .record(Log::User, "QA")
@@ -629,7 +632,7 @@ fn a_register_defined_by_name_and_fields_validates_its_items() {
             policy: Policy::APPEND,
         })
         .unwrap();
-    assert_eq!(receipt.system_entries, 5);
+    assert_eq!(receipt.appended.system, 5);
     let item = |json: &str| Item::parse(json).unwrap();
     let good = handle.run(Request::append(vec![(
         "apple".into(),
@@ -771,8 +774,8 @@ fn streamed_loads_equal_loads_from_memory() {
                     .run(stream(regis_fixtures::read(file)))
                     .unwrap()
             });
-            assert_eq!(receipts[0].user_entries, 7);
-            assert_eq!(receipts[1].user_checkpoint.size, 9);
+            assert_eq!(receipts[0].appended.user, 7);
+            assert_eq!(receipts[1].checkpoints.user.size, 9);
             sequencer.join();
             common::digest(&store.snapshot().unwrap())
         } else {
@@ -845,14 +848,14 @@ fn published_slips_load_into_a_store_with_their_warnings() {
             assert_eq!(
                 [
                     receipt.items_added,
-                    receipt.user_entries,
-                    receipt.system_entries
+                    receipt.appended.user,
+                    receipt.appended.system
                 ],
                 [quirk.items, quirk.user_entries, quirk.system_entries],
                 "{file}"
             );
             assert_eq!(
-                regis_model::format_hash(&receipt.user_checkpoint.root),
+                regis_model::format_hash(&receipt.checkpoints.user.root),
                 quirk.root,
                 "{file}"
             );
@@ -933,7 +936,7 @@ fn streamed_loads_are_all_or_nothing() {
     // The sequencer carries on: the same document loads whole.
     failing.store(false, Ordering::SeqCst);
     let receipt = handle.run(stream(base)).unwrap();
-    assert_eq!(receipt.user_checkpoint.size, 7);
+    assert_eq!(receipt.checkpoints.user.size, 7);
     assert!(
         store
             .snapshot()
@@ -987,7 +990,7 @@ fn a_stream_keeps_its_place_among_the_requests_gathered_with_it() {
         .unwrap();
     let update = update.blocking_recv().unwrap().unwrap();
     let late = late.blocking_recv().unwrap().unwrap();
-    assert_eq!(update.user_checkpoint.size, 9);
+    assert_eq!(update.checkpoints.user.size, 9);
     assert_eq!(late.entries[0].number, 10);
     assert_covered(&second, &late);
     drop(handle);
@@ -1027,7 +1030,7 @@ fn a_store_behind_its_published_checkpoint_is_refused_not_signed_over() {
             country_item("ZZ", "Zedland"),
         )]))
         .unwrap();
-    assert_eq!(receipt.user_checkpoint.size, before + 1);
+    assert_eq!(receipt.checkpoints.user.size, before + 1);
     country.sequencer.join();
     drop(country.store);
 
@@ -1059,7 +1062,7 @@ fn a_store_behind_its_published_checkpoint_is_refused_not_signed_over() {
             country_item("ZY", "Zyland"),
         )]))
         .unwrap();
-    assert_eq!(forked.user_checkpoint.size, before + 1);
-    assert_ne!(forked.user_checkpoint.root, receipt.user_checkpoint.root);
+    assert_eq!(forked.checkpoints.user.size, before + 1);
+    assert_ne!(forked.checkpoints.user.root, receipt.checkpoints.user.root);
     country.sequencer.join();
 }
