@@ -136,14 +136,12 @@ impl MirrorError {
 /// What a sync did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncReport {
-    /// The mirror's trees before (user, system).
-    pub before: [TreeHead; 2],
+    /// The mirror's trees before.
+    pub before: PerLog<TreeHead>,
     /// And after: the upstream's signed checkpoints.
-    pub after: [TreeHead; 2],
-    /// User entries copied.
-    pub user_entries: u64,
-    /// System entries copied.
-    pub system_entries: u64,
+    pub after: PerLog<TreeHead>,
+    /// Entries copied to each log.
+    pub copied: PerLog<u64>,
     /// Items stored that the mirror did not hold.
     pub items: u64,
 }
@@ -262,9 +260,9 @@ impl<B: KvBackend> Mirror<B> {
         &self.user
     }
 
-    /// The mirror's trees (user, system).
-    pub fn heads(&self) -> [TreeHead; 2] {
-        [self.writer.head(Log::User), self.writer.head(Log::System)]
+    /// The mirror's trees.
+    pub fn heads(&self) -> PerLog<TreeHead> {
+        PerLog::from_fn(|log| self.writer.head(log))
     }
 
     /// `B/register` must state the pinned user key and the derived system
@@ -373,14 +371,13 @@ impl<B: KvBackend> Mirror<B> {
         let mut report = SyncReport {
             before,
             after: before,
-            user_entries: 0,
-            system_entries: 0,
+            copied: PerLog::default(),
             items: 0,
         };
         let up_to_date = stored.user.is_some()
             && stored.system.is_some()
-            && before[0].size == checkpoints.user.size()
-            && before[1].size == checkpoints.system.size();
+            && before.user.size == checkpoints.user.size()
+            && before.system.size == checkpoints.system.size();
         if up_to_date {
             return Ok(report);
         }
@@ -399,8 +396,7 @@ impl<B: KvBackend> Mirror<B> {
         drop(snapshot);
         let copied = self.writer.transact(|txn| plan.apply(txn, progress))?;
         report.after = self.heads();
-        report.user_entries = copied.entries.user;
-        report.system_entries = copied.entries.system;
+        report.copied = copied.entries;
         report.items = copied.items;
         Ok(report)
     }

@@ -125,8 +125,8 @@ fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
         let mut mirror = mirror(&server, dir.path(), &server.url());
         let report = sync(&mut mirror).unwrap();
         let expected = upstream(&server);
-        assert_eq!(report.user_entries, expected.sizes[0], "{name}");
-        assert_eq!(report.system_entries, expected.sizes[1], "{name}");
+        assert_eq!(report.copied.user, expected.sizes[0], "{name}");
+        assert_eq!(report.copied.system, expected.sizes[1], "{name}");
         assert_eq!(held(&mirror), expected, "{name}");
 
         // Items: byte for byte those the upstream serves.
@@ -155,7 +155,7 @@ fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
         let mut again = self::mirror(&server, dir.path(), &server.url());
         let report = sync(&mut again).unwrap();
         assert_eq!(report.before, report.after);
-        assert_eq!((report.user_entries, report.system_entries), (0, 0));
+        assert_eq!((report.copied.user, report.copied.system), (0, 0));
 
         // The audit trusts on first use, then finds the same checkpoints
         // consistent.
@@ -298,8 +298,8 @@ fn a_second_sync_fetches_only_what_is_new() {
     let report = sync(&mut mirror).unwrap();
     let expected = upstream(&server);
     assert_eq!(held(&mirror), expected);
-    assert_eq!(report.user_entries, expected.sizes[0] - first_size);
-    assert_eq!(report.system_entries, expected.sizes[1] - first_system);
+    assert_eq!(report.copied.user, expected.sizes[0] - first_size);
+    assert_eq!(report.copied.system, expected.sizes[1] - first_system);
     let paths = seen.lock().unwrap().clone();
     let deltas: Vec<_> = paths
         .iter()
@@ -331,7 +331,7 @@ fn a_second_sync_fetches_only_what_is_new() {
     server.append(steps.next().unwrap());
     let report = sync(&mut mirror).unwrap();
     assert_eq!(held(&mirror), upstream(&server));
-    assert_eq!(report.system_entries, 0);
+    assert_eq!(report.copied.system, 0);
 
     // Nothing new: checkpoints only.
     seen.lock().unwrap().clear();
@@ -381,7 +381,7 @@ fn system_entries_appended_after_the_checkpoints_wait_for_the_next_sync() {
     drop(through_proxy);
     let mut again = mirror(&server, dir.path(), &server.url());
     let report = sync(&mut again).unwrap();
-    assert_eq!((report.user_entries, report.system_entries), (0, 1));
+    assert_eq!((report.copied.user, report.copied.system), (0, 1));
     assert_eq!(held(&again), upstream(&server));
 }
 
@@ -695,7 +695,7 @@ fn follow_copies_each_new_checkpoint_as_it_is_published() {
         let mut observe = |event: FollowEvent| match event {
             FollowEvent::Connected => events.send(None).unwrap(),
             FollowEvent::Synced(report) => events
-                .send(Some([report.after[0].size, report.after[1].size]))
+                .send(Some([report.after.user.size, report.after.system.size]))
                 .unwrap(),
             FollowEvent::Retrying { reason, .. } => panic!("{reason}"),
         };
@@ -802,7 +802,7 @@ fn follow_reconnects_when_the_event_stream_drops() {
         let mut observe = |event: FollowEvent| {
             let _ = events.send(match event {
                 FollowEvent::Connected => "connected".into(),
-                FollowEvent::Synced(report) => format!("synced {}", report.after[0].size),
+                FollowEvent::Synced(report) => format!("synced {}", report.after.user.size),
                 FollowEvent::Retrying { .. } => "retrying".into(),
             });
         };

@@ -8,7 +8,7 @@
 
 use std::fs;
 
-use regis_model::RegisterName;
+use regis_model::{PerLog, RegisterName};
 use regis_note::{Verifier, system_verifier};
 
 use crate::registry::{io, write_atomically};
@@ -34,8 +34,7 @@ pub const UPSTREAM_FILE: &str = "upstream";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
     url: String,
-    user: Verifier,
-    system: Verifier,
+    verifiers: PerLog<Verifier>,
 }
 
 impl Upstream {
@@ -46,8 +45,10 @@ impl Upstream {
         let system = system_verifier(&user_key)?;
         Some(Upstream {
             url: url.trim_end_matches('/').to_owned(),
-            user: user_key,
-            system,
+            verifiers: PerLog {
+                user: user_key,
+                system,
+            },
         })
     }
 
@@ -58,10 +59,7 @@ impl Upstream {
 
     /// The log's pinned verifier key.
     pub fn verifier(&self, log: Log) -> &Verifier {
-        match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        }
+        &self.verifiers[log]
     }
 
     /// The log's origin: its key's name.
@@ -73,7 +71,7 @@ impl Upstream {
     pub fn encode(&self) -> String {
         format!(
             "url {}\nlog-public-key {}\nsystem-log-public-key {}\n",
-            self.url, self.user, self.system
+            self.url, self.verifiers.user, self.verifiers.system
         )
     }
 
@@ -101,7 +99,7 @@ impl Upstream {
         }
         let upstream = Upstream::new(&url, user)
             .ok_or("the log key's name cannot name a system log, or it is not Ed25519")?;
-        if upstream.system != system || upstream.url != url {
+        if upstream.verifiers.system != system || upstream.url != url {
             return Err(
                 "the system log key is not the log key's public key named <origin>/system".into(),
             );

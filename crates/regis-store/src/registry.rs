@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use regis_model::{InvalidRegisterName, RegisterName, origin};
+use regis_model::{InvalidRegisterName, PerLog, RegisterName, origin};
 use regis_note::{Checkpoint, KeyName, NoteSigner, SignedCheckpoint, Verifier};
 
 use crate::{DirBackend, Files, Log, SignedTree, Store, StoreError, TreeHead, Writer};
@@ -103,8 +103,7 @@ pub struct Register<B> {
 /// by each log's origin (so the two verifier keys differ in name and id).
 #[derive(Debug)]
 pub struct LogSigners {
-    user: NoteSigner,
-    system: NoteSigner,
+    signers: PerLog<NoteSigner>,
 }
 
 impl LogSigners {
@@ -120,16 +119,15 @@ impl LogSigners {
             })
         };
         Ok(LogSigners {
-            user: signer(Log::User)?,
-            system: signer(Log::System)?,
+            signers: PerLog {
+                user: signer(Log::User)?,
+                system: signer(Log::System)?,
+            },
         })
     }
 
     fn signer(&self, log: Log) -> &NoteSigner {
-        match log {
-            Log::User => &self.user,
-            Log::System => &self.system,
-        }
+        &self.signers[log]
     }
 
     /// The log's origin (its checkpoints' first line and its key name).

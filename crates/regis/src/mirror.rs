@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use regis_mirror::{FollowEvent, Mirror, SyncProgress, SyncReport};
-use regis_model::format_hash;
+use regis_model::{PerLog, format_hash};
 use regis_note::Verifier;
 use regis_store::{DirBackend, Registry};
 
@@ -42,11 +42,11 @@ fn progress_bar() -> Result<ProgressBar> {
 }
 
 fn summary(name: &str, url: &str, report: &SyncReport) -> String {
-    let [user, system] = report.after;
+    let PerLog { user, system } = report.after;
     format!(
         "mirrored {name} from {url}: {} user and {} system entries copied, {} new items; user log {} entries, root {}; system log {} entries, root {}",
-        report.user_entries,
-        report.system_entries,
+        report.copied.user,
+        report.copied.system,
         report.items,
         user.size,
         format_hash(&user.root),
@@ -72,7 +72,7 @@ pub fn run<B: DirBackend>(args: &MirrorArgs) -> Result<()> {
         Ok(report) => report,
         Err(error) => {
             // A mirror this run created holds nothing: remove it.
-            if created && mirror.heads().iter().all(|head| head.size == 0) {
+            if created && mirror.heads().iter().all(|(_, head)| head.size == 0) {
                 drop(mirror);
                 let dir = registry.dir(&name);
                 std::fs::remove_dir_all(&dir)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use regis_merkle::Hash;
-use regis_model::{Item, ItemHash};
+use regis_model::{Item, ItemHash, PerLog};
 
 use super::{NewEntry, SignedTree, TreeHead, Txn, Writer};
 use crate::kv::{KvBackend, TxnSize};
@@ -83,7 +83,7 @@ impl Batch {
 impl<B: KvBackend> Writer<B> {
     /// Commits `batch` atomically and durably, or nothing of it. Returns the
     /// trees as they stand after it.
-    pub fn commit(&mut self, batch: &Batch) -> Result<[TreeHead; 2], StoreError> {
+    pub fn commit(&mut self, batch: &Batch) -> Result<PerLog<TreeHead>, StoreError> {
         // Each item goes in just before the first entry that names it, so
         // that the entry finds it as the transaction's most recent item
         // (`Txn::recent_item`) instead of looking it up and parsing it.
@@ -123,6 +123,6 @@ impl<B: KvBackend> Writer<B> {
             }
             Ok::<_, StoreError>(())
         })?;
-        Ok([self.head(Log::User), self.head(Log::System)])
+        Ok(PerLog::from_fn(|log| self.head(log)))
     }
 }

@@ -8,12 +8,12 @@ use regis_merkle::Frontier;
 use regis_model::PerLog;
 
 use super::{Store, TAIL_BYTES, TreeHead, Unsynced, Writer, tail_key};
+use crate::StoreError;
 use crate::field_index::Runs;
 use crate::files::Files;
 use crate::keys::{self, FORMAT_VERSION, Head, META_FIELD_RUNS, META_FORMAT, META_HEAD, corrupt};
 use crate::kv::{KvBackend, KvBatch, KvSnapshot, Table};
 use crate::published::Published;
-use crate::{Log, StoreError};
 
 /// The state of the last durable commit, as opening finds it.
 struct Durable {
@@ -192,7 +192,7 @@ impl<B: KvBackend> Writer<B> {
     /// trees are checked against their checkpoints, as on open. The
     /// writer then stands at the last durable commit, which may be the
     /// one that reported the failure.
-    pub fn recover(&mut self) -> Result<[TreeHead; 2], StoreError> {
+    pub fn recover(&mut self) -> Result<PerLog<TreeHead>, StoreError> {
         // A build's scan holds the database open, which reopening closes.
         self.store.item_filter_build.stop();
         self.store.kv.recover()?;
@@ -204,6 +204,6 @@ impl<B: KvBackend> Writer<B> {
         self.unsynced = durable.unsynced;
         self.published = durable.published;
         self.failed = None;
-        Ok([self.head(Log::User), self.head(Log::System)])
+        Ok(PerLog::from_fn(|log| self.head(log)))
     }
 }

@@ -11,7 +11,7 @@ use crate::common::{
 };
 use regis_merkle::{EMPTY_ROOT, Frontier, leaf_hash};
 use regis_model::rsf::Policy;
-use regis_model::{Log, RegisterName};
+use regis_model::{Log, PerLog, RegisterName};
 use regis_note::{SignedCheckpoint, Verifiers};
 use regis_store::KvSnapshot;
 use regis_store::{
@@ -59,7 +59,7 @@ fn commits_serve_every_read<B: KvBackend>(open: Open<B>) {
     for (round, count) in [1, 2, 200, 60, 300, 1].into_iter().enumerate() {
         let mut batch = Batch::new();
         append_many(&mut model, &mut batch, count, round);
-        let [user, system] = writer.commit(&batch).unwrap();
+        let PerLog { user, system } = writer.commit(&batch).unwrap();
         assert_eq!(user.size, model.size(Log::User));
         assert_eq!(user.root, model.root(Log::User));
         assert_eq!(system.root, model.root(Log::System));
@@ -74,7 +74,7 @@ fn reopen_serves_the_same<B: KvBackend>(open: Open<B>) {
         let (store, mut writer) = Store::open(open(dir.path()), files(dir.path())).unwrap();
         let mut batch = Batch::new();
         append_many(&mut model, &mut batch, 270, 0);
-        let [user, _] = writer.commit(&batch).unwrap();
+        let PerLog { user, .. } = writer.commit(&batch).unwrap();
         let mut batch = Batch::new();
         batch.set_checkpoint(
             Log::User,
@@ -93,7 +93,7 @@ fn reopen_serves_the_same<B: KvBackend>(open: Open<B>) {
     // The reopened writer carries on the same trees.
     let mut batch = Batch::new();
     append_many(&mut model, &mut batch, 30, 5);
-    let [user, system] = writer.commit(&batch).unwrap();
+    let PerLog { user, system } = writer.commit(&batch).unwrap();
     assert_eq!(user.root, model.root(Log::User));
     assert_eq!(system.root, model.root(Log::System));
     assert_matches(&store, &model);

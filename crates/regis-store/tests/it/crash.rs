@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::common::{Model, digest};
 use redb::StorageBackend;
+use regis_model::PerLog;
 use regis_store::{
     Batch, BlobFile, Files, Log, RedbBackend, RedbOptions, SignedTree, Store, StoreError,
     TAIL_BYTES, Writer,
@@ -548,7 +549,7 @@ fn crash_images(loss: Loss, tail_bytes: u64) {
             .map(|(_, leaf)| leaf)
             .collect();
         model.append(&mut batch, Log::User, "after", "crash", &[]);
-        let [user, _] = writer.commit(&batch).unwrap();
+        let PerLog { user, .. } = writer.commit(&batch).unwrap();
         assert_eq!(user.root, model.root(Log::User), "seed {seed}");
     }
 }
