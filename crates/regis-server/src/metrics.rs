@@ -6,6 +6,7 @@
 //! classes, outcomes, the registers the server holds), never from client
 //! input, so the series cannot grow with requests.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use regis_store::Timing;
+
+use crate::routes::ROUTES;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -72,6 +75,18 @@ fn seconds_histogram() -> Histogram {
 pub struct Metrics {
     requests: Family<RouteStatusLabels, Counter>,
     latency: HistogramFamily<RouteLabels>,
+    /// Each route's series (one per route of [`ROUTES`], then one for
+    /// unmatched requests), taken from the families the first time the
+    /// route is answered: after that, recording a request takes no lock.
+    /// A series exists once used, so the exposition lists no idle route.
+    routes: Vec<RouteSeries>,
+}
+
+#[derive(Debug, Default)]
+struct RouteSeries {
+    /// By status class: 1xx..5xx.
+    status: [OnceLock<Counter>; 5],
+    latency: OnceLock<Histogram>,
 }
 
 impl Default for Metrics {
@@ -79,6 +94,7 @@ impl Default for Metrics {
         Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(seconds_histogram),
+            routes: (0..=ROUTES.len()).map(|_| RouteSeries::default()).collect(),
         }
     }
 }
@@ -86,13 +102,27 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one request to `route` (a route template, or [`UNMATCHED`]).
     pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let index = ROUTES
+            .iter()
+            .position(|spec| spec.template == route)
+            .unwrap_or(ROUTES.len());
+        let Some(series) = self.routes.get(index) else {
+            return;
+        };
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        let status = STATUS_CLASSES.get(class).copied().unwrap_or("5xx");
-        self.requests
-            .get_or_create(&RouteStatusLabels { route, status })
+        let (Some(counter), Some(status)) = (series.status.get(class), STATUS_CLASSES.get(class))
+        else {
+            return;
+        };
+        counter
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create_owned(&RouteStatusLabels { route, status })
+            })
             .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
+        series
+            .latency
+            .get_or_init(|| self.latency.get_or_create_owned(&RouteLabels { route }))
             .observe(elapsed.as_secs_f64());
     }
 
