@@ -168,7 +168,7 @@ pub enum PolicyLineError {
     ThresholdOutOfRange { k: u64, n: usize },
     #[error("a second quorum line (the first is on line {first_line})")]
     SecondQuorum { first_line: usize },
-    #[error("more than {limit} {role}s")]
+    #[error("more than {limit} {}", .role.plural())]
     TooMany { role: PolicyRole, limit: usize },
 }
 
@@ -178,6 +178,16 @@ pub enum PolicyRole {
     Log,
     Witness,
     Group,
+}
+
+impl PolicyRole {
+    fn plural(self) -> &'static str {
+        match self {
+            Self::Log => "logs",
+            Self::Witness => "witnesses",
+            Self::Group => "groups",
+        }
+    }
 }
 
 impl fmt::Display for PolicyRole {
