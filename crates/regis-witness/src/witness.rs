@@ -100,7 +100,6 @@ struct TrustedLog {
 }
 
 /// What a log's requests are checked against.
-#[derive(Default)]
 struct LogState {
     latest: Option<Latest>,
     /// The last checkpoint kept as evidence, so a log that repeats a

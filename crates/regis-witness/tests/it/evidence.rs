@@ -131,3 +131,67 @@ fn evidence_that_cannot_be_written_is_still_a_422() {
     assert_eq!(answer.status, 422, "{answer:?}");
     assert!(evidence_files(&dir).is_empty());
 }
+
+/// `Evidence::same_size_different_root` holds only for what it says: two
+/// checkpoints of one log, one size, two roots, both signed by the key.
+#[test]
+fn evidence_is_made_only_of_a_same_size_fork() {
+    let register = Register::new("country", [1; 32], "real", (20, 6));
+    let fork = Register::new("country", [1; 32], "fork", (20, 6));
+    let impostor = Register::new("country", [2; 32], "fork", (20, 6));
+    let (user, system) = (&register.user, &register.system);
+    let key = user.key();
+    let cases = [
+        (
+            "a fork",
+            &key,
+            user.checkpoint(10),
+            fork.user.checkpoint(10),
+            true,
+        ),
+        (
+            "a system log's fork",
+            &system.key(),
+            system.checkpoint(5),
+            fork.system.checkpoint(5),
+            true,
+        ),
+        (
+            "one root",
+            &key,
+            user.checkpoint(10),
+            user.checkpoint(10),
+            false,
+        ),
+        (
+            "two sizes",
+            &key,
+            user.checkpoint(10),
+            fork.user.checkpoint(12),
+            false,
+        ),
+        (
+            "another key's checkpoint",
+            &key,
+            user.checkpoint(10),
+            impostor.user.checkpoint(10),
+            false,
+        ),
+        (
+            "the other log's checkpoint",
+            &key,
+            user.checkpoint(5),
+            fork.system.checkpoint(5),
+            false,
+        ),
+    ];
+    for (case, key, old, new, holds) in cases {
+        let made = Evidence::same_size_different_root(key, &old, &new);
+        assert_eq!(made.is_ok(), holds, "{case}: {made:?}");
+        if let Ok(evidence) = made {
+            assert_eq!(evidence.key, user.key(), "{case}");
+            assert_eq!(evidence.kind, ForkKind::SameSizeDifferentRoot);
+            Evidence::verify(evidence.encode().as_bytes(), &user.key()).unwrap();
+        }
+    }
+}
