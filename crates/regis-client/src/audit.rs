@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use regis_merkle::tile::TilePath;
 use regis_merkle::{Edge, TileHashReader, TileSource, TileVerifyError};
 use regis_model::Log;
-use regis_note::{Verifier, WitnessPolicy};
+use regis_note::{KeyName, SignedCheckpoint, Verifier, WitnessPolicy};
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};
 use crate::error::Error;
@@ -59,6 +59,9 @@ use crate::http::{FetchError, HttpTiles};
 
 const STATE_FORMAT: &str = "regis-audit-state/1";
 const EVIDENCE_FORMAT: &str = "regis-fork-evidence/1";
+/// The base URL of the clients that check evidence: any will do, as
+/// nothing is fetched.
+const EVIDENCE_URL: &str = "http://evidence.invalid/registers/evidence";
 
 /// The last checkpoints an auditor verified, one per log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,6 +344,52 @@ impl Evidence {
         text
     }
 
+    /// Evidence that `old` and `new`, two checkpoints of one log signed by
+    /// `log_key`, have one size and different roots: what a witness holds
+    /// when a log asks it to cosign a second root for a size it cosigned.
+    /// `log_key` is a user log's key, or a system log's (named
+    /// `<user origin>/system`, as [`regis_note::system_verifier`] makes it;
+    /// the evidence then names the user log's key). Checked as
+    /// [`Self::verify`] checks a file.
+    pub fn same_size_different_root(
+        log_key: &Verifier,
+        old: &SignedCheckpoint,
+        new: &SignedCheckpoint,
+    ) -> Result<Evidence, EvidenceError> {
+        let wrong = |e: Error| EvidenceError(e.to_string());
+        let user_key = log_key
+            .name()
+            .as_str()
+            .strip_suffix("/system")
+            .and_then(|name| KeyName::new(name).ok())
+            .map(|name| Verifier::new(name, log_key.signature_type(), *log_key.public_key()))
+            .filter(|user| regis_note::system_verifier(user).as_ref() == Some(log_key));
+        let (log, key) = match user_key {
+            Some(user) => (Log::System, user),
+            None => (Log::User, log_key.clone()),
+        };
+        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(wrong)?;
+        let client = match log {
+            Log::User => user,
+            Log::System => user.system().map_err(wrong)?,
+        };
+        let checkpoint = |signed: &SignedCheckpoint, name| {
+            client
+                .verify_checkpoint(signed.to_string().as_bytes(), name)
+                .map_err(wrong)
+        };
+        let evidence = Evidence {
+            log,
+            kind: ForkKind::SameSizeDifferentRoot,
+            old: checkpoint(old, "old-checkpoint")?,
+            new: checkpoint(new, "new-checkpoint")?,
+            key,
+            tiles: BTreeMap::new(),
+        };
+        // Whether it holds, exactly as whoever reads the file will check.
+        Self::verify(evidence.encode().as_bytes(), &evidence.key)
+    }
+
     /// Reads an evidence file and checks, from nothing but its contents
     /// and `key` (the user log's key, pinned by whoever checks), that it
     /// shows what it claims (module docs).
@@ -368,9 +417,7 @@ impl Evidence {
             "smaller" => ForkKind::Smaller,
             other => return Err(wrong(format!("unknown kind {other:?}"))),
         };
-        // Any base URL will do: nothing is fetched.
-        let user = Client::new("http://evidence.invalid/registers/evidence", key.clone())
-            .map_err(|e| wrong(e.to_string()))?;
+        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(|e| wrong(e.to_string()))?;
         let (log, client) = match field("log")? {
             "user" => (Log::User, user.clone()),
             "system" => (

@@ -16,5 +16,6 @@ mod interop;
 mod mirror;
 mod remote;
 mod serve;
+mod witness_cli;
 mod witness_policy;
 mod write_crash;
