@@ -5,8 +5,10 @@
 //! roll-back by the holder of the key; the auditor keeps the two signed
 //! checkpoints and the tiles that show it as [`Evidence`], which anyone
 //! holding the key can check again ([`Evidence::verify`]). With a witness
-//! policy ([`Auditor::with_witness_policy`]) every checkpoint, the saved
-//! ones too, must carry the cosignatures its quorum needs.
+//! policy ([`Auditor::with_witness_policy`]) every new checkpoint must
+//! carry the cosignatures its quorum needs; the saved ones were accepted
+//! before and are checked with the log's key only, so a policy can be
+//! added to an audit already under way.
 //!
 //! # The state file
 //!
@@ -159,9 +161,10 @@ impl Auditor {
         Ok(Auditor { user, system })
     }
 
-    /// This auditor, requiring that every checkpoint of either log, served
-    /// or saved, carries cosignatures meeting `policy`
-    /// ([`Client::with_witness_policy`]).
+    /// This auditor, requiring that every checkpoint of either log it is
+    /// served carries cosignatures meeting `policy`
+    /// ([`Client::with_witness_policy`]); saved state is read with the log's
+    /// key only ([`Client::verify_saved_checkpoint`]).
     pub fn with_witness_policy(self, policy: WitnessPolicy) -> Self {
         let policy = Arc::new(policy);
         Auditor {
@@ -196,10 +199,10 @@ impl Auditor {
         Ok(AuditState {
             user: self
                 .user
-                .verify_checkpoint(field("user-checkpoint")?.as_bytes(), "the saved state")?,
+                .verify_saved_checkpoint(field("user-checkpoint")?.as_bytes(), "the saved state")?,
             system: self
                 .system
-                .verify_checkpoint(field("system-checkpoint")?.as_bytes(), "the saved state")?,
+                .verify_saved_checkpoint(field("system-checkpoint")?.as_bytes(), "the saved state")?,
         })
     }
 

@@ -271,19 +271,41 @@ impl Client {
             url: source.to_owned(),
             error,
         })?;
-        self.accept(signed, source)
+        self.accept(signed, source, self.witnesses.as_deref())
+    }
+
+    /// Verifies a checkpoint this client's owner accepted before and kept
+    /// (an auditor's state, a mirror's stored checkpoints): the origin and
+    /// the log's signature only. It is the point new checkpoints must be
+    /// consistent with; the witness policy governs what is accepted from
+    /// now on, so adding a policy does not refuse what was kept without one.
+    pub fn verify_saved_checkpoint(
+        &self,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<VerifiedCheckpoint, Error> {
+        let signed = SignedCheckpoint::parse(bytes).map_err(|error| Error::CheckpointFormat {
+            url: source.to_owned(),
+            error,
+        })?;
+        self.accept(signed, source, None)
     }
 
     /// The one place a checkpoint is accepted: its origin and the log's
-    /// signature, then the witness policy if there is one.
-    fn accept(&self, signed: SignedCheckpoint, source: &str) -> Result<VerifiedCheckpoint, Error> {
+    /// signature, then `policy` if there is one.
+    fn accept(
+        &self,
+        signed: SignedCheckpoint,
+        source: &str,
+        policy: Option<&WitnessPolicy>,
+    ) -> Result<VerifiedCheckpoint, Error> {
         signed
             .verify(self.origin(), &self.key, &Verifiers::default())
             .map_err(|error| Error::CheckpointSignature {
                 url: source.to_owned(),
                 error,
             })?;
-        let cosigned_by = match &self.witnesses {
+        let cosigned_by = match policy {
             None => Vec::new(),
             Some(policy) => {
                 policy
@@ -380,6 +402,7 @@ impl Client {
         let proved = self.accept(
             proof.checkpoint().clone(),
             &format!("{}/{path}", self.http.base()),
+            self.witnesses.as_deref(),
         )?;
         let number = entry_number(proof.index());
         let entry = parse_leaf(number, leaf)?;

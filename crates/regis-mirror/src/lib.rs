@@ -338,7 +338,7 @@ impl<B: KvBackend> Mirror<B> {
         }
         let source = format!("the mirror's stored {log} checkpoint");
         Ok(Some(
-            client.verify_checkpoint(tree.text.as_bytes(), &source)?,
+            client.verify_saved_checkpoint(tree.text.as_bytes(), &source)?,
         ))
     }
 
