@@ -200,9 +200,10 @@ impl Auditor {
             user: self
                 .user
                 .verify_saved_checkpoint(field("user-checkpoint")?.as_bytes(), "the saved state")?,
-            system: self
-                .system
-                .verify_saved_checkpoint(field("system-checkpoint")?.as_bytes(), "the saved state")?,
+            system: self.system.verify_saved_checkpoint(
+                field("system-checkpoint")?.as_bytes(),
+                "the saved state",
+            )?,
         })
     }
 
