@@ -7,7 +7,7 @@ pub mod http;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// Runs `regis ARGS` to completion.
@@ -66,6 +66,69 @@ pub fn serve(data: &Path, listen: &str) -> Serving {
         .map(|(_, url)| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| panic!("{line}"));
     Serving { child, url }
+}
+
+/// `regis load` of `file` into the register `country` of `data`, under the
+/// host `regis.test`: its standard output.
+pub fn load_country(data: &Path, file: &Path) -> String {
+    ok(regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+        "--host",
+        "regis.test",
+        file.to_str().unwrap(),
+    ]))
+}
+
+/// The user log's verifier key of the register `country` of `data`, as
+/// `regis key` prints it.
+pub fn country_key(data: &Path) -> String {
+    ok(regis(&[
+        "key",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+    ]))
+    .lines()
+    .find_map(|line| line.strip_prefix("log-public-key: "))
+    .unwrap()
+    .to_owned()
+}
+
+/// Copies the directory `from` (a register's data, key and all) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// An RSF file in `dir` that appends `count` new countries to the country
+/// register (keys `Z1`…, names `"{label} 1"`…): two files with different
+/// labels grow two copies of a register apart.
+pub fn countries_rsf(dir: &Path, label: &str, count: usize) -> PathBuf {
+    let mut rsf = String::new();
+    for i in 1..=count {
+        let item = format!("{{\"country\":\"Z{i}\",\"name\":\"{label} {i}\"}}");
+        let hash = regis_model::Item::parse(&item).unwrap().hash();
+        rsf.push_str(&format!("add-item\t{item}\n"));
+        rsf.push_str(&format!(
+            "append-entry\tuser\tZ{i}\t2020-01-01T00:00:00Z\t{hash}\n"
+        ));
+    }
+    let path = dir.join(format!("{label}-{count}.rsf"));
+    std::fs::write(&path, rsf).unwrap();
+    path
 }
 
 /// A loopback port free now (for a server that must keep its URL across
