@@ -134,7 +134,8 @@ struct Litewitness {
     addr: String,
     /// Its cosignature/v1 verifier key, derived here from the SSH key.
     verifier: Verifier,
-    _agent: SshAgent,
+    /// Dropped after the child: litewitness signs through it.
+    agent: SshAgent,
 }
 
 impl Drop for Litewitness {
@@ -158,23 +159,14 @@ impl Litewitness {
         let addr = format!("127.0.0.1:{}", free_port());
         let db = dir.join("litewitness.db");
         let log = dir.join("litewitness.log");
-        let child = Command::new(program("REGIS_LITEWITNESS"))
-            .arg("-db")
-            .arg(&db)
-            .args(["-name", name, "-key", &agent.fingerprint, "-listen", &addr])
-            .arg("-ssh-agent")
-            .arg(&agent.socket)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = launch(&verifier, &db, &addr, &agent, &log);
         let mut witness = Litewitness {
             child,
             db,
             log,
             addr,
             verifier,
-            _agent: agent,
+            agent,
         };
         witness.wait_until_listening();
         // `msg="verifier key" vkey=NAME+ID+KEY`, logged before it listens.
@@ -186,6 +178,15 @@ impl Litewitness {
             .unwrap_or_else(|| panic!("no verifier key in litewitness's log: {log}"));
         assert_eq!(stated, witness.verifier.to_string());
         witness
+    }
+
+    /// Kills litewitness (SIGKILL: no chance to tidy up) and starts it again
+    /// on the same database, key and port.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = launch(&self.verifier, &self.db, &self.addr, &self.agent, &self.log);
+        self.wait_until_listening();
     }
 
     /// litewitness logs "listening" before it binds and gives no other sign,
@@ -280,6 +281,22 @@ impl Litewitness {
         );
         cosigned
     }
+}
+
+/// Runs litewitness named as `verifier` says, its log appended to `log`.
+fn launch(verifier: &Verifier, db: &Path, addr: &str, agent: &SshAgent, log: &Path) -> Child {
+    let log = File::options().create(true).append(true).open(log).unwrap();
+    Command::new(program("REGIS_LITEWITNESS"))
+        .arg("-db")
+        .arg(db)
+        .args(["-name", verifier.name().as_str()])
+        .args(["-key", &agent.fingerprint, "-listen", addr])
+        .arg("-ssh-agent")
+        .arg(&agent.socket)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn unix_now() -> u64 {
@@ -501,4 +518,28 @@ fn litewitness_refuses_a_fork_of_a_log_it_cosigned() {
     assert_eq!(answer.status, 422, "{}", answer.text());
 
     witness.cosign(9, &[], &real_9, &key);
+}
+
+/// litewitness answers only once the new tree is durable: killed (SIGKILL)
+/// right after cosigning and restarted on its database, it holds the size it
+/// cosigned and goes on from there.
+#[test]
+fn litewitness_keeps_what_it_cosigned_across_a_kill() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("regis");
+    let mut witness = Litewitness::start(&work.path().join("litewitness"), "litewitness.test/w");
+    load_country(&data, &regis_fixtures::path(BASE));
+    let key = Verifier::parse(&country_key(&data)).unwrap();
+    witness.add_log(&key);
+    {
+        let (_server, [user, _]) = serve_country(&data, &key);
+        witness.cosign(0, &[], &user.checkpoint().unwrap(), &key);
+    }
+    witness.kill_and_restart();
+    load_country(&data, &regis_fixtures::path(UPDATE));
+    let (_server, [user, _]) = serve_country(&data, &key);
+    let checkpoint = user.checkpoint().unwrap();
+    let answer = witness.add_checkpoint(&add_checkpoint_body(0, &[], checkpoint.signed()));
+    assert_eq!((answer.status, answer.text()), (409, "7\n".to_owned()));
+    witness.cosign(7, &consistency(&user, &checkpoint, 7), &checkpoint, &key);
 }
