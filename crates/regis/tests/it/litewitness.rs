@@ -23,8 +23,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use regis_client::{Client, VerifiedCheckpoint};
 use regis_merkle::{Edge, Hash, consistency_proof};
 use regis_note::{
-    KeyName, NoteSignature, SignatureType, SignedCheckpoint, Verifier, Verifiers, VerifyingKey,
-    system_verifier,
+    AddCheckpoint, KeyName, SIZE_CONTENT_TYPE, SignatureType, SignedCheckpoint, Verifier,
+    Verifiers, VerifyingKey, WitnessPolicy, WitnessedTree, check_add_checkpoint,
+    parse_cosignature_lines, parse_size_body, system_verifier,
 };
 
 use crate::common::http::{Answer, exchange};
@@ -212,6 +213,15 @@ impl Litewitness {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
+    /// A tlog-policy that requires litewitness's cosignature.
+    fn policy(&self) -> WitnessPolicy {
+        let text = format!(
+            "witness litewitness {} http://{}\nquorum litewitness\n",
+            self.verifier, self.addr
+        );
+        WitnessPolicy::parse(text.as_bytes()).unwrap()
+    }
+
     /// Trusts a Regis log, while litewitness runs. Regis names each log's
     /// key by the log's origin, which is what witnessctl requires.
     fn add_log(&self, key: &Verifier) {
@@ -260,7 +270,7 @@ impl Litewitness {
         let after = unix_now();
         assert_eq!(answer.status, 200, "{}: {}", answer.text(), self.log());
         let mut cosigned = checkpoint.signed().clone();
-        for line in NoteSignature::parse_lines(&answer.body).unwrap() {
+        for line in parse_cosignature_lines(&answer.body).unwrap() {
             cosigned.add_signature(line).unwrap();
         }
         let witnesses = Verifiers::new([self.verifier.clone()]).unwrap();
@@ -273,6 +283,20 @@ impl Litewitness {
         assert!(
             (before..=after).contains(&timestamp),
             "cosigned at {timestamp}, asked between {before} and {after}"
+        );
+        // A witness policy naming litewitness (as clients and `regis serve`
+        // pin it) is met with the cosignature, and not without.
+        let policy = self.policy();
+        let origin = log.name().as_str();
+        let witnessed = policy.verify(&cosigned, origin, log, after).unwrap();
+        assert_eq!(
+            witnessed.cosigned_by,
+            [("litewitness".to_owned(), timestamp)]
+        );
+        assert!(
+            policy
+                .verify(checkpoint.signed(), origin, log, after)
+                .is_err()
         );
         // The cosigned note, as bytes, reads back the same.
         assert_eq!(
@@ -306,17 +330,41 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A tlog-witness add-checkpoint body: `old N`, the proof's hashes in
-/// base64, an empty line, the signed checkpoint.
+/// An add-checkpoint request body, as regis-note writes it.
 fn add_checkpoint_body(old: u64, proof: &[Hash], signed: &SignedCheckpoint) -> Vec<u8> {
-    let mut body = format!("old {old}\n");
-    for hash in proof {
-        body.push_str(&BASE64.encode(hash));
-        body.push('\n');
+    AddCheckpoint {
+        old_size: old,
+        proof: proof.to_vec(),
+        checkpoint: signed.clone(),
     }
-    body.push('\n');
-    body.push_str(&signed.to_string());
-    body.into_bytes()
+    .to_bytes()
+}
+
+/// The status a witness built on regis-note's `check_add_checkpoint` gives
+/// `body` when it trusts the log `log` alone and holds `latest` for it.
+fn regis_witness_status(body: &[u8], log: &Verifier, latest: &WitnessedTree) -> u16 {
+    let Ok(request) = AddCheckpoint::parse(body) else {
+        return 400;
+    };
+    let keys = [log.clone()];
+    let known = request.checkpoint.checkpoint().origin() == log.name().as_str();
+    match check_add_checkpoint(&request, known.then_some(&keys[..]), Some(latest)) {
+        Ok(_) => 200,
+        Err(refusal) => refusal.status(),
+    }
+}
+
+/// A 409's body: the size litewitness holds.
+fn conflict_size(answer: &Answer) -> u64 {
+    assert_eq!(answer.status, 409, "{}", answer.text());
+    assert!(
+        answer
+            .head
+            .contains(&format!("content-type: {SIZE_CONTENT_TYPE}")),
+        "{}",
+        answer.head
+    );
+    parse_size_body(&answer.body).unwrap()
 }
 
 /// The consistency proof from size `old` to `checkpoint`, made from the
@@ -386,10 +434,12 @@ fn litewitness_refuses_what_tlog_witness_refuses() {
     let key = Verifier::parse(&country_key(&data)).unwrap();
     // The user log only: the system log's origin stays unknown.
     witness.add_log(&key);
-    {
+    let base = {
         let (_server, [user, _]) = serve_country(&data, &key);
-        witness.cosign(0, &[], &user.checkpoint().unwrap(), &key);
-    }
+        let base = user.checkpoint().unwrap();
+        witness.cosign(0, &[], &base, &key);
+        base
+    };
     let (_stranger, [stranger_log, _]) = serve_country(
         &stranger,
         &Verifier::parse(&country_key(&stranger)).unwrap(),
@@ -452,13 +502,25 @@ fn litewitness_refuses_what_tlog_witness_refuses() {
             add_checkpoint_body(0, &[], system.checkpoint().unwrap().signed()),
             404,
         ),
+        (
+            "an old size the witness does not hold",
+            add_checkpoint_body(0, &[], signed),
+            409,
+        ),
     ];
+    // Regis's own witness decides with regis-note's check_add_checkpoint:
+    // it must agree with litewitness and the spec on every case.
+    let held = WitnessedTree {
+        size: 7,
+        root: *base.root(),
+    };
     let mut wrong = Vec::new();
     for (case, body, status) in &cases {
         let answer = witness.add_checkpoint(body);
-        if answer.status != *status {
+        let regis = regis_witness_status(body, &key, &held);
+        if (answer.status, regis) != (*status, *status) {
             wrong.push(format!(
-                "{case}: {} ({}), expected {status}",
+                "{case}: litewitness {} ({}), regis-note {regis}, tlog-witness {status}",
                 answer.status,
                 answer.text().trim()
             ));
@@ -468,17 +530,11 @@ fn litewitness_refuses_what_tlog_witness_refuses() {
 
     // A client that does not know the witness's size learns it.
     let answer = witness.add_checkpoint(&add_checkpoint_body(0, &[], signed));
-    assert_eq!(answer.status, 409, "{}", answer.text());
-    assert!(
-        answer.head.contains("content-type: text/x.tlog.size"),
-        "{}",
-        answer.head
-    );
-    assert_eq!(answer.text(), "7\n");
+    assert_eq!(conflict_size(&answer), 7);
     // None of the refusals moved it: the real step from 7 is cosigned.
     witness.cosign(7, &proof, &checkpoint, &key);
     let answer = witness.add_checkpoint(&add_checkpoint_body(7, &proof, signed));
-    assert_eq!((answer.status, answer.text()), (409, "9\n".to_owned()));
+    assert_eq!(conflict_size(&answer), 9);
 }
 
 /// A fork: two data directories, one key. litewitness has cosigned the real
@@ -504,8 +560,14 @@ fn litewitness_refuses_a_fork_of_a_log_it_cosigned() {
     let fork_9 = forked.checkpoint().unwrap();
     assert_eq!(fork_9.size(), 9);
     assert_ne!(fork_9.root(), real_9.root());
-    let answer = witness.add_checkpoint(&add_checkpoint_body(9, &[], fork_9.signed()));
+    let held = WitnessedTree {
+        size: 9,
+        root: *real_9.root(),
+    };
+    let body = add_checkpoint_body(9, &[], fork_9.signed());
+    let answer = witness.add_checkpoint(&body);
     assert_eq!(answer.status, 422, "{}", answer.text());
+    assert_eq!(regis_witness_status(&body, &key, &held), 422);
     drop(fork_server);
 
     load_country(&fork, &countries_rsf(work.path(), "Grown", 12));
@@ -514,8 +576,10 @@ fn litewitness_refuses_a_fork_of_a_log_it_cosigned() {
     assert_eq!(fork_21.size(), 21);
     // The fork's own proof holds within the fork, not from the real tree.
     let proof = consistency(&forked, &fork_21, 9);
-    let answer = witness.add_checkpoint(&add_checkpoint_body(9, &proof, fork_21.signed()));
+    let body = add_checkpoint_body(9, &proof, fork_21.signed());
+    let answer = witness.add_checkpoint(&body);
     assert_eq!(answer.status, 422, "{}", answer.text());
+    assert_eq!(regis_witness_status(&body, &key, &held), 422);
 
     witness.cosign(9, &[], &real_9, &key);
 }
@@ -540,6 +604,6 @@ fn litewitness_keeps_what_it_cosigned_across_a_kill() {
     let (_server, [user, _]) = serve_country(&data, &key);
     let checkpoint = user.checkpoint().unwrap();
     let answer = witness.add_checkpoint(&add_checkpoint_body(0, &[], checkpoint.signed()));
-    assert_eq!((answer.status, answer.text()), (409, "7\n".to_owned()));
+    assert_eq!(conflict_size(&answer), 7);
     witness.cosign(7, &consistency(&user, &checkpoint, 7), &checkpoint, &key);
 }
