@@ -16,7 +16,7 @@ use regis_merkle::tile::{TilePath, read_tile};
 use regis_merkle::{Edge, MemoryHashes, TileVerifyError, leaf_hash};
 use regis_mirror::{Mirror, MirrorError};
 use regis_model::rsf::Command;
-use regis_model::{Entry, Item, Log, Timestamp};
+use regis_model::{Entry, Item, Log, PerLog, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, VerifyError};
 use regis_store::{KvSnapshot, RedbBackend, Registry, Snapshot, fsck_with_keys};
 
@@ -143,10 +143,7 @@ fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
         let name_ = mirror.name().clone();
         drop(mirror);
         let opened = registry.open_mirror::<RedbBackend>(&name_).unwrap();
-        let keys = [
-            opened.upstream.verifier(Log::User),
-            opened.upstream.verifier(Log::System),
-        ];
+        let keys = PerLog::from_fn(|log| opened.upstream.verifier(log));
         let checked = fsck_with_keys(&opened.store.snapshot().unwrap(), keys).unwrap();
         assert_eq!(checked.checkpoints, 2, "{name}");
         drop(opened);
