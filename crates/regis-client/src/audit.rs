@@ -4,7 +4,11 @@
 //! whose verified tiles give another root at the old size) is a fork or a
 //! roll-back by the holder of the key; the auditor keeps the two signed
 //! checkpoints and the tiles that show it as [`Evidence`], which anyone
-//! holding the key can check again ([`Evidence::verify`]).
+//! holding the key can check again ([`Evidence::verify`]). With a witness
+//! policy ([`Auditor::with_witness_policy`]) every new checkpoint must
+//! carry the cosignatures its quorum needs; the saved ones were accepted
+//! before and are checked with the log's key only, so a policy can be
+//! added to an audit already under way.
 //!
 //! # The state file
 //!
@@ -44,12 +48,12 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use regis_merkle::tile::TilePath;
 use regis_merkle::{Edge, TileHashReader, TileSource, TileVerifyError};
 use regis_model::Log;
-use regis_note::Verifier;
+use regis_note::{KeyName, SignedCheckpoint, Verifier, WitnessPolicy};
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};
 use crate::error::Error;
@@ -57,6 +61,9 @@ use crate::http::{FetchError, HttpTiles};
 
 const STATE_FORMAT: &str = "regis-audit-state/1";
 const EVIDENCE_FORMAT: &str = "regis-fork-evidence/1";
+/// The base URL of the clients that check evidence: any will do, as
+/// nothing is fetched.
+const EVIDENCE_URL: &str = "http://evidence.invalid/registers/evidence";
 
 /// The last checkpoints an auditor verified, one per log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +161,18 @@ impl Auditor {
         Ok(Auditor { user, system })
     }
 
+    /// This auditor, requiring that every checkpoint of either log it is
+    /// served carries cosignatures meeting `policy`
+    /// ([`Client::with_witness_policy`]); saved state is read with the log's
+    /// key only ([`Client::verify_saved_checkpoint`]).
+    pub fn with_witness_policy(self, policy: WitnessPolicy) -> Self {
+        let policy = Arc::new(policy);
+        Auditor {
+            user: self.user.with_witness_policy(Arc::clone(&policy)),
+            system: self.system.with_witness_policy(policy),
+        }
+    }
+
     /// Reads a state file written by [`Self::encode_state`] for this
     /// register and key, and verifies its checkpoints again.
     pub fn parse_state(&self, bytes: &[u8]) -> Result<AuditState, AuditError> {
@@ -180,10 +199,10 @@ impl Auditor {
         Ok(AuditState {
             user: self
                 .user
-                .verify_checkpoint(field("user-checkpoint")?.as_bytes(), "the saved state")?,
+                .verify_saved_checkpoint(field("user-checkpoint")?.as_bytes(), "the saved state")?,
             system: self
                 .system
-                .verify_checkpoint(field("system-checkpoint")?.as_bytes(), "the saved state")?,
+                .verify_saved_checkpoint(field("system-checkpoint")?.as_bytes(), "the saved state")?,
         })
     }
 
@@ -328,6 +347,52 @@ impl Evidence {
         text
     }
 
+    /// Evidence that `old` and `new`, two checkpoints of one log signed by
+    /// `log_key`, have one size and different roots: what a witness holds
+    /// when a log asks it to cosign a second root for a size it cosigned.
+    /// `log_key` is a user log's key, or a system log's (named
+    /// `<user origin>/system`, as [`regis_note::system_verifier`] makes it;
+    /// the evidence then names the user log's key). Checked as
+    /// [`Self::verify`] checks a file.
+    pub fn same_size_different_root(
+        log_key: &Verifier,
+        old: &SignedCheckpoint,
+        new: &SignedCheckpoint,
+    ) -> Result<Evidence, EvidenceError> {
+        let wrong = |e: Error| EvidenceError(e.to_string());
+        let user_key = log_key
+            .name()
+            .as_str()
+            .strip_suffix("/system")
+            .and_then(|name| KeyName::new(name).ok())
+            .map(|name| Verifier::new(name, log_key.signature_type(), *log_key.public_key()))
+            .filter(|user| regis_note::system_verifier(user).as_ref() == Some(log_key));
+        let (log, key) = match user_key {
+            Some(user) => (Log::System, user),
+            None => (Log::User, log_key.clone()),
+        };
+        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(wrong)?;
+        let client = match log {
+            Log::User => user,
+            Log::System => user.system().map_err(wrong)?,
+        };
+        let checkpoint = |signed: &SignedCheckpoint, name| {
+            client
+                .verify_checkpoint(signed.to_string().as_bytes(), name)
+                .map_err(wrong)
+        };
+        let evidence = Evidence {
+            log,
+            kind: ForkKind::SameSizeDifferentRoot,
+            old: checkpoint(old, "old-checkpoint")?,
+            new: checkpoint(new, "new-checkpoint")?,
+            key,
+            tiles: BTreeMap::new(),
+        };
+        // Whether it holds, exactly as whoever reads the file will check.
+        Self::verify(evidence.encode().as_bytes(), &evidence.key)
+    }
+
     /// Reads an evidence file and checks, from nothing but its contents
     /// and `key` (the user log's key, pinned by whoever checks), that it
     /// shows what it claims (module docs).
@@ -355,9 +420,7 @@ impl Evidence {
             "smaller" => ForkKind::Smaller,
             other => return Err(wrong(format!("unknown kind {other:?}"))),
         };
-        // Any base URL will do: nothing is fetched.
-        let user = Client::new("http://evidence.invalid/registers/evidence", key.clone())
-            .map_err(|e| wrong(e.to_string()))?;
+        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(|e| wrong(e.to_string()))?;
         let (log, client) = match field("log")? {
             "user" => (Log::User, user.clone()),
             "system" => (

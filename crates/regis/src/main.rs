@@ -29,6 +29,7 @@ mod audit;
 mod mirror;
 mod remote;
 mod serve;
+mod witness;
 
 #[derive(Debug, Parser)]
 #[command(name = "regis", version, about = "A verifiable register server")]
@@ -125,6 +126,12 @@ enum Command {
     /// Check that a remote register's logs extend the checkpoints last seen
     /// (kept in --state); on a fork, write the evidence and fail.
     Audit(audit::AuditArgs),
+    /// Run a witness (C2SP tlog-witness) that cosigns the checkpoints of
+    /// the logs it trusts, each only if it extends the last it cosigned.
+    Witness {
+        #[command(subcommand)]
+        command: witness::WitnessCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -146,7 +153,9 @@ fn run(command: Command) -> Result<()> {
         Command::Serve(args) => args.backend,
         Command::Mirror(args) => args.data.backend,
         // Remote commands open no store: any backend will do.
-        Command::Get(_) | Command::Verify(_) | Command::Audit(_) => Backend::Redb,
+        Command::Get(_) | Command::Verify(_) | Command::Audit(_) | Command::Witness { .. } => {
+            Backend::Redb
+        }
     };
     match backend {
         Backend::Redb => run_with::<RedbBackend>(command),
@@ -179,6 +188,7 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
         Command::Verify(args) => remote::verify(&args),
         Command::Mirror(args) => mirror::run::<B>(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Witness { command } => witness::run(command),
     }
 }
 

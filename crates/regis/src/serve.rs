@@ -33,8 +33,8 @@ pub struct Args {
     pub backend: crate::Backend,
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
-pub fn run<B: DirBackend>(args: Args) -> Result<()> {
+/// Logs to standard error, at `RUST_LOG`'s levels (default info).
+pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -44,6 +44,11 @@ pub fn run<B: DirBackend>(args: Args) -> Result<()> {
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run<B: DirBackend>(args: Args) -> Result<()> {
+    init_logging();
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),

@@ -17,4 +17,6 @@ mod litewitness;
 mod mirror;
 mod remote;
 mod serve;
+mod witness_cli;
+mod witness_policy;
 mod write_crash;

@@ -1,0 +1,10 @@
+//! The integration tests of regis-witness, one binary: real keys, a real
+//! data directory, the witness served over real sockets.
+
+mod common;
+
+mod add_checkpoint;
+mod concurrency;
+mod data_dir;
+mod evidence;
+mod state;

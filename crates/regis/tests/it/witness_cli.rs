@@ -1,0 +1,415 @@
+//! `regis witness` as an operator runs it: `init`, `add-log` for both logs
+//! of a register loaded by `regis load` (keys from `regis key`), `serve`;
+//! the register's checkpoints cosigned, a fork's checkpoint refused and
+//! kept as evidence that `regis audit --evidence` re-checks; SIGTERM stops
+//! it cleanly, and after a kill -9 amid requests it restarts at the last
+//! state it answered or the one it was writing.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use regis_merkle::{Edge, MemoryHashes, consistency_proof, leaf_hash};
+use regis_note::{
+    AddCheckpoint, Checkpoint, KeyName, NoteSigner, SignedCheckpoint, Verifier, Verifiers,
+};
+use regis_store::{Log, RedbBackend, Registry};
+
+use crate::common::http::{Answer, exchange, get_answer};
+use crate::common::{ok, regis, text};
+
+const BASE: &str = "registers/api-client/country_register.rsf";
+const UPDATE: &str = "registers/api-client/country_register_update.rsf";
+
+/// `regis witness serve`, killed (SIGKILL) when dropped.
+struct Witnessing {
+    child: Child,
+    addr: String,
+}
+
+impl Witnessing {
+    fn start(data: &Path) -> Witnessing {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+            .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (first, rest) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Read on: the witness must never find its stdout closed.
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let _ = first.send(line.unwrap());
+            }
+        });
+        let line = rest.recv().unwrap();
+        let addr = line
+            .rsplit_once(" on http://")
+            .map(|(_, url)| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| panic!("{line}"));
+        Witnessing { child, addr }
+    }
+
+    fn add_checkpoint(&self, body: &[u8]) -> Option<Answer> {
+        let mut request = format!(
+            "POST /add-checkpoint HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        exchange(&self.addr, &request)
+    }
+
+    fn checkpoint(&self, origin: &str) -> SignedCheckpoint {
+        let path = format!("/{}/checkpoint", regis_witness::origin_hash(origin));
+        let answer = get_answer(&self.addr, &path).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        SignedCheckpoint::parse(&answer.body).unwrap()
+    }
+}
+
+impl Drop for Witnessing {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn load(data: &Path, file: &Path) {
+    ok(regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+        "--host",
+        "regis.test",
+        file.to_str().unwrap(),
+    ]));
+}
+
+/// The register's signed checkpoint of `log`, from its store.
+fn stored_checkpoint(data: &Path, log: Log) -> SignedCheckpoint {
+    let name = regis_model::RegisterName::new("country").unwrap();
+    let register = Registry::new(data, "localhost")
+        .open::<RedbBackend>(&name)
+        .unwrap();
+    let tree = register.store.snapshot().unwrap().checkpoint(log).unwrap();
+    SignedCheckpoint::parse(tree.unwrap().text.as_bytes()).unwrap()
+}
+
+fn first_request(checkpoint: &SignedCheckpoint) -> Vec<u8> {
+    AddCheckpoint {
+        old_size: 0,
+        proof: Vec::new(),
+        checkpoint: checkpoint.clone(),
+    }
+    .to_bytes()
+}
+
+/// Checks a 200 body: one cosignature of `checkpoint` by `witness`.
+fn check_cosigned(
+    answer: &Answer,
+    checkpoint: &SignedCheckpoint,
+    key: &Verifier,
+    witness: &Verifier,
+) {
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let lines = regis_note::parse_cosignature_lines(&answer.body).unwrap();
+    let mut cosigned = checkpoint.clone();
+    for line in lines {
+        cosigned.add_signature(line).unwrap();
+    }
+    let witnesses = Verifiers::new([witness.clone()]).unwrap();
+    let verified = cosigned
+        .verify(key.name().as_str(), key, &witnesses)
+        .unwrap();
+    assert_eq!(verified.len(), 1);
+}
+
+/// Two user entries no published register holds: with them the copy of
+/// the register has the size of the real one after its update, and
+/// another root.
+fn fork_document(dir: &Path) -> std::path::PathBuf {
+    let mut rsf = String::new();
+    for key in ["ZX", "ZY"] {
+        let item = format!("{{\"country\":\"{key}\",\"name\":\"Forked {key}\"}}");
+        let hash = regis_model::Item::parse(&item).unwrap().hash();
+        rsf.push_str(&format!("add-item\t{item}\n"));
+        rsf.push_str(&format!(
+            "append-entry\tuser\t{key}\t2020-01-01T00:00:00Z\t{hash}\n"
+        ));
+    }
+    let path = dir.join("fork.rsf");
+    std::fs::write(&path, rsf).unwrap();
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_witness_cosigns_a_registers_logs_and_keeps_evidence_of_a_fork() {
+    let work = tempfile::tempdir().unwrap();
+    let (real, fork, data) = (
+        work.path().join("real"),
+        work.path().join("fork"),
+        work.path().join("witness"),
+    );
+    let data_s = data.to_str().unwrap();
+    load(&real, &regis_fixtures::path(BASE));
+    copy_dir(&real, &fork);
+    load(&real, &regis_fixtures::path(UPDATE));
+    load(&fork, &fork_document(work.path()));
+
+    let init = ok(regis(&[
+        "witness",
+        "init",
+        "--data",
+        data_s,
+        "--name",
+        "witness.test/w1",
+    ]));
+    let witness = Verifier::parse(init.lines().last().unwrap()).unwrap();
+    assert_eq!(witness.name().as_str(), "witness.test/w1");
+    assert_eq!(
+        witness.signature_type(),
+        regis_note::SignatureType::CosignatureV1
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = std::fs::metadata(data.join(regis_witness::KEY_FILE)).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    }
+    let again = regis(&[
+        "witness",
+        "init",
+        "--data",
+        data_s,
+        "--name",
+        "witness.test/w1",
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already holds a witness"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // Both logs of the register, as `regis key` prints them.
+    let printed = ok(regis(&[
+        "key",
+        "--data",
+        real.to_str().unwrap(),
+        "--register",
+        "country",
+    ]));
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .unwrap()
+            .to_owned()
+    };
+    let logs = [
+        (Log::User, field("log-origin"), field("log-public-key")),
+        (
+            Log::System,
+            field("system-log-origin"),
+            field("system-log-public-key"),
+        ),
+    ];
+    for (_, origin, key) in &logs {
+        let add = || {
+            regis(&[
+                "witness", "add-log", "--data", data_s, "--origin", origin, "--key", key,
+            ])
+        };
+        assert!(ok(add()).starts_with(&format!("trusting {key} for {origin}")));
+        assert!(ok(add()).starts_with("already trusting"));
+    }
+    let refused = regis(&[
+        "witness",
+        "add-log",
+        "--data",
+        data_s,
+        "--origin",
+        &logs[0].1,
+        "--key",
+        &witness.to_string(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("type 0x01"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let served = Witnessing::start(&data);
+    for (log, origin, key) in &logs {
+        let key = Verifier::parse(key).unwrap();
+        let checkpoint = stored_checkpoint(&real, *log);
+        let answer = served.add_checkpoint(&first_request(&checkpoint)).unwrap();
+        check_cosigned(&answer, &checkpoint, &key, &witness);
+        let monitored = served.checkpoint(origin);
+        assert_eq!(monitored.checkpoint(), checkpoint.checkpoint());
+    }
+
+    // The fork: the user log at the same size, another root.
+    let forked = stored_checkpoint(&fork, Log::User);
+    let size = forked.checkpoint().size();
+    assert_eq!(
+        size,
+        stored_checkpoint(&real, Log::User).checkpoint().size()
+    );
+    let request = AddCheckpoint {
+        old_size: size,
+        proof: Vec::new(),
+        checkpoint: forked,
+    };
+    let answer = served.add_checkpoint(&request.to_bytes()).unwrap();
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    let evidence: Vec<_> = std::fs::read_dir(data.join(regis_witness::EVIDENCE_DIR))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    let held = ok(regis(&[
+        "audit",
+        "--key",
+        &logs[0].2,
+        "--evidence",
+        evidence[0].to_str().unwrap(),
+    ]));
+    assert!(
+        held.contains(&format!(
+            "the evidence holds: the user log's checkpoints {size} and {size}"
+        )) && held.contains("of one size with different roots"),
+        "{held}"
+    );
+
+    // SIGTERM: a clean stop.
+    let mut served = served;
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = served.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+}
+
+#[test]
+fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() {
+    const ORIGIN: &str = "regis.test/registers/killed";
+    const SIZE: u64 = 400;
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("witness");
+    let data_s = data.to_str().unwrap();
+    let signer = NoteSigner::from_seed(KeyName::new(ORIGIN).unwrap(), &[3; 32]);
+    let hashes = MemoryHashes::from_leaf_hashes(
+        (0..SIZE).map(|i| leaf_hash(format!("leaf {i}").as_bytes())),
+    );
+    let checkpoint = |size| {
+        let root = Edge::from_reader(&hashes, size).unwrap().root();
+        SignedCheckpoint::sign(Checkpoint::new(ORIGIN, size, root).unwrap(), &signer)
+    };
+    let request = |old: u64, new: u64| {
+        let edge = Edge::from_reader(&hashes, new).unwrap();
+        AddCheckpoint {
+            old_size: old,
+            proof: if old == 0 {
+                Vec::new()
+            } else {
+                consistency_proof(&hashes, &edge, old).unwrap()
+            },
+            checkpoint: checkpoint(new),
+        }
+        .to_bytes()
+    };
+    let witness = Verifier::parse(
+        ok(regis(&[
+            "witness", "init", "--data", data_s, "--name", "w.test/k",
+        ]))
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    ok(regis(&[
+        "witness",
+        "add-log",
+        "--data",
+        data_s,
+        "--origin",
+        ORIGIN,
+        "--key",
+        &signer.verifier().to_string(),
+    ]));
+
+    let mut at = 0;
+    for round in 0..3 {
+        let served = Witnessing::start(&data);
+        // One step at a time from where the witness stands; each answer
+        // is reported, and the witness killed after the tenth.
+        let (acked, acks) = mpsc::channel();
+        let (sizes, last_acked) = std::thread::scope(|scope| {
+            let sender = scope.spawn(|| {
+                let mut last = at;
+                for new in at + 1..=SIZE {
+                    match served.add_checkpoint(&request(last, new)) {
+                        Some(answer) if answer.status == 200 => {
+                            check_cosigned(&answer, &checkpoint(new), &signer.verifier(), &witness);
+                            last = new;
+                            let _ = acked.send(new);
+                        }
+                        Some(answer) => panic!("{new}: {} {}", answer.status, answer.text()),
+                        None => break,
+                    }
+                }
+                last
+            });
+            let sizes: Vec<u64> = acks.iter().take(10).collect();
+            let killed = Command::new("kill")
+                .args(["-KILL", &served.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            (sizes, sender.join().unwrap())
+        });
+        drop(served);
+        assert_eq!(sizes.len(), 10, "round {round}");
+        let served = Witnessing::start(&data);
+        let stored = served.checkpoint(ORIGIN);
+        let size = stored.checkpoint().size();
+        assert!(
+            size == last_acked || size == last_acked + 1,
+            "round {round}: answered up to {last_acked}, restarted at {size}"
+        );
+        assert_eq!(stored.checkpoint(), checkpoint(size).checkpoint());
+        let witnesses = Verifiers::new([witness.clone()]).unwrap();
+        assert_eq!(
+            stored
+                .verify(ORIGIN, &signer.verifier(), &witnesses)
+                .unwrap()
+                .len(),
+            1
+        );
+        at = size;
+    }
+    assert!(at >= 30, "{at}");
+}
