@@ -2,8 +2,11 @@
 //! torchwood as Debian sid builds it: a witness nobody here wrote. Over real
 //! HTTP it cosigns the checkpoints `regis serve` signs, for both logs of a
 //! register as they grow; its cosignatures verify with regis-note under the
-//! cosignature/v1 key derived here from its SSH key; and it refuses what
-//! tlog-witness says to refuse, a fork of a log it cosigned included.
+//! cosignature/v1 key derived here from its SSH key, and meet a tlog-policy
+//! naming it; it refuses what tlog-witness says to refuse, a fork of a log
+//! it cosigned included, as regis-note's `check_add_checkpoint` does. With
+//! Regis's own witness (`regis witness serve`) beside it, the two meet a
+//! 2-of-2 policy together, and both refuse a fork whose evidence re-checks.
 //!
 //! litewitness signs with an Ed25519 key held by an ssh-agent (a fresh agent
 //! and a fresh key from ssh-keygen per test) and keeps its logs in SQLite,
@@ -24,13 +27,14 @@ use regis_client::{Client, VerifiedCheckpoint};
 use regis_merkle::{Edge, Hash, consistency_proof};
 use regis_note::{
     AddCheckpoint, KeyName, SIZE_CONTENT_TYPE, SignatureType, SignedCheckpoint, Verifier,
-    Verifiers, VerifyingKey, WitnessPolicy, WitnessedTree, check_add_checkpoint,
-    parse_cosignature_lines, parse_size_body, system_verifier,
+    VerifyingKey, WitnessPolicy, WitnessedTree, check_add_checkpoint, parse_cosignature_lines,
+    parse_size_body, system_verifier,
 };
 
-use crate::common::http::{Answer, exchange};
+use crate::common::http::{Answer, post};
 use crate::common::{
-    Serving, copy_dir, countries_rsf, country_key, free_port, load_country, ok, serve,
+    Serving, WitnessServer, copy_dir, countries_rsf, country_key, free_port, load_country, ok,
+    regis, serve, text,
 };
 
 const BASE: &str = "registers/api-client/country_register.rsf";
@@ -215,11 +219,7 @@ impl Litewitness {
 
     /// A tlog-policy that requires litewitness's cosignature.
     fn policy(&self) -> WitnessPolicy {
-        let text = format!(
-            "witness litewitness {} http://{}\nquorum litewitness\n",
-            self.verifier, self.addr
-        );
-        WitnessPolicy::parse(text.as_bytes()).unwrap()
+        only_witness("litewitness", &self.verifier, &self.addr)
     }
 
     /// Trusts a Regis log, while litewitness runs. Regis names each log's
@@ -240,24 +240,10 @@ impl Litewitness {
         }
     }
 
-    /// `POST /add-checkpoint` with `body`.
     fn add_checkpoint(&self, body: &[u8]) -> Answer {
-        let mut request = format!(
-            "POST /add-checkpoint HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n",
-            self.addr,
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(body);
-        exchange(&self.addr, &request)
-            .unwrap_or_else(|| panic!("litewitness gave no answer: {}", self.log()))
+        add_checkpoint(&self.addr, body)
     }
 
-    /// Asks for a cosignature that must be given, and checks it with
-    /// regis-note: the log's signature and litewitness's cosignature (under
-    /// the key derived from its SSH key) verify, timestamped within the
-    /// request. The checkpoint with the cosignature lines added.
     fn cosign(
         &self,
         old: u64,
@@ -265,45 +251,7 @@ impl Litewitness {
         checkpoint: &VerifiedCheckpoint,
         log: &Verifier,
     ) -> SignedCheckpoint {
-        let before = unix_now();
-        let answer = self.add_checkpoint(&add_checkpoint_body(old, proof, checkpoint.signed()));
-        let after = unix_now();
-        assert_eq!(answer.status, 200, "{}: {}", answer.text(), self.log());
-        let mut cosigned = checkpoint.signed().clone();
-        for line in parse_cosignature_lines(&answer.body).unwrap() {
-            cosigned.add_signature(line).unwrap();
-        }
-        let witnesses = Verifiers::new([self.verifier.clone()]).unwrap();
-        let verified = cosigned
-            .verify(log.name().as_str(), log, &witnesses)
-            .unwrap_or_else(|error| panic!("{error}: {cosigned}"));
-        assert_eq!(verified.len(), 1, "{cosigned}");
-        assert_eq!(verified[0].verifier(), &self.verifier);
-        let timestamp = verified[0].timestamp().unwrap();
-        assert!(
-            (before..=after).contains(&timestamp),
-            "cosigned at {timestamp}, asked between {before} and {after}"
-        );
-        // A witness policy naming litewitness (as clients and `regis serve`
-        // pin it) is met with the cosignature, and not without.
-        let policy = self.policy();
-        let origin = log.name().as_str();
-        let witnessed = policy.verify(&cosigned, origin, log, after).unwrap();
-        assert_eq!(
-            witnessed.cosigned_by,
-            [("litewitness".to_owned(), timestamp)]
-        );
-        assert!(
-            policy
-                .verify(checkpoint.signed(), origin, log, after)
-                .is_err()
-        );
-        // The cosigned note, as bytes, reads back the same.
-        assert_eq!(
-            SignedCheckpoint::parse(cosigned.to_string().as_bytes()).unwrap(),
-            cosigned
-        );
-        cosigned
+        cosign(&self.policy(), &self.addr, old, proof, checkpoint, log)
     }
 }
 
@@ -321,6 +269,102 @@ fn launch(verifier: &Verifier, db: &Path, addr: &str, agent: &SshAgent, log: &Pa
         .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// Regis's own witness: `regis witness init` in `data`, `add-log` for each
+/// of `logs`, then `serve`.
+struct RegisWitness {
+    server: WitnessServer,
+    data: PathBuf,
+    verifier: Verifier,
+}
+
+impl RegisWitness {
+    fn start(data: &Path, name: &str, logs: &[Verifier]) -> Self {
+        let data_s = data.to_str().unwrap();
+        let init = ok(regis(&[
+            "witness", "init", "--data", data_s, "--name", name,
+        ]));
+        let verifier = Verifier::parse(init.lines().last().unwrap()).unwrap();
+        for log in logs {
+            let key = log.to_string();
+            let origin = log.name().as_str();
+            ok(regis(&[
+                "witness", "add-log", "--data", data_s, "--origin", origin, "--key", &key,
+            ]));
+        }
+        RegisWitness {
+            server: WitnessServer::start(data),
+            data: data.to_owned(),
+            verifier,
+        }
+    }
+
+    fn addr(&self) -> &str {
+        &self.server.addr
+    }
+}
+
+/// A tlog-policy that requires the cosignature of one witness, `name`.
+fn only_witness(name: &str, verifier: &Verifier, addr: &str) -> WitnessPolicy {
+    let text = format!("witness {name} {verifier} http://{addr}\nquorum {name}\n");
+    WitnessPolicy::parse(text.as_bytes()).unwrap()
+}
+
+/// `POST /add-checkpoint` with `body` to the witness at `addr`.
+fn add_checkpoint(addr: &str, body: &[u8]) -> Answer {
+    post(addr, "/add-checkpoint", body)
+        .unwrap_or_else(|| panic!("the witness at {addr} gave no answer"))
+}
+
+/// Asks the witness at `addr` (the one witness of `policy`) for a
+/// cosignature that must be given, and checks it with regis-note: the log's
+/// signature and the cosignature verify, timestamped within the request, and
+/// the policy is met with it and not without. The checkpoint with the
+/// cosignature lines added.
+fn cosign(
+    policy: &WitnessPolicy,
+    addr: &str,
+    old: u64,
+    proof: &[Hash],
+    checkpoint: &VerifiedCheckpoint,
+    log: &Verifier,
+) -> SignedCheckpoint {
+    let [witness] = policy.witnesses() else {
+        panic!("a policy of one witness");
+    };
+    let before = unix_now();
+    let answer = add_checkpoint(addr, &add_checkpoint_body(old, proof, checkpoint.signed()));
+    let after = unix_now();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let mut cosigned = checkpoint.signed().clone();
+    for line in parse_cosignature_lines(&answer.body).unwrap() {
+        cosigned.add_signature(line).unwrap();
+    }
+    let origin = log.name().as_str();
+    let verified = cosigned
+        .verify(origin, log, policy.cosigners())
+        .unwrap_or_else(|error| panic!("{error}: {cosigned}"));
+    assert_eq!(verified.len(), 1, "{cosigned}");
+    assert_eq!(verified[0].verifier(), &witness.verifier);
+    let timestamp = verified[0].timestamp().unwrap();
+    assert!(
+        (before..=after).contains(&timestamp),
+        "cosigned at {timestamp}, asked between {before} and {after}"
+    );
+    let witnessed = policy.verify(&cosigned, origin, log, after).unwrap();
+    assert_eq!(witnessed.cosigned_by, [(witness.name.clone(), timestamp)]);
+    assert!(
+        policy
+            .verify(checkpoint.signed(), origin, log, after)
+            .is_err()
+    );
+    // The cosigned note, as bytes, reads back the same.
+    assert_eq!(
+        SignedCheckpoint::parse(cosigned.to_string().as_bytes()).unwrap(),
+        cosigned
+    );
+    cosigned
 }
 
 fn unix_now() -> u64 {
@@ -606,4 +650,126 @@ fn litewitness_keeps_what_it_cosigned_across_a_kill() {
     let answer = witness.add_checkpoint(&add_checkpoint_body(0, &[], checkpoint.signed()));
     assert_eq!(conflict_size(&answer), 7);
     witness.cosign(7, &consistency(&user, &checkpoint, 7), &checkpoint, &key);
+}
+
+/// Regis's own witness and litewitness cosign the same checkpoints of both
+/// logs as they grow; a 2-of-2 policy is met by the two cosignatures
+/// together and by neither alone.
+#[test]
+fn regis_witness_and_litewitness_together_meet_a_two_of_two_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("regis");
+    load_country(&data, &regis_fixtures::path(BASE));
+    let key = Verifier::parse(&country_key(&data)).unwrap();
+    let logs = [key.clone(), system_verifier(&key).unwrap()];
+    let lite = Litewitness::start(&work.path().join("litewitness"), "litewitness.test/w");
+    for log in &logs {
+        lite.add_log(log);
+    }
+    let ours = RegisWitness::start(&work.path().join("witness"), "regis.test/witness", &logs);
+    let ours_policy = only_witness("regis", &ours.verifier, ours.addr());
+    let both = WitnessPolicy::parse(
+        format!(
+            "witness litewitness {} http://{}\nwitness regis {} http://{}\n\
+             group both all litewitness regis\nquorum both\n",
+            lite.verifier,
+            lite.addr,
+            ours.verifier,
+            ours.addr()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut witnessed = [0u64; 2];
+    for file in [None, Some(regis_fixtures::path(UPDATE))] {
+        if let Some(file) = file {
+            load_country(&data, &file);
+        }
+        let (_server, clients) = serve_country(&data, &key);
+        for (i, client) in clients.iter().enumerate() {
+            let checkpoint = client.checkpoint().unwrap();
+            let old = witnessed[i];
+            let proof = consistency(client, &checkpoint, old);
+            let by_lite = lite.cosign(old, &proof, &checkpoint, client.key());
+            let by_ours = cosign(
+                &ours_policy,
+                ours.addr(),
+                old,
+                &proof,
+                &checkpoint,
+                client.key(),
+            );
+            let (origin, now) = (client.key().name().as_str(), unix_now());
+            assert!(both.verify(&by_lite, origin, client.key(), now).is_err());
+            assert!(both.verify(&by_ours, origin, client.key(), now).is_err());
+            let mut together = by_lite.clone();
+            let ours_line = by_ours.note().signatures().last().unwrap().clone();
+            together.add_signature(ours_line).unwrap();
+            let met = both.verify(&together, origin, client.key(), now).unwrap();
+            let mut names: Vec<&str> = met.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["litewitness", "regis"]);
+            witnessed[i] = checkpoint.size();
+        }
+    }
+    assert_eq!(witnessed, [9, 13]);
+}
+
+/// A fork (two data directories, one key) at the size both witnesses
+/// cosigned, with another root: both refuse it (422), and the evidence
+/// Regis's witness keeps re-checks with `regis audit --evidence`.
+#[test]
+fn both_witnesses_refuse_a_fork_and_the_evidence_holds() {
+    let work = tempfile::tempdir().unwrap();
+    let real = work.path().join("real");
+    let fork = work.path().join("fork");
+    load_country(&real, &regis_fixtures::path(BASE));
+    copy_dir(&real, &fork);
+    load_country(&real, &regis_fixtures::path(UPDATE));
+    load_country(&fork, &countries_rsf(work.path(), "Forked", 2));
+    let key = Verifier::parse(&country_key(&real)).unwrap();
+    let lite = Litewitness::start(&work.path().join("litewitness"), "litewitness.test/w");
+    lite.add_log(&key);
+    let ours = RegisWitness::start(
+        &work.path().join("witness"),
+        "regis.test/witness",
+        std::slice::from_ref(&key),
+    );
+    let ours_policy = only_witness("regis", &ours.verifier, ours.addr());
+
+    let (_server, [user, _]) = serve_country(&real, &key);
+    let real_9 = user.checkpoint().unwrap();
+    lite.cosign(0, &[], &real_9, &key);
+    cosign(&ours_policy, ours.addr(), 0, &[], &real_9, &key);
+    let (_fork_server, [forked, _]) = serve_country(&fork, &key);
+    let fork_9 = forked.checkpoint().unwrap();
+    assert_eq!(fork_9.size(), 9);
+    assert_ne!(fork_9.root(), real_9.root());
+    let body = add_checkpoint_body(9, &[], fork_9.signed());
+    for (witness, addr) in [
+        ("litewitness", lite.addr.as_str()),
+        ("regis witness", ours.addr()),
+    ] {
+        let answer = add_checkpoint(addr, &body);
+        assert_eq!(answer.status, 422, "{witness}: {}", answer.text());
+    }
+
+    let evidence: Vec<PathBuf> = std::fs::read_dir(ours.data.join(regis_witness::EVIDENCE_DIR))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    let held = regis(&[
+        "audit",
+        "--key",
+        &key.to_string(),
+        "--evidence",
+        evidence[0].to_str().unwrap(),
+    ]);
+    let stdout = text(&held.stdout);
+    assert!(held.status.success(), "{stdout}{}", text(&held.stderr));
+    assert!(
+        stdout.contains("the evidence holds: the user log's checkpoints 9 and 9"),
+        "{stdout}"
+    );
 }

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 
 /// Runs `regis ARGS` to completion.
 pub fn regis(args: &[&str]) -> Output {
@@ -129,6 +130,63 @@ pub fn countries_rsf(dir: &Path, label: &str, count: usize) -> PathBuf {
     let path = dir.join(format!("{label}-{count}.rsf"));
     std::fs::write(&path, rsf).unwrap();
     path
+}
+
+/// `regis witness serve --data DATA` on a loopback port, killed (SIGKILL)
+/// when dropped.
+pub struct WitnessServer {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl WitnessServer {
+    pub fn start(data: &Path) -> WitnessServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+            .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (first, rest) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Read on: the witness must never find its stdout closed.
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let _ = first.send(line.unwrap());
+            }
+        });
+        let mut server = WitnessServer {
+            child,
+            addr: String::new(),
+        };
+        let line = rest.recv().unwrap();
+        server.addr = line
+            .rsplit_once(" on http://")
+            .map(|(_, url)| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| panic!("{line}"));
+        server
+    }
+
+    pub fn add_checkpoint(&self, body: &[u8]) -> Option<http::Answer> {
+        http::post(&self.addr, "/add-checkpoint", body)
+    }
+
+    /// The witness's monitoring endpoint for `origin`: the last checkpoint
+    /// it cosigned.
+    pub fn checkpoint(&self, origin: &str) -> regis_note::SignedCheckpoint {
+        let path = format!("/{}/checkpoint", regis_witness::origin_hash(origin));
+        let answer = http::get_answer(&self.addr, &path).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        regis_note::SignedCheckpoint::parse(&answer.body).unwrap()
+    }
+}
+
+impl Drop for WitnessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A loopback port free now (for a server that must keep its URL across
