@@ -4,9 +4,9 @@
 //! fails with one line, keeps its state, and writes evidence that
 //! re-verifies with nothing but the key.
 
-use std::path::Path;
-
-use crate::common::{free_port, ok, regis, serve, text};
+use crate::common::{
+    copy_dir, countries_rsf, country_key, free_port, load_country, ok, regis, serve, text,
+};
 
 use regis_client::audit::{Evidence, ForkKind};
 use regis_note::Verifier;
@@ -15,35 +15,6 @@ use regis_store::Log;
 const BASE: &str = "registers/api-client/country_register.rsf";
 const UPDATE: &str = "registers/api-client/country_register_update.rsf";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Twelve new countries: the fork grows further than the real update.
-fn fork_document(dir: &Path) -> std::path::PathBuf {
-    let mut rsf = String::new();
-    for i in 1..=12 {
-        let item = format!("{{\"country\":\"Z{i}\",\"name\":\"Forked {i}\"}}");
-        let hash = regis_model::Item::parse(&item).unwrap().hash();
-        rsf.push_str(&format!("add-item\t{item}\n"));
-        rsf.push_str(&format!(
-            "append-entry\tuser\tZ{i}\t2020-01-01T00:00:00Z\t{hash}\n"
-        ));
-    }
-    let path = dir.join("fork.rsf");
-    std::fs::write(&path, rsf).unwrap();
-    path
-}
-
 #[test]
 fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
     let work = tempfile::tempdir().unwrap();
@@ -51,34 +22,13 @@ fn audit_trusts_on_first_use_then_catches_a_fork_with_evidence() {
     let fork = work.path().join("fork");
     let base = regis_fixtures::path(BASE);
     let update = regis_fixtures::path(UPDATE);
-    let load = |data: &Path, file: &Path| {
-        ok(regis(&[
-            "load",
-            "--data",
-            data.to_str().unwrap(),
-            "--register",
-            "country",
-            "--host",
-            "regis.test",
-            file.to_str().unwrap(),
-        ]))
-    };
-    load(&real, &base);
+    load_country(&real, &base);
     // The fork: a copy of the register, key and all, taken now.
     copy_dir(&real, &fork);
-    load(&real, &update);
-    load(&fork, &fork_document(work.path()));
-    let key = ok(regis(&[
-        "key",
-        "--data",
-        real.to_str().unwrap(),
-        "--register",
-        "country",
-    ]))
-    .lines()
-    .find_map(|line| line.strip_prefix("log-public-key: "))
-    .unwrap()
-    .to_owned();
+    load_country(&real, &update);
+    // Twelve new countries: the fork grows further than the real update.
+    load_country(&fork, &countries_rsf(work.path(), "Forked", 12));
+    let key = country_key(&real);
 
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/registers/country");

@@ -13,6 +13,7 @@ mod cli;
 mod crash_process;
 mod disk_full;
 mod interop;
+mod litewitness;
 mod mirror;
 mod remote;
 mod serve;

@@ -5,9 +5,8 @@
 //! it cleanly, and after a kill -9 amid requests it restarts at the last
 //! state it answered or the one it was writing.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 
 use regis_merkle::{Edge, MemoryHashes, consistency_proof, leaf_hash};
@@ -16,80 +15,11 @@ use regis_note::{
 };
 use regis_store::{Log, RedbBackend, Registry};
 
-use crate::common::http::{Answer, exchange, get_answer};
-use crate::common::{ok, regis, text};
+use crate::common::http::Answer;
+use crate::common::{WitnessServer, copy_dir, countries_rsf, load_country, ok, regis, text};
 
 const BASE: &str = "registers/api-client/country_register.rsf";
 const UPDATE: &str = "registers/api-client/country_register_update.rsf";
-
-/// `regis witness serve`, killed (SIGKILL) when dropped.
-struct Witnessing {
-    child: Child,
-    addr: String,
-}
-
-impl Witnessing {
-    fn start(data: &Path) -> Witnessing {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
-            .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (first, rest) = mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        // Read on: the witness must never find its stdout closed.
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let _ = first.send(line.unwrap());
-            }
-        });
-        let line = rest.recv().unwrap();
-        let addr = line
-            .rsplit_once(" on http://")
-            .map(|(_, url)| url.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| panic!("{line}"));
-        Witnessing { child, addr }
-    }
-
-    fn add_checkpoint(&self, body: &[u8]) -> Option<Answer> {
-        let mut request = format!(
-            "POST /add-checkpoint HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(body);
-        exchange(&self.addr, &request)
-    }
-
-    fn checkpoint(&self, origin: &str) -> SignedCheckpoint {
-        let path = format!("/{}/checkpoint", regis_witness::origin_hash(origin));
-        let answer = get_answer(&self.addr, &path).unwrap();
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        SignedCheckpoint::parse(&answer.body).unwrap()
-    }
-}
-
-impl Drop for Witnessing {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn load(data: &Path, file: &Path) {
-    ok(regis(&[
-        "load",
-        "--data",
-        data.to_str().unwrap(),
-        "--register",
-        "country",
-        "--host",
-        "regis.test",
-        file.to_str().unwrap(),
-    ]));
-}
 
 /// The register's signed checkpoint of `log`, from its store.
 fn stored_checkpoint(data: &Path, log: Log) -> SignedCheckpoint {
@@ -130,37 +60,6 @@ fn check_cosigned(
     assert_eq!(verified.len(), 1);
 }
 
-/// Two user entries no published register holds: with them the copy of
-/// the register has the size of the real one after its update, and
-/// another root.
-fn fork_document(dir: &Path) -> std::path::PathBuf {
-    let mut rsf = String::new();
-    for key in ["ZX", "ZY"] {
-        let item = format!("{{\"country\":\"{key}\",\"name\":\"Forked {key}\"}}");
-        let hash = regis_model::Item::parse(&item).unwrap().hash();
-        rsf.push_str(&format!("add-item\t{item}\n"));
-        rsf.push_str(&format!(
-            "append-entry\tuser\t{key}\t2020-01-01T00:00:00Z\t{hash}\n"
-        ));
-    }
-    let path = dir.join("fork.rsf");
-    std::fs::write(&path, rsf).unwrap();
-    path
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_witness_cosigns_a_registers_logs_and_keeps_evidence_of_a_fork() {
     let work = tempfile::tempdir().unwrap();
@@ -170,10 +69,12 @@ fn a_witness_cosigns_a_registers_logs_and_keeps_evidence_of_a_fork() {
         work.path().join("witness"),
     );
     let data_s = data.to_str().unwrap();
-    load(&real, &regis_fixtures::path(BASE));
+    load_country(&real, &regis_fixtures::path(BASE));
     copy_dir(&real, &fork);
-    load(&real, &regis_fixtures::path(UPDATE));
-    load(&fork, &fork_document(work.path()));
+    load_country(&real, &regis_fixtures::path(UPDATE));
+    // Two new countries: the copy has the size of the real register after
+    // its update, and another root.
+    load_country(&fork, &countries_rsf(work.path(), "Forked", 2));
 
     let init = ok(regis(&[
         "witness",
@@ -259,7 +160,7 @@ fn a_witness_cosigns_a_registers_logs_and_keeps_evidence_of_a_fork() {
         text(&refused.stderr)
     );
 
-    let served = Witnessing::start(&data);
+    let served = WitnessServer::start(&data);
     for (log, origin, key) in &logs {
         let key = Verifier::parse(key).unwrap();
         let checkpoint = stored_checkpoint(&real, *log);
@@ -363,7 +264,7 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
 
     let mut at = 0;
     for round in 0..3 {
-        let served = Witnessing::start(&data);
+        let served = WitnessServer::start(&data);
         // One step at a time from where the witness stands; each answer
         // is reported, and the witness killed after the tenth.
         let (acked, acks) = mpsc::channel();
@@ -393,7 +294,7 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
         });
         drop(served);
         assert_eq!(sizes.len(), 10, "round {round}");
-        let served = Witnessing::start(&data);
+        let served = WitnessServer::start(&data);
         let stored = served.checkpoint(ORIGIN);
         let size = stored.checkpoint().size();
         assert!(

@@ -64,6 +64,17 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `POST path` with `body`, or `None` as [`exchange`] says.
+pub fn post(addr: &str, path: &str, body: &[u8]) -> Option<Answer> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(addr, &request)
+}
+
 pub fn get_answer(addr: &str, path: &str) -> Option<Answer> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     exchange(addr, request.as_bytes())

@@ -7,8 +7,9 @@ pub mod http;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 
 /// Runs `regis ARGS` to completion.
 pub fn regis(args: &[&str]) -> Output {
@@ -66,6 +67,126 @@ pub fn serve(data: &Path, listen: &str) -> Serving {
         .map(|(_, url)| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| panic!("{line}"));
     Serving { child, url }
+}
+
+/// `regis load` of `file` into the register `country` of `data`, under the
+/// host `regis.test`: its standard output.
+pub fn load_country(data: &Path, file: &Path) -> String {
+    ok(regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+        "--host",
+        "regis.test",
+        file.to_str().unwrap(),
+    ]))
+}
+
+/// The user log's verifier key of the register `country` of `data`, as
+/// `regis key` prints it.
+pub fn country_key(data: &Path) -> String {
+    ok(regis(&[
+        "key",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+    ]))
+    .lines()
+    .find_map(|line| line.strip_prefix("log-public-key: "))
+    .unwrap()
+    .to_owned()
+}
+
+/// Copies the directory `from` (a register's data, key and all) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// An RSF file in `dir` that appends `count` new countries to the country
+/// register (keys `Z1`…, names `"{label} 1"`…): two files with different
+/// labels grow two copies of a register apart.
+pub fn countries_rsf(dir: &Path, label: &str, count: usize) -> PathBuf {
+    let mut rsf = String::new();
+    for i in 1..=count {
+        let item = format!("{{\"country\":\"Z{i}\",\"name\":\"{label} {i}\"}}");
+        let hash = regis_model::Item::parse(&item).unwrap().hash();
+        rsf.push_str(&format!("add-item\t{item}\n"));
+        rsf.push_str(&format!(
+            "append-entry\tuser\tZ{i}\t2020-01-01T00:00:00Z\t{hash}\n"
+        ));
+    }
+    let path = dir.join(format!("{label}-{count}.rsf"));
+    std::fs::write(&path, rsf).unwrap();
+    path
+}
+
+/// `regis witness serve --data DATA` on a loopback port, killed (SIGKILL)
+/// when dropped.
+pub struct WitnessServer {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl WitnessServer {
+    pub fn start(data: &Path) -> WitnessServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_regis"))
+            .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (first, rest) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Read on: the witness must never find its stdout closed.
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let _ = first.send(line.unwrap());
+            }
+        });
+        let mut server = WitnessServer {
+            child,
+            addr: String::new(),
+        };
+        let line = rest.recv().unwrap();
+        server.addr = line
+            .rsplit_once(" on http://")
+            .map(|(_, url)| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| panic!("{line}"));
+        server
+    }
+
+    pub fn add_checkpoint(&self, body: &[u8]) -> Option<http::Answer> {
+        http::post(&self.addr, "/add-checkpoint", body)
+    }
+
+    /// The witness's monitoring endpoint for `origin`: the last checkpoint
+    /// it cosigned.
+    pub fn checkpoint(&self, origin: &str) -> regis_note::SignedCheckpoint {
+        let path = format!("/{}/checkpoint", regis_witness::origin_hash(origin));
+        let answer = http::get_answer(&self.addr, &path).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        regis_note::SignedCheckpoint::parse(&answer.body).unwrap()
+    }
+}
+
+impl Drop for WitnessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A loopback port free now (for a server that must keep its URL across
