@@ -14,7 +14,7 @@ use regis_model::rsf::{Command, Policy, RsfReader};
 use regis_model::{
     Cardinality, Datatype, Entry, Field, Item, Log, RegisterName, Timestamp, definition_commands,
 };
-use regis_server::{App, Limits};
+use regis_server::{App, Limits, WitnessSettings};
 use regis_store::{RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
 
 pub const HOST: &str = "regis.test";
@@ -128,10 +128,31 @@ impl TestServer {
 
     /// A server over whatever `prepare` puts in a new data directory.
     pub fn start_prepared(prepare: impl FnOnce(&Registry), limits: Limits) -> TestServer {
+        Self::start_witnessed(prepare, limits, WitnessSettings::default())
+    }
+
+    /// [`TestServer::start_prepared`], its registers witnessed as `witness`
+    /// says.
+    pub fn start_witnessed(
+        prepare: impl FnOnce(&Registry),
+        limits: Limits,
+        witness: WitnessSettings,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        prepare(&Registry::new(dir.path(), HOST));
+        Self::open(dir, limits, witness)
+    }
+
+    /// Stops the server and returns its data directory, to open again.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.halt();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// A server over the data directory `dir`.
+    pub fn open(dir: tempfile::TempDir, limits: Limits, witness: WitnessSettings) -> TestServer {
         let registry = Registry::new(dir.path(), HOST);
-        prepare(&registry);
-        let opened = App::<RedbBackend>::open(&registry, limits).unwrap();
+        let opened = App::<RedbBackend>::open_with(&registry, limits, witness).unwrap();
         let app = Arc::clone(&opened.app);
         assert!(
             opened.app.unavailable.is_empty(),
@@ -281,8 +302,10 @@ pub fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
+impl TestServer {
+    /// Stops serving and joins the server's thread (which stops the
+    /// witnessings and sequencers).
+    fn halt(&mut self) {
         drop(self.app.take());
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -290,6 +313,12 @@ impl Drop for TestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
