@@ -4,7 +4,9 @@
 //! whose verified tiles give another root at the old size) is a fork or a
 //! roll-back by the holder of the key; the auditor keeps the two signed
 //! checkpoints and the tiles that show it as [`Evidence`], which anyone
-//! holding the key can check again ([`Evidence::verify`]).
+//! holding the key can check again ([`Evidence::verify`]). With a witness
+//! policy ([`Auditor::with_witness_policy`]) every checkpoint, the saved
+//! ones too, must carry the cosignatures its quorum needs.
 //!
 //! # The state file
 //!
@@ -44,12 +46,12 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use regis_merkle::tile::TilePath;
 use regis_merkle::{Edge, TileHashReader, TileSource, TileVerifyError};
 use regis_model::Log;
-use regis_note::Verifier;
+use regis_note::{Verifier, WitnessPolicy};
 
 use crate::client::{Client, VerifiedCheckpoint, tiles_error};
 use crate::error::Error;
@@ -152,6 +154,17 @@ impl Auditor {
         let user = Client::new(url, key)?;
         let system = user.system()?;
         Ok(Auditor { user, system })
+    }
+
+    /// This auditor, requiring that every checkpoint of either log, served
+    /// or saved, carries cosignatures meeting `policy`
+    /// ([`Client::with_witness_policy`]).
+    pub fn with_witness_policy(self, policy: WitnessPolicy) -> Self {
+        let policy = Arc::new(policy);
+        Auditor {
+            user: self.user.with_witness_policy(Arc::clone(&policy)),
+            system: self.system.with_witness_policy(policy),
+        }
     }
 
     /// Reads a state file written by [`Self::encode_state`] for this

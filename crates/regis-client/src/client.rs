@@ -4,13 +4,15 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use regis_merkle::{Edge, Frontier, Hash, TileHashReader, TileVerifyError, leaf_hash};
 
 use regis_model::Log;
 use regis_model::api::path_segment;
 use regis_model::{Entry, Item, ItemHash, entry_number};
-use regis_note::{SignedCheckpoint, Verifier, Verifiers};
+use regis_note::{SignedCheckpoint, Verifier, Verifiers, WitnessPolicy};
 
 use crate::delta::DigestState;
 use crate::entries::LogRange;
@@ -22,19 +24,27 @@ use crate::replayed::ReplayedRecords;
 /// that log. The key must come from the caller (configuration, a catalogue
 /// fetched out of band), never from the server being checked. A client
 /// made by [`Client::new`] reads the user log; [`Client::system`] gives one
-/// of the system log.
+/// of the system log. With a witness policy
+/// ([`Client::with_witness_policy`]) every checkpoint it accepts must also
+/// carry cosignatures meeting the policy's quorum.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: Http,
     key: Verifier,
     log: Log,
+    /// Shared with the system-log client and the auditor's two clients.
+    witnesses: Option<Arc<WitnessPolicy>>,
 }
 
-/// A checkpoint of the register's user log whose origin and signature the
-/// pinned key verified. Only this crate makes one.
+/// A checkpoint of one of the register's logs whose origin and signature
+/// the pinned key verified, and whose cosignatures met the client's witness
+/// policy if it has one. Only this crate makes one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedCheckpoint {
     signed: SignedCheckpoint,
+    /// The policy's witnesses whose cosignatures verified: policy name and
+    /// cosignature time (POSIX seconds), in the note's line order.
+    cosigned_by: Vec<(String, u64)>,
 }
 
 impl VerifiedCheckpoint {
@@ -51,6 +61,13 @@ impl VerifiedCheckpoint {
     /// The signed note, with every signature line as served.
     pub fn signed(&self) -> &SignedCheckpoint {
         &self.signed
+    }
+
+    /// The witnesses of the client's policy that cosigned it: each one's
+    /// name in the policy and the time it cosigned at (POSIX seconds).
+    /// Empty for a client without a policy.
+    pub fn cosigned_by(&self) -> &[(String, u64)] {
+        &self.cosigned_by
     }
 }
 
@@ -141,7 +158,28 @@ impl Client {
             http: Http::new(url, limits),
             key,
             log: Log::User,
+            witnesses: None,
         })
+    }
+
+    /// This client, requiring from now on that every checkpoint it accepts
+    /// (served, in a record's proof, or given to
+    /// [`Self::verify_checkpoint`]) carries cosignatures meeting `policy`
+    /// (C2SP tlog-policy): each cosignature from a witness the policy names
+    /// must verify, over the exact checkpoint text, with a time neither
+    /// zero nor in the future, and those witnesses must make up the quorum.
+    /// The system-log client ([`Self::system`]) keeps the policy; an
+    /// `Arc` shares one policy among several clients.
+    pub fn with_witness_policy(self, policy: impl Into<Arc<WitnessPolicy>>) -> Self {
+        Client {
+            witnesses: Some(policy.into()),
+            ..self
+        }
+    }
+
+    /// The witness policy this client requires, if any.
+    pub fn witness_policy(&self) -> Option<&WitnessPolicy> {
+        self.witnesses.as_deref()
     }
 
     /// A client of the same register's system log. Regis signs it with the
@@ -155,6 +193,7 @@ impl Client {
             http: self.http.clone(),
             key,
             log: Log::System,
+            witnesses: self.witnesses.clone(),
         })
     }
 
@@ -232,14 +271,34 @@ impl Client {
             url: source.to_owned(),
             error,
         })?;
-        // Witness cosignatures are not required yet: none are pinned.
+        self.accept(signed, source)
+    }
+
+    /// The one place a checkpoint is accepted: its origin and the log's
+    /// signature, then the witness policy if there is one.
+    fn accept(&self, signed: SignedCheckpoint, source: &str) -> Result<VerifiedCheckpoint, Error> {
         signed
             .verify(self.origin(), &self.key, &Verifiers::default())
             .map_err(|error| Error::CheckpointSignature {
                 url: source.to_owned(),
                 error,
             })?;
-        Ok(VerifiedCheckpoint { signed })
+        let cosigned_by = match &self.witnesses {
+            None => Vec::new(),
+            Some(policy) => {
+                policy
+                    .verify(&signed, self.origin(), &self.key, now())
+                    .map_err(|error| Error::Witnesses {
+                        url: source.to_owned(),
+                        error,
+                    })?
+                    .cosigned_by
+            }
+        };
+        Ok(VerifiedCheckpoint {
+            signed,
+            cosigned_by,
+        })
     }
 
     /// A reader of `checkpoint`'s tree from the server's hash tiles, each
@@ -291,15 +350,15 @@ impl Client {
     }
 
     /// Fetches record `key` with its C2SP tlog-proof and verifies it: the
-    /// proof's checkpoint with the pinned key, the inclusion of the leaf
+    /// proof's checkpoint with the pinned key (and the witness policy, as
+    /// any checkpoint this client accepts), the inclusion of the leaf
     /// hash recomputed from the leaf bytes, the leaf's key and number, and
     /// every item re-hashed. The proof may be against a newer or older
     /// checkpoint than `trusted` (the log moves on); it is accepted only if
     /// the two are consistent, checked from tiles.
     pub fn record(&self, key: &str, trusted: &VerifiedCheckpoint) -> Result<VerifiedRecord, Error> {
-        let bytes = self
-            .http
-            .document(&format!("records/{}/proof.tlog-proof", path_segment(key)))?;
+        let path = format!("records/{}/proof.tlog-proof", path_segment(key));
+        let bytes = self.http.document(&path)?;
         let proof = regis_note::TlogProof::parse(&bytes).map_err(|error| Error::ProofFormat {
             key: key.to_owned(),
             error,
@@ -318,6 +377,10 @@ impl Client {
                 key: key.to_owned(),
                 error,
             })?;
+        let proved = self.accept(
+            proof.checkpoint().clone(),
+            &format!("{}/{path}", self.http.base()),
+        )?;
         let number = entry_number(proof.index());
         let entry = parse_leaf(number, leaf)?;
         if entry.key != key {
@@ -331,9 +394,6 @@ impl Client {
             .iter()
             .map(|hash| self.item(hash))
             .collect::<Result<Vec<_>, _>>()?;
-        let proved = VerifiedCheckpoint {
-            signed: proof.checkpoint().clone(),
-        };
         if proved.size() <= trusted.size() {
             self.consistency(&proved, trusted)?;
         } else {
@@ -543,6 +603,15 @@ impl Client {
             records,
         })
     }
+}
+
+/// The clock, read here (the pure crates read none) for the witness
+/// policy's bound on cosignature times. A clock before 1970 reads 0, so
+/// that every cosignature is in its future and refused.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 pub(crate) fn tiles_error(size: u64) -> impl Fn(TileVerifyError<FetchError>) -> Error {

@@ -3,7 +3,9 @@
 use regis_merkle::TileVerifyError;
 use regis_merkle::tile::{BundleError, TilePath};
 use regis_model::{ItemError, ItemHash, LeafError};
-use regis_note::{SignedCheckpointError, TlogProofError, TlogProofVerifyError, VerifyError};
+use regis_note::{
+    PolicyError, SignedCheckpointError, TlogProofError, TlogProofVerifyError, VerifyError,
+};
 
 use crate::http::FetchError;
 
@@ -52,6 +54,17 @@ pub enum Error {
         url: String,
         /// Why.
         error: VerifyError,
+    },
+    /// The checkpoint, signed by the log, lacks what the client's witness
+    /// policy requires: a cosignature from one of its witnesses fails, has
+    /// a time of zero or in the future, or those that verify do not make
+    /// up the quorum (the error names who cosigned and what it needs).
+    #[error("the checkpoint at {url} does not meet the witness policy: {error}")]
+    Witnesses {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        error: PolicyError,
     },
     /// A hash tile was missing, malformed or does not match the trusted
     /// root.

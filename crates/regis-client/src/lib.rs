@@ -6,6 +6,10 @@
 //!   each log's key by its origin, `<host>/registers/<name>`).
 //! - [`Client::system`]: the same for the system log, whose key is derived
 //!   from the pinned one (Regis signs both logs with one key).
+//! - [`Client::with_witness_policy`]: every checkpoint accepted, by any of
+//!   the calls below too, must also carry witness cosignatures meeting a
+//!   C2SP tlog-policy the caller pinned (the client reads the clock for
+//!   the cosignatures' times: none may be in the future).
 //! - [`Client::verify_tree`]: the right-edge hash tiles fold to that root.
 //! - [`Client::record`]: a record by its C2SP tlog-proof: the leaf is
 //!   re-hashed from its bytes, its key and number checked, and its items

@@ -3,6 +3,8 @@
 //! caught, by the error that names it.
 
 mod common;
+#[path = "verify/witnesses.rs"]
+mod witnesses;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -6,7 +6,9 @@
 //!
 //! 1. The upstream's system, user and again system checkpoint are fetched
 //!    and verified with the pinned key (the system log's key is derived
-//!    from it, and `B/register` must state the same keys). The two system
+//!    from it, and `B/register` must state the same keys), and with the
+//!    witness policy if one is given ([`Mirror::with_witness_policy`]:
+//!    cosignatures meeting its quorum). The two system
 //!    checkpoints must agree, so that both logs are seen as they stood at
 //!    one moment (see "System entries" below).
 //! 2. Each is checked to extend the mirror's stored checkpoint of its log,
@@ -20,7 +22,9 @@
 //!    grow with the delta).
 //! 4. The upstream's two signed checkpoints are stored in the same
 //!    transaction (the store checks again that they are its trees' roots),
-//!    which then commits: all of a sync or none of it is stored.
+//!    which then commits: all of a sync or none of it is stored. Each is
+//!    stored as served, every signature line kept, so a server of the
+//!    mirror hands out the witnesses' cosignatures with it.
 //!
 //! So a mirror is always at a state the upstream signed, a killed sync
 //! leaves it at the previous one, and the next sync continues from there.
@@ -41,13 +45,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use regis_client::{Client, Error, HttpTiles, LogRange, Received, StreamError, VerifiedCheckpoint};
 use regis_merkle::TileHashReader;
 use regis_model::rsf::RsfErrorKind;
 use regis_model::{PerLog, RegisterName};
-use regis_note::Verifier;
+use regis_note::{Verifier, WitnessPolicy};
 use regis_store::{
     DirBackend, KvBackend, Log, NewEntry, RegisterKind, Registry, RegistryError, SignedTree,
     Snapshot, Store, StoreError, TreeHead, Txn, Upstream, Writer,
@@ -243,6 +248,18 @@ impl<B: KvBackend> Mirror<B> {
             writer: mirror.writer,
             keys_checked: false,
         })
+    }
+
+    /// This mirror, copying only upstream checkpoints whose cosignatures
+    /// meet `policy` ([`Client::with_witness_policy`]; its stored
+    /// checkpoints are checked against it too).
+    pub fn with_witness_policy(self, policy: WitnessPolicy) -> Self {
+        let policy = Arc::new(policy);
+        Mirror {
+            user: self.user.with_witness_policy(Arc::clone(&policy)),
+            system: self.system.with_witness_policy(policy),
+            ..self
+        }
     }
 
     /// The mirror's name.

@@ -9,14 +9,17 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Liar, Server, impostor, rsf_commands, split_commands, try_rsf_commands};
+use common::{
+    Cosign, Liar, Server, cosignature, cosigning, impostor, now, policy, rsf_commands,
+    split_commands, try_rsf_commands, witness,
+};
 use regis_client::audit::Auditor;
 use regis_client::{Client, Error};
 use regis_merkle::tile::{TilePath, read_tile};
 use regis_merkle::{Edge, MemoryHashes, TileVerifyError, leaf_hash};
 use regis_mirror::{Mirror, MirrorError};
 use regis_model::rsf::Command;
-use regis_model::{Entry, Item, Log, Timestamp};
+use regis_model::{Entry, Item, Log, PerLog, Timestamp};
 use regis_note::{Checkpoint, SignedCheckpoint, VerifyError};
 use regis_store::{KvSnapshot, RedbBackend, Registry, Snapshot, fsck_with_keys};
 
@@ -143,10 +146,7 @@ fn every_real_register_mirrors_with_its_roots_records_and_items_and_audits() {
         let name_ = mirror.name().clone();
         drop(mirror);
         let opened = registry.open_mirror::<RedbBackend>(&name_).unwrap();
-        let keys = [
-            opened.upstream.verifier(Log::User),
-            opened.upstream.verifier(Log::System),
-        ];
+        let keys = PerLog::from_fn(|log| opened.upstream.verifier(log));
         let checked = fsck_with_keys(&opened.store.snapshot().unwrap(), keys).unwrap();
         assert_eq!(checked.checkpoints, 2, "{name}");
         drop(opened);
@@ -829,4 +829,93 @@ fn follow_reconnects_when_the_event_stream_drops() {
     stop.store(true, Ordering::SeqCst);
     server.append(steps.next().unwrap());
     follower.join().unwrap().unwrap();
+}
+
+/// Any two of witnesses 1, 2 and 3.
+const TWO_OF_THREE: &str = "\
+witness w1 {1}
+witness w2 {2}
+witness w3 {3}
+group two 2 w1 w2 w3
+quorum two
+";
+
+/// The cosignatures of witnesses `honest`, and of `forged` with a bit
+/// flipped, all made at `time`.
+fn cosigned_by(honest: &'static [u8], forged: &'static [u8], time: u64) -> Box<Cosign> {
+    Box::new(move |checkpoint| {
+        let honest = honest.iter().map(|n| (n, false));
+        let forged = forged.iter().map(|n| (n, true));
+        honest
+            .chain(forged)
+            .map(|(n, forged)| cosignature(&witness(*n), checkpoint, time, forged))
+            .collect()
+    })
+}
+
+/// A mirror of `url` in `dir` requiring the cosignatures of any two of
+/// witnesses 1, 2 and 3.
+fn witnessed_mirror(server: &Server, dir: &std::path::Path, url: &str) -> Mirror<RedbBackend> {
+    mirror(server, dir, url).with_witness_policy(policy(TWO_OF_THREE))
+}
+
+#[test]
+fn a_witnessed_mirror_stores_the_checkpoints_with_their_cosignatures_as_served() {
+    let mut steps = three_steps().into_iter();
+    let server = Server::start(NAME, vec![steps.next().unwrap()]);
+    let liar = cosigning(&server, false, cosigned_by(&[1, 3], &[], now()));
+    let dir = tempfile::tempdir().unwrap();
+    let check = |mirror: &Mirror<RedbBackend>| {
+        let served = Client::new(&liar.url(), server.loaded.key.clone()).unwrap();
+        let held = held(mirror);
+        for (log, client) in [(0, served.clone()), (1, served.system().unwrap())] {
+            let text = client.checkpoint().unwrap().to_string();
+            assert!(
+                text.contains("\n\u{2014} witness-1.test ")
+                    && text.contains("\n\u{2014} witness-3.test "),
+                "{text}"
+            );
+            assert_eq!(held.checkpoints[log].as_deref(), Some(text.as_str()));
+        }
+        let upstream = upstream(&server);
+        assert_eq!(
+            held,
+            Contents {
+                checkpoints: held.checkpoints.clone(),
+                ..upstream
+            }
+        );
+    };
+    let mut mirror = witnessed_mirror(&server, dir.path(), &liar.url());
+    sync(&mut mirror).unwrap();
+    check(&mirror);
+    // The next sync checks the stored checkpoints under the policy too,
+    // and copies what is new, cosigned.
+    server.append(steps.next().unwrap());
+    let report = sync(&mut mirror).unwrap();
+    assert!(report.copied.user > 0);
+    check(&mirror);
+}
+
+#[test]
+fn a_witnessed_mirror_refuses_checkpoints_without_the_quorum_and_stores_nothing() {
+    let server = Server::start(NAME, vec![three_steps().remove(0)]);
+    let one = cosigning(&server, false, cosigned_by(&[2], &[], now()));
+    let forged = cosigning(&server, false, cosigned_by(&[1, 2], &[3], now()));
+    for (url, reason) in [
+        (server.url(), "quorum not met: no policy witness cosigned"),
+        (one.url(), "quorum not met: cosigned by w2"),
+        (forged.url(), "witness w3: the cosignature on line"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mirror = witnessed_mirror(&server, dir.path(), &url);
+        let error = sync(&mut mirror).unwrap_err();
+        assert!(
+            matches!(&error, MirrorError::Verify(Error::Witnesses { error, .. }) if error.to_string().contains(reason)),
+            "{url}: {error}"
+        );
+        let held = held(&mirror);
+        assert_eq!(held.sizes, [0, 0], "{url}");
+        assert_eq!(held.checkpoints, [None, None], "{url}");
+    }
 }

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::key::KeyName;
 use crate::note::{Note, NoteError, NoteSignature, VerifiedSignature, VerifyError};
 use crate::signer::NoteSigner;
-use crate::text::BASE64;
+use crate::text::{BASE64, DecimalError, parse_decimal};
 use crate::verifier::{Verifier, Verifiers};
 
 /// A log's tree head: origin, tree size, root hash, extension lines.
@@ -167,14 +167,11 @@ fn check_line(line: &str, number: usize) -> Result<(), CheckpointError> {
 }
 
 fn parse_size(size: &str) -> Result<u64, CheckpointError> {
-    // Digits only: `str::parse` would also take a leading '+'.
-    if size.is_empty() || !size.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(CheckpointError::SizeNotDecimal);
-    }
-    if size.len() > 1 && size.starts_with('0') {
-        return Err(CheckpointError::SizeLeadingZero);
-    }
-    size.parse().map_err(|_| CheckpointError::SizeOverflow)
+    parse_decimal(size).map_err(|error| match error {
+        DecimalError::NotDecimal => CheckpointError::SizeNotDecimal,
+        DecimalError::LeadingZero => CheckpointError::SizeLeadingZero,
+        DecimalError::Overflow => CheckpointError::SizeOverflow,
+    })
 }
 
 fn parse_root_hash(root_hash: &str) -> Result<[u8; 32], CheckpointError> {

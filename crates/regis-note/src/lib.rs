@@ -17,6 +17,10 @@
 //! - [`Cosignature`]: C2SP tlog-cosignature, Ed25519 cosignature/v1.
 //! - [`TlogProof`]: C2SP tlog-proof, an entry's inclusion proof and the
 //!   signed checkpoint it is proved against, checkable offline.
+//! - [`WitnessPolicy`]: C2SP tlog-policy, the witnesses a verifier knows and
+//!   the quorum of cosignatures a checkpoint needs.
+//! - [`AddCheckpoint`] and [`check_add_checkpoint`]: C2SP tlog-witness, the
+//!   request and response bodies and the witness's checks.
 //!
 //! The crate is pure: no I/O, no clock (cosigning takes the timestamp), no
 //! randomness (keys come from a caller's seed or file contents). Parsing never
@@ -42,10 +46,12 @@ mod checkpoint;
 mod cosignature;
 mod key;
 mod note;
+mod policy;
 mod proof;
 mod signer;
 mod text;
 mod verifier;
+mod witness;
 
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint, SignedCheckpointError};
 pub use cosignature::{
@@ -59,6 +65,17 @@ pub use note::{
     MAX_SIGNATURES, Note, NoteError, NoteSignature, SignatureLineError, VerifiedSignature,
     VerifyError,
 };
+pub use policy::{
+    MAX_FUTURE_SKEW, MAX_POLICY_GROUPS, MAX_POLICY_LOGS, MAX_POLICY_WITNESSES, PolicyError,
+    PolicyLineError, PolicyLog, PolicyParseError, PolicyRole, PolicyWitness, WitnessPolicy,
+    Witnessed,
+};
 pub use proof::{MAX_PROOF_HASHES, TlogProof, TlogProofError, TlogProofVerifyError};
 pub use signer::{CosignatureV1, Cosigner, Ed25519, NoteSigner, Signer, SignerKind};
+pub use text::DecimalError;
 pub use verifier::{DuplicateVerifier, SignatureError, Verifier, Verifiers, system_verifier};
+pub use witness::{
+    AddCheckpoint, AddCheckpointParseError, AddCheckpointRefusal, MAX_PROOF_LINES,
+    SIZE_CONTENT_TYPE, SizeBodyError, WitnessedTree, check_add_checkpoint,
+    format_cosignature_lines, format_size_body, parse_cosignature_lines, parse_size_body,
+};

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use crate::checkpoint::{SignedCheckpoint, SignedCheckpointError};
 use crate::note::{VerifiedSignature, VerifyError};
-use crate::text::BASE64;
+use crate::text::{BASE64, HashLinesError, Lines, parse_decimal};
 use crate::verifier::{Verifier, Verifiers};
 
 const HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -96,54 +96,44 @@ impl TlogProof {
 
     /// Parses a tlog-proof, strictly.
     pub fn parse(bytes: &[u8]) -> Result<Self, TlogProofError> {
-        let mut lines = LineReader {
-            bytes,
-            offset: 0,
-            line: 0,
-        };
-        if lines.next_line()? != Some(HEADER) {
+        let mut lines = Lines::new(bytes);
+        fn next_line<'a>(lines: &mut Lines<'a>) -> Result<Option<&'a str>, TlogProofError> {
+            lines
+                .next_line()
+                .map_err(|line| TlogProofError::InvalidUtf8 { line })
+        }
+        if next_line(&mut lines)? != Some(HEADER) {
             return Err(TlogProofError::Header);
         }
-        let mut line = lines.next_line()?;
+        let mut line = next_line(&mut lines)?;
         let mut extra = None;
         if let Some(encoded) = line.and_then(|l| l.strip_prefix("extra ")) {
             let data = BASE64
                 .decode(encoded)
                 .ok()
                 .filter(|data| !data.is_empty())
-                .ok_or(TlogProofError::Extra { line: lines.line })?;
+                .ok_or(TlogProofError::Extra { line: lines.line() })?;
             extra = Some(data);
-            line = lines.next_line()?;
+            line = next_line(&mut lines)?;
         }
         let index = line
             .and_then(|l| l.strip_prefix("index "))
-            .and_then(parse_decimal)
-            .ok_or(TlogProofError::Index { line: lines.line })?;
-        let mut path = Vec::new();
-        loop {
-            match lines.next_line()? {
-                None => return Err(TlogProofError::MissingCheckpoint),
-                Some("") => break,
-                Some(encoded) => {
-                    if path.len() == MAX_PROOF_HASHES {
-                        return Err(TlogProofError::TooManyHashes);
-                    }
-                    let hash = BASE64
-                        .decode(encoded)
-                        .ok()
-                        .and_then(|bytes| Hash::try_from(bytes).ok())
-                        .ok_or(TlogProofError::Hash { line: lines.line })?;
-                    path.push(hash);
-                }
-            }
-        }
-        let checkpoint_line = lines.line + 1;
-        let checkpoint = SignedCheckpoint::parse(&bytes[lines.offset..]).map_err(|error| {
-            TlogProofError::Checkpoint {
+            .and_then(|index| parse_decimal(index).ok())
+            .ok_or(TlogProofError::Index { line: lines.line() })?;
+        let path = lines
+            .hashes_to_blank_line(MAX_PROOF_HASHES)
+            .map_err(|error| match error {
+                HashLinesError::NotUtf8 { line } => TlogProofError::InvalidUtf8 { line },
+                HashLinesError::NotAHash { line } => TlogProofError::Hash { line },
+                HashLinesError::TooMany => TlogProofError::TooManyHashes,
+                HashLinesError::NoBlankLine => TlogProofError::MissingCheckpoint,
+            })?;
+        let checkpoint_line = lines.line() + 1;
+        let checkpoint =
+            SignedCheckpoint::parse(lines.rest()).map_err(|error| TlogProofError::Checkpoint {
                 line: checkpoint_line,
                 error,
-            }
-        })?;
+            })?;
         Ok(Self {
             extra,
             index,
@@ -215,38 +205,6 @@ impl fmt::Display for TlogProof {
         writeln!(f)?;
         self.checkpoint.fmt(f)
     }
-}
-
-/// Newline-terminated UTF-8 lines, counted from 1, leaving the rest of the
-/// bytes (the checkpoint note) to its own parser.
-struct LineReader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-    line: usize,
-}
-
-impl<'a> LineReader<'a> {
-    /// The next line without its newline; `None` at the end or when the
-    /// last line has no newline (a proof's lines all end in one).
-    fn next_line(&mut self) -> Result<Option<&'a str>, TlogProofError> {
-        let rest = &self.bytes[self.offset..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            return Ok(None);
-        };
-        self.line += 1;
-        self.offset += end + 1;
-        std::str::from_utf8(&rest[..end])
-            .map(Some)
-            .map_err(|_| TlogProofError::InvalidUtf8 { line: self.line })
-    }
-}
-
-/// A decimal without sign or leading zeros that fits a u64.
-fn parse_decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    canonical.then(|| text.parse().ok()).flatten()
 }
 
 #[cfg(test)]

@@ -4,15 +4,21 @@
 //
 // The page's #verify section carries what to check in data attributes:
 // data-proof-url (the record's proof bundle, B/records/{key}/proof),
-// data-verifier-key, data-log-origin, data-key, data-entry-number and
-// data-item-hash (of the item shown). Steps, each named when it fails:
+// data-verifier-key, data-log-origin, data-key, data-entry-number,
+// data-item-hash (of the item shown) and data-witnesses-required; its
+// #verify-witnesses list, the witnesses of the register's policy
+// (data-witness-name, data-witness-key). Steps, each named when it fails:
 //   1. the leaf bytes name this key and entry, and the items' SHA-256 are
 //      the entry's item-hash (and the item shown on the page);
 //   2. the leaf hash is SHA-256(0x00 || leaf bytes);
 //   3. the RFC 9162 (2.1.3.2) inclusion proof leads from it to the root of
 //      the checkpoint's tree;
 //   4. the checkpoint note is signed by the register's Ed25519 key
-//      (C2SP signed-note).
+//      (C2SP signed-note);
+//   5. each cosignature by a listed witness verifies (C2SP tlog-cosignature,
+//      cosignature/v1) with a time neither zero nor in the future, and at
+//      least one is there if the policy requires cosignatures. Each
+//      witness's line in the list says what was found.
 "use strict";
 
 (function () {
@@ -134,55 +140,142 @@
     return { body, origin, size: BigInt(sizeText), root, signatures };
   }
 
-  // A verifier key `name+<8 hex key id>+<base64(0x01 || Ed25519 key)>`.
-  async function parseVerifierKey(text) {
+  // A verifier key `name+<8 hex key id>+<base64(type || Ed25519 key)>` of
+  // signature type `type` (0x01 a log's, 0x04 a witness's cosignature/v1);
+  // `what` names the step in failures.
+  async function parseVerifierKey(text, type, what) {
     const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(text || "");
     if (!match) {
-      fail("signature: the page's verifier key is malformed");
+      fail(what + ": the page's verifier key is malformed");
     }
     const [, name, idHex, keyBase64] = match;
-    const key = fromBase64(keyBase64, "signature: the verifier key");
-    if (key.length !== 33 || key[0] !== 1) {
-      fail("signature: the verifier key is not an Ed25519 key");
+    const key = fromBase64(keyBase64, what + ": the verifier key");
+    if (key.length !== 33 || key[0] !== type) {
+      fail(what + ": the verifier key is not an Ed25519 key of type " + type);
     }
     const id = (await sha256(concat(utf8.encode(name), Uint8Array.of(0x0a), key))).slice(0, 4);
     if (!equal(id, fromHex(idHex))) {
-      fail("signature: the verifier key's id does not match its key");
+      fail(what + ": the verifier key's id does not match its key");
     }
-    return { name, id, publicKey: key.slice(1) };
+    let publicKey;
+    try {
+      publicKey = await crypto.subtle.importKey(
+        "raw",
+        key.slice(1),
+        { name: "Ed25519" },
+        false,
+        ["verify"],
+      );
+    } catch (_) {
+      fail(what + ": this browser cannot check Ed25519 signatures");
+    }
+    return { name, id, publicKey };
+  }
+
+  // The payloads (key id removed) of the checkpoint's signature lines by
+  // `key` that are `length` bytes long.
+  function signaturesBy(checkpoint, key, length, what) {
+    const prefix = "\u2014 " + key.name + " ";
+    return checkpoint.signatures
+      .filter((line) => line.startsWith(prefix))
+      .map((line) => fromBase64(line.slice(prefix.length), what + ": a signature line"))
+      .filter((bytes) => bytes.length === length && equal(bytes.slice(0, 4), key.id))
+      .map((bytes) => bytes.slice(4));
   }
 
   async function checkSignature(checkpoint, verifierKey) {
-    const key = await parseVerifierKey(verifierKey);
-    let imported;
-    try {
-      imported = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, [
-        "verify",
-      ]);
-    } catch (_) {
-      fail("signature: this browser cannot check Ed25519 signatures");
+    const key = await parseVerifierKey(verifierKey, 0x01, "signature");
+    const signatures = signaturesBy(checkpoint, key, 68, "signature");
+    if (signatures.length === 0) {
+      fail("signature: the checkpoint carries no signature by " + key.name);
     }
-    const prefix = "\u2014 " + key.name + " ";
-    for (const line of checkpoint.signatures) {
-      if (!line.startsWith(prefix)) {
-        continue;
-      }
-      const bytes = fromBase64(line.slice(prefix.length), "signature: a signature line");
-      if (bytes.length !== 68 || !equal(bytes.slice(0, 4), key.id)) {
-        continue;
+    const valid = await crypto.subtle.verify(
+      { name: "Ed25519" },
+      key.publicKey,
+      signatures[0],
+      utf8.encode(checkpoint.body),
+    );
+    if (!valid) {
+      fail("signature: the checkpoint's signature by " + key.name + " is not valid");
+    }
+  }
+
+  // How far ahead of this browser's clock a cosignature may be dated, as
+  // regis-client allows.
+  const MAX_FUTURE_SKEW = 60n;
+
+  // A cosignature's time (POSIX seconds) as UTC, e.g. 2025-01-02T03:04:05Z.
+  function utcTime(seconds) {
+    if (seconds >= 253402300800n) {
+      return "the year 10000 or later";
+    }
+    return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
+  }
+
+  // C2SP tlog-cosignature, cosignature/v1: a signature line of 4 bytes of
+  // key id, 8 of time (big-endian seconds) and 64 of Ed25519 signature over
+  // "cosignature/v1\ntime <t>\n" and the checkpoint text. Returns the time
+  // of the witness's cosignature, or null if it made none; a cosignature
+  // that does not verify, or is dated zero or in the future, fails.
+  async function checkCosignature(checkpoint, witnessKey, now) {
+    const key = await parseVerifierKey(witnessKey, 0x04, "cosignature");
+    let cosignedAt = null;
+    for (const payload of signaturesBy(checkpoint, key, 76, "cosignature")) {
+      const time = new DataView(payload.buffer, payload.byteOffset, 8).getBigUint64(0);
+      const message = utf8.encode("cosignature/v1\ntime " + time + "\n" + checkpoint.body);
+      if (time === 0n) {
+        fail("its cosignature is dated zero");
       }
       const valid = await crypto.subtle.verify(
         { name: "Ed25519" },
-        imported,
-        bytes.slice(4),
-        utf8.encode(checkpoint.body),
+        key.publicKey,
+        payload.slice(8),
+        message,
       );
-      if (valid) {
-        return;
+      if (!valid) {
+        fail("its cosignature dated " + utcTime(time) + " is not valid");
       }
-      fail("signature: the checkpoint's signature by " + key.name + " is not valid");
+      if (time > now + MAX_FUTURE_SKEW) {
+        fail("its cosignature is dated " + utcTime(time) + ", in the future");
+      }
+      cosignedAt = utcTime(time);
     }
-    fail("signature: the checkpoint carries no signature by " + key.name);
+    return cosignedAt;
+  }
+
+  // Checks the cosignatures of each listed witness, and says on its line of
+  // the list what was found. One that fails fails the whole check (as a
+  // known key's signature does in a signed note); lines of keys not listed
+  // are ignored. Returns the names of the witnesses that cosigned.
+  async function checkCosignatures(checkpoint, witnesses, required) {
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    const cosigned = [];
+    let failure = null;
+    for (const witness of witnesses) {
+      const name = witness.dataset.witnessName;
+      try {
+        const at = await checkCosignature(checkpoint, witness.dataset.witnessKey, now);
+        witness.dataset.result = at ? "verified" : "absent";
+        witness.textContent = name + (at ? ": cosigned at " + at : ": no cosignature");
+        if (at) {
+          cosigned.push(name);
+        }
+      } catch (error) {
+        if (!(error instanceof Failure)) {
+          throw error;
+        }
+        witness.dataset.result = "failed";
+        witness.textContent = name + ": " + error.message;
+        failure = failure || "cosignature: " + name + ": " + error.message;
+      }
+    }
+    if (failure) {
+      fail(failure);
+    }
+    if (required && cosigned.length === 0) {
+      fail("cosignature: no witness of the register's policy cosigned the checkpoint");
+    }
+    return cosigned;
   }
 
   async function verify(expected) {
@@ -267,7 +360,14 @@
 
     // 4. The custodian's signature on the checkpoint.
     await checkSignature(checkpoint, expected.verifierKey);
-    return checkpoint.size;
+
+    // 5. The witnesses' cosignatures.
+    const cosigned = await checkCosignatures(
+      checkpoint,
+      section.querySelectorAll("#verify-witnesses li"),
+      expected.witnessesRequired === "true",
+    );
+    return { size: checkpoint.size, cosigned };
   }
 
   function show(result, text) {
@@ -282,13 +382,14 @@
   }
   show("checking", "Checking the proof in your browser\u2026");
   verify(expected).then(
-    (size) =>
+    ({ size, cosigned }) =>
       show(
         "verified",
         "Verified: entry " +
           expected.entryNumber +
           " is in the register as signed at size " +
           size +
+          (cosigned.length > 0 ? " and cosigned by " + cosigned.join(", ") : "") +
           ".",
       ),
     (error) =>

@@ -5,7 +5,7 @@
 //! right edges, whatever the log's size.
 
 use regis_merkle::{Frontier, HashReader, leaf_hash};
-use regis_model::ItemHash;
+use regis_model::{ItemHash, PerLog};
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 
 use crate::field_index;
@@ -20,11 +20,11 @@ pub struct FsckReport {
     /// Items whose hash and canonical form were checked.
     pub items: u64,
     /// Entries (user, system) whose leaves were parsed and hashed.
-    pub entries: [u64; 2],
+    pub entries: PerLog<u64>,
     /// Stored hashes recomputed and compared.
     pub stored_hashes: u64,
     /// Record rows checked against the entries (user, system).
-    pub records: [u64; 2],
+    pub records: PerLog<u64>,
     /// Field-index rows found for the records' (field, value) pairs.
     pub field_rows: u64,
     /// Checkpoints whose signature, size and root were checked.
@@ -53,7 +53,7 @@ pub fn fsck<S: KvSnapshot>(
 ) -> Result<FsckReport, FsckError> {
     fsck_with_keys(
         snapshot,
-        [&signers.verifier(Log::User), &signers.verifier(Log::System)],
+        PerLog::from_fn(|log| signers.verifier(log)).as_ref(),
     )
 }
 
@@ -62,7 +62,7 @@ pub fn fsck<S: KvSnapshot>(
 /// here: a mirror checks the upstream's checkpoints with the pinned keys.
 pub fn fsck_with_keys<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
-    keys: [&Verifier; 2],
+    keys: PerLog<&Verifier>,
 ) -> Result<FsckReport, FsckError> {
     let mut report = FsckReport::default();
     check_all(snapshot, keys, &mut report).map_err(|error| match error {
@@ -75,14 +75,14 @@ pub fn fsck_with_keys<S: KvSnapshot>(
 
 fn check_all<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
-    keys: [&Verifier; 2],
+    keys: PerLog<&Verifier>,
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
     check_data(snapshot)?;
     check_items(snapshot, report)?;
-    for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
-        check_log(snapshot, keys[slot], log, slot, report)?;
-        check_records(snapshot, log, slot, report)?;
+    for (log, key) in keys {
+        check_log(snapshot, key, log, report)?;
+        check_records(snapshot, log, report)?;
     }
     check_system_positions(snapshot)?;
     check_field_index(snapshot, report)
@@ -93,14 +93,16 @@ fn check_all<S: KvSnapshot>(
 /// many items as the item index has rows.
 fn check_data<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), FsckError> {
     let mut items = 0u64;
-    let mut next = [1u64, 1u64];
+    let mut next = PerLog {
+        user: 1u64,
+        system: 1,
+    };
     let mut problem = None;
     files::walk_data(snapshot.files(), snapshot.data_len(), |offset, record| {
         match record {
             DataRecord::Item => items += 1,
             DataRecord::Entry(log) => {
-                let slot = usize::from(log == Log::System);
-                let number = next[slot];
+                let number = next[log];
                 if number > snapshot.size(log) {
                     problem = Some(format!(
                         "data: an entry record at {offset} beyond the {log} log's {} entries",
@@ -111,7 +113,7 @@ fn check_data<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), FsckError> {
                         "{log} entry {number} is not where its offset says (data offset {offset})"
                     ));
                 }
-                next[slot] += 1;
+                next[log] += 1;
             }
         }
         Ok(problem.is_none())
@@ -119,11 +121,11 @@ fn check_data<S: KvSnapshot>(snapshot: &Snapshot<S>) -> Result<(), FsckError> {
     if let Some(problem) = problem {
         return Err(mismatch(problem));
     }
-    for (slot, log) in [Log::User, Log::System].into_iter().enumerate() {
-        if next[slot] != snapshot.size(log) + 1 {
+    for (log, next) in next {
+        if next != snapshot.size(log) + 1 {
             return Err(mismatch(format!(
                 "data holds {} {log} entries, the log has {}",
-                next[slot] - 1,
+                next - 1,
                 snapshot.size(log)
             )));
         }
@@ -165,7 +167,6 @@ fn check_log<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     key: &Verifier,
     log: Log,
-    slot: usize,
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
     let size = snapshot.size(log);
@@ -224,7 +225,7 @@ fn check_log<S: KvSnapshot>(
             )));
         }
         check_root(&frontier)?;
-        report.entries[slot] += 1;
+        report.entries[log] += 1;
     }
     Ok(())
 }
@@ -296,7 +297,6 @@ fn check_entry<S: KvSnapshot>(
 fn check_records<S: KvSnapshot>(
     snapshot: &Snapshot<S>,
     log: Log,
-    slot: usize,
     report: &mut FsckReport,
 ) -> Result<(), FsckError> {
     let size = snapshot.size(log);
@@ -338,7 +338,7 @@ fn check_records<S: KvSnapshot>(
             snapshot.record_count()
         )));
     }
-    report.records[slot] = records;
+    report.records[log] = records;
     Ok(())
 }
 

@@ -31,27 +31,20 @@ const RECORD: usize = 8 + 2 * (8 + 32) + 8;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Published {
     sequence: u64,
-    trees: [(u64, Hash); 2],
-}
-
-fn slot(log: Log) -> usize {
-    match log {
-        Log::User => 0,
-        Log::System => 1,
-    }
+    trees: PerLog<(u64, Hash)>,
 }
 
 impl Published {
     /// The published size and root of `log` (0, and zero bytes for the
     /// root, before any).
     pub fn tree(&self, log: Log) -> (u64, Hash) {
-        self.trees[slot(log)]
+        self.trees[log]
     }
 
     fn encode(&self) -> [u8; RECORD] {
         let mut out = [0; RECORD];
         out[..8].copy_from_slice(&self.sequence.to_be_bytes());
-        for (i, (size, root)) in self.trees.iter().enumerate() {
+        for (i, (_, (size, root))) in self.trees.iter().enumerate() {
             let at = 8 + i * 40;
             out[at..at + 8].copy_from_slice(&size.to_be_bytes());
             out[at + 8..at + 40].copy_from_slice(root);
@@ -79,7 +72,10 @@ impl Published {
         };
         Some(Published {
             sequence: u64_at(0),
-            trees: [tree(8), tree(48)],
+            trees: PerLog {
+                user: tree(8),
+                system: tree(48),
+            },
         })
     }
 
@@ -120,7 +116,7 @@ impl Published {
                     checkpoint.size
                 )));
             }
-            next.trees[slot(log)] = (checkpoint.size, checkpoint.root);
+            next.trees[log] = (checkpoint.size, checkpoint.root);
         }
         if next.trees == self.trees {
             return Ok(None);
@@ -158,7 +154,10 @@ mod tests {
     fn records_round_trip_and_torn_ones_are_not_read() {
         let record = Published {
             sequence: 7,
-            trees: [(10, [1; 32]), (2, [2; 32])],
+            trees: PerLog {
+                user: (10, [1; 32]),
+                system: (2, [2; 32]),
+            },
         };
         let bytes = record.encode();
         assert_eq!(Published::decode(&bytes), Some(record));

@@ -1448,12 +1448,14 @@ struct StagedEntry {
 }
 
 impl Staged {
-    /// The entries staged from the `from`-th on.
+    /// The entries staged from the `from`-th on: `from` is the batch's
+    /// length when a request began staging, and a batch only grows while
+    /// the request stages (`RequestTarget::undo` cuts it back to `from`).
     fn appended(&self, from: usize) -> Vec<Appended> {
+        debug_assert!(from <= self.entries.len());
         self.entries
-            .get(from..)
-            .unwrap_or_default()
             .iter()
+            .skip(from)
             .map(|staged| Appended {
                 log: staged.entry.log,
                 number: staged.number,

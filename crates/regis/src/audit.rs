@@ -9,7 +9,9 @@ use regis_client::audit::{AuditError, Auditor, Evidence, ForkKind, write_atomica
 use regis_model::format_hash;
 use regis_note::Verifier;
 
-/// `regis audit URL --key VKEY --state FILE`, or
+use crate::remote::{Witnesses, cosigned};
+
+/// `regis audit URL --key VKEY --state FILE [--witness-policy FILE]`, or
 /// `regis audit --key VKEY --evidence FILE`.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -23,9 +25,11 @@ pub struct AuditArgs {
     /// atomically). Evidence of a fork is written beside it.
     #[arg(long, value_name = "FILE", required_unless_present = "evidence")]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    witnesses: Witnesses,
     /// Instead of auditing, re-check an evidence file (written by an
     /// audit, here or anywhere) with nothing but it and the key.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "state"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "state", "witness_policy"])]
     evidence: Option<PathBuf>,
 }
 
@@ -47,7 +51,12 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         };
         return check_evidence(evidence, &key);
     };
+    let policy = args.witnesses.policy()?;
     let auditor = Auditor::new(url, key)?;
+    let auditor = match policy {
+        Some(policy) => auditor.with_witness_policy(policy),
+        None => auditor,
+    };
     let previous = match std::fs::read(state) {
         Ok(bytes) => Some(
             auditor
@@ -82,9 +91,10 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             );
             for (log, checkpoint) in logs {
                 println!(
-                    "{log} log: checkpoint {}, root {}",
+                    "{log} log: checkpoint {}, root {}{}",
                     checkpoint.size(),
-                    format_hash(checkpoint.root())
+                    format_hash(checkpoint.root()),
+                    cosigned(checkpoint)
                 );
             }
         }
@@ -92,9 +102,10 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             let old = [previous.user.size(), previous.system.size()];
             for ((log, checkpoint), old) in logs.into_iter().zip(old) {
                 println!(
-                    "{log} log: checkpoint {} is consistent with the saved checkpoint {old}, root {}",
+                    "{log} log: checkpoint {} is consistent with the saved checkpoint {old}, root {}{}",
                     checkpoint.size(),
-                    format_hash(checkpoint.root())
+                    format_hash(checkpoint.root()),
+                    cosigned(checkpoint)
                 );
             }
         }

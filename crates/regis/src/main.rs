@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use regis_model::rsf::{Policy, RsfReader};
-use regis_model::{RegisterName, format_hash, import};
+use regis_model::{PerLog, RegisterName, format_hash, import};
 use regis_store::{
     Commands, DirBackend, FsckReport, Log, RedbBackend, Registry, Request, Scope, Sequencer,
     SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
@@ -338,10 +338,7 @@ fn load<B: DirBackend>(
             file.display()
         );
     }
-    for (log, checkpoint) in [
-        (Log::User, &receipt.checkpoints.user),
-        (Log::System, &receipt.checkpoints.system),
-    ] {
+    for (log, checkpoint) in receipt.checkpoints.iter() {
         // The user count is kept in the head: listing the records to count
         // them would take memory in proportion to the register.
         let records = match log {
@@ -396,12 +393,12 @@ fn check<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
         let report = checked.with_context(|| format!("register {name}"))?;
         println!(
             "{name}: ok: {} user and {} system entries, {} items, {} stored hashes, {} user and {} system records, {} field-index rows, {} checkpoints",
-            report.entries[0],
-            report.entries[1],
+            report.entries.user,
+            report.entries.system,
             report.items,
             report.stored_hashes,
-            report.records[0],
-            report.records[1],
+            report.records.user,
+            report.records.system,
             report.field_rows,
             report.checkpoints,
         );
@@ -420,10 +417,7 @@ fn check_one<B: DirBackend>(registry: &Registry, name: &RegisterName) -> Result<
         }
         regis_store::RegisterKind::Mirror => {
             let opened = registry.open_mirror::<B>(name)?;
-            let keys = [
-                opened.upstream.verifier(Log::User),
-                opened.upstream.verifier(Log::System),
-            ];
+            let keys = PerLog::from_fn(|log| opened.upstream.verifier(log));
             regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)
         }
     }?;

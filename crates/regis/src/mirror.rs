@@ -10,7 +10,9 @@ use regis_model::{PerLog, format_hash};
 use regis_note::Verifier;
 use regis_store::{DirBackend, Registry};
 
-/// `regis mirror URL --key VKEY --data DIR [--follow]`.
+use crate::remote::Witnesses;
+
+/// `regis mirror URL --key VKEY --data DIR [--witness-policy FILE] [--follow]`.
 #[derive(Debug, clap::Args)]
 pub struct MirrorArgs {
     /// The register's base URL: http(s)://host/registers/NAME.
@@ -22,6 +24,8 @@ pub struct MirrorArgs {
     key: String,
     #[command(flatten)]
     pub data: super::Data,
+    #[command(flatten)]
+    witnesses: Witnesses,
     /// After catching up, follow the register's events and copy each new
     /// checkpoint as it is published (until killed).
     #[arg(long)]
@@ -57,8 +61,13 @@ fn summary(name: &str, url: &str, report: &SyncReport) -> String {
 
 pub fn run<B: DirBackend>(args: &MirrorArgs) -> Result<()> {
     let key = Verifier::parse(&args.key).context("--key")?;
+    let policy = args.witnesses.policy()?;
     let registry = Registry::new(&args.data.data, "localhost");
-    let (mut mirror, created) = Mirror::<B>::open_or_create(&registry, &args.url, key)?;
+    let (mirror, created) = Mirror::<B>::open_or_create(&registry, &args.url, key)?;
+    let mut mirror = match policy {
+        Some(policy) => mirror.with_witness_policy(policy),
+        None => mirror,
+    };
     let name = mirror.name().clone();
     let url = mirror.client().base_url().to_owned();
     let bar = progress_bar()?;

@@ -1,11 +1,54 @@
 //! `regis get` and `regis verify`: a remote register checked against a
 //! pinned verifier key, by regis-client. No logic here but printing.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
-use regis_client::Client;
+use regis_client::{Client, VerifiedCheckpoint};
 use regis_model::api::records_json;
-use regis_model::{Record, format_hash};
-use regis_note::Verifier;
+use regis_model::{Record, Timestamp, format_hash};
+use regis_note::{Verifier, WitnessPolicy};
+
+/// `--witness-policy FILE`, for every command that reads a remote register.
+#[derive(Debug, clap::Args)]
+pub struct Witnesses {
+    /// A C2SP tlog-policy file (`witness NAME VKEY`, `group …`, `quorum
+    /// …`): every checkpoint must then also carry cosignatures of its
+    /// witnesses that make up its quorum. Pinned, as the key is.
+    #[arg(long = "witness-policy", value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
+}
+
+impl Witnesses {
+    /// The policy, if one is given; a file that does not parse is an error
+    /// naming the file and the line.
+    pub fn policy(&self) -> Result<Option<WitnessPolicy>> {
+        let Some(path) = &self.witness_policy else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let policy = WitnessPolicy::parse(&bytes).with_context(|| format!("{}", path.display()))?;
+        Ok(Some(policy))
+    }
+}
+
+/// `, cosigned by NAME at TIME, …` for a checkpoint a witness policy
+/// accepted; nothing without one.
+pub fn cosigned(checkpoint: &VerifiedCheckpoint) -> String {
+    checkpoint
+        .cosigned_by()
+        .iter()
+        .enumerate()
+        .map(|(index, (name, time))| {
+            let at = i64::try_from(*time)
+                .ok()
+                .and_then(Timestamp::from_unix_seconds)
+                .map_or_else(|| time.to_string(), |t| t.as_str().to_owned());
+            let lead = if index == 0 { ", cosigned by" } else { "," };
+            format!("{lead} {name} at {at}")
+        })
+        .collect()
+}
 
 /// Where the register is and which key its user log must be signed by.
 #[derive(Debug, clap::Args)]
@@ -16,16 +59,22 @@ pub struct Remote {
     /// from the custodian out of band, never from the server being checked.
     #[arg(long = "key", value_name = "VKEY")]
     key: String,
+    #[command(flatten)]
+    witnesses: Witnesses,
 }
 
 impl Remote {
     fn client(&self) -> Result<Client> {
         let key = Verifier::parse(&self.key).context("--key")?;
-        Ok(Client::new(&self.url, key)?)
+        let client = Client::new(&self.url, key)?;
+        Ok(match self.witnesses.policy()? {
+            Some(policy) => client.with_witness_policy(policy),
+            None => client,
+        })
     }
 }
 
-/// `regis get URL KEY --key VKEY`.
+/// `regis get URL KEY --key VKEY [--witness-policy FILE]`.
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
     #[command(flatten)]
@@ -35,7 +84,7 @@ pub struct GetArgs {
     record: String,
 }
 
-/// `regis verify URL --key VKEY [--full]`.
+/// `regis verify URL --key VKEY [--witness-policy FILE] [--full]`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -66,9 +115,10 @@ pub fn get(args: &GetArgs) -> Result<()> {
         }])
     );
     println!(
-        "verified against checkpoint {} of {}",
+        "verified against checkpoint {} of {}{}",
         record.checkpoint.size(),
-        client.key().name()
+        client.key().name(),
+        cosigned(&record.checkpoint)
     );
     Ok(())
 }
@@ -78,10 +128,11 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     let client = args.remote.client()?;
     let checkpoint = client.checkpoint()?;
     println!(
-        "checkpoint {} of {} verified with the pinned key: root {}",
+        "checkpoint {} of {} verified with the pinned key: root {}{}",
         checkpoint.size(),
         client.key().name(),
-        format_hash(checkpoint.root())
+        format_hash(checkpoint.root()),
+        cosigned(&checkpoint)
     );
     client.verify_tree(&checkpoint)?;
     println!("hash tiles: the right edge folds to the root");

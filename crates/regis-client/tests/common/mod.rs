@@ -15,7 +15,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use regis_model::RegisterName;
 use regis_model::rsf::{Command, Policy, RsfReader};
-use regis_note::{KeyName, NoteSigner, Verifier};
+use regis_note::{
+    Checkpoint, Cosigner, KeyName, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof,
+    Verifier, WitnessPolicy,
+};
 use regis_server::{App, Limits};
 use regis_store::{Log, RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
 
@@ -347,4 +350,95 @@ impl Liar {
 /// A signer with the same name as `key` but another key pair.
 pub fn impostor(key: &Verifier) -> NoteSigner {
     NoteSigner::from_seed(KeyName::new(key.name().as_str()).unwrap(), &[7; 32])
+}
+
+/// A witness with a real cosignature/v1 key, named `witness-N.test`.
+pub fn witness(n: u8) -> Cosigner {
+    Cosigner::from_seed(KeyName::new(format!("witness-{n}.test")).unwrap(), &[n; 32])
+}
+
+/// The policy `text`, with each `{N}` replaced by witness N's verifier key.
+pub fn policy(text: &str) -> WitnessPolicy {
+    let mut text = text.to_owned();
+    for n in 1..=9 {
+        text = text.replace(&format!("{{{n}}}"), &witness(n).verifier().to_string());
+    }
+    WitnessPolicy::parse(text.as_bytes()).unwrap()
+}
+
+/// POSIX seconds now: the time a witness cosigns at.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `witness`'s cosignature line on `checkpoint` at `time`; `forged`, with
+/// one bit of its Ed25519 signature flipped.
+pub fn cosignature(
+    witness: &Cosigner,
+    checkpoint: &Checkpoint,
+    time: u64,
+    forged: bool,
+) -> NoteSignature {
+    let line = NoteSignature::from(witness.cosign(checkpoint, time).unwrap());
+    if !forged {
+        return line;
+    }
+    let mut signature = line.signature().to_vec();
+    signature[20] ^= 1;
+    NoteSignature::new(line.name().clone(), line.key_id().unwrap(), &signature)
+}
+
+/// `signed` with the lines `cosign` makes for its checkpoint appended.
+pub fn add_cosignatures(
+    signed: &SignedCheckpoint,
+    cosign: &dyn Fn(&Checkpoint) -> Vec<NoteSignature>,
+) -> SignedCheckpoint {
+    let mut signed = signed.clone();
+    for line in cosign(signed.checkpoint()) {
+        signed.add_signature(line).unwrap();
+    }
+    signed
+}
+
+/// What a cosigning server adds to checkpoints: the lines for a checkpoint.
+pub type Cosign = dyn Fn(&Checkpoint) -> Vec<NoteSignature> + Send + Sync;
+
+/// A server of `server`'s register whose checkpoints carry the lines
+/// `cosign` makes, appended to the log's signature: both logs'
+/// checkpoints, and those in record proofs (`proofs`; tlog-proof and
+/// JSON). What a log whose witnesses cosigned serves.
+pub fn cosigning(server: &Server, proofs: bool, cosign: Box<Cosign>) -> Liar {
+    Liar::start(server, move |path, honest| {
+        let honest = honest?;
+        let path = path.split('?').next().unwrap_or_default();
+        let add = |signed: &SignedCheckpoint| add_cosignatures(signed, &*cosign);
+        if path.ends_with("log/checkpoint") {
+            let signed = SignedCheckpoint::parse(&honest).unwrap();
+            return Some(add(&signed).to_string().into_bytes());
+        }
+        if !proofs {
+            return Some(honest);
+        }
+        if path.ends_with("/proof.tlog-proof") {
+            let proof = TlogProof::parse(&honest).unwrap();
+            let cosigned = TlogProof::new(
+                proof.extra().map(<[u8]>::to_vec),
+                proof.index(),
+                proof.path().to_vec(),
+                add(proof.checkpoint()),
+            );
+            return Some(cosigned.to_string().into_bytes());
+        }
+        if path.ends_with("/proof") || path.ends_with("/proof.json") {
+            let mut proof: serde_json::Value = serde_json::from_slice(&honest).unwrap();
+            let text = proof["checkpoint"].as_str().unwrap();
+            let signed = SignedCheckpoint::parse(text.as_bytes()).unwrap();
+            proof["checkpoint"] = add(&signed).to_string().into();
+            return Some(proof.to_string().into_bytes());
+        }
+        Some(honest)
+    })
 }

@@ -1,13 +1,16 @@
 //! A proptest-driven fuzzer for every parser in the crate: notes, signed
 //! checkpoints, checkpoints, signature and cosignature lines, verifier keys,
-//! Go private keys, PKCS#8 PEM and tlog-proofs. Inputs are arbitrary bytes and mutations
-//! (bit flips, byte edits, inserted format tokens, truncation, splicing) of
-//! every string in the vector files, the Tessera checkpoints, a PEM key and a
-//! tlog-proof.
+//! Go private keys, PKCS#8 PEM, tlog-proofs, tlog-policy files and
+//! tlog-witness bodies. Inputs are arbitrary bytes and mutations (bit flips,
+//! byte edits, inserted format tokens, truncation, splicing) of every string
+//! in the vector files, the Tessera checkpoints, a PEM key, a tlog-proof, a
+//! policy and an add-checkpoint request.
 //!
 //! Oracles: no parser panics; every error displays a message; and whatever
-//! parses formats back to exactly the input (so parsing is canonical), and a
-//! parsed note verifies or fails with a typed error.
+//! parses formats back to exactly the input (so parsing is canonical), a
+//! parsed note verifies or fails with a typed error, a parsed policy's quorum
+//! is met by all its witnesses and by none exactly when it is `none`, and a
+//! parsed add-checkpoint request is judged without panicking.
 //!
 //! Cases per test follow PROPTEST_CASES (default 4,096, for CI). A long run:
 //! `PROPTEST_CASES=200000 cargo test --release -p regis-note --test fuzz`.
@@ -17,10 +20,12 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use regis_merkle::{Edge, MemoryHashes, inclusion_proof, leaf_hash};
+use regis_merkle::{Edge, MemoryHashes, consistency_proof, inclusion_proof, leaf_hash};
 use regis_note::{
-    Checkpoint, Cosignature, Cosigner, KeyName, Note, NoteSignature, NoteSigner, SignedCheckpoint,
-    TlogProof, Verifier, Verifiers,
+    AddCheckpoint, Checkpoint, Cosignature, Cosigner, KeyName, MAX_POLICY_LOGS,
+    MAX_POLICY_WITNESSES, Note, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof, Verifier,
+    Verifiers, WitnessPolicy, WitnessedTree, check_add_checkpoint, format_size_body,
+    parse_size_body,
 };
 use serde_json::Value;
 
@@ -32,7 +37,7 @@ const VECTOR_FILES: [&str; 4] = [
 ];
 
 /// Pieces of the formats, spliced in by mutations.
-const TOKENS: [&str; 16] = [
+const TOKENS: [&str; 24] = [
     "\n",
     "\n\n",
     "\u{2014} ",
@@ -49,6 +54,14 @@ const TOKENS: [&str; 16] = [
     "PRIVATE+KEY+",
     "-----BEGIN PRIVATE KEY-----\n",
     "-----END PRIVATE KEY-----\n",
+    "\t",
+    "#",
+    "old ",
+    "witness ",
+    "group ",
+    "quorum ",
+    " any ",
+    " none",
 ];
 
 /// Seeds: every string in the vector files, the Tessera checkpoints, a PEM.
@@ -88,6 +101,9 @@ fn corpus() -> &'static [Vec<u8>] {
                 .into_bytes(),
         );
         corpus.push(proof_seed().to_string().into_bytes());
+        corpus.push(crate::common::example_policy().0.into_bytes());
+        corpus.push(add_checkpoint_seed().to_bytes());
+        corpus.push(b"20852014\n".to_vec());
         corpus
     })
 }
@@ -109,6 +125,20 @@ fn proof_seed() -> TlogProof {
     let checkpoint = Checkpoint::new("example.com/registers/country", 3, edge.root()).unwrap();
     let signed = SignedCheckpoint::sign(checkpoint, &proof_signer());
     TlogProof::new(Some(b"extra".to_vec()), 1, path, signed)
+}
+
+/// A valid add-checkpoint request: from 3 leaves to 7, signed by the
+/// tlog-proof seed's log.
+fn add_checkpoint_seed() -> AddCheckpoint {
+    let leaves: Vec<[u8; 32]> = (0..7u8).map(|i| leaf_hash(&[i])).collect();
+    let stored = MemoryHashes::from_leaf_hashes(leaves);
+    let edge = Edge::from_reader(&stored, 7).unwrap();
+    let checkpoint = Checkpoint::new("example.com/registers/country", 7, edge.root()).unwrap();
+    AddCheckpoint {
+        old_size: 3,
+        proof: consistency_proof(&stored, &edge, 3).unwrap(),
+        checkpoint: SignedCheckpoint::sign(checkpoint, &proof_signer()),
+    }
 }
 
 /// Keys the fuzzed notes are verified against: some seeds carry their
@@ -172,6 +202,34 @@ fn exercise(input: &[u8]) {
         for log in &keys.logs {
             typed(proof.verify(&[0; 32], origin, log, &keys.known));
         }
+    }
+    if let Some(policy) = typed(WitnessPolicy::parse(input)) {
+        assert!(policy.logs().len() <= MAX_POLICY_LOGS);
+        assert!(policy.witnesses().len() <= MAX_POLICY_WITNESSES);
+        let names = policy.witnesses().iter().map(|w| w.name.as_str());
+        // Every threshold is between 1 and its group's size.
+        assert!(policy.quorum_met(names));
+        assert_eq!(
+            policy.quorum_met(std::iter::empty()),
+            !policy.requires_cosignatures()
+        );
+    }
+    if let Some(request) = typed(AddCheckpoint::parse(input)) {
+        assert_eq!(request.to_bytes(), input);
+        let checkpoint = request.checkpoint.checkpoint();
+        let latest = WitnessedTree {
+            size: request.old_size,
+            root: *checkpoint.root_hash(),
+        };
+        for log in &keys.logs {
+            let trusted = Some(std::slice::from_ref(log));
+            for latest in [None, Some(&latest)] {
+                typed(check_add_checkpoint(&request, trusted, latest));
+            }
+        }
+    }
+    if let Some(size) = typed(parse_size_body(input)) {
+        assert_eq!(format_size_body(size).as_bytes(), input);
     }
     if let Some(lines) = typed(NoteSignature::parse_lines(input)) {
         let formatted: String = lines.iter().map(|line| format!("{line}\n")).collect();
@@ -287,16 +345,48 @@ fn arbitrary_input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn mutated_input() -> impl Strategy<Value = Vec<u8>> {
-    (any::<Index>(), prop::collection::vec(mutation(), 1..4)).prop_map(|(seed, mutations)| {
-        let seed = corpus()[seed.index(corpus().len())].clone();
+/// Mutations of a seed from `seeds`.
+fn mutated_input(seeds: fn() -> &'static [Vec<u8>]) -> impl Strategy<Value = Vec<u8>> {
+    (any::<Index>(), prop::collection::vec(mutation(), 1..4)).prop_map(move |(seed, mutations)| {
+        let seed = seeds()[seed.index(seeds().len())].clone();
         mutations.iter().fold(seed, apply)
+    })
+}
+
+/// The policy and add-checkpoint seeds alone: among all the others they
+/// would be picked too seldom to reach the checks behind a valid parse.
+fn witness_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let (example, _) = crate::common::example_policy();
+        let annotated: String = example
+            .lines()
+            .map(|line| match line {
+                _ if line.starts_with("witness X3 ") => format!("{line} https://x3.example/\n"),
+                _ if line.starts_with("witness Y1 ") => format!("  # the Y operator\n\t{line}\t\n"),
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        let seed = add_checkpoint_seed();
+        let from_zero = AddCheckpoint {
+            old_size: 0,
+            proof: Vec::new(),
+            ..seed.clone()
+        };
+        vec![
+            example.into_bytes(),
+            annotated.into_bytes(),
+            b"# nothing to check\nquorum none\n".to_vec(),
+            seed.to_bytes(),
+            from_zero.to_bytes(),
+        ]
     })
 }
 
 #[test]
 fn every_seed_satisfies_the_oracles() {
     corpus().iter().for_each(|seed| exercise(seed));
+    witness_seeds().iter().for_each(|seed| exercise(seed));
 }
 
 /// 4,096 cases per test unless PROPTEST_CASES says otherwise.
@@ -316,7 +406,12 @@ proptest! {
     }
 
     #[test]
-    fn mutated_vectors(input in mutated_input()) {
+    fn mutated_vectors(input in mutated_input(corpus)) {
+        exercise(&input);
+    }
+
+    #[test]
+    fn mutated_policies_and_witness_requests(input in mutated_input(witness_seeds)) {
         exercise(&input);
     }
 }

@@ -6,6 +6,8 @@ mod common;
 mod formats_vectors;
 mod fuzz;
 mod go_x_mod_vectors;
+mod policy;
 mod properties;
 mod sigsum_vectors;
 mod tessera_log;
+mod witness;

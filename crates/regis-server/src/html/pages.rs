@@ -2,12 +2,16 @@
 //! snapshot, as the API handlers do, then renders it ([`views`]).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use axum::response::Response;
 use regis_model::format_hash;
+use regis_note::WitnessPolicy;
 use regis_store::{DirBackend, Log};
 
-use super::views::{self, History, Home, Listed, LogKey, RecordShown, RecordsTable, Shown};
+use super::views::{
+    self, History, Home, Listed, LogKey, RecordShown, RecordsTable, Shown, WitnessKey, Witnesses,
+};
 use super::{Asset, layout, respond, see_other};
 use crate::api;
 use crate::app::{App, RegisterState};
@@ -21,7 +25,13 @@ pub(super) struct RegisterPage<'a, B: DirBackend> {
     ctx: &'a Ctx<'a>,
     read: RegisterRead<'a, B>,
     shown: Shown,
+    /// Where the register's witness policy is, if it has one.
+    witness_policy: PathBuf,
 }
+
+/// The file in a register's directory holding its witness policy (C2SP
+/// tlog-policy): the witnesses whose cosignatures its checkpoints carry.
+const WITNESS_POLICY_FILE: &str = "witness-policy";
 
 impl<'a, B: DirBackend> RegisterPage<'a, B> {
     /// A page of `reg`, one of `app`'s registers.
@@ -38,7 +48,43 @@ impl<'a, B: DirBackend> RegisterPage<'a, B> {
             .map(|reg| reg.name.to_string())
             .collect();
         let shown = Shown::new(read.name(), read.schema()?.clone(), hosted);
-        Ok(RegisterPage { ctx, read, shown })
+        let witness_policy = app.registry.dir(&reg.name).join(WITNESS_POLICY_FILE);
+        Ok(RegisterPage {
+            ctx,
+            read,
+            shown,
+            witness_policy,
+        })
+    }
+
+    /// The witnesses of the register's policy, which the pages list and
+    /// the record page checks cosignatures against; none without a policy.
+    fn witnesses(&self) -> Result<Witnesses, ApiError> {
+        let unreadable = |reason: String| {
+            ApiError::internal(format!(
+                "the witness policy of register {}: {reason}",
+                self.shown.name()
+            ))
+        };
+        let bytes = match std::fs::read(&self.witness_policy) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Witnesses::default());
+            }
+            Err(error) => return Err(unreadable(error.to_string())),
+        };
+        let policy = WitnessPolicy::parse(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        Ok(Witnesses {
+            keys: policy
+                .witnesses()
+                .iter()
+                .map(|witness| WitnessKey {
+                    name: witness.name.clone(),
+                    verifier: witness.verifier.to_string(),
+                })
+                .collect(),
+            required: policy.requires_cosignatures(),
+        })
     }
 
     fn log_key(&self, log: Log) -> LogKey {
@@ -95,6 +141,7 @@ pub(super) fn register_home<B: DirBackend>(
             .collect(),
         user: page.log_key(Log::User),
         system: page.log_key(Log::System),
+        witnesses: page.witnesses()?,
     };
     let shown = &page.shown;
     let main = views::home(shown, &home);
@@ -193,6 +240,7 @@ pub(super) fn record<B: DirBackend>(
         item_hash: format_hash(&found.item_hash),
         history: history(read, key, ctx.page()?)?,
         log: page.log_key(Log::User),
+        witnesses: page.witnesses()?,
     };
     let main = views::record(shown, &record);
     let title = format!("{key} \u{2013} {}", shown.title());

@@ -130,6 +130,40 @@ pub(super) struct LogKey {
     pub(super) verifier: String,
 }
 
+/// A witness of the register's policy: its name there and its
+/// cosignature/v1 verifier key.
+pub(super) struct WitnessKey {
+    pub(super) name: String,
+    pub(super) verifier: String,
+}
+
+/// The witnesses of the register's policy (none without one), and whether
+/// its quorum requires any cosignature.
+#[derive(Default)]
+pub(super) struct Witnesses {
+    pub(super) keys: Vec<WitnessKey>,
+    pub(super) required: bool,
+}
+
+/// The witness keys, as a table (nothing when there are none).
+fn witness_table(witnesses: &Witnesses) -> Markup {
+    html! {
+        @if !witnesses.keys.is_empty() {
+            div class="table-scroll" {
+                table id="witness-keys" {
+                    caption { "Witnesses of the register's policy" }
+                    thead { tr { th scope="col" { "Witness" } th scope="col" { "Verifier key" } } }
+                    tbody {
+                        @for witness in &witnesses.keys {
+                            tr { th scope="row" { (witness.name) } td { code { (witness.verifier) } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One row of the list of registers.
 pub(super) struct Listed {
     pub(super) name: String,
@@ -221,6 +255,7 @@ pub(super) struct Home {
     pub(super) first: Vec<String>,
     pub(super) user: LogKey,
     pub(super) system: LogKey,
+    pub(super) witnesses: Witnesses,
 }
 
 /// `B`: the register's home.
@@ -323,9 +358,24 @@ pub(super) fn home(shown: &Shown, home: &Home) -> Markup {
             dt { "System log" } dd { code { (home.system.verifier) } }
             dt { "Origin" } dd { code { (home.system.origin) } }
         }
+        @if !home.witnesses.keys.is_empty() {
+            h2 { "Witnesses" }
+            p {
+                "Witnesses cosign the checkpoints of both logs, each after checking that the log only grew since the last one it cosigned. "
+                @if home.witnesses.required {
+                    "Readers require cosignatures from these witnesses, as many as the register's policy asks for."
+                } @else {
+                    "The register's policy requires no cosignature."
+                }
+            }
+            (witness_table(&home.witnesses))
+        }
         p {
             "Verify from the command line: "
-            code { "regis verify <url> --key " (home.user.verifier) }
+            code {
+                "regis verify <url> --key " (home.user.verifier)
+                @if !home.witnesses.keys.is_empty() { " --witness-policy <file>" }
+            }
         }
     }
 }
@@ -665,6 +715,9 @@ pub(super) struct RecordShown<'a> {
     pub(super) history: History,
     /// The user log's, which its proof is checked against.
     pub(super) log: LogKey,
+    /// The witnesses whose cosignatures on the proof's checkpoint are
+    /// checked.
+    pub(super) witnesses: Witnesses,
 }
 
 /// `B/records/{key}`: the record, its history as diffs, and its proof
@@ -677,6 +730,7 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
         item_hash,
         history,
         log,
+        witnesses,
     } = record;
     let History {
         page,
@@ -707,16 +761,35 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
             data-key=(key)
             data-entry-number=(current.number)
             data-item-hash=(item_hash)
+            data-witnesses-required=(witnesses.required)
         {
             h2 id="verify-heading" { "Verification" }
             p id="verify-status" class="status" role="status" aria-live="polite" { "Checking\u{2026}" }
+            @if !witnesses.keys.is_empty() {
+                ul id="verify-witnesses" class="witnesses" aria-label="Witness cosignatures" {
+                    @for witness in &witnesses.keys {
+                        li data-witness-name=(witness.name) data-witness-key=(witness.verifier) {
+                            (witness.name) ": not checked yet"
+                        }
+                    }
+                }
+            }
             details {
                 summary { "What your browser checks" }
                 ol {
                     li { "The item's SHA-256 is the entry's item hash, and the entry names this key." }
                     li { "The entry's leaf hash, and the audit path from it to the signed root (RFC 9162)." }
                     li { "The custodian's Ed25519 signature on the checkpoint, against the verifier key " code { (log.verifier) } "." }
+                    @if !witnesses.keys.is_empty() {
+                        li {
+                            "Each witness's cosignature on the checkpoint (C2SP cosignature/v1: Ed25519 over the checkpoint and the time it was made), against the witness's key listed below; none may fail or be dated in the future"
+                            @if witnesses.required { ", and at least one must be there" }
+                            ". The full quorum of the register's policy is checked by "
+                            code { "regis get --witness-policy" } "."
+                        }
+                    }
                 }
+                (witness_table(witnesses))
                 p { "The proof it checks: " a href=(proof.clone().suffixed("json")) { "JSON" } ", " a href=(proof.clone().suffixed("tlog-proof")) { "tlog-proof" } "." }
             }
         }

@@ -4,7 +4,10 @@
 //! script verifies its proof (item hash, leaf hash, inclusion proof, Ed25519
 //! signature on the checkpoint); then a lying proxy tampers with the proof
 //! and the page must say which check failed. The register home's live feed
-//! shows a checkpoint signed while the page is open.
+//! shows a checkpoint signed while the page is open. A register with a
+//! witness policy: the page checks each witness's cosignature on the
+//! proof's checkpoint (added by the proxy with a real witness key), shows
+//! who cosigned and when, and fails on a forged one.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`, which `.ci/run` installs). Screenshots
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestServer, rsf_commands};
+use crate::common::{TestServer, rsf_commands, witness};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -206,6 +209,9 @@ enum Tamper {
     Signature,
     /// Nothing changed, but it is another record's (valid) proof.
     OtherRecord,
+    /// Witness 1's cosignature at this time added to the checkpoint;
+    /// `forged`: with one bit of its signature flipped.
+    Cosigned { time: u64, forged: bool },
 }
 
 impl Tamper {
@@ -233,6 +239,23 @@ impl Tamper {
                 proof["checkpoint"] = forged.into();
             }
             Tamper::OtherRecord => {}
+            Tamper::Cosigned { time, forged } => {
+                let text = proof["checkpoint"].as_str().unwrap().to_owned();
+                let mut signed = regis_note::SignedCheckpoint::parse(text.as_bytes()).unwrap();
+                let line = witness(1).cosign(signed.checkpoint(), time).unwrap();
+                let mut line = regis_note::NoteSignature::from(line);
+                if forged {
+                    let mut signature = line.signature().to_vec();
+                    signature[30] ^= 1;
+                    line = regis_note::NoteSignature::new(
+                        line.name().clone(),
+                        line.key_id().unwrap(),
+                        &signature,
+                    );
+                }
+                signed.add_signature(line).unwrap();
+                proof["checkpoint"] = signed.to_string().into();
+            }
         }
     }
 }
@@ -509,5 +532,81 @@ fn the_live_feed_shows_a_new_checkpoint_and_the_record_its_change() {
     );
     screenshot(&client, "record-after-change").await;
     client.close().await.unwrap();
+    });
+}
+
+/// The witness list's lines: (result, text) each.
+async fn witness_lines(client: &Client) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for line in client
+        .find_all(Locator::Css("#verify-witnesses li"))
+        .await
+        .unwrap()
+    {
+        let result = line.attr("data-result").await.unwrap().unwrap_or_default();
+        lines.push((result, line.text().await.unwrap()));
+    }
+    lines
+}
+
+#[test]
+fn the_browser_checks_each_witness_cosignature_on_the_proof() {
+    let _browser = one_at_a_time();
+    let server = TestServer::start_witnessed(
+        "country",
+        rsf_commands("registry-data/country.rsf"),
+        "witness w1 {1}\nwitness w2 {2}\ngroup any-one any w1 w2\nquorum any-one\n",
+    );
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = regis_model::Timestamp::from_unix_seconds(time as i64).unwrap();
+    let at = at.as_str();
+    let proof = server.get("/registers/country/records/GB/proof").json();
+    let (entry, size) = (
+        proof["entry-number"].as_str().unwrap().to_owned(),
+        proof["tree-size"].as_u64().unwrap(),
+    );
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let client = driver.client().await;
+        // The register's page lists the witnesses' keys.
+        client.goto(&server.url("/registers/country")).await.unwrap();
+        let keys = wait_for_text(&client, "#witness-keys", "w2").await;
+        assert!(keys.contains(&witness(1).verifier().to_string()), "{keys}");
+
+        let cosigned = lying_proxy(server.addr, Tamper::Cosigned { time, forged: false });
+        let forged = lying_proxy(server.addr, Tamper::Cosigned { time, forged: true });
+        for (base, expected, lines) in [
+            (
+                format!("http://{cosigned}"),
+                format!("Verified: entry {entry} is in the register as signed at size {size} and cosigned by w1."),
+                [("verified", format!("w1: cosigned at {at}")), ("absent", "w2: no cosignature".to_owned())],
+            ),
+            (
+                format!("http://{forged}"),
+                format!("Not verified: cosignature: w1: its cosignature dated {at} is not valid."),
+                [("failed", format!("w1: its cosignature dated {at} is not valid")), ("absent", "w2: no cosignature".to_owned())],
+            ),
+            (
+                server.url(""),
+                "Not verified: cosignature: no witness of the register's policy cosigned the checkpoint.".to_owned(),
+                [("absent", "w1: no cosignature".to_owned()), ("absent", "w2: no cosignature".to_owned())],
+            ),
+        ] {
+            client
+                .goto(&format!("{base}/registers/country/records/GB"))
+                .await
+                .unwrap();
+            let (_, text) = verification(&client).await;
+            screenshot(&client, &format!("record-witnessed-{}", lines[0].0)).await;
+            assert_eq!(text, expected);
+            let found = witness_lines(&client).await;
+            let lines: Vec<(String, String)> =
+                lines.into_iter().map(|(r, t)| (r.to_owned(), t)).collect();
+            assert_eq!(found, lines, "{base}");
+        }
+        client.close().await.unwrap();
     });
 }

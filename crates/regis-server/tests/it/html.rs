@@ -1,9 +1,10 @@
 //! The pages for people, over a live server: HTML when a browser asks and
 //! the unchanged API otherwise, search, sorting, paging, history diffs,
 //! links between registers, escaping of hostile values, the security
-//! policy, and the weight of a record page.
+//! policy, the weight of a record page, and the witnesses of a register's
+//! policy on its pages.
 
-use crate::common::{Resp, TestServer, rsf_commands};
+use crate::common::{Resp, TestServer, rsf_commands, witness};
 use regis_model::rsf::Command;
 use regis_model::{Entry, Item, Log};
 
@@ -618,4 +619,59 @@ fn a_record_page_with_its_script_weighs_under_50_kb() {
     let total = page_bytes + assets;
     eprintln!("record page {page_bytes} B + script and stylesheet {assets} B = {total} B");
     assert!(total <= 50 * 1024, "{total} bytes");
+}
+
+#[test]
+fn pages_list_the_witnesses_of_the_policy_and_the_record_page_checks_them() {
+    for (policy, required) in [
+        (
+            "witness w1 {1}\nwitness w2 {2}\ngroup both all w1 w2\nquorum both\n",
+            true,
+        ),
+        ("witness w1 {1}\nwitness w2 {2}\nquorum none\n", false),
+    ] {
+        let server = TestServer::start_witnessed(
+            "country",
+            rsf_commands("registry-data/country.rsf"),
+            policy,
+        );
+        let home = assert_page(&page(&server, "/registers/country"), 200, "B");
+        let record = assert_page(
+            &page(&server, "/registers/country/records/GB"),
+            200,
+            "record",
+        );
+        for n in [1, 2] {
+            let key = witness(n).verifier().to_string();
+            let row = format!("<tr><th scope=\"row\">w{n}</th><td><code>{key}</code></td></tr>");
+            assert!(home.contains(&row), "{row}: {home}");
+            assert!(record.contains(&row), "{row}: {record}");
+            let line = format!("<li data-witness-name=\"w{n}\" data-witness-key=\"{key}\">");
+            assert!(record.contains(&line), "{line}: {record}");
+        }
+        assert!(home.contains("<h2>Witnesses</h2>"), "{home}");
+        assert!(home.contains("--witness-policy &lt;file&gt;"), "{home}");
+        assert_eq!(
+            home.contains("The register's policy requires no cosignature."),
+            !required,
+            "{home}"
+        );
+        let attribute = format!("data-witnesses-required=\"{required}\"");
+        assert!(record.contains(&attribute), "{attribute}: {record}");
+    }
+    // Without a policy, no witness is listed or checked.
+    let server = country_server();
+    let home = assert_page(&page(&server, "/registers/country"), 200, "B");
+    let record = assert_page(
+        &page(&server, "/registers/country/records/GB"),
+        200,
+        "record",
+    );
+    assert!(!home.contains("Witnesses"), "{home}");
+    assert!(!home.contains("--witness-policy"), "{home}");
+    assert!(!record.contains("verify-witnesses"), "{record}");
+    assert!(
+        record.contains("data-witnesses-required=\"false\""),
+        "{record}"
+    );
 }

@@ -16,4 +16,5 @@ mod interop;
 mod mirror;
 mod remote;
 mod serve;
+mod witness_policy;
 mod write_crash;

@@ -86,3 +86,55 @@ impl Tally {
         }
     }
 }
+
+/// A witness's cosigner, named `witness.example/<policy name>`, from a seed.
+pub fn cosigner(policy_name: &str, seed: u8) -> regis_note::Cosigner {
+    regis_note::Cosigner::from_seed(name(&format!("witness.example/{policy_name}")), &[seed; 32])
+}
+
+/// The origin the example policies' log signs.
+pub const EXAMPLE_ORIGIN: &str = "example.com/registers/country";
+
+/// The log key of the example policies.
+pub fn example_log() -> regis_note::NoteSigner {
+    regis_note::NoteSigner::from_seed(name(EXAMPLE_ORIGIN), &[1; 32])
+}
+
+/// The witnesses of the tlog-policy spec's example, in file order.
+pub const EXAMPLE_WITNESSES: [&str; 6] = ["X1", "X2", "X3", "Y1", "Y2", "Y3"];
+
+/// The tlog-policy spec's example policy with real keys: the log's, and
+/// witness `EXAMPLE_WITNESSES[i]`'s from seed `10 + i`.
+pub fn example_policy() -> (String, Vec<regis_note::Cosigner>) {
+    let cosigners: Vec<_> = EXAMPLE_WITNESSES
+        .iter()
+        .zip(10..)
+        .map(|(name, seed)| cosigner(name, seed))
+        .collect();
+    let vkey = |index: usize| cosigners[index].verifier().to_string();
+    let text = format!(
+        "log {log}
+
+witness X1 {x1}
+witness X2 {x2}
+witness X3 {x3}
+group X-witnesses 2 X1 X2 X3
+
+witness Y1 {y1}
+witness Y2 {y2}
+witness Y3 {y3}
+group Y-witnesses any Y1 Y2 Y3
+
+group X-and-Y all X-witnesses Y-witnesses
+quorum X-and-Y
+",
+        log = example_log().verifier(),
+        x1 = vkey(0),
+        x2 = vkey(1),
+        x3 = vkey(2),
+        y1 = vkey(3),
+        y2 = vkey(4),
+        y3 = vkey(5),
+    );
+    (text, cosigners)
+}

@@ -426,3 +426,30 @@ pub fn hashes(value: &serde_json::Value) -> Vec<regis_merkle::Hash> {
         .map(|h| regis_model::parse_hash(h.as_str().unwrap()).unwrap())
         .collect()
 }
+
+/// Witness `n` of the tests' witness policies: a real cosignature/v1 key,
+/// named `witness-N.test`.
+pub fn witness(n: u8) -> regis_note::Cosigner {
+    let name = regis_note::KeyName::new(format!("witness-{n}.test")).unwrap();
+    regis_note::Cosigner::from_seed(name, &[n; 32])
+}
+
+impl TestServer {
+    /// A server over register `name`, loaded with `commands`, whose witness
+    /// policy (`DATA/registers/NAME/witness-policy`) is `policy` with each
+    /// `{N}` replaced by witness N's verifier key.
+    pub fn start_witnessed(name: &str, commands: Vec<(u64, Command)>, policy: &str) -> TestServer {
+        let mut policy = policy.to_owned();
+        for n in 1..=9 {
+            policy = policy.replace(&format!("{{{n}}}"), &witness(n).verifier().to_string());
+        }
+        Self::start_prepared(
+            |registry| {
+                load(registry, name, commands);
+                let dir = registry.dir(&RegisterName::new(name).unwrap());
+                std::fs::write(dir.join("witness-policy"), policy).unwrap();
+            },
+            Limits::default(),
+        )
+    }
+}

@@ -1,0 +1,333 @@
+//! `--witness-policy` on `regis get`, `verify`, `audit` and `mirror`, as a
+//! user runs them: a register served by `regis serve`, behind a proxy that
+//! appends real witnesses' cosignatures to its checkpoints (what a log
+//! whose witnesses cosigned serves); the same register without them; a
+//! mirror of the cosigned one, served onward; and policy files that do not
+//! parse.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+use regis_model::Timestamp;
+use regis_note::{Cosigner, KeyName, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof};
+
+use crate::common::http::{exchange, get_text};
+use crate::common::{ok, regis, serve, text};
+
+/// Witness `n`: a real cosignature/v1 key.
+fn witness(n: u8) -> Cosigner {
+    Cosigner::from_seed(KeyName::new(format!("witness-{n}.test")).unwrap(), &[n; 32])
+}
+
+/// A proxy in front of `upstream` (`host:port`) that appends a cosignature
+/// by each of `witnesses`, made at `time`, to every signed checkpoint it
+/// passes: both logs' and those of record proofs (tlog-proof). Its
+/// address.
+fn cosigning_proxy(upstream: String, witnesses: Vec<Cosigner>, time: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cosign = Arc::new(move |signed: &SignedCheckpoint| {
+        let mut signed = signed.clone();
+        for witness in &witnesses {
+            let line = witness.cosign(signed.checkpoint(), time).unwrap();
+            signed.add_signature(NoteSignature::from(line)).unwrap();
+        }
+        signed
+    });
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let (upstream, cosign) = (upstream.clone(), Arc::clone(&cosign));
+            std::thread::spawn(move || relay(stream, &upstream, &*cosign));
+        }
+    });
+    addr
+}
+
+/// One request: passed to `upstream`, its answer passed back with the
+/// checkpoints cosigned.
+fn relay(
+    mut client: TcpStream,
+    upstream: &str,
+    cosign: &dyn Fn(&SignedCheckpoint) -> SignedCheckpoint,
+) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let Some(answer) = exchange(upstream, request.as_bytes()) else {
+        return;
+    };
+    let mut body = answer.body;
+    if answer.status == 200 && path.ends_with("/checkpoint") {
+        let signed = SignedCheckpoint::parse(&body).unwrap();
+        body = cosign(&signed).to_string().into_bytes();
+    } else if answer.status == 200 && path.ends_with("/proof.tlog-proof") {
+        let proof = TlogProof::parse(&body).unwrap();
+        let cosigned = TlogProof::new(
+            proof.extra().map(<[u8]>::to_vec),
+            proof.index(),
+            proof.path().to_vec(),
+            cosign(proof.checkpoint()),
+        );
+        body = cosigned.to_string().into_bytes();
+    }
+    let _ = write!(
+        client,
+        "HTTP/1.1 {} Relayed\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.status,
+        body.len()
+    );
+    let _ = client.write_all(&body);
+}
+
+/// The value of `prefix` in `regis key`'s output.
+fn key(data: &Path) -> String {
+    let output = ok(regis(&[
+        "key",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+    ]));
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("log-public-key: "))
+        .unwrap()
+        .to_owned()
+}
+
+/// A failure whose one line on stderr says each of `reasons`.
+fn assert_fails(output: &Output, reasons: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for reason in reasons {
+        assert!(stderr.contains(reason), "{reason}: {stderr}");
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn get_verify_audit_and_mirror_require_the_quorum_of_the_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fixture = regis_fixtures::path("registers/registry-data/country.rsf");
+    ok(regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+        "--host",
+        "regis.test",
+        fixture.to_str().unwrap(),
+    ]));
+    let vkey = key(&data);
+    let server = serve(&data, "127.0.0.1:0");
+    let plain = format!("{}/registers/country", server.url);
+    let time = now();
+    let upstream = server.url.trim_start_matches("http://").to_owned();
+    let proxy = cosigning_proxy(upstream.clone(), vec![witness(1), witness(2)], time);
+    let cosigned = format!("http://{proxy}/registers/country");
+    let only_one = cosigning_proxy(upstream, vec![witness(2)], time);
+    let only_one = format!("http://{only_one}/registers/country");
+
+    let policy = work.path().join("policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "# Both witnesses.\nwitness w1 {}\nwitness w2 {}\ngroup both all w1 w2\nquorum both\n",
+            witness(1).verifier(),
+            witness(2).verifier()
+        ),
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let at = Timestamp::from_unix_seconds(time as i64).unwrap();
+    let cosigned_by = format!(", cosigned by w1 at {at}, w2 at {at}", at = at.as_str());
+
+    // Through the cosigning proxy: accepted, and who cosigned is said.
+    let stdout = ok(regis(&[
+        "get",
+        &cosigned,
+        "CZ",
+        "--key",
+        &vkey,
+        "--witness-policy",
+        policy,
+    ]));
+    assert!(
+        stdout.ends_with(&format!(
+            "verified against checkpoint 210 of regis.test/registers/country{cosigned_by}\n"
+        )),
+        "{stdout}"
+    );
+    let stdout = ok(regis(&[
+        "verify",
+        &cosigned,
+        "--key",
+        &vkey,
+        "--witness-policy",
+        policy,
+        "--full",
+    ]));
+    assert!(
+        stdout.contains(
+            "checkpoint 210 of regis.test/registers/country verified with the pinned key: root "
+        ) && stdout.contains(&format!("{cosigned_by}\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replayed 210 entries"), "{stdout}");
+    let state = work.path().join("audit-state");
+    let state = state.to_str().unwrap();
+    for _ in 0..2 {
+        let stdout = ok(regis(&[
+            "audit",
+            &cosigned,
+            "--key",
+            &vkey,
+            "--state",
+            state,
+            "--witness-policy",
+            policy,
+        ]));
+        assert!(stdout.contains("user log: checkpoint 210"), "{stdout}");
+        assert!(stdout.contains(&cosigned_by), "{stdout}");
+    }
+    // Without the policy, the same checkpoints pass as before.
+    let stdout = ok(regis(&["verify", &cosigned, "--key", &vkey]));
+    assert!(!stdout.contains("cosigned"), "{stdout}");
+
+    // Without cosignatures, or with one of the two needed: refused.
+    for (url, who) in [
+        (&plain, "no policy witness cosigned"),
+        (&only_one, "cosigned by w2"),
+    ] {
+        let needs = [
+            "does not meet the witness policy: quorum not met: ",
+            who,
+            "both needs 2 of w1, w2",
+        ];
+        assert_fails(
+            &regis(&["get", url, "CZ", "--key", &vkey, "--witness-policy", policy]),
+            &needs,
+        );
+        assert_fails(
+            &regis(&["verify", url, "--key", &vkey, "--witness-policy", policy]),
+            &needs,
+        );
+        let fresh = work.path().join("fresh-state");
+        assert_fails(
+            &regis(&[
+                "audit",
+                url,
+                "--key",
+                &vkey,
+                "--state",
+                fresh.to_str().unwrap(),
+                "--witness-policy",
+                policy,
+            ]),
+            &needs,
+        );
+        assert!(!fresh.exists());
+        // A mirror of it stores nothing: the register is not created.
+        let mirror = work.path().join("refused-mirror");
+        assert_fails(
+            &regis(&[
+                "mirror",
+                url,
+                "--key",
+                &vkey,
+                "--data",
+                mirror.to_str().unwrap(),
+                "--witness-policy",
+                policy,
+            ]),
+            &needs,
+        );
+        assert!(!mirror.join("registers/country").exists());
+    }
+
+    // A mirror of the cosigned register stores the checkpoints as served,
+    // cosignatures included, and serves them onward.
+    let mirror = work.path().join("mirror");
+    ok(regis(&[
+        "mirror",
+        &cosigned,
+        "--key",
+        &vkey,
+        "--data",
+        mirror.to_str().unwrap(),
+        "--witness-policy",
+        policy,
+    ]));
+    let onward = serve(&mirror, "127.0.0.1:0");
+    let served = get_text(
+        onward.url.trim_start_matches("http://"),
+        "/registers/country/log/checkpoint",
+    );
+    let through_proxy = get_text(&proxy, "/registers/country/log/checkpoint");
+    assert_eq!(served, through_proxy);
+    assert!(served.contains("\n\u{2014} witness-1.test "), "{served}");
+    let mirrored = format!("{}/registers/country", onward.url);
+    let stdout = ok(regis(&[
+        "verify",
+        &mirrored,
+        "--key",
+        &vkey,
+        "--witness-policy",
+        policy,
+    ]));
+    assert!(stdout.contains(&format!("{cosigned_by}\n")), "{stdout}");
+}
+
+#[test]
+fn a_policy_file_that_does_not_parse_is_named_with_its_line() {
+    let work = tempfile::tempdir().unwrap();
+    let bad = work.path().join("bad-policy");
+    std::fs::write(
+        &bad,
+        format!("witness w1 {}\n\nquorum w2\n", witness(1).verifier()),
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let missing = work.path().join("missing-policy");
+    let missing = missing.to_str().unwrap();
+    let data = work.path().join("data");
+    let state = work.path().join("state");
+    // Nothing is fetched: the policy is read first.
+    let url = "http://127.0.0.1:9/registers/country";
+    let name = KeyName::new("regis.test/registers/country").unwrap();
+    let vkey = NoteSigner::from_seed(name, &[4; 32]).verifier().to_string();
+    for (file, reasons) in [(bad, vec![bad, "line 3"]), (missing, vec![missing])] {
+        for args in [
+            vec!["get", url, "CZ"],
+            vec!["verify", url],
+            vec!["audit", url, "--state", state.to_str().unwrap()],
+            vec!["mirror", url, "--data", data.to_str().unwrap()],
+        ] {
+            let mut args = args;
+            args.extend(["--key", &vkey, "--witness-policy", file]);
+            assert_fails(&regis(&args), &reasons);
+        }
+    }
+    assert!(!data.exists() && !state.exists());
+}
