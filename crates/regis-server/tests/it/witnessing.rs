@@ -8,317 +8,35 @@
 //! 409 with a size, 422, a cosignature that does not verify, a body that
 //! never ends or never finishes.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use futures_util::StreamExt as _;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use regis_merkle::leaf_hash;
 use regis_model::{Log, PerLog, RegisterName};
-use regis_note::{
-    AddCheckpoint, AddCheckpointRefusal, Cosigner, KeyName, NoteSignature, SignedCheckpoint,
-    TlogProof, Verifier, WitnessPolicy, WitnessedTree, check_add_checkpoint,
-    format_cosignature_lines, format_size_body,
-};
+use regis_note::{SignedCheckpoint, TlogProof, Verifier, WitnessPolicy};
 use regis_server::{Limits, PolicyFile, WitnessSettings};
 use regis_store::{RedbBackend, Registry, Scope, SignedTree};
 
-use crate::common::{Resp, TestServer, load, rsf_commands};
+use crate::common::witness::{Fault, TestWitness, policy_with, trusted_by, unix_now};
+use crate::common::{Resp, TestServer, load, rsf_commands, witness};
 
 const NAME: &str = "country";
 const B: &str = "/registers/country";
 
-/// What a test witness does with the next requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    /// Checks and cosigns, as tlog-witness says.
-    None,
-    /// Closes each connection at once.
-    Down,
-    /// Never answers.
-    Hang,
-    /// 429.
-    TooManyRequests,
-    /// 422.
-    Unprocessable,
-    /// 409 `text/x.tlog.size` with this size, whatever was asked.
-    ConflictAt(u64),
-    /// Checks and records as usual, but its cosignature does not verify.
-    BadCosignature,
-    /// 200, and a body that never ends.
-    EndlessBody,
-    /// 200, a first line, then nothing more, never finished.
-    StalledBody,
-}
-
-/// One add-checkpoint request as a witness saw it: the log, the old size,
-/// the checkpoint's size, and the status answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Seen {
-    origin: String,
-    old: u64,
-    size: u64,
-    status: u16,
-}
-
-/// The state of a test witness, shared with its handlers.
-struct WitnessState {
-    cosigner: Cosigner,
-    /// The logs it trusts: origin → keys.
-    logs: Mutex<HashMap<String, Vec<Verifier>>>,
-    /// The tree it last cosigned, per origin.
-    trees: Mutex<HashMap<String, WitnessedTree>>,
-    fault: Mutex<Fault>,
-    /// add-checkpoint requests handled.
-    requests: AtomicUsize,
-    seen: Mutex<Vec<Seen>>,
-}
-
-/// A witness on a loopback port, on a runtime thread of its own.
-struct TestWitness {
-    name: String,
-    addr: SocketAddr,
-    state: Arc<WitnessState>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestWitness {
-    fn start(name: &str, seed: u8) -> TestWitness {
-        let key_name = KeyName::new(format!("witness.test/{name}")).unwrap();
-        let state = Arc::new(WitnessState {
-            cosigner: Cosigner::from_seed(key_name, &[seed; 32]),
-            logs: Mutex::new(HashMap::new()),
-            trees: Mutex::new(HashMap::new()),
-            fault: Mutex::new(Fault::None),
-            requests: AtomicUsize::new(0),
-            seen: Mutex::new(Vec::new()),
-        });
-        let router = Router::new()
-            .route("/add-checkpoint", post(add_checkpoint))
-            .with_state(Arc::clone(&state));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown, mut shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let accepting = Arc::clone(&state);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let (stream, _) = tokio::select! {
-                        accepted = listener.accept() => accepted.unwrap(),
-                        _ = &mut shutdown_rx => break,
-                    };
-                    if *accepting.fault.lock().unwrap() == Fault::Down {
-                        drop(stream);
-                        continue;
-                    }
-                    let service = TowerToHyperService::new(router.clone());
-                    // One request per connection, so that `Down` refuses
-                    // every request from when it is set.
-                    tokio::spawn(
-                        hyper::server::conn::http1::Builder::new()
-                            .keep_alive(false)
-                            .serve_connection(TokioIo::new(stream), service),
-                    );
-                }
-            });
-            // Hanging handlers and endless bodies are dropped with it.
-            runtime.shutdown_background();
-        });
-        TestWitness {
-            name: name.to_owned(),
-            addr: addr_rx.recv_timeout(Duration::from_secs(30)).unwrap(),
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
-    }
-
-    /// Its policy line.
-    fn policy_line(&self) -> String {
-        format!(
-            "witness {} {} http://{}\n",
-            self.name,
-            self.state.cosigner.verifier(),
-            self.addr
-        )
-    }
-
-    fn trust(&self, origin: &str, key: Verifier) {
-        self.state
-            .logs
-            .lock()
-            .unwrap()
-            .entry(origin.to_owned())
-            .or_default()
-            .push(key);
-    }
-
-    fn set(&self, fault: Fault) {
-        *self.state.fault.lock().unwrap() = fault;
-    }
-
-    /// Forgets every tree it cosigned, as a witness restored from nothing.
-    fn forget(&self) {
-        self.state.trees.lock().unwrap().clear();
-    }
-
-    fn requests(&self) -> usize {
-        self.state.requests.load(Ordering::SeqCst)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for TestWitness {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn size_answer(size: u64) -> Response {
-    (
-        StatusCode::CONFLICT,
-        [(header::CONTENT_TYPE, "text/x.tlog.size")],
-        format_size_body(size),
-    )
-        .into_response()
-}
-
-/// `POST /add-checkpoint`: tlog-witness, with the fault switched on.
-async fn add_checkpoint(State(witness): State<Arc<WitnessState>>, body: Bytes) -> Response {
-    witness.requests.fetch_add(1, Ordering::SeqCst);
-    let fault = *witness.fault.lock().unwrap();
-    let request = match AddCheckpoint::parse(&body) {
-        Ok(request) => request,
-        Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
-    };
-    let checkpoint = request.checkpoint.checkpoint().clone();
-    let origin = checkpoint.origin().to_owned();
-    let answer = match fault {
-        Fault::None | Fault::BadCosignature | Fault::Down => {
-            cosign(&witness, &request, fault == Fault::BadCosignature)
-        }
-        Fault::Hang => std::future::pending().await,
-        Fault::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "slow down\n").into_response(),
-        Fault::Unprocessable => (StatusCode::UNPROCESSABLE_ENTITY, "no\n").into_response(),
-        Fault::ConflictAt(size) => size_answer(size),
-        Fault::EndlessBody => {
-            let line = Bytes::from(vec![b'x'; 4096]);
-            let endless = futures_util::stream::repeat(line).map(Ok::<_, std::io::Error>);
-            Response::new(Body::from_stream(endless))
-        }
-        Fault::StalledBody => {
-            let first = futures_util::stream::once(async {
-                Ok::<_, std::io::Error>(Bytes::from_static("\u{2014} ".as_bytes()))
-            });
-            let stalled = first.chain(futures_util::stream::pending());
-            Response::new(Body::from_stream(stalled))
-        }
-    };
-    witness.seen.lock().unwrap().push(Seen {
-        origin,
-        old: request.old_size,
-        size: checkpoint.size(),
-        status: answer.status().as_u16(),
-    });
-    answer
-}
-
-/// The witness's checks; the new tree is recorded before the cosignature
-/// is answered, which `bad` spoils.
-fn cosign(witness: &WitnessState, request: &AddCheckpoint, bad: bool) -> Response {
-    let checkpoint = request.checkpoint.checkpoint();
-    let keys = witness
-        .logs
-        .lock()
-        .unwrap()
-        .get(checkpoint.origin())
-        .cloned();
-    let mut trees = witness.trees.lock().unwrap();
-    match check_add_checkpoint(request, keys.as_deref(), trees.get(checkpoint.origin())) {
-        Ok(tree) => {
-            trees.insert(checkpoint.origin().to_owned(), tree);
-            let cosignature = witness.cosigner.cosign(checkpoint, unix_now()).unwrap();
-            let mut line = NoteSignature::from(cosignature);
-            if bad {
-                let mut payload = line.payload().to_vec();
-                *payload.last_mut().unwrap() ^= 1;
-                line =
-                    NoteSignature::new(line.name().clone(), line.key_id().unwrap(), &payload[4..]);
-            }
-            (StatusCode::OK, format_cosignature_lines(&[line])).into_response()
-        }
-        Err(AddCheckpointRefusal::Conflict { latest }) => size_answer(latest),
-        Err(refusal) => (
-            StatusCode::from_u16(refusal.status()).unwrap(),
-            format!("{refusal}\n"),
-        )
-            .into_response(),
-    }
-}
-
-/// The register's logs: origin and verifier key.
-fn log_keys(registry: &Registry) -> PerLog<(String, Verifier)> {
-    let register = registry
-        .open::<RedbBackend>(&RegisterName::new(NAME).unwrap())
-        .unwrap();
-    PerLog::from_fn(|log| {
-        (
-            register.signers.origin(log).to_owned(),
-            register.signers.verifier(log),
-        )
-    })
-}
-
 /// A policy naming `witnesses` (each with its URL), then `quorum`: `all`,
 /// `any` or a witness's name.
 fn policy_text(witnesses: &[&TestWitness], quorum: &str) -> String {
-    let mut text = String::from("# test witnesses\n");
-    for witness in witnesses {
-        text.push_str(&witness.policy_line());
-    }
     let names: Vec<&str> = witnesses.iter().map(|w| w.name.as_str()).collect();
-    match quorum {
-        "all" | "any" => {
-            text.push_str(&format!(
-                "group quorum {quorum} {}\nquorum quorum\n",
-                names.join(" ")
-            ));
-        }
-        witness => text.push_str(&format!("quorum {witness}\n")),
-    }
-    text
+    let rest = match quorum {
+        "all" | "any" => format!("group quorum {quorum} {}\nquorum quorum\n", names.join(" ")),
+        witness => format!("quorum {witness}\n"),
+    };
+    policy_with(witnesses, &format!("# test witnesses\n{rest}"))
+}
+
+/// Test witness `n`, called `w<n>`.
+fn start_witness(n: u8) -> TestWitness {
+    TestWitness::start(&format!("w{n}"), witness(n))
 }
 
 /// A witnessed country register, its server and its logs' keys; each
@@ -361,19 +79,14 @@ impl Witnessed {
             settings.policy = Some(Arc::new(file));
         }
         let mut keys = None;
-        let server = TestServer::start_witnessed(
+        let server = TestServer::start_prepared_with(
             |registry| {
                 load(
                     registry,
                     NAME,
                     rsf_commands("openregister-java/country-data.rsf"),
                 );
-                let logs = log_keys(registry);
-                for witness in witnesses {
-                    for (_, (origin, key)) in logs.iter() {
-                        witness.trust(origin, key.clone());
-                    }
-                }
+                let logs = trusted_by(registry, NAME, witnesses);
                 if place == PolicyIn::RegisterFile {
                     let dir = registry.dir(&RegisterName::new(NAME).unwrap());
                     std::fs::write(dir.join("witness-policy"), policy).unwrap();
@@ -440,26 +153,10 @@ impl Witnessed {
         self.verify(log, &response.text())
     }
 
-    /// Waits (on the witnessing's watch channel, at most a minute) until
-    /// `log`'s witnessed checkpoint has at least `size` entries.
+    /// Waits until `log`'s witnessed checkpoint has at least `size`
+    /// entries.
     fn witnessed_at_least(&self, log: Log, size: u64) -> SignedTree {
-        let register = self.server.app().register(NAME).unwrap();
-        let mut witnessed = register.witnessed().unwrap().subscribe();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let served = runtime.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                witnessed.wait_for(|served| served[log].as_ref().is_some_and(|t| t.size >= size)),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("no witnessed {log} checkpoint of size {size}"))
-            .unwrap()
-            .clone()
-        });
-        served[log].clone().unwrap()
+        self.server.witnessed_at_least(NAME, log, size)
     }
 
     /// The signed (not necessarily witnessed) size of `log`.
@@ -502,7 +199,7 @@ fn requests_metric(metrics: &str, log: &str, witness: &str, outcome: &str) -> u6
 
 #[test]
 fn two_of_two_checkpoints_carry_both_cosignatures_and_proofs_carry_them() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let register = Witnessed::start(&[&w1, &w2], "all", Duration::from_secs(5));
     // The checkpoints signed before the server started are witnessed first.
     for log in [Log::User, Log::System] {
@@ -585,7 +282,7 @@ fn two_of_two_checkpoints_carry_both_cosignatures_and_proofs_carry_them() {
 
 #[test]
 fn one_of_two_is_met_by_either_witness() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     w2.set(Fault::Down);
     let register = Witnessed::start_with(
         &[&w1, &w2],
@@ -621,7 +318,7 @@ fn one_of_two_is_met_by_either_witness() {
 
 #[test]
 fn a_witness_down_stops_the_served_checkpoint_not_writes_and_it_catches_up_from_its_size() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let settings = WitnessSettings {
         behind_after: Duration::ZERO,
         ..settings_for(Duration::from_secs(1))
@@ -729,7 +426,7 @@ fn faulty_witnesses_never_make_a_checkpoint_count_and_cost_the_log_nothing() {
     std::thread::scope(|scope| {
         for (fault, outcome) in faults {
             scope.spawn(move || {
-                let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+                let (w1, w2) = (start_witness(1), start_witness(2));
                 let register = Witnessed::start(&[&w1, &w2], "all", Duration::from_secs(1));
                 let witnessed =
                     register.witnessed_at_least(Log::User, register.signed_size(Log::User));
@@ -775,7 +472,7 @@ fn faulty_witnesses_never_make_a_checkpoint_count_and_cost_the_log_nothing() {
 #[test]
 fn one_of_two_is_not_held_up_by_a_hanging_witness_and_leaves_out_a_bad_cosignature() {
     for fault in [Fault::Hang, Fault::BadCosignature] {
-        let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+        let (w1, w2) = (start_witness(1), start_witness(2));
         w2.set(fault);
         // A timeout far beyond what the healthy witness takes.
         let register = Witnessed::start(&[&w1, &w2], "any", Duration::from_secs(60));
@@ -790,13 +487,13 @@ fn one_of_two_is_not_held_up_by_a_hanging_witness_and_leaves_out_a_bad_cosignatu
         // The note holds only w1's cosignature: with w2's bad one, a
         // client would refuse it.
         assert_eq!(register.verify(Log::User, &text).1, ["w1"], "{fault:?}");
-        assert!(!text.contains("witness.test/w2"), "{fault:?}: {text}");
+        assert!(!text.contains("witness-2.test"), "{fault:?}: {text}");
     }
 }
 
 #[test]
 fn an_idle_log_sends_witnesses_nothing_and_busy_ones_batch_commits_into_rounds() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let register = Witnessed::start(&[&w1, &w2], "all", Duration::from_secs(5));
     register.witnessed_at_least(Log::User, register.signed_size(Log::User));
     register.witnessed_at_least(Log::System, register.signed_size(Log::System));
@@ -814,7 +511,7 @@ fn an_idle_log_sends_witnesses_nothing_and_busy_ones_batch_commits_into_rounds()
 
 #[test]
 fn commits_between_rounds_are_witnessed_together() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let interval = Duration::from_millis(300);
     let settings = WitnessSettings {
         interval,
@@ -847,7 +544,7 @@ fn commits_between_rounds_are_witnessed_together() {
 
 #[test]
 fn a_restart_serves_the_witnessed_checkpoint_and_asks_from_the_recorded_sizes() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let policy = policy_text(&[&w1, &w2], "all");
     let register = Witnessed::start(&[&w1, &w2], "all", Duration::from_secs(5));
     let receipt = register.write("XL", "Lemuria", true);
@@ -898,7 +595,7 @@ fn a_restart_serves_the_witnessed_checkpoint_and_asks_from_the_recorded_sizes() 
 
 #[test]
 fn a_failed_state_write_keeps_the_old_witnessed_checkpoint_served_until_one_succeeds() {
-    let (w1, w2) = (TestWitness::start("w1", 1), TestWitness::start("w2", 2));
+    let (w1, w2) = (start_witness(1), start_witness(2));
     let register = Witnessed::start(&[&w1, &w2], "all", Duration::from_secs(1));
     let first = register.witnessed_at_least(Log::User, register.signed_size(Log::User));
     register.witnessed_at_least(Log::System, register.signed_size(Log::System));
@@ -991,7 +688,7 @@ fn a_policy_that_does_not_parse_stops_the_server_and_a_damaged_state_takes_its_r
     assert!(error.contains("line 1"), "{error}");
 
     // A valid policy, and a state file that is not one.
-    let w1 = TestWitness::start("w1", 1);
+    let w1 = start_witness(1);
     std::fs::write(&policy, policy_text(&[&w1], "w1")).unwrap();
     std::fs::write(
         register_dir.join("witnessed"),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod witness;
+
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -128,12 +130,12 @@ impl TestServer {
 
     /// A server over whatever `prepare` puts in a new data directory.
     pub fn start_prepared(prepare: impl FnOnce(&Registry), limits: Limits) -> TestServer {
-        Self::start_witnessed(prepare, limits, WitnessSettings::default())
+        Self::start_prepared_with(prepare, limits, WitnessSettings::default())
     }
 
     /// [`TestServer::start_prepared`], its registers witnessed as `witness`
     /// says.
-    pub fn start_witnessed(
+    pub fn start_prepared_with(
         prepare: impl FnOnce(&Registry),
         limits: Limits,
         witness: WitnessSettings,
@@ -194,6 +196,29 @@ impl TestServer {
     /// The server's state.
     pub fn app(&self) -> &App<RedbBackend> {
         self.app.as_deref().unwrap()
+    }
+
+    /// Waits (on the witnessing's watch channel, at most a minute) until
+    /// register `name`'s witnessed checkpoint of `log` has at least `size`
+    /// entries, and returns it.
+    pub fn witnessed_at_least(&self, name: &str, log: Log, size: u64) -> regis_store::SignedTree {
+        let register = self.app().register(name).unwrap();
+        let mut witnessed = register.witnessed().unwrap().subscribe();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let served = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                witnessed.wait_for(|served| served[log].as_ref().is_some_and(|t| t.size >= size)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("no witnessed {log} checkpoint of size {size}"))
+            .unwrap()
+            .clone()
+        });
+        served[log].clone().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
