@@ -1,7 +1,7 @@
 //! What the server holds: its registers (each a shared read-side store, its
-//! logs' origins and verifier keys, a handle to its sequencer and its bound
-//! on writes in flight), the registry new registers are created in, the
-//! write tokens, its limits and its metrics.
+//! logs' origins and verifier keys, a handle to its sequencer, its bound on
+//! writes in flight, and what its witnessing has gathered), the registry new
+//! registers are created in, the write tokens, its limits and its metrics.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,9 @@ use crate::error::{ApiError, ServerError};
 use crate::http::quote;
 use crate::metrics::{Metrics, WriteMetrics};
 use crate::tile_cache::{TILE_CACHE_BYTES, TileCache};
+use crate::witnessing::{
+    LogKey, PolicyFile, PreparedWitnessing, WitnessSettings, WitnessedState, Witnessing,
+};
 
 /// One register as the server serves it.
 #[derive(Debug)]
@@ -27,10 +30,12 @@ pub struct RegisterState<B> {
     pub name: RegisterName,
     /// Its read side.
     pub store: Store<B>,
-    origins: [String; 2],
-    verifiers: [String; 2],
+    origins: PerLog<String>,
+    verifiers: PerLog<String>,
     /// Who writes it.
     source: Source,
+    /// What its witnessing has gathered, if it has a witness policy.
+    witnessed: Option<Arc<WitnessedState>>,
     /// Writes waiting for their commit (`limits.max-writes-in-flight`).
     pub writes: Arc<Semaphore>,
     /// The schema as of a system-log size.
@@ -51,24 +56,47 @@ enum Source {
     },
 }
 
-fn slot(log: Log) -> usize {
-    match log {
-        Log::User => 0,
-        Log::System => 1,
-    }
+/// A register of this server's own, started: what reads need, its
+/// sequencer and its witnessing (each stopped and joined at shutdown).
+#[derive(Debug)]
+pub struct Started<B> {
+    /// What reads need.
+    pub state: RegisterState<B>,
+    /// Its sequencer.
+    pub sequencer: Sequencer,
+    /// Its witnessing, if it has a witness policy.
+    pub witnessing: Option<Witnessing>,
 }
 
 impl<B: DirBackend> RegisterState<B> {
-    /// Starts `register`'s sequencer (which first signs any tree no
-    /// checkpoint covers) and keeps what reads need.
+    /// Starts `register` (in `dir`): reads its witnessing state if it has a
+    /// witness `policy`, starts its sequencer (which first signs any tree
+    /// no checkpoint covers), then its witnessing.
     pub fn start(
         register: Register<B>,
+        dir: std::path::PathBuf,
         limits: &Limits,
-    ) -> Result<(RegisterState<B>, Sequencer), ServerError> {
-        let origins = [Log::User, Log::System].map(|log| register.signers.origin(log).to_owned());
-        let verifiers =
-            [Log::User, Log::System].map(|log| register.signers.verifier(log).to_string());
+        witness: &WitnessSettings,
+        policy: Option<Arc<PolicyFile>>,
+    ) -> Result<Started<B>, ServerError> {
+        let origins = PerLog::from_fn(|log| register.signers.origin(log).to_owned());
+        let verifiers = PerLog::from_fn(|log| register.signers.verifier(log).to_string());
         let name = register.name.clone();
+        let prepared = policy
+            .map(|policy| {
+                PreparedWitnessing::prepare(
+                    name.as_str(),
+                    dir,
+                    register.store.clone(),
+                    PerLog::from_fn(|log| LogKey {
+                        origin: register.signers.origin(log).to_owned(),
+                        verifier: register.signers.verifier(log),
+                    }),
+                    policy,
+                    witness,
+                )
+            })
+            .transpose()?;
         let sequencer = Sequencer::spawn(
             name.as_str(),
             register.store.clone(),
@@ -81,18 +109,31 @@ impl<B: DirBackend> RegisterState<B> {
             name: name.to_string(),
             error: Box::new(error),
         })?;
-        Ok((
-            RegisterState {
+        let witnessed = prepared.as_ref().map(PreparedWitnessing::state);
+        let witnessing = match prepared {
+            Some(prepared) => match prepared.spawn(sequencer.handle().checkpoints()) {
+                Ok(witnessing) => Some(witnessing),
+                Err(error) => {
+                    sequencer.join();
+                    return Err(error);
+                }
+            },
+            None => None,
+        };
+        Ok(Started {
+            state: RegisterState {
                 name,
                 store: register.store,
                 origins,
                 verifiers,
                 source: Source::Own(sequencer.handle()),
+                witnessed,
                 writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
                 schema: Mutex::new(None),
             },
             sequencer,
-        ))
+            witnessing,
+        })
     }
 
     /// Serves `mirror` read-only, with its upstream's origins, verifier keys
@@ -126,12 +167,13 @@ impl<B: DirBackend> RegisterState<B> {
         };
         drop(snapshot);
         Ok(RegisterState {
-            origins: [Log::User, Log::System].map(|log| upstream.origin(log).to_owned()),
-            verifiers: [Log::User, Log::System].map(|log| upstream.verifier(log).to_string()),
+            origins: PerLog::from_fn(|log| upstream.origin(log).to_owned()),
+            verifiers: PerLog::from_fn(|log| upstream.verifier(log).to_string()),
             source: Source::Mirror {
                 upstream: upstream.url().to_owned(),
                 checkpoints: watch::Sender::new(checkpoints),
             },
+            witnessed: None,
             name,
             store,
             writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
@@ -158,12 +200,18 @@ impl<B: DirBackend> RegisterState<B> {
 
     /// The log's origin.
     pub fn origin(&self, log: Log) -> &str {
-        &self.origins[slot(log)]
+        &self.origins[log]
     }
 
     /// The log's verifier key.
     pub fn verifier(&self, log: Log) -> &str {
-        &self.verifiers[slot(log)]
+        &self.verifiers[log]
+    }
+
+    /// What its witnessing has gathered; `None` without a witness policy
+    /// (its checkpoints are then served as signed).
+    pub fn witnessed(&self) -> Option<&WitnessedState> {
+        self.witnessed.as_deref()
     }
 
     /// A snapshot of the store.
@@ -209,6 +257,11 @@ pub struct App<B> {
     registers: RwLock<BTreeMap<String, Arc<RegisterState<B>>>>,
     /// Their sequencers, joined when the server stops.
     sequencers: Mutex<Vec<Sequencer>>,
+    /// Their witnessings, stopped and joined when the server stops.
+    witnessings: Mutex<Vec<Witnessing>>,
+    /// How registers are witnessed (the server's policy; registers created
+    /// here get it).
+    pub witness: WitnessSettings,
     /// Held while a register is created, so that two requests cannot
     /// create one name twice.
     creating: Mutex<()>,
@@ -238,7 +291,8 @@ pub struct App<B> {
     pub room: crate::room::Room,
 }
 
-/// A server's state, and the sequencers to join once it has stopped.
+/// A server's state, and the sequencers and witnessings to join once it
+/// has stopped.
 #[derive(Debug)]
 pub struct Opened<B> {
     /// The shared state.
@@ -246,9 +300,24 @@ pub struct Opened<B> {
 }
 
 impl<B> Opened<B> {
-    /// Stops the sequencers (after the server has stopped): each finishes
-    /// the requests queued, answering every waiter still there.
+    /// Stops the witnessings, then the sequencers (after the server has
+    /// stopped): each sequencer finishes the requests queued, answering
+    /// every waiter still there.
     pub fn shutdown(self) {
+        let witnessings = std::mem::take(
+            &mut *self
+                .app
+                .witnessings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        // All are told first, so that they stop together.
+        for witnessing in &witnessings {
+            witnessing.stop();
+        }
+        for witnessing in witnessings {
+            witnessing.join();
+        }
         let sequencers = std::mem::take(
             &mut *self
                 .app
@@ -266,22 +335,28 @@ impl<B> Opened<B> {
 }
 
 impl<B: DirBackend> App<B> {
-    /// An app serving `registers` of `registry`, with their sequencers.
+    /// An app serving `registers` of `registry`, with their sequencers and
+    /// witnessings.
     pub fn new(
         registry: Registry,
-        registers: Vec<(RegisterState<B>, Sequencer)>,
+        registers: Vec<Started<B>>,
         unavailable: Vec<(String, String)>,
         limits: Limits,
+        witness: WitnessSettings,
     ) -> App<B> {
-        let (registers, sequencers): (Vec<_>, Vec<_>) = registers.into_iter().unzip();
+        let mut states = BTreeMap::new();
+        let mut sequencers = Vec::new();
+        let mut witnessings = Vec::new();
+        for started in registers {
+            states.insert(started.state.name.to_string(), Arc::new(started.state));
+            sequencers.push(started.sequencer);
+            witnessings.extend(started.witnessing);
+        }
         App {
-            registers: RwLock::new(
-                registers
-                    .into_iter()
-                    .map(|r| (r.name.to_string(), Arc::new(r)))
-                    .collect(),
-            ),
+            registers: RwLock::new(states),
             sequencers: Mutex::new(sequencers),
+            witnessings: Mutex::new(witnessings),
+            witness,
             creating: Mutex::new(()),
             tokens: Tokens::new(registry.data_dir()),
             registry,
@@ -298,21 +373,39 @@ impl<B: DirBackend> App<B> {
         }
     }
 
-    /// Opens every register of `registry` and starts its sequencer. A
+    /// [`App::open_with`] with no server-wide witness policy (a register
+    /// with its own is still witnessed).
+    pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {
+        Self::open_with(registry, limits, WitnessSettings::default())
+    }
+
+    /// Opens every register of `registry` and starts its sequencer, and its
+    /// witnessing if it has a witness policy (its own or `witness`'s). A
     /// register that fails to open (its tree forks from its last signed
     /// checkpoint, its files are damaged…) is logged and left out: it takes
-    /// itself down, not the server.
-    pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {
+    /// itself down, not the server. A witness policy that does not parse
+    /// stops the server.
+    pub fn open_with(
+        registry: &Registry,
+        limits: Limits,
+        witness: WitnessSettings,
+    ) -> Result<Opened<B>, ServerError> {
         let mut registers = Vec::new();
         let mut unavailable = Vec::new();
         let mut mirrors = Vec::new();
         for name in registry.list::<B>()? {
             let opened = match registry.kind(&name) {
-                RegisterKind::Own => registry
-                    .open::<B>(&name)
-                    .map_err(ServerError::from)
-                    .and_then(|register| RegisterState::start(register, &limits))
-                    .map(Some),
+                RegisterKind::Own => {
+                    let dir = registry.dir(&name);
+                    let policy = witness.policy_for(&dir)?;
+                    registry
+                        .open::<B>(&name)
+                        .map_err(ServerError::from)
+                        .and_then(|register| {
+                            RegisterState::start(register, dir, &limits, &witness, policy)
+                        })
+                        .map(Some)
+                }
                 RegisterKind::Mirror => registry
                     .open_mirror::<B>(&name)
                     .map_err(ServerError::from)
@@ -331,7 +424,7 @@ impl<B: DirBackend> App<B> {
                 }
             }
         }
-        let app = App::new(registry.clone(), registers, unavailable, limits);
+        let app = App::new(registry.clone(), registers, unavailable, limits, witness);
         app.registers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -365,12 +458,26 @@ impl<B: DirBackend> App<B> {
             .registry
             .create::<B>(name)
             .map_err(ApiError::internal)?;
-        let (register, sequencer) =
-            RegisterState::start(register, &self.limits).map_err(ApiError::internal)?;
+        let Started {
+            state: register,
+            sequencer,
+            witnessing,
+        } = RegisterState::start(
+            register,
+            self.registry.dir(name),
+            &self.limits,
+            &self.witness,
+            self.witness.policy.clone(),
+        )
+        .map_err(ApiError::internal)?;
         self.sequencers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(sequencer);
+        self.witnessings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(witnessing);
         let defined = define(&register);
         let register = Arc::new(register);
         self.registers

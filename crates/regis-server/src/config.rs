@@ -5,6 +5,9 @@
 //! listen = "127.0.0.1:8080"
 //! data = "./regis-data"
 //! host = "registers.example.gov.uk"   # origins of new registers' logs
+//! witness-policy = "./witnesses.policy"  # none by default
+//! witness-interval-ms = 1000
+//! witness-timeout-seconds = 10
 //!
 //! [limits]
 //! default-page-size = 100
@@ -40,14 +43,27 @@
 //! 24 MiB. A connection whose writes make no progress for
 //! `write-timeout-seconds` is closed and its buffers freed, and one client
 //! address holds at most `max-connections-per-address` of the connections.
+//!
+//! `witness-policy` is a C2SP tlog-policy file (`witness NAME VKEY URL`,
+//! `group NAME all|any|K MEMBER…`, `quorum NAME`; no `log` line is needed,
+//! the log being the register's own) for every register without a policy of
+//! its own, `DATA/registers/NAME/witness-policy`. A file that does not parse
+//! stops the server at start, naming the file and line. A register with a
+//! policy sends each new checkpoint of its logs to the policy's witnesses
+//! (those with a URL) in rounds at least `witness-interval-ms` apart, each
+//! request bounded by `witness-timeout-seconds`, and serves only checkpoints
+//! whose cosignatures meet the quorum ([`crate::witnessing`],
+//! `spec/witness.md`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::witnessing::{PolicyFile, WitnessSettings};
 
 /// Where to listen, what to serve, and the bounds on every request.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -59,6 +75,16 @@ pub struct Config {
     pub data: PathBuf,
     /// The host in the origins of registers created by this server.
     pub host: String,
+    /// The witness policy of every register without its own; none: such
+    /// registers are not witnessed.
+    pub witness_policy: Option<PathBuf>,
+    /// The least time between the starts of two witnessing rounds of one
+    /// register: the commits of that time are sent to witnesses as one
+    /// checkpoint.
+    pub witness_interval_ms: u64,
+    /// The longest one request to a witness may take, whole; a write with
+    /// `?wait=witnessed` waits three times this at most.
+    pub witness_timeout_seconds: u64,
     /// Bounds on requests.
     pub limits: Limits,
 }
@@ -136,6 +162,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("./regis-data"),
             host: "localhost".to_owned(),
+            witness_policy: None,
+            witness_interval_ms: 1000,
+            witness_timeout_seconds: 10,
             limits: Limits::default(),
         }
     }
@@ -231,6 +260,23 @@ impl Config {
         })
     }
 
+    /// How registers are witnessed: reads and parses `witness-policy` (an
+    /// error names the file and, if it does not parse, the line).
+    pub fn witness_settings(&self) -> Result<WitnessSettings, ServerError> {
+        let policy = self
+            .witness_policy
+            .as_deref()
+            .map(PolicyFile::load)
+            .transpose()?
+            .map(Arc::new);
+        Ok(WitnessSettings {
+            policy,
+            interval: Duration::from_millis(self.witness_interval_ms),
+            timeout: Duration::from_secs(self.witness_timeout_seconds),
+            ..WitnessSettings::default()
+        })
+    }
+
     /// Refuses limits that would leave requests unbounded or impossible.
     pub fn check(&self) -> Result<(), ServerError> {
         let limits = &self.limits;
@@ -276,6 +322,10 @@ impl Config {
             Some("limits.max-batch-delay-ms must be at most 10000")
         } else if limits.drain_seconds > 3600 {
             Some("limits.drain-seconds must be at most 3600")
+        } else if self.witness_interval_ms > 3_600_000 {
+            Some("witness-interval-ms must be at most 3600000")
+        } else if self.witness_timeout_seconds == 0 || self.witness_timeout_seconds > 600 {
+            Some("witness-timeout-seconds must be from 1 to 600")
         } else if self.host.is_empty()
             || self
                 .host
@@ -330,6 +380,27 @@ mod tests {
         assert!(Config::from_toml("[limits]\nwrite-timeout-seconds = 3601").is_err());
         assert!(Config::from_toml("[limits]\nmax-rsf-streams = 0").is_err());
         assert!(Config::from_toml("host = \"a b\"").is_err());
+        assert!(Config::from_toml("witness-timeout-seconds = 0").is_err());
+        assert!(Config::from_toml("witness-timeout-seconds = 601").is_err());
+        assert!(Config::from_toml("witness-interval-ms = 3600001").is_err());
         assert!(Config::from_toml("").is_ok());
+    }
+
+    #[test]
+    fn reads_the_witness_settings_and_names_a_policy_file_it_cannot_read() {
+        let config = Config::from_toml(
+            "witness-interval-ms = 250\nwitness-timeout-seconds = 3\n\
+             witness-policy = \"/nonexistent/witnesses.policy\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.witness_interval_ms, 250);
+        assert_eq!(config.witness_timeout_seconds, 3);
+        let error = config.witness_settings().unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/witnesses.policy"), "{error}");
+        let settings = Config::default().witness_settings().unwrap();
+        assert!(settings.policy.is_none());
+        assert_eq!(settings.interval, Duration::from_secs(1));
+        assert_eq!(settings.timeout, Duration::from_secs(10));
+        assert_eq!(settings.wait_limit(), Duration::from_secs(30));
     }
 }

@@ -208,6 +208,23 @@ pub enum ServerError {
         /// Why.
         error: String,
     },
+    /// A witness policy file could not be read or does not parse.
+    #[error("witness policy {path}: {error}")]
+    WitnessPolicy {
+        /// The file.
+        path: PathBuf,
+        /// Why (for a policy that does not parse, with the line).
+        error: String,
+    },
+    /// A register's witnessing could not start (its state is damaged or
+    /// not its own).
+    #[error("register {name}: witnessing: {error}")]
+    Witnessing {
+        /// The register.
+        name: String,
+        /// Why.
+        error: String,
+    },
     /// A register's sequencer could not start.
     #[error("register {name}: {error}")]
     Sequencer {

@@ -16,6 +16,10 @@
 //!   `POST B/load-rsf`, `POST /registers`, each answered once durable and
 //!   signed;
 //! - `/metrics`, `/healthz`, `/readyz`;
+//! - with a witness policy ([`witnessing`]), checkpoints cosigned by
+//!   witnesses (C2SP tlog-witness): `B/log/checkpoint` and record proofs
+//!   serve the newest one that meets the policy, `?wait=witnessed` on a
+//!   write waits for it, and `B/witness-policy` serves the policy;
 //! - pages for people ([`html`]) at `/`, `B`, and the read URLs above when
 //!   a browser asks (`Accept: text/html`), with their `/assets/…`.
 //!
@@ -45,28 +49,30 @@ pub mod server;
 pub mod tile_cache;
 pub mod tlog;
 pub mod urls;
+pub mod witnessing;
 pub mod write;
 
-pub use app::{App, Opened, RegisterState};
+pub use app::{App, Opened, RegisterState, Started};
 pub use config::{Config, Limits};
 pub use error::{ApiError, ServerError};
 pub use server::{bind, router, serve, shutdown_signal};
+pub use witnessing::{PolicyFile, WitnessSettings};
 
 use std::net::SocketAddr;
 
 use regis_store::{DirBackend, Registry};
 
-/// Runs a server for `config` until Ctrl-C or SIGTERM: opens every
-/// register under `config.data` (starting their sequencers), listens, calls
-/// `on_listen` with the bound address, serves, drains, and stops the
-/// sequencers.
+/// Runs a server for `config` until Ctrl-C or SIGTERM: reads the witness
+/// policy, opens every register under `config.data` (starting their
+/// sequencers and witnessings), listens, calls `on_listen` with the bound
+/// address, serves, drains, and stops the witnessings and sequencers.
 pub fn run<B: DirBackend>(
     config: &Config,
     on_listen: impl FnOnce(SocketAddr, &App<B>),
 ) -> Result<(), ServerError> {
     config.check()?;
     let registry = Registry::new(&config.data, &config.host);
-    let opened = App::<B>::open(&registry, config.limits)?;
+    let opened = App::<B>::open_with(&registry, config.limits, config.witness_settings()?)?;
     // Every read handler and RSF stream runs on a blocking thread: the
     // pool holds all the limits allow, and some for file I/O and writes.
     let blocking = config.limits.concurrency + config.limits.max_rsf_streams + 64;

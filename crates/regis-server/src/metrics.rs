@@ -1,10 +1,13 @@
 //! Prometheus metrics, through the Prometheus project's `prometheus-client`:
 //! requests by route template and status class, latency histograms by
-//! route, each register's log sizes, and the write path (requests by
-//! outcome, entries appended, batch sizes, time queued, to signed and to
-//! durable). Every label comes from a fixed set (route templates, status
-//! classes, outcomes, the registers the server holds), never from client
-//! input, so the series cannot grow with requests.
+//! route, each register's log sizes, the write path (requests by outcome,
+//! entries appended, batch sizes, time queued, to signed and to durable),
+//! and each witnessed register's witnessing (per log and witness: the size
+//! last cosigned, requests by outcome; per log: the witnessed size and its
+//! lag behind the signed one). Every label comes from a fixed set (route
+//! templates, status classes, outcomes, the registers the server holds,
+//! the witnesses their policies name), never from client input, so the
+//! series cannot grow with requests.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,7 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use regis_store::Timing;
+use regis_model::PerLog;
+use regis_store::{Log, Timing};
 
 use crate::routes::ROUTES;
 
@@ -62,6 +66,21 @@ struct RegisterLabels {
 struct RegisterLogLabels {
     register: String,
     log: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabels {
+    register: String,
+    log: &'static str,
+    witness: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessOutcomeLabels {
+    register: String,
+    log: &'static str,
+    witness: String,
+    outcome: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -255,6 +274,79 @@ impl WriteMetrics {
     }
 }
 
+/// What an add-checkpoint request to a witness came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WitnessOutcome {
+    /// 200 with a cosignature that verified.
+    Cosigned,
+    /// 409 with the witness's size.
+    Conflict,
+    /// Another 4xx (but 429): not asked again before a newer checkpoint.
+    Refused,
+    /// 200 without a valid cosignature from the witness's key.
+    InvalidCosignature,
+    /// 429, 5xx, a timeout, a failed connection, an answer too large:
+    /// the witness is backed off.
+    Unavailable,
+}
+
+impl WitnessOutcome {
+    /// Every outcome, in the order of [`WitnessCounts::outcomes`].
+    pub const ALL: [WitnessOutcome; 5] = [
+        WitnessOutcome::Cosigned,
+        WitnessOutcome::Conflict,
+        WitnessOutcome::Refused,
+        WitnessOutcome::InvalidCosignature,
+        WitnessOutcome::Unavailable,
+    ];
+
+    /// Its place in [`WitnessOutcome::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            WitnessOutcome::Cosigned => 0,
+            WitnessOutcome::Conflict => 1,
+            WitnessOutcome::Refused => 2,
+            WitnessOutcome::InvalidCosignature => 3,
+            WitnessOutcome::Unavailable => 4,
+        }
+    }
+
+    /// Its label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitnessOutcome::Cosigned => "cosigned",
+            WitnessOutcome::Conflict => "conflict",
+            WitnessOutcome::Refused => "refused",
+            WitnessOutcome::InvalidCosignature => "invalid-cosignature",
+            WitnessOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// One witness's requests about one log of a register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessCounts {
+    /// The witness's name in the policy.
+    pub witness: String,
+    /// The log.
+    pub log: Log,
+    /// The size it last cosigned (or said it had).
+    pub cosigned_size: u64,
+    /// Requests by outcome, indexed as [`WitnessOutcome::ALL`].
+    pub outcomes: [u64; 5],
+}
+
+/// A witnessed register's witnessing, read at scrape time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessingSizes {
+    /// Each log's newest signed checkpoint's size.
+    pub signed: PerLog<u64>,
+    /// Each log's witnessed checkpoint's size, if it has one.
+    pub witnessed: PerLog<Option<u64>>,
+    /// Each witness with a URL, per log.
+    pub witnesses: Vec<WitnessCounts>,
+}
+
 /// One register's sizes, read from a snapshot at scrape time.
 #[derive(Debug)]
 pub struct RegisterSizes {
@@ -266,6 +358,12 @@ pub struct RegisterSizes {
     pub system: u64,
     /// Records (distinct keys) in the user log.
     pub records: u64,
+    /// Its witnessing, if it has a witness policy.
+    pub witnessing: Option<WitnessingSizes>,
+}
+
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The exposition of every metric, in the Prometheus text format
@@ -281,7 +379,46 @@ pub fn render(
     writes.register(&mut registry);
     let log_size = Family::<RegisterLogLabels, Gauge>::default();
     let records = Family::<RegisterLabels, Gauge>::default();
+    let witnessed_size = Family::<RegisterLogLabels, Gauge>::default();
+    let witness_lag = Family::<RegisterLogLabels, Gauge>::default();
+    let cosigned_size = Family::<WitnessLabels, Gauge>::default();
+    let witness_requests = Family::<WitnessOutcomeLabels, Counter>::default();
     for sizes in registers {
+        if let Some(witnessing) = &sizes.witnessing {
+            for (log, signed) in witnessing.signed.iter() {
+                let labels = RegisterLogLabels {
+                    register: sizes.name.clone(),
+                    log: log.as_str(),
+                };
+                let witnessed = witnessing.witnessed[log].unwrap_or(0);
+                witnessed_size
+                    .get_or_create(&labels)
+                    .set(gauge_value(witnessed));
+                witness_lag
+                    .get_or_create(&labels)
+                    .set(gauge_value(signed.saturating_sub(witnessed)));
+            }
+            for counts in &witnessing.witnesses {
+                let labels = WitnessLabels {
+                    register: sizes.name.clone(),
+                    log: counts.log.as_str(),
+                    witness: counts.witness.clone(),
+                };
+                cosigned_size
+                    .get_or_create(&labels)
+                    .set(gauge_value(counts.cosigned_size));
+                for (outcome, count) in WitnessOutcome::ALL.iter().zip(counts.outcomes) {
+                    witness_requests
+                        .get_or_create(&WitnessOutcomeLabels {
+                            register: labels.register.clone(),
+                            log: labels.log,
+                            witness: labels.witness.clone(),
+                            outcome: outcome.as_str(),
+                        })
+                        .inc_by(count);
+                }
+            }
+        }
         for (log, size) in [("user", sizes.user), ("system", sizes.system)] {
             let labels = RegisterLogLabels {
                 register: sizes.name.clone(),
@@ -306,6 +443,26 @@ pub fn render(
         "regis_records",
         "Records (distinct keys) in each register",
         records,
+    );
+    registry.register(
+        "regis_witnessed_size",
+        "Entries in each witnessed register's newest checkpoint that meets its witness policy",
+        witnessed_size,
+    );
+    registry.register(
+        "regis_witness_lag_entries",
+        "Entries signed but not yet in a checkpoint that meets the witness policy",
+        witness_lag,
+    );
+    registry.register(
+        "regis_witness_cosigned_size",
+        "The log size each witness last cosigned (or said it had)",
+        cosigned_size,
+    );
+    registry.register(
+        "regis_witness_requests",
+        "add-checkpoint requests to each witness, by outcome",
+        witness_requests,
     );
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;

@@ -68,6 +68,8 @@ pub enum Route {
     Checkpoint(Log),
     /// `GET B/events`: new checkpoints as Server-Sent Events.
     Events,
+    /// `GET B/witness-policy`: the register's witness policy.
+    WitnessPolicy,
     /// `GET B/log/tile/{tile}`, `B/system-log/tile/{tile}`.
     Tile(Log),
     /// `GET /assets/…`: a script or stylesheet of the HTML pages.
@@ -218,6 +220,11 @@ pub const ROUTES: &[RouteSpec] = &[
         false,
     ),
     spec(Route::Events, "/registers/{name}/events", false),
+    spec(
+        Route::WitnessPolicy,
+        "/registers/{name}/witness-policy",
+        false,
+    ),
     spec(Route::LoadRsf, "/registers/{name}/load-rsf", false),
     // A format suffix stays in the path moved to.
     spec(Route::Moved, "/registers/{name}/record/{key}", true),

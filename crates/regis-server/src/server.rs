@@ -603,15 +603,38 @@ fn unmatched(method: &Method, uri: &Uri) -> Response {
 }
 
 /// Ready when the server listens, serves at least one register, and every
-/// register it has opened reads and takes writes; the body says which
-/// register is not and why (no paths).
+/// register it has opened reads and takes writes and, if witnessed, has
+/// its checkpoints cosigned; the body says which register is not and why
+/// (no paths).
 fn readyz<B: DirBackend>(app: &App<B>) -> Response {
     let mut problems = Vec::new();
     for (name, reason) in &app.unavailable {
         problems.push(serde_json::json!({"name": name, "state": "unavailable", "reason": reason}));
     }
     let registers = app.registers();
+    let now = Instant::now();
     for register in &registers {
+        if let Some(behind) = register.witnessed().and_then(|w| w.behind(now)) {
+            let witnessed = match behind.witnessed {
+                Some(size) => format!("its newest witnessed checkpoint (size {size})"),
+                None => "it has no witnessed checkpoint: it".to_owned(),
+            };
+            let reason = format!(
+                "the {} log is behind its witnesses: {witnessed} has not advanced for {} s \
+                 while newer checkpoints wait for the quorum",
+                behind.log,
+                behind.waiting.as_secs()
+            );
+            let failing: Vec<_> = behind
+                .failing
+                .iter()
+                .map(|(witness, error)| serde_json::json!({"witness": witness, "error": error}))
+                .collect();
+            problems.push(serde_json::json!({
+                "name": register.name.as_str(), "state": "witnesses-behind", "reason": reason,
+                "witnesses": failing,
+            }));
+        }
         let health = register.store.health();
         if let Some(what) = health.corrupt() {
             problems.push(serde_json::json!({
@@ -660,11 +683,16 @@ fn metrics<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
         .into_iter()
         .map(|reg| {
             let snapshot = reg.snapshot()?;
+            let witnessing = reg.witnessed().map(|witnessed| {
+                let signed = reg.checkpoints().borrow().as_ref().map(|_, tree| tree.size);
+                witnessed.sizes(signed)
+            });
             Ok(RegisterSizes {
                 name: reg.name.to_string(),
                 user: snapshot.size(Log::User),
                 system: snapshot.size(Log::System),
                 records: snapshot.record_count(),
+                witnessing,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -736,7 +764,7 @@ fn handle<B: DirBackend>(
         Route::Records => api::records(&read()?, &ctx),
         Route::Record => api::record(&read()?, &ctx, param(matched, 1)?),
         Route::RecordEntries => api::record_entries(&read()?, &ctx, param(matched, 1)?),
-        Route::RecordProof => tlog::record_proof(&read()?, &ctx, param(matched, 1)?),
+        Route::RecordProof => tlog::record_proof(&reg, &ctx, param(matched, 1)?),
         Route::RecordsByField => {
             api::records_by_field(&read()?, &ctx, param(matched, 1)?, param(matched, 2)?)
         }
@@ -763,6 +791,7 @@ fn handle<B: DirBackend>(
         }
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
         Route::Events => events::events(app, reg, headers),
+        Route::WitnessPolicy => tlog::witness_policy(&reg),
         Route::Tile(log) => tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, headers),
         Route::Home
         | Route::Catalogue

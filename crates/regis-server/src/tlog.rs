@@ -1,5 +1,7 @@
 //! The logs as C2SP tlog-tiles (checkpoints, hash tiles, entry bundles),
-//! the GOV.UK proof resources, and a record's self-contained proof.
+//! the GOV.UK proof resources, and a record's self-contained proof. With a
+//! witness policy, the checkpoints served, and those records are proved
+//! against, are the newest that meet it, with their cosignatures.
 
 use std::io::Write as _;
 
@@ -14,7 +16,7 @@ use regis_merkle::{Hash, ProofError, leaf_hash};
 use regis_model::api::records_json;
 use regis_model::format_hash;
 use regis_note::{SignedCheckpoint, TlogProof};
-use regis_store::{DirBackend, Log, StoreError};
+use regis_store::{DirBackend, Log, SignedTree, StoreError};
 use serde_json::{Value, json};
 
 use crate::app::RegisterState;
@@ -32,9 +34,39 @@ fn log_name(log: Log) -> &'static str {
     }
 }
 
+/// The newest checkpoint of `log` that meets `reg`'s witness policy: 503
+/// `not-witnessed` while there is none. `None` without a policy.
+fn witnessed_checkpoint<B: DirBackend>(
+    reg: &RegisterState<B>,
+    log: Log,
+) -> Result<Option<SignedTree>, ApiError> {
+    let Some(witnessed) = reg.witnessed() else {
+        return Ok(None);
+    };
+    witnessed.checkpoint(log).map(Some).ok_or_else(|| {
+        ApiError::unavailable(
+            "not-witnessed",
+            format!(
+                "the {} of register {} has no checkpoint cosigned by the witnesses its policy \
+                 requires yet; retry",
+                log_name(log),
+                reg.name
+            ),
+        )
+    })
+}
+
 /// `GET B/log/checkpoint`, `B/system-log/checkpoint`: the latest signed
-/// checkpoint, never cached.
+/// checkpoint (with a witness policy, the latest that meets it, its
+/// cosignatures after the log's signature), never cached.
 pub fn checkpoint<B: DirBackend>(reg: &RegisterState<B>, log: Log) -> Result<Response, ApiError> {
+    if let Some(witnessed) = witnessed_checkpoint(reg, log)? {
+        return Ok(http::ok(
+            "text/plain; charset=utf-8",
+            http::NO_STORE,
+            witnessed.text,
+        ));
+    }
     let snapshot = reg.snapshot()?;
     let checkpoint = snapshot.checkpoint(log)?.ok_or_else(|| {
         ApiError::unavailable(
@@ -280,29 +312,41 @@ pub fn consistency_proof_response<B: DirBackend>(
 /// against: all a department needs to verify offline with the log's
 /// verifier key. As JSON, or as a C2SP tlog-proof (`.tlog-proof` or
 /// `Accept: …tlog-proof`) whose `extra` line carries the leaf bytes.
+///
+/// With a witness policy the checkpoint is the newest witnessed one, with
+/// its cosignatures, and the record is the key's latest entry within it: a
+/// change since is proved once a witnessed checkpoint covers it. A key
+/// whose first entry none covers yet is a 503 `not-yet-witnessed`.
 pub fn record_proof<B: DirBackend>(
-    read: &RegisterRead<'_, B>,
+    reg: &RegisterState<B>,
     ctx: &Ctx<'_>,
     key: &str,
 ) -> Result<Response, ApiError> {
-    let (reg, snapshot) = (read.reg, &read.snapshot);
-    let record = read.record(key)?;
-    let signed = snapshot.checkpoint(Log::User)?.ok_or_else(|| {
-        ApiError::unavailable(
-            "no-checkpoint",
-            format!("register {} has no signed checkpoint yet", reg.name),
-        )
-    })?;
-    if record.entry_number > signed.size {
+    // Read before the snapshot, so that the snapshot holds its tree.
+    let witnessed = witnessed_checkpoint(reg, Log::User)?;
+    let read = RegisterRead::new(reg)?;
+    let snapshot = &read.snapshot;
+    let signed = match witnessed {
+        Some(witnessed) => witnessed,
+        None => snapshot.checkpoint(Log::User)?.ok_or_else(|| {
+            ApiError::unavailable(
+                "no-checkpoint",
+                format!("register {} has no signed checkpoint yet", reg.name),
+            )
+        })?,
+    };
+    let Some(record) = snapshot.record_at(Log::User, key, signed.size)? else {
+        // A record none of whose entries the checkpoint covers yet, or none.
+        read.record(key)?;
+        let (code, what) = match reg.witnessed() {
+            Some(_) => ("not-yet-witnessed", "a checkpoint its witnesses cosigned"),
+            None => ("not-yet-signed", "a signed checkpoint"),
+        };
         return Err(ApiError::unavailable(
-            "not-yet-signed",
-            format!(
-                "entry {} of record {} is not yet covered by a signed checkpoint; retry",
-                record.entry_number,
-                quote(key)
-            ),
+            code,
+            format!("record {} is not yet covered by {what}; retry", quote(key)),
         ));
-    }
+    };
     let loaded = read.load(Log::User, record.entry_number)?;
     let index = record
         .entry_number
@@ -348,4 +392,27 @@ pub fn record_proof<B: DirBackend>(
             "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",
         )),
     }
+}
+
+/// `GET B/witness-policy`: the register's witness policy (C2SP tlog-policy)
+/// as its file holds it, so that people and pages can see which witnesses
+/// its checkpoints carry; a client pins its own copy. A register without
+/// one serves `quorum none`: its checkpoints are served as signed. A
+/// mirror's is its upstream's to say: 404.
+pub fn witness_policy<B: DirBackend>(reg: &RegisterState<B>) -> Result<Response, ApiError> {
+    if let Err(upstream) = reg.sequencer() {
+        return Err(ApiError::not_found(
+            "no-witness-policy",
+            format!(
+                "register {} is a mirror: its checkpoints are {upstream}'s, whose witness \
+                 policy is at its own witness-policy",
+                reg.name
+            ),
+        ));
+    }
+    let bytes = match reg.witnessed() {
+        Some(witnessed) => Bytes::copy_from_slice(witnessed.policy().bytes()),
+        None => Bytes::from_static(b"quorum none\n"),
+    };
+    Ok(http::ok("text/plain; charset=utf-8", http::SHORT, bytes))
 }

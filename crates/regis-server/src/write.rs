@@ -17,6 +17,13 @@
 //!   custodian and field definitions; the answer carries its verifier keys
 //!   and a write token for it, shown this once.
 //!
+//! A register with a witness policy answers a write as soon as it is
+//! durable and signed too; with `?wait=witnessed` the answer waits (at most
+//! three witness timeouts, without holding a write slot) until a checkpoint
+//! its witnesses cosigned covers the write, and carries it as
+//! `witnessed-checkpoint`. If none does in time, a 504 `not-witnessed`
+//! whose body still holds the receipt: the write is durable all the same.
+//!
 //! Every write needs `Authorization: Bearer <token>` (401 without a valid
 //! one, 403 with another register's). Writes to one register are bounded
 //! (`limits.max-writes-in-flight`, then 503 with `Retry-After`); a body must
@@ -32,10 +39,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use regis_model::rsf::{Policy, RsfError, RsfErrorKind, RsfReader};
-use regis_model::{DefinitionError, Item, ItemHash, RegisterName, Schema, definition_commands};
+use regis_model::{
+    DefinitionError, Item, ItemHash, PerLog, RegisterName, Schema, definition_commands,
+};
 use regis_store::{
     Commands, DirBackend, Log, Receipt, Request, Scope, SequencerError, SequencerHandle,
-    system_clock,
+    SignedTree, system_clock,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -347,6 +356,96 @@ fn allow_no_op(query: &Query) -> Result<bool, ApiError> {
     }
 }
 
+/// `?wait=witnessed`: whether the answer waits for a witnessed checkpoint;
+/// 400 for another value, or for a register without a witness policy.
+fn wait_witnessed<B: DirBackend>(query: &Query, reg: &RegisterState<B>) -> Result<bool, ApiError> {
+    match query.get("wait") {
+        None => Ok(false),
+        Some("witnessed") if reg.witnessed().is_some() => Ok(true),
+        Some("witnessed") => Err(ApiError::bad_request(
+            "no-witness-policy",
+            format!(
+                "register {} has no witness policy: its checkpoints are not witnessed, so \
+                 wait=witnessed cannot be met",
+                reg.name
+            ),
+        )),
+        Some(other) => Err(ApiError::bad_request(
+            "bad-query",
+            format!(
+                "query parameter wait must be witnessed, not {}",
+                quote(other)
+            ),
+        )),
+    }
+}
+
+/// Waits until `reg`'s witnessed checkpoints cover `sizes` (`None`: that
+/// log need not be covered), at most `limit`: on the witnessing's watch
+/// channel, never polling. The witnessed checkpoints then, or `None` if
+/// the time ran out.
+async fn witnessed_covering<B: DirBackend>(
+    reg: &RegisterState<B>,
+    sizes: PerLog<Option<u64>>,
+    limit: std::time::Duration,
+) -> Option<PerLog<Option<SignedTree>>> {
+    let mut witnessed = reg.witnessed()?.subscribe();
+    let covers = |served: &PerLog<Option<SignedTree>>| {
+        sizes.iter().all(|(log, size)| {
+            size.is_none_or(|size| served[log].as_ref().is_some_and(|tree| tree.size >= size))
+        })
+    };
+    let waited = tokio::time::timeout(limit, witnessed.wait_for(covers)).await;
+    match waited {
+        Ok(Ok(served)) => Some(served.clone()),
+        _ => None,
+    }
+}
+
+/// A write's answer: its receipt `body` (a JSON object); with `wait`, once
+/// the witnessed checkpoints cover `sizes` (added as `witnessed-checkpoint`
+/// and `witnessed-system-checkpoint`), or a 504 `not-witnessed` carrying the
+/// receipt all the same.
+async fn answer_witnessed<B: DirBackend>(
+    app: &App<B>,
+    reg: &RegisterState<B>,
+    wait: bool,
+    sizes: PerLog<Option<u64>>,
+    mut body: serde_json::Value,
+) -> Response {
+    if !wait {
+        return json(StatusCode::OK, &body);
+    }
+    let limit = app.witness.wait_limit();
+    let Some(witnessed) = witnessed_covering(reg, sizes, limit).await else {
+        let error = ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "not-witnessed",
+            format!(
+                "the write is durable and signed (the receipt is below), but no checkpoint \
+                 cosigned by the witnesses register {}'s policy requires covered it within \
+                 {} s",
+                reg.name,
+                limit.as_secs()
+            ),
+        );
+        body["error"] = serde_json::json!({"code": error.code, "message": error.message});
+        return json(error.status, &body);
+    };
+    for (log, size) in sizes.iter() {
+        if size.is_some()
+            && let Some(tree) = &witnessed[log]
+        {
+            let field = match log {
+                Log::User => "witnessed-checkpoint",
+                Log::System => "witnessed-system-checkpoint",
+            };
+            body[field] = serde_json::Value::String(tree.text.clone());
+        }
+    }
+    json(StatusCode::OK, &body)
+}
+
 /// The sequencer of `reg`; 405 for a mirror, which its upstream writes.
 fn sequencer_of<B: DirBackend>(reg: &RegisterState<B>) -> Result<&SequencerHandle, ApiError> {
     reg.sequencer().map_err(|upstream| {
@@ -451,7 +550,8 @@ async fn append_entries<B: DirBackend>(
     let allow_repeated = allow_no_op(query)?;
     expect_json(headers)?;
     let limit = app.limits.max_body_bytes as u64;
-    let (reg, _permit) = writable(app, matched, headers, limit).await?;
+    let (reg, permit) = writable(app, matched, headers, limit).await?;
+    let wait = wait_witnessed(query, &reg)?;
     let body = body_bytes(&app.limits, headers, body).await?;
     let entries = tokio::task::spawn_blocking(move || parse_entries(&body))
         .await
@@ -482,6 +582,8 @@ async fn append_entries<B: DirBackend>(
     .await?;
     app.write_metrics
         .committed(receipt.appended.user, &receipt.timing);
+    // Waiting for witnesses holds no write slot.
+    drop(permit);
     let answer = AppendAnswer {
         entries: receipt
             .entries
@@ -495,7 +597,12 @@ async fn append_entries<B: DirBackend>(
             .collect(),
         checkpoint: &receipt.checkpoints.user.text,
     };
-    Ok(json(StatusCode::OK, &answer))
+    let body = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+    let sizes = PerLog {
+        user: Some(receipt.checkpoints.user.size),
+        system: None,
+    };
+    Ok(answer_witnessed(app, &reg, wait, sizes, body).await)
 }
 
 /// The answer to `POST B/entries`: a receipt for each entry, and the
@@ -533,7 +640,8 @@ async fn load_rsf<B: DirBackend>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let allow_repeated = allow_no_op(query)?;
-    let (reg, _permit) = writable(app, matched, headers, app.limits.max_rsf_bytes).await?;
+    let (reg, permit) = writable(app, matched, headers, app.limits.max_rsf_bytes).await?;
+    let wait = wait_witnessed(query, &reg)?;
     // Spooled to an unnamed file in the data directory (gone when closed,
     // whatever happens), so that the sequencer never waits on the network.
     let spool = {
@@ -570,17 +678,19 @@ async fn load_rsf<B: DirBackend>(
             .saturating_add(receipt.appended.system),
         &receipt.timing,
     );
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "user-entries": receipt.appended.user,
-            "system-entries": receipt.appended.system,
-            "items-added": receipt.items_added,
-            "assertions": receipt.assertions,
-            "checkpoint": receipt.checkpoints.user.text,
-            "system-checkpoint": receipt.checkpoints.system.text,
-        }),
-    ))
+    drop(permit);
+    let body = serde_json::json!({
+        "user-entries": receipt.appended.user,
+        "system-entries": receipt.appended.system,
+        "items-added": receipt.items_added,
+        "assertions": receipt.assertions,
+        "checkpoint": receipt.checkpoints.user.text,
+        "system-checkpoint": receipt.checkpoints.system.text,
+    });
+    // Each log the document appended to must be covered.
+    let sizes =
+        PerLog::from_fn(|log| (receipt.appended[log] > 0).then_some(receipt.checkpoints[log].size));
+    Ok(answer_witnessed(app, &reg, wait, sizes, body).await)
 }
 
 /// Why a `POST B/load-rsf` document was refused. An orphan item is a

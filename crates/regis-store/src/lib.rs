@@ -56,7 +56,9 @@ pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSiz
 pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream};
 pub use published::PUBLISHED_FILE;
 pub use redb_backend::{Opener, RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};
-pub use registry::{HOST_FILE, KEY_FILE, LogSigners, Register, Registry, RegistryError};
+pub use registry::{
+    HOST_FILE, KEY_FILE, LogSigners, Register, Registry, RegistryError, write_atomically,
+};
 pub use sequencer::{
     Appended, Clock, Commands, Receipt, Request, Sequencer, SequencerConfig, SequencerError,
     SequencerHandle, Ticket, Timing, load_schema, system_clock,

@@ -352,7 +352,7 @@ fn read_key(path: &Path) -> std::io::Result<String> {
 
 /// Writes `bytes` to `dir/file` with permissions `mode`, atomically: a
 /// temporary file, synced, renamed into place, and the directory synced.
-pub(crate) fn write_atomically(
+pub fn write_atomically(
     dir: &Path,
     file: &str,
     bytes: &[u8],

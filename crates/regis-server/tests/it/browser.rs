@@ -5,9 +5,10 @@
 //! signature on the checkpoint); then a lying proxy tampers with the proof
 //! and the page must say which check failed. The register home's live feed
 //! shows a checkpoint signed while the page is open. A register with a
-//! witness policy: the page checks each witness's cosignature on the
-//! proof's checkpoint (added by the proxy with a real witness key), shows
-//! who cosigned and when, and fails on a forged one.
+//! witness policy, cosigned by test witnesses: the page checks each
+//! witness's cosignature on the proof's checkpoint (replaced by the proxy
+//! with one made with a real witness key, or taken off), shows who
+//! cosigned and when, and fails on a forged one.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`, which `.ci/run` installs). Screenshots
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestServer, rsf_commands, witness};
+use crate::common::witness::{TestWitness, policy_with, trusted_by};
+use crate::common::{TestServer, load, rsf_commands, witness};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -209,9 +211,21 @@ enum Tamper {
     Signature,
     /// Nothing changed, but it is another record's (valid) proof.
     OtherRecord,
-    /// Witness 1's cosignature at this time added to the checkpoint;
+    /// The checkpoint's cosignatures replaced by witness 1's at this time;
     /// `forged`: with one bit of its signature flipped.
     Cosigned { time: u64, forged: bool },
+    /// The checkpoint's cosignatures taken off (the log's signature kept).
+    Uncosigned,
+}
+
+/// `text`, a signed checkpoint, with only its first signature line (the
+/// log's).
+fn uncosigned(text: &str) -> regis_note::SignedCheckpoint {
+    let signed = regis_note::SignedCheckpoint::parse(text.as_bytes()).unwrap();
+    let note = signed.note();
+    let log = note.signatures()[0].clone();
+    let note = regis_note::Note::new(note.text(), vec![log]).unwrap();
+    regis_note::SignedCheckpoint::from_note(note).unwrap()
 }
 
 impl Tamper {
@@ -239,9 +253,13 @@ impl Tamper {
                 proof["checkpoint"] = forged.into();
             }
             Tamper::OtherRecord => {}
+            Tamper::Uncosigned => {
+                let text = proof["checkpoint"].as_str().unwrap().to_owned();
+                proof["checkpoint"] = uncosigned(&text).to_string().into();
+            }
             Tamper::Cosigned { time, forged } => {
                 let text = proof["checkpoint"].as_str().unwrap().to_owned();
-                let mut signed = regis_note::SignedCheckpoint::parse(text.as_bytes()).unwrap();
+                let mut signed = uncosigned(&text);
                 let line = witness(1).cosign(signed.checkpoint(), time).unwrap();
                 let mut line = regis_note::NoteSignature::from(line);
                 if forged {
@@ -552,11 +570,34 @@ async fn witness_lines(client: &Client) -> Vec<(String, String)> {
 #[test]
 fn the_browser_checks_each_witness_cosignature_on_the_proof() {
     let _browser = one_at_a_time();
-    let server = TestServer::start_witnessed(
-        "country",
-        rsf_commands("registry-data/country.rsf"),
-        "witness w1 {1}\nwitness w2 {2}\ngroup any-one any w1 w2\nquorum any-one\n",
+    let (w1, w2) = (
+        TestWitness::start("w1", witness(1)),
+        TestWitness::start("w2", witness(2)),
     );
+    let server = TestServer::start_prepared_with(
+        |registry| {
+            load(
+                registry,
+                "country",
+                rsf_commands("registry-data/country.rsf"),
+            );
+            trusted_by(registry, "country", &[&w1, &w2]);
+            let policy = policy_with(&[&w1, &w2], "group any-one any w1 w2\nquorum any-one\n");
+            let dir = registry.dir(&regis_model::RegisterName::new("country").unwrap());
+            std::fs::write(dir.join("witness-policy"), policy).unwrap();
+        },
+        regis_server::Limits::default(),
+        regis_server::WitnessSettings::default(),
+    );
+    let signed = server
+        .app()
+        .register("country")
+        .unwrap()
+        .checkpoints()
+        .borrow()
+        .user
+        .size;
+    server.witnessed_at_least("country", regis_model::Log::User, signed);
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -578,6 +619,7 @@ fn the_browser_checks_each_witness_cosignature_on_the_proof() {
 
         let cosigned = lying_proxy(server.addr, Tamper::Cosigned { time, forged: false });
         let forged = lying_proxy(server.addr, Tamper::Cosigned { time, forged: true });
+        let uncosigned = lying_proxy(server.addr, Tamper::Uncosigned);
         for (base, expected, lines) in [
             (
                 format!("http://{cosigned}"),
@@ -590,7 +632,7 @@ fn the_browser_checks_each_witness_cosignature_on_the_proof() {
                 [("failed", format!("w1: its cosignature dated {at} is not valid")), ("absent", "w2: no cosignature".to_owned())],
             ),
             (
-                server.url(""),
+                format!("http://{uncosigned}"),
                 "Not verified: cosignature: no witness of the register's policy cosigned the checkpoint.".to_owned(),
                 [("absent", "w1: no cosignature".to_owned()), ("absent", "w2: no cosignature".to_owned())],
             ),

@@ -16,4 +16,5 @@ mod rot;
 mod rsf_and_ops;
 mod slow_clients;
 mod tiles;
+mod witnessing;
 mod writes;

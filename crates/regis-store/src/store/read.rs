@@ -230,12 +230,22 @@ impl<S: KvSnapshot> Snapshot<S> {
 
     /// The record `key` of `log` (its latest entry at this snapshot).
     pub fn record(&self, log: Log, key: &str) -> Result<Option<Record>, StoreError> {
+        self.record_at(log, key, self.size(log))
+    }
+
+    /// The record `key` of `log` as it was in the tree of `size` entries
+    /// (its latest entry numbered at most `size`; a size beyond this
+    /// snapshot's is this snapshot's): what a proof against an older
+    /// checkpoint proves. `None` if the key has no entry that early. Walks
+    /// back from the key's latest entry, one read per later entry of it.
+    pub fn record_at(&self, log: Log, key: &str, size: u64) -> Result<Option<Record>, StoreError> {
         self.watch(|| {
             let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(None);
             };
+            let size = size.min(self.size(log));
             Ok(self
-                .latest_at_most(log, key, row.latest)?
+                .latest_at_most(log, key, row.latest, size)?
                 .map(|(entry_number, stored)| Record {
                     key: key.to_owned(),
                     entry_number,
@@ -244,18 +254,19 @@ impl<S: KvSnapshot> Snapshot<S> {
         })
     }
 
-    /// Walks `key`'s history back from its entry `number` to the latest
-    /// entry this snapshot holds: on a backend without snapshots (sled) a
-    /// record row may come from a later commit, whose entries the files
-    /// already hold. Each entry is checked against its leaf hash and must
+    /// Walks `key`'s history back from its entry `number` to its latest
+    /// entry numbered at most `size`: on a backend without snapshots (sled)
+    /// a record row may come from a later commit, whose entries the files
+    /// already hold, and a proof against an older checkpoint wants an
+    /// older entry. Each entry is checked against its leaf hash and must
     /// be of `key`: a record row that names another key's entry is corrupt.
     fn latest_at_most(
         &self,
         log: Log,
         key: &str,
         mut number: u64,
+        size: u64,
     ) -> Result<Option<(u64, StoredEntry)>, StoreError> {
-        let size = self.size(log);
         loop {
             let stored = self.entry_of(log, key, number)?;
             if number <= size {
@@ -396,7 +407,8 @@ impl<S: KvSnapshot> Snapshot<S> {
                 &mut |key, value| {
                     let key = record_key_text(key)?;
                     let row = RecordRow::decode(value)?;
-                    let Some((entry_number, stored)) = self.latest_at_most(log, key, row.latest)?
+                    let Some((entry_number, stored)) =
+                        self.latest_at_most(log, key, row.latest, self.size(log))?
                     else {
                         return Ok(true);
                     };
@@ -491,7 +503,9 @@ impl<S: KvSnapshot> Snapshot<S> {
             let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(Vec::new());
             };
-            let Some((mut number, mut stored)) = self.latest_at_most(log, key, row.latest)? else {
+            let Some((mut number, mut stored)) =
+                self.latest_at_most(log, key, row.latest, self.size(log))?
+            else {
                 return Ok(Vec::new());
             };
             let broken = |number: u64| {

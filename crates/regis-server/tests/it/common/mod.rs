@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod witness;
+
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use regis_model::rsf::{Command, Policy, RsfReader};
 use regis_model::{
     Cardinality, Datatype, Entry, Field, Item, Log, RegisterName, Timestamp, definition_commands,
 };
-use regis_server::{App, Limits};
+use regis_server::{App, Limits, WitnessSettings};
 use regis_store::{RedbBackend, Registry, Request, Sequencer, SequencerConfig, system_clock};
 
 pub const HOST: &str = "regis.test";
@@ -128,10 +130,31 @@ impl TestServer {
 
     /// A server over whatever `prepare` puts in a new data directory.
     pub fn start_prepared(prepare: impl FnOnce(&Registry), limits: Limits) -> TestServer {
+        Self::start_prepared_with(prepare, limits, WitnessSettings::default())
+    }
+
+    /// [`TestServer::start_prepared`], its registers witnessed as `witness`
+    /// says.
+    pub fn start_prepared_with(
+        prepare: impl FnOnce(&Registry),
+        limits: Limits,
+        witness: WitnessSettings,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        prepare(&Registry::new(dir.path(), HOST));
+        Self::open(dir, limits, witness)
+    }
+
+    /// Stops the server and returns its data directory, to open again.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.halt();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// A server over the data directory `dir`.
+    pub fn open(dir: tempfile::TempDir, limits: Limits, witness: WitnessSettings) -> TestServer {
         let registry = Registry::new(dir.path(), HOST);
-        prepare(&registry);
-        let opened = App::<RedbBackend>::open(&registry, limits).unwrap();
+        let opened = App::<RedbBackend>::open_with(&registry, limits, witness).unwrap();
         let app = Arc::clone(&opened.app);
         assert!(
             opened.app.unavailable.is_empty(),
@@ -173,6 +196,29 @@ impl TestServer {
     /// The server's state.
     pub fn app(&self) -> &App<RedbBackend> {
         self.app.as_deref().unwrap()
+    }
+
+    /// Waits (on the witnessing's watch channel, at most a minute) until
+    /// register `name`'s witnessed checkpoint of `log` has at least `size`
+    /// entries, and returns it.
+    pub fn witnessed_at_least(&self, name: &str, log: Log, size: u64) -> regis_store::SignedTree {
+        let register = self.app().register(name).unwrap();
+        let mut witnessed = register.witnessed().unwrap().subscribe();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let served = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                witnessed.wait_for(|served| served[log].as_ref().is_some_and(|t| t.size >= size)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("no witnessed {log} checkpoint of size {size}"))
+            .unwrap()
+            .clone()
+        });
+        served[log].clone().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -281,8 +327,10 @@ pub fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
+impl TestServer {
+    /// Stops serving and joins the server's thread (which stops the
+    /// witnessings and sequencers).
+    fn halt(&mut self) {
         drop(self.app.take());
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -290,6 +338,12 @@ impl Drop for TestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
