@@ -2,11 +2,9 @@
 //! snapshot, as the API handlers do, then renders it ([`views`]).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use axum::response::Response;
 use regis_model::format_hash;
-use regis_note::WitnessPolicy;
 use regis_store::{DirBackend, Log};
 
 use super::views::{
@@ -25,13 +23,7 @@ pub(super) struct RegisterPage<'a, B: DirBackend> {
     ctx: &'a Ctx<'a>,
     read: RegisterRead<'a, B>,
     shown: Shown,
-    /// Where the register's witness policy is, if it has one.
-    witness_policy: PathBuf,
 }
-
-/// The file in a register's directory holding its witness policy (C2SP
-/// tlog-policy): the witnesses whose cosignatures its checkpoints carry.
-const WITNESS_POLICY_FILE: &str = "witness-policy";
 
 impl<'a, B: DirBackend> RegisterPage<'a, B> {
     /// A page of `reg`, one of `app`'s registers.
@@ -48,33 +40,18 @@ impl<'a, B: DirBackend> RegisterPage<'a, B> {
             .map(|reg| reg.name.to_string())
             .collect();
         let shown = Shown::new(read.name(), read.schema()?.clone(), hosted);
-        let witness_policy = app.registry.dir(&reg.name).join(WITNESS_POLICY_FILE);
-        Ok(RegisterPage {
-            ctx,
-            read,
-            shown,
-            witness_policy,
-        })
+        Ok(RegisterPage { ctx, read, shown })
     }
 
-    /// The witnesses of the register's policy, which the pages list and
-    /// the record page checks cosignatures against; none without a policy.
-    fn witnesses(&self) -> Result<Witnesses, ApiError> {
-        let unreadable = |reason: String| {
-            ApiError::internal(format!(
-                "the witness policy of register {}: {reason}",
-                self.shown.name()
-            ))
+    /// The witnesses of the register's policy (the one its checkpoints are
+    /// witnessed under), which the pages list and the record page checks
+    /// cosignatures against; none without a policy.
+    fn witnesses(&self) -> Witnesses {
+        let Some(witnessed) = self.read.reg.witnessed() else {
+            return Witnesses::default();
         };
-        let bytes = match std::fs::read(&self.witness_policy) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Witnesses::default());
-            }
-            Err(error) => return Err(unreadable(error.to_string())),
-        };
-        let policy = WitnessPolicy::parse(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        Ok(Witnesses {
+        let policy = witnessed.policy().policy();
+        Witnesses {
             keys: policy
                 .witnesses()
                 .iter()
@@ -84,7 +61,7 @@ impl<'a, B: DirBackend> RegisterPage<'a, B> {
                 })
                 .collect(),
             required: policy.requires_cosignatures(),
-        })
+        }
     }
 
     fn log_key(&self, log: Log) -> LogKey {
@@ -141,7 +118,7 @@ pub(super) fn register_home<B: DirBackend>(
             .collect(),
         user: page.log_key(Log::User),
         system: page.log_key(Log::System),
-        witnesses: page.witnesses()?,
+        witnesses: page.witnesses(),
     };
     let shown = &page.shown;
     let main = views::home(shown, &home);
@@ -240,7 +217,7 @@ pub(super) fn record<B: DirBackend>(
         item_hash: format_hash(&found.item_hash),
         history: history(read, key, ctx.page()?)?,
         log: page.log_key(Log::User),
-        witnesses: page.witnesses()?,
+        witnesses: page.witnesses(),
     };
     let main = views::record(shown, &record);
     let title = format!("{key} \u{2013} {}", shown.title());
