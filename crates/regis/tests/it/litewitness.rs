@@ -26,12 +26,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use regis_client::{Client, VerifiedCheckpoint};
 use regis_merkle::{Edge, Hash, consistency_proof};
 use regis_note::{
-    AddCheckpoint, KeyName, SIZE_CONTENT_TYPE, SignatureType, SignedCheckpoint, Verifier,
+    AddCheckpoint, Cosigner, KeyName, SIZE_CONTENT_TYPE, SignatureType, SignedCheckpoint, Verifier,
     VerifyingKey, WitnessPolicy, WitnessedTree, check_add_checkpoint, parse_cosignature_lines,
     parse_size_body, system_verifier,
 };
 
-use crate::common::http::{Answer, post};
+use crate::common::http::{Answer, exchange, get_text, post};
 use crate::common::{
     Serving, WitnessServer, copy_dir, countries_rsf, country_key, free_port, load_country, ok,
     regis, serve, text,
@@ -771,5 +771,111 @@ fn both_witnesses_refuse_a_fork_and_the_evidence_holds() {
     assert!(
         stdout.contains("the evidence holds: the user log's checkpoints 9 and 9"),
         "{stdout}"
+    );
+}
+
+/// `regis serve` with the register's own policy requiring litewitness and
+/// Regis's witness (2 of 2): it gathers both cosignatures, serves them on
+/// each log's checkpoint, answers a `?wait=witnessed` write once a checkpoint
+/// both cosigned covers it, and `regis get --witness-policy` accepts what it
+/// serves; a policy requiring a witness that never cosigned refuses it.
+#[test]
+fn regis_gathers_and_serves_the_cosignatures_of_litewitness_and_its_own_witness() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("regis");
+    load_country(&data, &regis_fixtures::path(BASE));
+    let key = Verifier::parse(&country_key(&data)).unwrap();
+    let logs = [key.clone(), system_verifier(&key).unwrap()];
+    let lite = Litewitness::start(&work.path().join("litewitness"), "litewitness.test/w");
+    for log in &logs {
+        lite.add_log(log);
+    }
+    let ours = RegisWitness::start(&work.path().join("witness"), "regis.test/witness", &logs);
+    let policy = format!(
+        "witness litewitness {} http://{}\nwitness regis {} http://{}\n\
+         group both all litewitness regis\nquorum both\n",
+        lite.verifier,
+        lite.addr,
+        ours.verifier,
+        ours.addr()
+    );
+    std::fs::write(data.join("registers/country/witness-policy"), &policy).unwrap();
+    let policy_file = work.path().join("policy");
+    std::fs::write(&policy_file, &policy).unwrap();
+    let both = WitnessPolicy::parse(policy.as_bytes()).unwrap();
+    let data_s = data.to_str().unwrap();
+    let token = ok(regis(&["token", "--data", data_s, "--register", "country"]));
+    let token = token.lines().last().unwrap().to_owned();
+
+    let server = serve(&data, "127.0.0.1:0");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let body = r#"[{"key":"XZ","item":{"country":"XZ","name":"Witnessed"}}]"#;
+    let request = format!(
+        "POST /registers/country/entries?wait=witnessed HTTP/1.1\r\nHost: t\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = exchange(&addr, request.as_bytes()).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let receipt = answer.json().unwrap();
+    let witnessed = receipt["witnessed-checkpoint"].as_str().unwrap();
+    let witnessed = SignedCheckpoint::parse(witnessed.as_bytes()).unwrap();
+    assert_eq!(witnessed.checkpoint().size(), 8);
+
+    // Each log's served checkpoint carries both cosignatures, after the log's.
+    for (log, path) in logs.iter().zip(["log", "system-log"]) {
+        let served = get_text(&addr, &format!("/registers/country/{path}/checkpoint"));
+        let served = SignedCheckpoint::parse(served.as_bytes()).unwrap();
+        assert_eq!(served.note().signatures()[0].name(), log.name());
+        let met = both
+            .verify(&served, log.name().as_str(), log, unix_now())
+            .unwrap();
+        let mut names: Vec<&str> = met.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["litewitness", "regis"], "{path}");
+    }
+    assert_eq!(get_text(&addr, "/registers/country/witness-policy"), policy);
+
+    // The verifying client accepts the record's proof under the policy...
+    let url = format!("{}/registers/country", server.url);
+    let vkey = key.to_string();
+    let policy_s = policy_file.to_str().unwrap();
+    let stdout = ok(regis(&[
+        "get",
+        &url,
+        "XZ",
+        "--key",
+        &vkey,
+        "--witness-policy",
+        policy_s,
+    ]));
+    assert!(
+        stdout.contains("cosigned by litewitness at") && stdout.contains(", regis at"),
+        "{stdout}"
+    );
+    // ...and refuses it under a policy requiring a witness that never
+    // cosigned.
+    let absent = Cosigner::from_seed(KeyName::new("absent.test").unwrap(), &[7; 32]);
+    let other = work.path().join("other-policy");
+    std::fs::write(
+        &other,
+        format!("witness absent {}\nquorum absent\n", absent.verifier()),
+    )
+    .unwrap();
+    let refused = regis(&[
+        "get",
+        &url,
+        "XZ",
+        "--key",
+        &vkey,
+        "--witness-policy",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("quorum"),
+        "{}",
+        text(&refused.stderr)
     );
 }
