@@ -28,13 +28,22 @@
 //!  "log":"user"|"system",
 //!  "kind":"inconsistent"|"same-size-different-root"|"smaller",
 //!  "log-public-key":"<the user log's pinned key>",
+//!  "origin":"<the log's origin>",
 //!  "old-checkpoint":"<signed note>","new-checkpoint":"<signed note>",
 //!  "tiles":{"tile/0/000":"<hex of the tile's bytes as served>",…}}
 //! ```
 //!
-//! To check it: both checkpoints verify with the log's key (the user log's
-//! pinned key, or for the system log that key's public key named
-//! `<origin>/system`). Then by kind:
+//! `origin` is there only for a log whose key is not named by its origin:
+//! a C2SP log that is not a Regis register's, such as Go's checksum
+//! database (origin `go.sum database tree`, key `sum.golang.org`), kept by
+//! a witness (regis-witness). `log` is then `user`, and `log-public-key`
+//! is that log's key. A Regis log's evidence has no `origin`: its origin
+//! is its key's name (`<name>/system` for the system log).
+//!
+//! To check it: both checkpoints are of the log's origin and verify with
+//! the log's key (the user log's pinned key, or for the system log that
+//! key's public key named `<origin>/system`; with `origin`, the pinned key
+//! and that origin). Then by kind:
 //! - `inconsistent`: old size < new size; the tiles, read as C2SP
 //!   tlog-tiles of the new checkpoint's tree, fold to its root (right edge)
 //!   and each full tile to its parent; the tree's root at the old size,
@@ -61,9 +70,6 @@ use crate::http::{FetchError, HttpTiles};
 
 const STATE_FORMAT: &str = "regis-audit-state/1";
 const EVIDENCE_FORMAT: &str = "regis-fork-evidence/1";
-/// The base URL of the clients that check evidence: any will do, as
-/// nothing is fetched.
-const EVIDENCE_URL: &str = "http://evidence.invalid/registers/evidence";
 
 /// The last checkpoints an auditor verified, one per log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,8 +118,12 @@ pub struct Evidence {
     pub log: Log,
     /// How they contradict each other.
     pub kind: ForkKind,
-    /// The user log's pinned key.
+    /// The user log's pinned key (with [`Self::origin`], the log's key).
     pub key: Verifier,
+    /// The log's origin when its key is not named by it (a log other than
+    /// a Regis register's); `None` for a Regis log, whose origin follows
+    /// from the key and [`Self::log`].
+    pub origin: Option<String>,
     /// The checkpoint saved.
     pub old: VerifiedCheckpoint,
     /// The checkpoint served now.
@@ -258,6 +268,7 @@ impl Auditor {
                 log: client.log(),
                 kind,
                 key: self.user.key().clone(),
+                origin: None,
                 old: old.clone(),
                 new: new.clone(),
                 tiles,
@@ -334,7 +345,7 @@ impl Evidence {
             .iter()
             .map(|(tile, bytes)| (tile.clone(), hex::encode(bytes).into()))
             .collect();
-        let mut text = serde_json::json!({
+        let mut json = serde_json::json!({
             "format": EVIDENCE_FORMAT,
             "log": self.log.to_string(),
             "kind": self.kind.as_str(),
@@ -342,45 +353,46 @@ impl Evidence {
             "old-checkpoint": self.old.to_string(),
             "new-checkpoint": self.new.to_string(),
             "tiles": tiles,
-        })
-        .to_string();
+        });
+        if let (Some(origin), Some(object)) = (&self.origin, json.as_object_mut()) {
+            object.insert("origin".to_owned(), origin.clone().into());
+        }
+        let mut text = json.to_string();
         text.push('\n');
         text
     }
 
-    /// Evidence that `old` and `new`, two checkpoints of one log signed by
-    /// `log_key`, have one size and different roots: what a witness holds
-    /// when a log asks it to cosign a second root for a size it cosigned.
-    /// `log_key` is a user log's key, or a system log's (named
+    /// Evidence that `old` and `new`, two checkpoints of the log `origin`
+    /// signed by `log_key`, have one size and different roots: what a
+    /// witness holds when a log asks it to cosign a second root for a size
+    /// it cosigned. `log_key` is a user log's key, or a system log's (named
     /// `<user origin>/system`, as [`regis_note::system_verifier`] makes it;
-    /// the evidence then names the user log's key). Checked as
-    /// [`Self::verify`] checks a file.
+    /// the evidence then names the user log's key), or, named otherwise
+    /// than `origin`, the key of a log that is not a Regis register's (the
+    /// evidence then names the origin). Checked as [`Self::verify`] checks
+    /// a file.
     pub fn same_size_different_root(
+        origin: &str,
         log_key: &Verifier,
         old: &SignedCheckpoint,
         new: &SignedCheckpoint,
     ) -> Result<Evidence, EvidenceError> {
-        let wrong = |e: Error| EvidenceError(e.to_string());
-        let user_key = log_key
-            .name()
-            .as_str()
-            .strip_suffix("/system")
-            .and_then(|name| KeyName::new(name).ok())
-            .map(|name| Verifier::new(name, log_key.signature_type(), *log_key.public_key()))
-            .filter(|user| regis_note::system_verifier(user).as_ref() == Some(log_key));
-        let (log, key) = match user_key {
-            Some(user) => (Log::System, user),
-            None => (Log::User, log_key.clone()),
-        };
-        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(wrong)?;
-        let client = match log {
-            Log::User => user,
-            Log::System => user.system().map_err(wrong)?,
+        let (log, key, named) = if log_key.name().as_str() == origin {
+            let user_key = origin
+                .strip_suffix("/system")
+                .and_then(|name| KeyName::new(name).ok())
+                .map(|name| Verifier::new(name, log_key.signature_type(), *log_key.public_key()))
+                .filter(|user| regis_note::system_verifier(user).as_ref() == Some(log_key));
+            match user_key {
+                Some(user) => (Log::System, user, None),
+                None => (Log::User, log_key.clone(), None),
+            }
+        } else {
+            (Log::User, log_key.clone(), Some(origin.to_owned()))
         };
         let checkpoint = |signed: &SignedCheckpoint, name| {
-            client
-                .verify_checkpoint(signed.to_string().as_bytes(), name)
-                .map_err(wrong)
+            VerifiedCheckpoint::signed_by(signed.clone(), origin, log_key, name)
+                .map_err(|e| EvidenceError(e.to_string()))
         };
         let evidence = Evidence {
             log,
@@ -388,6 +400,7 @@ impl Evidence {
             old: checkpoint(old, "old-checkpoint")?,
             new: checkpoint(new, "new-checkpoint")?,
             key,
+            origin: named,
             tiles: BTreeMap::new(),
         };
         // Whether it holds, exactly as whoever reads the file will check.
@@ -421,18 +434,35 @@ impl Evidence {
             "smaller" => ForkKind::Smaller,
             other => return Err(wrong(format!("unknown kind {other:?}"))),
         };
-        let user = Client::new(EVIDENCE_URL, key.clone()).map_err(|e| wrong(e.to_string()))?;
-        let (log, client) = match field("log")? {
-            "user" => (Log::User, user.clone()),
-            "system" => (
-                Log::System,
-                user.system().map_err(|e| wrong(e.to_string()))?,
+        let origin = match json.get("origin") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_str()
+                    .ok_or_else(|| wrong("the field \"origin\" is not a string".into()))?
+                    .to_owned(),
             ),
-            other => return Err(wrong(format!("unknown log {other:?}"))),
+        };
+        // The log's origin and the key its checkpoints are signed with.
+        let (log, log_origin, log_key) = match (field("log")?, &origin) {
+            ("user", None) => (Log::User, key.name().to_string(), key.clone()),
+            ("user", Some(origin)) => (Log::User, origin.clone(), key.clone()),
+            ("system", None) => {
+                let system = regis_note::system_verifier(key)
+                    .ok_or_else(|| wrong(format!("{key} has no system log")))?;
+                (Log::System, system.name().to_string(), system)
+            }
+            ("system", Some(_)) => {
+                return Err(wrong(
+                    "a log named by \"origin\" has no system log: \"log\" must be \"user\"".into(),
+                ));
+            }
+            (other, _) => return Err(wrong(format!("unknown log {other:?}"))),
         };
         let checkpoint = |name: &str| {
-            client
-                .verify_checkpoint(field(name)?.as_bytes(), name)
+            let signed = SignedCheckpoint::parse(field(name)?.as_bytes())
+                .map_err(|e| wrong(format!("{name}: {e}")))?;
+            VerifiedCheckpoint::signed_by(signed, &log_origin, &log_key, name)
                 .map_err(|e| wrong(e.to_string()))
         };
         let old = checkpoint("old-checkpoint")?;
@@ -474,6 +504,7 @@ impl Evidence {
             log,
             kind,
             key: key.clone(),
+            origin,
             old,
             new,
             tiles,

@@ -48,6 +48,27 @@ pub struct VerifiedCheckpoint {
 }
 
 impl VerifiedCheckpoint {
+    /// `signed`, checked to be a checkpoint of `origin` signed by `key`,
+    /// with no witness policy: the check every accepted checkpoint passes
+    /// first, and all that evidence needs. `source` names it in errors.
+    pub(crate) fn signed_by(
+        signed: SignedCheckpoint,
+        origin: &str,
+        key: &Verifier,
+        source: &str,
+    ) -> Result<Self, Error> {
+        signed
+            .verify(origin, key, &Verifiers::default())
+            .map_err(|error| Error::CheckpointSignature {
+                url: source.to_owned(),
+                error,
+            })?;
+        Ok(VerifiedCheckpoint {
+            signed,
+            cosigned_by: Vec::new(),
+        })
+    }
+
     /// The tree size.
     pub fn size(&self) -> u64 {
         self.signed.checkpoint().size()
@@ -299,12 +320,8 @@ impl Client {
         source: &str,
         policy: Option<&WitnessPolicy>,
     ) -> Result<VerifiedCheckpoint, Error> {
-        signed
-            .verify(self.origin(), &self.key, &Verifiers::default())
-            .map_err(|error| Error::CheckpointSignature {
-                url: source.to_owned(),
-                error,
-            })?;
+        let signed =
+            VerifiedCheckpoint::signed_by(signed, self.origin(), &self.key, source)?.signed;
         let cosigned_by = match policy {
             None => Vec::new(),
             Some(policy) => {

@@ -2,10 +2,10 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
-//! A witness for Regis logs (C2SP tlog-witness, cosignature/v1): it keeps
-//! the last checkpoint it cosigned for each log it trusts, and cosigns a
-//! new one only if it extends that one (the checks are regis-note's
-//! [`regis_note::check_add_checkpoint`]).
+//! A witness for Regis logs and any other C2SP log with an Ed25519 key (C2SP
+//! tlog-witness, cosignature/v1): it keeps the last checkpoint it cosigned
+//! for each log it trusts, and cosigns a new one only if it extends that
+//! one (the checks are regis-note's [`regis_note::check_add_checkpoint`]).
 //!
 //! - [`init`] makes a data directory with a new cosigning key; [`add_log`]
 //!   trusts a log's key for its origin.

@@ -329,13 +329,14 @@ impl Witness {
             tracing::warn!(origin = %log.origin, "a second root for a cosigned size, signed with another of the log's keys: not kept as evidence");
             return;
         };
-        let evidence = match Evidence::same_size_different_root(key, &latest.signed, submitted) {
-            Ok(evidence) => evidence,
-            Err(error) => {
-                tracing::error!(origin = %log.origin, %error, "fork evidence does not hold");
-                return;
-            }
-        };
+        let evidence =
+            match Evidence::same_size_different_root(&log.origin, key, &latest.signed, submitted) {
+                Ok(evidence) => evidence,
+                Err(error) => {
+                    tracing::error!(origin = %log.origin, %error, "fork evidence does not hold");
+                    return;
+                }
+            };
         match self.write_evidence(log, &evidence.encode()) {
             Ok(path) => {
                 tracing::warn!(origin = %log.origin, size = latest.tree.size, path = %path.display(), "the log signed two roots for one size: evidence kept");

@@ -119,11 +119,13 @@ pub fn run(args: &AuditArgs) -> Result<()> {
 fn check_evidence(path: &Path, key: &Verifier) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let evidence = Evidence::verify(&bytes, key).with_context(|| format!("{}", path.display()))?;
+    let (old, new) = (evidence.old.size(), evidence.new.size());
+    let checkpoints = match &evidence.origin {
+        Some(origin) => format!("checkpoints {old} and {new} of the log {origin:?}"),
+        None => format!("the {} log's checkpoints {old} and {new}", evidence.log),
+    };
     println!(
-        "the evidence holds: the {} log's checkpoints {} and {}, both signed by {}, are {}",
-        evidence.log,
-        evidence.old.size(),
-        evidence.new.size(),
+        "the evidence holds: {checkpoints}, both signed by {}, are {}",
         evidence.key,
         match evidence.kind {
             ForkKind::Inconsistent => "inconsistent: the tiles show the older tree is no prefix",

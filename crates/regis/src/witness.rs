@@ -1,5 +1,5 @@
-//! `regis witness`: a C2SP tlog-witness for Regis logs (regis-witness). No
-//! logic here but parsing arguments and printing.
+//! `regis witness`: a C2SP tlog-witness for Regis logs and any other C2SP
+//! log (regis-witness). No logic here but parsing arguments and printing.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +25,9 @@ pub enum WitnessCommand {
     },
     /// Trust a log: cosign checkpoints of ORIGIN signed by VKEY. A
     /// register has two logs, each added once: `regis key` prints their
-    /// origins and keys.
+    /// origins and keys. Any C2SP log with an Ed25519 key will do (Go's
+    /// checksum database: ORIGIN `go.sum database tree`, VKEY
+    /// `sum.golang.org+033de0ae+…`).
     AddLog {
         /// The witness's data directory.
         #[arg(long, value_name = "DIR")]

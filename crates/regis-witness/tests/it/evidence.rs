@@ -10,7 +10,7 @@ use regis_client::audit::{Evidence, ForkKind};
 use regis_model::Log as LogKind;
 use regis_witness::{EVIDENCE_DIR, Limits, Options, Storage, origin_hash};
 
-use crate::common::{Register, Serving, temp_witness_dir, witness_dir};
+use crate::common::{Log, Register, Serving, temp_witness_dir, witness_dir};
 
 /// The evidence files, sorted.
 fn evidence_files(dir: &Path) -> Vec<String> {
@@ -69,6 +69,8 @@ fn a_second_root_for_a_cosigned_size_is_kept_as_evidence() {
         let stem = file.strip_suffix(&format!("-{hash}.json")).unwrap();
         assert!(stem.bytes().all(|b| b.is_ascii_digit()), "{file}");
         let bytes = std::fs::read(dir.join(EVIDENCE_DIR).join(file)).unwrap();
+        // A Regis log's: its key's name says the origin.
+        assert!(!String::from_utf8_lossy(&bytes).contains(r#""origin""#));
         // Checked with the register's (user log's) key, as `regis audit
         // --key VKEY --evidence FILE` checks it.
         let evidence = Evidence::verify(&bytes, &user_key).unwrap();
@@ -134,64 +136,116 @@ fn evidence_that_cannot_be_written_is_still_a_422() {
 
 /// `Evidence::same_size_different_root` holds only for what it says: two
 /// checkpoints of one log, one size, two roots, both signed by the key.
+/// A Regis log's evidence names no origin (its key's name says it); a
+/// log whose key is named otherwise names its origin.
 #[test]
 fn evidence_is_made_only_of_a_same_size_fork() {
     let register = Register::new("country", [1; 32], "real", (20, 6));
     let fork = Register::new("country", [1; 32], "fork", (20, 6));
     let impostor = Register::new("country", [2; 32], "fork", (20, 6));
+    let go = Log::with_key_name(
+        "go.sum database tree",
+        "sum.golang.org",
+        [7; 32],
+        "real",
+        20,
+    );
+    let go_fork = Log::with_key_name(
+        "go.sum database tree",
+        "sum.golang.org",
+        [7; 32],
+        "fork",
+        20,
+    );
     let (user, system) = (&register.user, &register.system);
     let key = user.key();
     let cases = [
         (
             "a fork",
+            user,
             &key,
             user.checkpoint(10),
             fork.user.checkpoint(10),
-            true,
+            Some(None),
         ),
         (
             "a system log's fork",
+            system,
             &system.key(),
             system.checkpoint(5),
             fork.system.checkpoint(5),
-            true,
+            Some(None),
+        ),
+        (
+            "a fork of a log whose key is named otherwise",
+            &go,
+            &go.key(),
+            go.checkpoint(10),
+            go_fork.checkpoint(10),
+            Some(Some("go.sum database tree")),
         ),
         (
             "one root",
+            user,
             &key,
             user.checkpoint(10),
             user.checkpoint(10),
-            false,
+            None,
         ),
         (
             "two sizes",
+            user,
             &key,
             user.checkpoint(10),
             fork.user.checkpoint(12),
-            false,
+            None,
         ),
         (
             "another key's checkpoint",
+            user,
             &key,
             user.checkpoint(10),
             impostor.user.checkpoint(10),
-            false,
+            None,
         ),
         (
             "the other log's checkpoint",
+            user,
             &key,
             user.checkpoint(5),
             fork.system.checkpoint(5),
-            false,
+            None,
+        ),
+        (
+            "another origin's checkpoints, signed by the key",
+            &go,
+            &go.key(),
+            user.checkpoint(10),
+            fork.user.checkpoint(10),
+            None,
         ),
     ];
-    for (case, key, old, new, holds) in cases {
-        let made = Evidence::same_size_different_root(key, &old, &new);
-        assert_eq!(made.is_ok(), holds, "{case}: {made:?}");
+    for (case, log, log_key, old, new, origin) in cases {
+        let made = Evidence::same_size_different_root(&log.origin, log_key, &old, &new);
+        assert_eq!(made.is_ok(), origin.is_some(), "{case}: {made:?}");
         if let Ok(evidence) = made {
-            assert_eq!(evidence.key, user.key(), "{case}");
+            assert_eq!(evidence.origin.as_deref(), origin.flatten(), "{case}");
             assert_eq!(evidence.kind, ForkKind::SameSizeDifferentRoot);
-            Evidence::verify(evidence.encode().as_bytes(), &user.key()).unwrap();
+            let text = evidence.encode();
+            assert_eq!(
+                text.contains(r#""origin""#),
+                evidence.origin.is_some(),
+                "{case}"
+            );
+            Evidence::verify(text.as_bytes(), &evidence.key).unwrap();
         }
     }
+    // Regis's evidence names the user log's key, for either log.
+    let made = Evidence::same_size_different_root(
+        &system.origin,
+        &system.key(),
+        &system.checkpoint(5),
+        &fork.system.checkpoint(5),
+    );
+    assert_eq!(made.unwrap().key, key);
 }

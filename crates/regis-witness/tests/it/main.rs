@@ -4,6 +4,7 @@
 mod common;
 
 mod add_checkpoint;
+mod any_log;
 mod concurrency;
 mod data_dir;
 mod evidence;

@@ -54,10 +54,52 @@ fn check_cosigned(
         cosigned.add_signature(line).unwrap();
     }
     let witnesses = Verifiers::new([witness.clone()]).unwrap();
-    let verified = cosigned
-        .verify(key.name().as_str(), key, &witnesses)
-        .unwrap();
+    let origin = checkpoint.checkpoint().origin();
+    let verified = cosigned.verify(origin, key, &witnesses).unwrap();
     assert_eq!(verified.len(), 1);
+}
+
+/// A log of `size` leaves (`leaf <tag> <i>`) of `origin`, signed by the
+/// key of `seed` named `key_name`.
+struct SignedLog {
+    origin: String,
+    signer: NoteSigner,
+    hashes: MemoryHashes,
+}
+
+impl SignedLog {
+    fn new(origin: &str, key_name: &str, seed: [u8; 32], tag: &str, size: u64) -> Self {
+        SignedLog {
+            origin: origin.to_owned(),
+            signer: NoteSigner::from_seed(KeyName::new(key_name).unwrap(), &seed),
+            hashes: MemoryHashes::from_leaf_hashes(
+                (0..size).map(|i| leaf_hash(format!("leaf {tag} {i}").as_bytes())),
+            ),
+        }
+    }
+
+    fn checkpoint(&self, size: u64) -> SignedCheckpoint {
+        let root = Edge::from_reader(&self.hashes, size).unwrap().root();
+        SignedCheckpoint::sign(
+            Checkpoint::new(self.origin.as_str(), size, root).unwrap(),
+            &self.signer,
+        )
+    }
+
+    /// An add-checkpoint body from `old` to `new`, with its proof.
+    fn request(&self, old: u64, new: u64) -> Vec<u8> {
+        let edge = Edge::from_reader(&self.hashes, new).unwrap();
+        AddCheckpoint {
+            old_size: old,
+            proof: if old == 0 {
+                Vec::new()
+            } else {
+                consistency_proof(&self.hashes, &edge, old).unwrap()
+            },
+            checkpoint: self.checkpoint(new),
+        }
+        .to_bytes()
+    }
 }
 
 #[test]
@@ -214,6 +256,72 @@ fn a_witness_cosigns_a_registers_logs_and_keeps_evidence_of_a_fork() {
     assert!(exit.success(), "{exit}");
 }
 
+/// A C2SP log that is not Regis's, named as Go's checksum database names
+/// its own (origin `go.sum database tree`, key `sum.golang.org`): trusted,
+/// cosigned, and its fork kept as evidence `regis audit` re-checks.
+#[test]
+fn a_witness_keeps_evidence_of_a_fork_of_a_log_whose_key_is_named_otherwise() {
+    const ORIGIN: &str = "go.sum database tree";
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("witness");
+    let data_s = data.to_str().unwrap();
+    let log = SignedLog::new(ORIGIN, "sum.golang.org", [5; 32], "real", 12);
+    let fork = SignedLog::new(ORIGIN, "sum.golang.org", [5; 32], "fork", 12);
+    let key = log.signer.verifier().to_string();
+    let init = ok(regis(&[
+        "witness", "init", "--data", data_s, "--name", "w.test/k",
+    ]));
+    let witness = Verifier::parse(init.lines().last().unwrap()).unwrap();
+    let added = ok(regis(&[
+        "witness", "add-log", "--data", data_s, "--origin", ORIGIN, "--key", &key,
+    ]));
+    assert!(
+        added.starts_with(&format!("trusting {key} for {ORIGIN}")),
+        "{added}"
+    );
+
+    let served = Witnessing::start(&data);
+    for (old, new) in [(0, 5), (5, 12)] {
+        let answer = served.add_checkpoint(&log.request(old, new)).unwrap();
+        check_cosigned(
+            &answer,
+            &log.checkpoint(new),
+            &log.signer.verifier(),
+            &witness,
+        );
+    }
+    let answer = served.add_checkpoint(&fork.request(12, 12)).unwrap();
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    let evidence: Vec<_> = std::fs::read_dir(data.join(regis_witness::EVIDENCE_DIR))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    let file = evidence[0].to_str().unwrap();
+    let held = ok(regis(&["audit", "--key", &key, "--evidence", file]));
+    assert!(
+        held.contains(&format!(
+            "the evidence holds: checkpoints 12 and 12 of the log \"{ORIGIN}\""
+        )) && held.contains("of one size with different roots"),
+        "{held}"
+    );
+    // Another key of the same name: refused.
+    let impostor = NoteSigner::from_seed(KeyName::new("sum.golang.org").unwrap(), &[6; 32]);
+    let refused = regis(&[
+        "audit",
+        "--key",
+        &impostor.verifier().to_string(),
+        "--evidence",
+        file,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("does not hold"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
 #[test]
 fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() {
     const ORIGIN: &str = "regis.test/registers/killed";
@@ -221,27 +329,7 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("witness");
     let data_s = data.to_str().unwrap();
-    let signer = NoteSigner::from_seed(KeyName::new(ORIGIN).unwrap(), &[3; 32]);
-    let hashes = MemoryHashes::from_leaf_hashes(
-        (0..SIZE).map(|i| leaf_hash(format!("leaf {i}").as_bytes())),
-    );
-    let checkpoint = |size| {
-        let root = Edge::from_reader(&hashes, size).unwrap().root();
-        SignedCheckpoint::sign(Checkpoint::new(ORIGIN, size, root).unwrap(), &signer)
-    };
-    let request = |old: u64, new: u64| {
-        let edge = Edge::from_reader(&hashes, new).unwrap();
-        AddCheckpoint {
-            old_size: old,
-            proof: if old == 0 {
-                Vec::new()
-            } else {
-                consistency_proof(&hashes, &edge, old).unwrap()
-            },
-            checkpoint: checkpoint(new),
-        }
-        .to_bytes()
-    };
+    let log = SignedLog::new(ORIGIN, ORIGIN, [3; 32], "killed", SIZE);
     let witness = Verifier::parse(
         ok(regis(&[
             "witness", "init", "--data", data_s, "--name", "w.test/k",
@@ -259,7 +347,7 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
         "--origin",
         ORIGIN,
         "--key",
-        &signer.verifier().to_string(),
+        &log.signer.verifier().to_string(),
     ]));
 
     let mut at = 0;
@@ -272,9 +360,14 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
             let sender = scope.spawn(|| {
                 let mut last = at;
                 for new in at + 1..=SIZE {
-                    match served.add_checkpoint(&request(last, new)) {
+                    match served.add_checkpoint(&log.request(last, new)) {
                         Some(answer) if answer.status == 200 => {
-                            check_cosigned(&answer, &checkpoint(new), &signer.verifier(), &witness);
+                            check_cosigned(
+                                &answer,
+                                &log.checkpoint(new),
+                                &log.signer.verifier(),
+                                &witness,
+                            );
                             last = new;
                             let _ = acked.send(new);
                         }
@@ -301,11 +394,11 @@ fn a_witness_killed_amid_requests_restarts_at_a_state_it_answered_or_the_next() 
             size == last_acked || size == last_acked + 1,
             "round {round}: answered up to {last_acked}, restarted at {size}"
         );
-        assert_eq!(stored.checkpoint(), checkpoint(size).checkpoint());
+        assert_eq!(stored.checkpoint(), log.checkpoint(size).checkpoint());
         let witnesses = Verifiers::new([witness.clone()]).unwrap();
         assert_eq!(
             stored
-                .verify(ORIGIN, &signer.verifier(), &witnesses)
+                .verify(ORIGIN, &log.signer.verifier(), &witnesses)
                 .unwrap()
                 .len(),
             1

@@ -1,6 +1,6 @@
 //! What the tests share: logs named and signed as Regis signs a register's
-//! two logs, a witness data directory trusting them, a witness served on
-//! loopback, and a plain HTTP client.
+//! two logs (or as another C2SP log does), a witness data directory
+//! trusting them, a witness served on loopback, and a plain HTTP client.
 
 #![allow(dead_code)]
 
@@ -18,8 +18,7 @@ use regis_witness::{Limits, Options, Witness};
 pub const HOST: &str = "witness.test";
 pub const WITNESS_NAME: &str = "witness.test/w1";
 
-/// One log: leaves in memory, checkpoints signed by a key named by its
-/// origin.
+/// One log: leaves in memory, checkpoints signed by one Ed25519 key.
 pub struct Log {
     pub origin: String,
     pub signer: NoteSigner,
@@ -28,12 +27,24 @@ pub struct Log {
 
 impl Log {
     /// The log `origin` with `size` leaves (`entry <tag> <i>`), signed by
-    /// the key of `seed`.
+    /// the key of `seed` named by the origin, as Regis names its keys.
     pub fn new(origin: &str, seed: [u8; 32], tag: &str, size: u64) -> Self {
+        Self::with_key_name(origin, origin, seed, tag, size)
+    }
+
+    /// The same, with the key named `key_name` (Go's checksum database:
+    /// origin `go.sum database tree`, key `sum.golang.org`).
+    pub fn with_key_name(
+        origin: &str,
+        key_name: &str,
+        seed: [u8; 32],
+        tag: &str,
+        size: u64,
+    ) -> Self {
         let leaves = (0..size).map(|i| leaf_hash(format!("entry {tag} {i}").as_bytes()));
         Log {
             origin: origin.to_owned(),
-            signer: NoteSigner::from_seed(KeyName::new(origin).unwrap(), &seed),
+            signer: NoteSigner::from_seed(KeyName::new(key_name).unwrap(), &seed),
             hashes: MemoryHashes::from_leaf_hashes(leaves),
         }
     }
@@ -108,13 +119,23 @@ pub fn check_cosignature(
     log: &Log,
     witness: &Verifier,
 ) -> u64 {
+    check_cosignature_of(body, checkpoint, &log.origin, &log.key(), witness)
+}
+
+/// The same for a checkpoint of `origin` signed by `key`.
+pub fn check_cosignature_of(
+    body: &str,
+    checkpoint: &SignedCheckpoint,
+    origin: &str,
+    key: &Verifier,
+    witness: &Verifier,
+) -> u64 {
     let lines = regis_note::parse_cosignature_lines(body.as_bytes()).unwrap();
     assert_eq!(lines.len(), 1, "{body}");
     let mut cosigned = checkpoint.clone();
     cosigned.add_signature(lines[0].clone()).unwrap();
     let witnesses = Verifiers::new([witness.clone()]).unwrap();
-    let key = log.key();
-    let verified = cosigned.verify(&log.origin, &key, &witnesses).unwrap();
+    let verified = cosigned.verify(origin, key, &witnesses).unwrap();
     assert_eq!(verified.len(), 1, "{body}");
     let timestamp = verified[0].timestamp().unwrap();
     assert!(timestamp > 0);
