@@ -280,7 +280,7 @@ fn a_witness_keeps_evidence_of_a_fork_of_a_log_whose_key_is_named_otherwise() {
         "{added}"
     );
 
-    let served = Witnessing::start(&data);
+    let served = WitnessServer::start(&data);
     for (old, new) in [(0, 5), (5, 12)] {
         let answer = served.add_checkpoint(&log.request(old, new)).unwrap();
         check_cosigned(
