@@ -8,17 +8,19 @@
 //!
 //! - A round takes, for each log whose newest signed checkpoint is larger
 //!   than its witnessed one, that checkpoint, and asks every witness with a
-//!   URL that has not yet cosigned it, refused it, or is backing off, all at
-//!   once: `POST <url>/add-checkpoint` with the witness's last known size and
-//!   a consistency proof from the store. Rounds of one register never
-//!   overlap and start at least `witness-interval-ms` apart, so any number
-//!   of commits meanwhile make one round; a log with no new checkpoint makes
-//!   none (an idle register sends nothing).
+//!   URL that has not yet cosigned it, refused it, is backing off or is
+//!   still answering an earlier request about the log, all at once:
+//!   `POST <url>/add-checkpoint` with the witness's last known size and a
+//!   consistency proof from the store. Rounds start at least
+//!   `witness-interval-ms` apart, so any number of commits meanwhile make
+//!   one round; a log with no new checkpoint makes none (an idle register
+//!   sends nothing). Answers are taken as they come: a log's checkpoint is
+//!   served as soon as its cosignatures meet the quorum.
 //! - Answers: 200, each cosignature from the witness's key checked (a bad
 //!   one is that witness's failure); 409 `text/x.tlog.size`, that size
-//!   taken and the request sent again at once (once per round) when it is
-//!   at most the checkpoint's; any other 4xx but 429 is reported and that
-//!   witness is not asked again until a newer checkpoint; 429, 5xx, a
+//!   taken and the request sent again at once (once per checkpoint) when
+//!   it is at most the checkpoint's; any other 4xx but 429 is reported and
+//!   that witness is not asked again until a newer checkpoint; 429, 5xx, a
 //!   timeout or a failed connection back that witness off, 1 s doubling to
 //!   60 s.
 //! - Each request is bounded: `witness-timeout-seconds` for the whole

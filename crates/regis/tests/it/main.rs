@@ -7,6 +7,11 @@ mod common;
 #[allow(dead_code)]
 #[path = "../../../regis-model/benches/synthetic/mod.rs"]
 mod synthetic;
+// The witness of regis-server's tests (C2SP tlog-witness on loopback, with
+// faults), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../regis-server/tests/it/common/witness.rs"]
+mod witness;
 
 mod audit;
 mod cli;
@@ -19,4 +24,5 @@ mod remote;
 mod serve;
 mod witness_cli;
 mod witness_policy;
+mod witnessing_crash;
 mod write_crash;
