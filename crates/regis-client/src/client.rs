@@ -288,11 +288,7 @@ impl Client {
         bytes: &[u8],
         source: &str,
     ) -> Result<VerifiedCheckpoint, Error> {
-        let signed = SignedCheckpoint::parse(bytes).map_err(|error| Error::CheckpointFormat {
-            url: source.to_owned(),
-            error,
-        })?;
-        self.accept(signed, source, self.witnesses.as_deref())
+        self.parse_and_accept(bytes, source, self.witnesses.as_deref())
     }
 
     /// Verifies a checkpoint this client's owner accepted before and kept
@@ -305,11 +301,20 @@ impl Client {
         bytes: &[u8],
         source: &str,
     ) -> Result<VerifiedCheckpoint, Error> {
+        self.parse_and_accept(bytes, source, None)
+    }
+
+    fn parse_and_accept(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        policy: Option<&WitnessPolicy>,
+    ) -> Result<VerifiedCheckpoint, Error> {
         let signed = SignedCheckpoint::parse(bytes).map_err(|error| Error::CheckpointFormat {
             url: source.to_owned(),
             error,
         })?;
-        self.accept(signed, source, None)
+        self.accept(signed, source, policy)
     }
 
     /// The one place a checkpoint is accepted: its origin and the log's
