@@ -72,7 +72,7 @@ pub use policy::{
 };
 pub use proof::{MAX_PROOF_HASHES, TlogProof, TlogProofError, TlogProofVerifyError};
 pub use signer::{CosignatureV1, Cosigner, Ed25519, NoteSigner, Signer, SignerKind};
-pub use text::DecimalError;
+pub use text::{DecimalError, parse_decimal};
 pub use verifier::{DuplicateVerifier, SignatureError, Verifier, Verifiers, system_verifier};
 pub use witness::{
     AddCheckpoint, AddCheckpointParseError, AddCheckpointRefusal, MAX_PROOF_LINES,

@@ -42,7 +42,7 @@ pub enum DecimalError {
 
 /// A decimal without sign or leading zeros (`0` itself excepted) that fits a
 /// u64: one encoding per number.
-pub(crate) fn parse_decimal(text: &str) -> Result<u64, DecimalError> {
+pub fn parse_decimal(text: &str) -> Result<u64, DecimalError> {
     // Digits only: `str::parse` would also take a leading '+'.
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(DecimalError::NotDecimal);

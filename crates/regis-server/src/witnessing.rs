@@ -38,7 +38,7 @@ use regis_merkle::verify_consistency;
 use regis_model::PerLog;
 use regis_note::{
     AddCheckpoint, MAX_FUTURE_SKEW, NoteSignature, SIZE_CONTENT_TYPE, SignedCheckpoint, Verifier,
-    Verifiers, WitnessPolicy, parse_cosignature_lines, parse_size_body,
+    Verifiers, WitnessPolicy, parse_cosignature_lines, parse_decimal, parse_size_body,
 };
 use regis_store::{DirBackend, Log, SignedTree, Store, write_atomically};
 use tokio::sync::watch;
@@ -541,7 +541,7 @@ fn decode_state(bytes: &[u8]) -> Result<SavedState, String> {
         match line.split(' ').collect::<Vec<_>>().as_slice() {
             ["witness", log, size, key] => {
                 let log = parse_log(log).ok_or_else(|| bad("the log is not user or system"))?;
-                let size = parse_decimal(size).ok_or_else(|| bad("the size is not a number"))?;
+                let size = parse_decimal(size).map_err(|_| bad("the size is not a number"))?;
                 Verifier::parse(key).map_err(|e| bad(&format!("the witness's key: {e}")))?;
                 if state.sizes.iter().any(|(l, _, k)| *l == log && k == key) {
                     return Err(bad("this witness's size for this log was given before"));
@@ -551,6 +551,7 @@ fn decode_state(bytes: &[u8]) -> Result<SavedState, String> {
             ["checkpoint", log, length] => {
                 let log = parse_log(log).ok_or_else(|| bad("the log is not user or system"))?;
                 let length = parse_decimal(length)
+                    .ok()
                     .and_then(|length| usize::try_from(length).ok())
                     .filter(|&length| length <= rest.len())
                     .ok_or_else(|| bad("the note's length is not a number within the file"))?;
@@ -570,17 +571,6 @@ fn decode_state(bytes: &[u8]) -> Result<SavedState, String> {
         return Err("it is empty".to_owned());
     }
     Ok(state)
-}
-
-/// A decimal with no sign and no leading zeros.
-fn parse_decimal(text: &str) -> Option<u64> {
-    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
-        return None;
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 /// The state in `dir`, or none if it has no state file yet.
