@@ -317,32 +317,15 @@ impl Client {
         self.accept(signed, source, policy)
     }
 
-    /// The one place a checkpoint is accepted: its origin and the log's
-    /// signature, then `policy` if there is one.
+    /// The one place a checkpoint is accepted: [`accept_checkpoint`] with
+    /// this client's log and key.
     fn accept(
         &self,
         signed: SignedCheckpoint,
         source: &str,
         policy: Option<&WitnessPolicy>,
     ) -> Result<VerifiedCheckpoint, Error> {
-        let signed =
-            VerifiedCheckpoint::signed_by(signed, self.origin(), &self.key, source)?.signed;
-        let cosigned_by = match policy {
-            None => Vec::new(),
-            Some(policy) => {
-                policy
-                    .verify(&signed, self.origin(), &self.key, now())
-                    .map_err(|error| Error::Witnesses {
-                        url: source.to_owned(),
-                        error,
-                    })?
-                    .cosigned_by
-            }
-        };
-        Ok(VerifiedCheckpoint {
-            signed,
-            cosigned_by,
-        })
+        accept_checkpoint(signed, self.origin(), &self.key, source, policy)
     }
 
     /// A reader of `checkpoint`'s tree from the server's hash tiles, each
@@ -403,37 +386,13 @@ impl Client {
     pub fn record(&self, key: &str, trusted: &VerifiedCheckpoint) -> Result<VerifiedRecord, Error> {
         let path = format!("records/{}/proof.tlog-proof", path_segment(key));
         let bytes = self.http.document(&path)?;
-        let proof = regis_note::TlogProof::parse(&bytes).map_err(|error| Error::ProofFormat {
-            key: key.to_owned(),
-            error,
-        })?;
-        let leaf = proof.extra().ok_or_else(|| Error::ProofLeaf {
-            key: key.to_owned(),
-        })?;
-        proof
-            .verify(
-                &leaf_hash(leaf),
-                self.origin(),
-                &self.key,
-                &Verifiers::default(),
-            )
-            .map_err(|error| Error::Proof {
-                key: key.to_owned(),
-                error,
-            })?;
-        let proved = self.accept(
-            proof.checkpoint().clone(),
-            &format!("{}/{path}", self.http.base()),
+        let (proved, number, entry) = verify_record_proof(
+            key,
+            &bytes,
+            &self.key,
             self.witnesses.as_deref(),
+            &format!("{}/{path}", self.http.base()),
         )?;
-        let number = entry_number(proof.index());
-        let entry = parse_leaf(number, leaf)?;
-        if entry.key != key {
-            return Err(Error::WrongKey {
-                asked: key.to_owned(),
-                found: entry.key,
-            });
-        }
         let items = entry
             .item_hashes
             .iter()
@@ -452,21 +411,17 @@ impl Client {
         })
     }
 
+    /// Fetches `B/<path>`, a document of at most the limit's size.
+    pub(crate) fn document(&self, path: &str) -> Result<Vec<u8>, FetchError> {
+        self.http.document(path)
+    }
+
     /// Fetches `B/items/<hash>` and checks that its canonical JSON hashes
     /// to `hash`.
     pub fn item(&self, hash: &ItemHash) -> Result<Item, Error> {
         let bytes = self.http.document(&format!("items/{hash}"))?;
         // Invalid UTF-8 becomes U+FFFD, so it can only fail the hash check.
-        let item = Item::parse(&String::from_utf8_lossy(&bytes))
-            .map_err(|error| Error::ItemFormat { hash: *hash, error })?;
-        let found = item.hash();
-        if found != *hash {
-            return Err(Error::ItemHash {
-                expected: *hash,
-                found,
-            });
-        }
-        Ok(item)
+        checked_item(hash, &String::from_utf8_lossy(&bytes))
     }
 
     /// Replays the whole log at `checkpoint` from C2SP tlog-tiles alone
@@ -653,6 +608,85 @@ impl Client {
 /// The clock, read here (the pure crates read none) for the witness
 /// policy's bound on cosignature times. A clock before 1970 reads 0, so
 /// that every cosignature is in its future and refused.
+/// `text` parsed as an item, which must hash to `hash`.
+pub(crate) fn checked_item(hash: &ItemHash, text: &str) -> Result<Item, Error> {
+    let item = Item::parse(text).map_err(|error| Error::ItemFormat { hash: *hash, error })?;
+    let found = item.hash();
+    if found != *hash {
+        return Err(Error::ItemHash {
+            expected: *hash,
+            found,
+        });
+    }
+    Ok(item)
+}
+
+/// The one place a checkpoint is accepted: `origin` and `key`'s
+/// signature, then `policy` if there is one. `source` names it in errors.
+pub(crate) fn accept_checkpoint(
+    signed: SignedCheckpoint,
+    origin: &str,
+    key: &Verifier,
+    source: &str,
+    policy: Option<&WitnessPolicy>,
+) -> Result<VerifiedCheckpoint, Error> {
+    let signed = VerifiedCheckpoint::signed_by(signed, origin, key, source)?.signed;
+    let cosigned_by = match policy {
+        None => Vec::new(),
+        Some(policy) => {
+            policy
+                .verify(&signed, origin, key, now())
+                .map_err(|error| Error::Witnesses {
+                    url: source.to_owned(),
+                    error,
+                })?
+                .cosigned_by
+        }
+    };
+    Ok(VerifiedCheckpoint {
+        signed,
+        cosigned_by,
+    })
+}
+
+/// Verifies the C2SP tlog-proof `bytes` of record `key` in the user log
+/// signed by `key_of_log` (named by its origin): the checkpoint (and
+/// `policy`), the inclusion of the leaf carried as `extra`, and that the
+/// leaf is an entry of `key` at the proved index. The checkpoint, the
+/// entry's number and the entry.
+pub(crate) fn verify_record_proof(
+    key: &str,
+    bytes: &[u8],
+    key_of_log: &Verifier,
+    policy: Option<&WitnessPolicy>,
+    source: &str,
+) -> Result<(VerifiedCheckpoint, u64, Entry), Error> {
+    let origin = key_of_log.name().as_str();
+    let proof = regis_note::TlogProof::parse(bytes).map_err(|error| Error::ProofFormat {
+        key: key.to_owned(),
+        error,
+    })?;
+    let leaf = proof.extra().ok_or_else(|| Error::ProofLeaf {
+        key: key.to_owned(),
+    })?;
+    proof
+        .verify(&leaf_hash(leaf), origin, key_of_log, &Verifiers::default())
+        .map_err(|error| Error::Proof {
+            key: key.to_owned(),
+            error,
+        })?;
+    let proved = accept_checkpoint(proof.checkpoint().clone(), origin, key_of_log, source, policy)?;
+    let number = entry_number(proof.index());
+    let entry = parse_leaf(number, leaf)?;
+    if entry.key != key {
+        return Err(Error::WrongKey {
+            asked: key.to_owned(),
+            found: entry.key,
+        });
+    }
+    Ok((proved, number, entry))
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -231,4 +231,36 @@ pub enum Error {
         /// The new size.
         new: u64,
     },
+    /// A links bundle (`B/records/{key}/proof?links=1`) is malformed, or
+    /// says of a link what the record's item does not hold.
+    #[error("the links bundle of record {key:?}: {reason}")]
+    LinkBundle {
+        /// The record's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A link's target record is served with a proof, but no verifier key
+    /// of its register was given.
+    #[error("record {key:?} links to register {register}, whose verifier key was not given")]
+    LinkKey {
+        /// The record's key.
+        key: String,
+        /// The linked register.
+        register: String,
+    },
+    /// A link's target record does not verify against its register's key.
+    #[error("record {key:?}, link {field}={value:?} to register {register}: {error}")]
+    Link {
+        /// The record's key.
+        key: String,
+        /// The link's field.
+        field: String,
+        /// The link's value.
+        value: String,
+        /// The linked register.
+        register: String,
+        /// Why its proof failed.
+        error: Box<Error>,
+    },
 }

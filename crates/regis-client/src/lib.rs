@@ -15,6 +15,9 @@
 //!   re-hashed from its bytes, its key and number checked, and its items
 //!   fetched and re-hashed; a proof against another checkpoint than the
 //!   trusted one is accepted only if the two are consistent, from tiles.
+//! - [`Client::record_with_links`]: a record with the records it links to,
+//!   each proved in its own register against the key pinned for it
+//!   ([`Client::proved_record`]: one record's proof as a bundle carries it).
 //! - [`Client::consistency`]: an old checkpoint's root recomputed from the
 //!   new tree's verified tiles; no server-made proof is used.
 //! - [`Client::replay`]: every entry of the RSF delta `0/N`, every leaf
@@ -51,6 +54,7 @@ mod error;
 mod events;
 mod http;
 mod leaves;
+mod links;
 mod replayed;
 
 pub use client::{
@@ -58,6 +62,7 @@ pub use client::{
 };
 pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
+pub use links::{LinkCheck, LinkOutcome, LinkedRecord, ProvedRecord};
 pub use events::{CheckpointEvent, Events, Received, StreamError};
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
 pub use replayed::ReplayedRecords;

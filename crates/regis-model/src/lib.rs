@@ -11,6 +11,7 @@
 //!   with every validity rule, and written (full dump and delta).
 //! - [`import`]: custodians' TSV and CSV files into entries; [`api`]: the v1
 //!   API's JSON and CSV bodies.
+//! - [`links`]: the values of an item that name a record of a register.
 //! - [`RegisterName`] and the [`origin`] of each of a register's logs;
 //!   [`definition_commands`] defines a new register by name and fields.
 //! - [`Register`]: a whole register in memory (records, histories, proofs),
@@ -31,6 +32,7 @@ mod digest;
 mod entry;
 pub mod import;
 mod item;
+mod links;
 mod json;
 mod name;
 mod register;
@@ -46,6 +48,7 @@ pub use entry::{
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;
+pub use links::{Link, LinkCensus, Resolution, links};
 pub use name::{InvalidRegisterName, RegisterName, origin};
 pub use register::{DeltaError, Record, Register};
 pub use schema::{

@@ -123,6 +123,7 @@ pub fn records<B: DirBackend>(
 
 /// `GET B/records/{key}`.
 pub fn record<B: DirBackend>(
+    app: &App<B>,
     read: &RegisterRead<'_, B>,
     ctx: &Ctx<'_>,
     key: &str,
@@ -130,7 +131,23 @@ pub fn record<B: DirBackend>(
     let schema = read.schema()?;
     let record = read.record(key)?;
     let loaded = read.load(Log::User, record.entry_number)?;
-    let mut response = records_response(ctx, schema, std::slice::from_ref(&loaded))?;
+    let expand = crate::links::asked(ctx.query, "expand", "links")?;
+    let mut response = match ctx.format {
+        Format::Json if expand => {
+            let mut body: Value = serde_json::from_str(&records_json([loaded.model()]))
+                .map_err(ApiError::internal)?;
+            body[key]["links"] = crate::links::expanded_json(app, read.reg, schema, &loaded)?;
+            http::json(body.to_string())
+        }
+        Format::Csv if expand => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::NOT_ACCEPTABLE,
+                "not-acceptable",
+                "a record with its links expanded is served as JSON (.json) only",
+            ));
+        }
+        _ => records_response(ctx, schema, std::slice::from_ref(&loaded))?,
+    };
     // Where the record's history is, as GOV.UK Registers said.
     let history = format!(
         "<{}>; rel=\"version-history\"",

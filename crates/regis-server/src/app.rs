@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::Limits;
 use crate::error::{ApiError, ServerError};
 use crate::http::quote;
+use crate::links::LinkSettings;
 use crate::metrics::{Metrics, WriteMetrics};
 use crate::tile_cache::{TILE_CACHE_BYTES, TileCache};
 use crate::witnessing::{
@@ -40,6 +41,8 @@ pub struct RegisterState<B> {
     pub writes: Arc<Semaphore>,
     /// The schema as of a system-log size.
     schema: Mutex<Option<(u64, Arc<Schema>)>>,
+    /// How its links are resolved and checked (its `links.toml`).
+    pub links: LinkSettings,
 }
 
 /// Who writes a register.
@@ -82,6 +85,7 @@ impl<B: DirBackend> RegisterState<B> {
         let origins = PerLog::from_fn(|log| register.signers.origin(log).to_owned());
         let verifiers = PerLog::from_fn(|log| register.signers.verifier(log).to_string());
         let name = register.name.clone();
+        let links = LinkSettings::load(&dir)?;
         let prepared = policy
             .map(|policy| {
                 PreparedWitnessing::prepare(
@@ -130,6 +134,7 @@ impl<B: DirBackend> RegisterState<B> {
                 witnessed,
                 writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
                 schema: Mutex::new(None),
+                links,
             },
             sequencer,
             witnessing,
@@ -178,6 +183,8 @@ impl<B: DirBackend> RegisterState<B> {
             store,
             writes: Arc::new(Semaphore::new(limits.max_writes_in_flight)),
             schema: Mutex::new(None),
+            // A mirror takes no writes; its links resolve on this server.
+            links: LinkSettings::default(),
         })
     }
 

@@ -40,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod html;
 pub mod http;
+pub mod links;
 pub mod metrics;
 pub mod request;
 mod room;

@@ -762,9 +762,9 @@ fn handle<B: DirBackend>(
     match matched.route {
         Route::Register => api::register(&read()?, &ctx),
         Route::Records => api::records(&read()?, &ctx),
-        Route::Record => api::record(&read()?, &ctx, param(matched, 1)?),
+        Route::Record => api::record(app, &read()?, &ctx, param(matched, 1)?),
         Route::RecordEntries => api::record_entries(&read()?, &ctx, param(matched, 1)?),
-        Route::RecordProof => tlog::record_proof(&reg, &ctx, param(matched, 1)?),
+        Route::RecordProof => tlog::record_proof(app, &reg, &ctx, param(matched, 1)?),
         Route::RecordsByField => {
             api::records_by_field(&read()?, &ctx, param(matched, 1)?, param(matched, 2)?)
         }

@@ -19,10 +19,10 @@ use regis_note::{SignedCheckpoint, TlogProof};
 use regis_store::{DirBackend, Log, SignedTree, StoreError};
 use serde_json::{Value, json};
 
-use crate::app::RegisterState;
+use crate::app::{App, RegisterState};
 use crate::error::ApiError;
 use crate::http::{self, Format, quote};
-use crate::request::{Ctx, RegisterRead};
+use crate::request::{Ctx, Loaded, RegisterRead};
 use crate::tile_cache::{TileBytes, TileCache};
 
 const PROOF_IDENTIFIER: &str = "merkle:sha-256";
@@ -318,10 +318,94 @@ pub fn consistency_proof_response<B: DirBackend>(
 /// change since is proved once a witnessed checkpoint covers it. A key
 /// whose first entry none covers yet is a 503 `not-yet-witnessed`.
 pub fn record_proof<B: DirBackend>(
+    app: &App<B>,
     reg: &RegisterState<B>,
     ctx: &Ctx<'_>,
     key: &str,
 ) -> Result<Response, ApiError> {
+    let with_links = crate::links::asked(ctx.query, "links", "1")?;
+    let proved = proved_record(reg, key)?;
+    let (loaded, index, path, signed) = (&proved.loaded, proved.index, &proved.path, &proved.signed);
+    match ctx.format {
+        Format::TlogProof if with_links => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "a record proof with its links is a JSON bundle (.json?links=1)",
+        )),
+        Format::TlogProof => Ok(http::ok(
+            "text/plain; charset=utf-8",
+            http::SHORT,
+            proved.tlog_proof()?,
+        )),
+        Format::Json => {
+            let leaf = String::from_utf8(loaded.leaf.clone()).map_err(ApiError::internal)?;
+            let record_body: Value = serde_json::from_str(&records_json([loaded.model()]))
+                .map_err(ApiError::internal)?;
+            let mut body = json!({
+                "proof-identifier": PROOF_IDENTIFIER,
+                "record": record_body,
+                "entry-number": loaded.number.to_string(),
+                "leaf": leaf,
+                "leaf-hash": format_hash(&leaf_hash(&loaded.leaf)),
+                "items": loaded.items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
+                "leaf-index": index,
+                "tree-size": signed.size,
+                "root-hash": format_hash(&signed.root),
+                "merkle-audit-path": hashes_json(path),
+                "log-origin": reg.origin(Log::User),
+                "checkpoint": signed.text,
+            });
+            if with_links {
+                body["tlog-proof"] = Value::String(proved.tlog_proof()?);
+                body["links"] = crate::links::proofs_json(app, reg, &proved)?;
+            }
+            Ok(http::json(body.to_string()))
+        }
+        Format::Csv | Format::Html => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",
+        )),
+    }
+}
+
+/// A record proved against the register's served checkpoint: its entry,
+/// leaf and items, the audit path and the checkpoint.
+#[derive(Debug)]
+pub struct ProvedRecord {
+    /// The record's entry, leaf and items.
+    pub loaded: Loaded,
+    /// The entry's leaf index.
+    pub index: u64,
+    /// The audit path.
+    pub path: Vec<Hash>,
+    /// The checkpoint it is proved against.
+    pub signed: SignedTree,
+}
+
+impl ProvedRecord {
+    /// The C2SP tlog-proof, the leaf bytes as its `extra`.
+    pub fn tlog_proof(&self) -> Result<String, ApiError> {
+        let checkpoint =
+            SignedCheckpoint::parse(self.signed.text.as_bytes()).map_err(ApiError::internal)?;
+        let proof = TlogProof::new(
+            Some(self.loaded.leaf.clone()),
+            self.index,
+            self.path.clone(),
+            checkpoint,
+        );
+        Ok(proof.to_string())
+    }
+}
+
+/// Record `key` of `reg` proved against the checkpoint `reg` serves: with
+/// a witness policy the newest witnessed one, with its cosignatures, and
+/// the record the key's latest entry within it. 404 for no record; 503 for
+/// one none of whose entries a (witnessed) checkpoint covers yet.
+pub fn proved_record<B: DirBackend>(
+    reg: &RegisterState<B>,
+    key: &str,
+) -> Result<ProvedRecord, ApiError> {
     // Read before the snapshot, so that the snapshot holds its tree.
     let witnessed = witnessed_checkpoint(reg, Log::User)?;
     let read = RegisterRead::new(reg)?;
@@ -355,43 +439,12 @@ pub fn record_proof<B: DirBackend>(
     let path = snapshot
         .inclusion_proof(Log::User, index, signed.size)
         .map_err(proof_error)?;
-    match ctx.format {
-        Format::TlogProof => {
-            let checkpoint =
-                SignedCheckpoint::parse(signed.text.as_bytes()).map_err(ApiError::internal)?;
-            let proof = TlogProof::new(Some(loaded.leaf.clone()), index, path, checkpoint);
-            Ok(http::ok(
-                "text/plain; charset=utf-8",
-                http::SHORT,
-                proof.to_string(),
-            ))
-        }
-        Format::Json => {
-            let leaf = String::from_utf8(loaded.leaf.clone()).map_err(ApiError::internal)?;
-            let record_body: Value = serde_json::from_str(&records_json([loaded.model()]))
-                .map_err(ApiError::internal)?;
-            let body = json!({
-                "proof-identifier": PROOF_IDENTIFIER,
-                "record": record_body,
-                "entry-number": loaded.number.to_string(),
-                "leaf": leaf,
-                "leaf-hash": format_hash(&leaf_hash(&loaded.leaf)),
-                "items": loaded.items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
-                "leaf-index": index,
-                "tree-size": signed.size,
-                "root-hash": format_hash(&signed.root),
-                "merkle-audit-path": hashes_json(&path),
-                "log-origin": reg.origin(Log::User),
-                "checkpoint": signed.text,
-            });
-            Ok(http::json(body.to_string()))
-        }
-        Format::Csv | Format::Html => Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not-acceptable",
-            "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",
-        )),
-    }
+    Ok(ProvedRecord {
+        loaded,
+        index,
+        path,
+        signed,
+    })
 }
 
 /// `GET B/witness-policy`: the register's witness policy (C2SP tlog-policy)

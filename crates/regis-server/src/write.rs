@@ -54,6 +54,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::app::{App, RegisterState};
 use crate::error::{ApiError, Doing};
 use crate::http::{self, Query, quote};
+use crate::links::{self, LinkMode, LinkSettings};
 use crate::metrics::Outcome;
 use crate::routes::{Matched, Post};
 use crate::urls;
@@ -556,6 +557,8 @@ async fn append_entries<B: DirBackend>(
     let entries = tokio::task::spawn_blocking(move || parse_entries(&body))
         .await
         .map_err(ApiError::internal)??;
+    let posted = links::posted_entries(&reg, &entries)?;
+    let link_warnings = links::check(app, &reg, posted).await?;
     let keys: Vec<String> = entries.iter().map(|(key, _)| key.clone()).collect();
     let describe = |error: &RsfError| {
         // "Lines" of an append are its entries' positions.
@@ -597,7 +600,8 @@ async fn append_entries<B: DirBackend>(
             .collect(),
         checkpoint: &receipt.checkpoints.user.text,
     };
-    let body = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+    with_link_warnings(&mut body, link_warnings);
     let sizes = PerLog {
         user: Some(receipt.checkpoints.user.size),
         system: None,
@@ -663,6 +667,15 @@ async fn load_rsf<B: DirBackend>(
     writer.flush().await.map_err(spool_failed)?;
     let mut file = writer.into_inner().into_std().await;
     file.rewind().map_err(spool_failed)?;
+    let (posted, file) = {
+        let reg = Arc::clone(&reg);
+        tokio::task::spawn_blocking(move || {
+            links::posted_rsf(&reg, &mut file).map(|posted| (posted, file))
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let link_warnings = links::check(app, &reg, posted).await?;
     let request = Request::Stream {
         commands: Commands::new(RsfReader::new(BufReader::new(file))),
         policy: Policy {
@@ -679,7 +692,7 @@ async fn load_rsf<B: DirBackend>(
         &receipt.timing,
     );
     drop(permit);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "user-entries": receipt.appended.user,
         "system-entries": receipt.appended.system,
         "items-added": receipt.items_added,
@@ -687,10 +700,19 @@ async fn load_rsf<B: DirBackend>(
         "checkpoint": receipt.checkpoints.user.text,
         "system-checkpoint": receipt.checkpoints.system.text,
     });
+    with_link_warnings(&mut body, link_warnings);
     // Each log the document appended to must be covered.
     let sizes =
         PerLog::from_fn(|log| (receipt.appended[log] > 0).then_some(receipt.checkpoints[log].size));
     Ok(answer_witnessed(app, &reg, wait, sizes, body).await)
+}
+
+/// Adds `link-warnings` to a write's answer when there are any (a register
+/// whose `links` mode is `warn`).
+fn with_link_warnings(body: &mut serde_json::Value, warnings: Vec<String>) {
+    if !warnings.is_empty() {
+        body["link-warnings"] = serde_json::json!(warnings);
+    }
 }
 
 /// Why a `POST B/load-rsf` document was refused. An orphan item is a
@@ -789,6 +811,11 @@ async fn create_register<B: DirBackend>(
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-definition", message)
                 },
             )?;
+        // The durable marker of a register made here: its links are checked.
+        if !app.registry.exists::<B>(&name) {
+            LinkSettings::mark(&app.registry.dir(&name), LinkMode::Check)
+                .map_err(ApiError::internal)?;
+        }
         let (reg, receipt) = app.create_register(&name, |reg| {
             sequencer_of(reg)?
                 .run(Request::Load {

@@ -24,6 +24,7 @@
 //!   regis-mirror before it is stored: no signing key, the upstream's URL
 //!   and pinned keys in its directory ([`Registry::open_mirror`]).
 //! - [`fsck()`]: recomputes everything and reports the first difference.
+//! - [`link_census`]: a register's links, counted by what they resolve to.
 
 #![cfg_attr(
     not(test),
@@ -38,6 +39,7 @@ mod health;
 mod item_filter;
 mod keys;
 mod kv;
+mod links;
 mod mirror;
 mod published;
 mod redb_backend;
@@ -53,6 +55,7 @@ pub use files::{BlobFile, DATA_FILE, FILE_NAMES, Files};
 pub use fsck::{FsckError, FsckReport, fsck, fsck_with_keys};
 pub use health::{Health, WriteFailure};
 pub use kv::{DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Table, TxnSize, Visit, Write};
+pub use links::{link_census, resolve_among};
 pub use mirror::{Mirror, RegisterKind, UPSTREAM_FILE, Upstream};
 pub use published::PUBLISHED_FILE;
 pub use redb_backend::{Opener, RECENT_FILES, REDB_FILE, RedbBackend, RedbOptions, RedbSnapshot};

@@ -5,6 +5,7 @@
 // rustdoc: `[limits]` and `<name>` are meant literally.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -14,10 +15,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use regis_model::rsf::{Policy, RsfReader};
-use regis_model::{PerLog, RegisterName, format_hash, import};
+use regis_model::{PerLog, RegisterName, Resolution, format_hash, import};
+use regis_server::links::{LinkMode, LinkSettings};
 use regis_store::{
-    Commands, DirBackend, FsckReport, Log, RedbBackend, Registry, Request, Scope, Sequencer,
-    SequencerConfig, TOKENS_FILE, Tokens, fsck, load_schema, system_clock,
+    Commands, DirBackend, FsckReport, Log, RedbBackend, RegisterKind, Registry, Request, Scope,
+    Sequencer, SequencerConfig, TOKENS_FILE, Tokens, fsck, link_census, load_schema,
+    resolve_among, system_clock,
 };
 
 /// See `tikv-jemallocator` in the workspace's Cargo.toml for why.
@@ -109,6 +112,11 @@ enum Command {
         /// Only this register.
         #[arg(long)]
         register: Option<String>,
+        /// Count the links of every record instead (`NAME: N links, M
+        /// dangling, U unresolvable`), resolved against the registers of
+        /// DIR, and list the dangling and unresolvable ones.
+        #[arg(long)]
+        links: bool,
     },
     /// Serve the registers of a data directory over HTTP (the read API,
     /// tlog tiles and proofs); `--demo` loads a demo register first.
@@ -182,7 +190,16 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
         }
         Command::Key { data, register } => key::<B>(&data.data, &register),
         Command::Token { data, register, .. } => token::<B>(&data.data, register.as_deref()),
-        Command::Fsck { data, register } => check::<B>(&data.data, register.as_deref()),
+        Command::Fsck {
+            data,
+            register,
+            links: false,
+        } => check::<B>(&data.data, register.as_deref()),
+        Command::Fsck {
+            data,
+            register,
+            links: true,
+        } => check_links::<B>(&data.data, register.as_deref()),
         Command::Serve(args) => serve::run::<B>(args),
         Command::Get(args) => remote::get(&args),
         Command::Verify(args) => remote::verify(&args),
@@ -253,6 +270,10 @@ fn load<B: DirBackend>(
         Some(_) => None,
     };
     let created = !registry.exists::<B>(&name);
+    if created {
+        // Published history: its links are warned of, not refused.
+        LinkSettings::mark(&registry.dir(&name), LinkMode::Warn)?;
+    }
     let opened = if created {
         registry.create::<B>(&name)
     } else {
@@ -416,16 +437,70 @@ fn check<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// `regis fsck --links`: every register's (or one's) links, resolved
+/// against the registers of `data` (remote ones are not asked: offline,
+/// their links count as unresolvable).
+fn check_links<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()> {
+    let registry = Registry::new(data, "localhost");
+    let all = registry.list::<B>()?;
+    if all.is_empty() {
+        bail!("no registers in {}", data.display());
+    }
+    let mut stores = BTreeMap::new();
+    for name in &all {
+        let store = match registry.kind(name) {
+            RegisterKind::Own => registry.open::<B>(name)?.store,
+            RegisterKind::Mirror => registry.open_mirror::<B>(name)?.store,
+        };
+        stores.insert(name.to_string(), store);
+    }
+    let snapshots = stores
+        .iter()
+        .map(|(name, store)| Ok((name.clone(), store.snapshot()?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let names = match register {
+        Some(name) => vec![RegisterName::new(name)?],
+        None => all,
+    };
+    for name in names {
+        let (Some(store), Some(snapshot)) = (stores.get(name.as_str()), snapshots.get(name.as_str()))
+        else {
+            bail!("{} holds no register {name}", data.display());
+        };
+        let schema = load_schema(name.as_str(), store)?;
+        let census = link_census(snapshot, &schema, |link| resolve_among(&snapshots, link))
+            .with_context(|| format!("register {name}"))?;
+        println!(
+            "{name}: {} links, {} dangling, {} unresolvable",
+            census.links, census.dangling, census.unresolvable
+        );
+        for (register, (links, dangling, unresolvable)) in &census.by_register {
+            println!("  to {register}: {links} links, {dangling} dangling, {unresolvable} unresolvable");
+        }
+        for (key, link, resolution) in &census.listed {
+            let what = match resolution {
+                Resolution::Dangling => "dangling",
+                _ => "unresolvable",
+            };
+            println!(
+                "  {key}: {}={:?} -> {}:{} {what}",
+                link.field, link.value, link.register, link.key
+            );
+        }
+    }
+    Ok(())
+}
+
 /// fsck of one register. Opening checks the tree against its last signed
 /// checkpoint; a mirror's checkpoints are checked with its upstream's
 /// pinned keys.
 fn check_one<B: DirBackend>(registry: &Registry, name: &RegisterName) -> Result<FsckReport> {
     let report = match registry.kind(name) {
-        regis_store::RegisterKind::Own => {
+        RegisterKind::Own => {
             let opened = registry.open::<B>(name)?;
             fsck(&opened.store.snapshot()?, &opened.signers)
         }
-        regis_store::RegisterKind::Mirror => {
+        RegisterKind::Mirror => {
             let opened = registry.open_mirror::<B>(name)?;
             let keys = PerLog::from_fn(|log| opened.upstream.verifier(log));
             regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)

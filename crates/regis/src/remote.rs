@@ -1,10 +1,11 @@
 //! `regis get` and `regis verify`: a remote register checked against a
 //! pinned verifier key, by regis-client. No logic here but printing.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use regis_client::{Client, VerifiedCheckpoint};
+use regis_client::{Client, LinkOutcome, VerifiedCheckpoint};
 use regis_model::api::records_json;
 use regis_model::{Record, Timestamp, format_hash};
 use regis_note::{Verifier, WitnessPolicy};
@@ -82,6 +83,15 @@ pub struct GetArgs {
     /// The record's key.
     #[arg(value_name = "KEY")]
     record: String,
+    /// Also verify the records it links to, each in its own register
+    /// (`B/records/KEY/proof?links=1`).
+    #[arg(long)]
+    links: bool,
+    /// A linked register's user-log verifier key, pinned as --key is:
+    /// REGISTER=VKEY; repeatable. A linked record served with a proof
+    /// needs its register's key.
+    #[arg(long = "link-key", value_name = "REGISTER=VKEY", requires = "links")]
+    link_keys: Vec<String>,
 }
 
 /// `regis verify URL --key VKEY [--witness-policy FILE] [--full]`.
@@ -105,7 +115,13 @@ pub struct VerifyArgs {
 pub fn get(args: &GetArgs) -> Result<()> {
     let client = args.remote.client()?;
     let checkpoint = client.checkpoint()?;
-    let record = client.record(&args.record, &checkpoint)?;
+    let (record, links) = if args.links {
+        let keys = link_keys(&args.link_keys)?;
+        let linked = client.record_with_links(&args.record, &checkpoint, &keys)?;
+        (linked.record, linked.links)
+    } else {
+        (client.record(&args.record, &checkpoint)?, Vec::new())
+    };
     println!(
         "{}",
         records_json([Record {
@@ -120,7 +136,42 @@ pub fn get(args: &GetArgs) -> Result<()> {
         client.key().name(),
         cosigned(&record.checkpoint)
     );
+    for check in &links {
+        let link = &check.link;
+        let outcome = match &check.outcome {
+            LinkOutcome::Verified(target) => format!(
+                "verified: entry {} against checkpoint {} of {}",
+                target.number,
+                target.checkpoint.size(),
+                target.checkpoint.signed().checkpoint().origin()
+            ),
+            LinkOutcome::Dangling => "not verified: the server says it has no such record".into(),
+            LinkOutcome::Unresolvable => {
+                "not verified: the server cannot resolve its register".into()
+            }
+            LinkOutcome::Unavailable(why) => format!("not verified: {why}"),
+        };
+        println!(
+            "link {}={:?} -> {}:{}: {outcome}",
+            link.field, link.value, link.register, link.key
+        );
+    }
     Ok(())
+}
+
+/// `--link-key REGISTER=VKEY` values, by register.
+fn link_keys(values: &[String]) -> Result<BTreeMap<String, Verifier>> {
+    let mut keys = BTreeMap::new();
+    for value in values {
+        let (register, key) = value
+            .split_once('=')
+            .with_context(|| format!("--link-key {value:?}: expected REGISTER=VKEY"))?;
+        let key = Verifier::parse(key).with_context(|| format!("--link-key {register}"))?;
+        if keys.insert(register.to_owned(), key).is_some() {
+            anyhow::bail!("--link-key {register} is given twice");
+        }
+    }
+    Ok(keys)
 }
 
 /// Prints what was verified.
