@@ -10,6 +10,7 @@ mod events;
 mod fuzz;
 mod govuk;
 mod html;
+mod links;
 mod openapi;
 mod proofs;
 mod rot;
