@@ -18,6 +18,7 @@ mod cli;
 mod crash_process;
 mod disk_full;
 mod interop;
+mod links;
 mod litewitness;
 mod mirror;
 mod remote;
