@@ -199,6 +199,8 @@ pub fn asked(query: &Query, name: &str, value: &str) -> Result<bool, ApiError> {
 /// A link's target record, proved in its register.
 struct Found {
     entry_number: u64,
+    /// The size of the checkpoint it is proved against.
+    size: u64,
     /// The record as `B/records/{key}` serves it.
     record: Value,
     /// Its C2SP tlog-proof against the register's served checkpoint.
@@ -283,6 +285,7 @@ impl<'a, B: DirBackend> Resolver<'a, B> {
                 let record = &proved.record;
                 Outcome::Found(Found {
                     entry_number: record.number,
+                    size: record.checkpoint.size(),
                     record: record_json(Record {
                         number: record.number,
                         entry: &record.entry,
@@ -338,6 +341,7 @@ fn local<B: DirBackend>(target: &RegisterState<B>, key: &str) -> Outcome {
     match proved.tlog_proof() {
         Ok(tlog_proof) => Outcome::Found(Found {
             entry_number: proved.loaded.number,
+            size: proved.signed.size,
             record: record_json(proved.loaded.model()),
             tlog_proof,
             items: proved
@@ -426,6 +430,73 @@ pub fn proofs_json<B: DirBackend>(
         out.push(body);
     }
     Ok(Value::Array(out))
+}
+
+/// A link as the record page shows it.
+#[derive(Debug)]
+pub struct LinkShown {
+    /// The link.
+    pub link: Link,
+    /// The target record's page (on this server) or URL (on another).
+    pub href: Option<String>,
+    /// Whether this server found and verified the target record.
+    pub verified: bool,
+    /// What became of it, in words.
+    pub status: String,
+}
+
+/// The links of a record's `items` for its page, each resolved by this
+/// server: a target on it read from its store and proved against its
+/// signed checkpoint, one on another server verified with the key pinned
+/// in `links.toml`.
+pub fn shown<B: DirBackend>(
+    app: &App<B>,
+    reg: &RegisterState<B>,
+    schema: &Schema,
+    items: &[Item],
+) -> Vec<LinkShown> {
+    let mut resolver = Resolver::new(app, reg);
+    item_links(schema, items)
+        .into_iter()
+        .map(|link| {
+            let resolved = resolver.resolve(&link);
+            let local = resolved.url.as_deref().is_some_and(|url| url.starts_with('/'));
+            let href = resolved.url.as_deref().map(|url| match local {
+                true => urls::record(&link.register, &link.key).to_string(),
+                false => format!("{url}/records/{}", regis_model::api::path_segment(&link.key)),
+            });
+            let (verified, status) = match resolved.outcome {
+                Outcome::Found(found) => (
+                    true,
+                    format!(
+                        "verified: entry {} of {}, proved against its checkpoint of size {}{}",
+                        found.entry_number,
+                        link.register,
+                        found.size,
+                        if local { "" } else { " signed by the key pinned for it" }
+                    ),
+                ),
+                Outcome::Dangling => (
+                    false,
+                    format!("dangling: {} has no record {}", link.register, quote(&link.key)),
+                ),
+                Outcome::Unresolvable => (
+                    false,
+                    format!(
+                        "not verified: {} is neither on this server nor declared",
+                        link.register
+                    ),
+                ),
+                Outcome::Unavailable(error) => (false, format!("not verified: {}", error.message)),
+            };
+            LinkShown {
+                href: href.filter(|_| verified),
+                link,
+                verified,
+                status,
+            }
+        })
+        .collect()
 }
 
 fn item_links(schema: &Schema, items: &[Item]) -> Vec<Link> {

@@ -154,7 +154,7 @@ fn register_page<B: DirBackend>(
         Route::RegisterHome | Route::Register => pages::register_home(&page),
         Route::Records => pages::records(&page),
         Route::RecordsByField => pages::records_by_field(&page, param(1)?, param(2)?),
-        Route::Record | Route::RecordEntries => pages::record(&page, param(1)?),
+        Route::Record | Route::RecordEntries => pages::record(app, &page, param(1)?),
         Route::Entries => pages::entries(&page),
         Route::Entry => pages::entry(&page, param(1)?),
         Route::Item => pages::item(&page, param(1)?),

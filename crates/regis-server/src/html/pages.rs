@@ -206,14 +206,17 @@ fn history<B: DirBackend>(
 /// `GET B/records/{key}` (and `B/records/{key}/entries`) for a browser:
 /// the record, its history as diffs, and its proof checked in the browser.
 pub(super) fn record<B: DirBackend>(
+    app: &App<B>,
     page: &RegisterPage<'_, B>,
     key: &str,
 ) -> Result<Response, ApiError> {
     let (ctx, read, shown) = (page.ctx, &page.read, &page.shown);
     let found = read.record(key)?;
+    let current = read.load(Log::User, found.entry_number)?;
     let record = RecordShown {
         key,
-        current: read.load(Log::User, found.entry_number)?,
+        links: crate::links::shown(app, read.reg, read.schema()?, &current.items),
+        current,
         item_hash: format_hash(&found.item_hash),
         history: history(read, key, ctx.page()?)?,
         log: page.log_key(Log::User),

@@ -718,6 +718,8 @@ pub(super) struct RecordShown<'a> {
     /// The witnesses whose cosignatures on the proof's checkpoint are
     /// checked.
     pub(super) witnesses: Witnesses,
+    /// Its links, as this server resolved them.
+    pub(super) links: Vec<crate::links::LinkShown>,
 }
 
 /// `B/records/{key}`: the record, its history as diffs, and its proof
@@ -731,6 +733,7 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
         history,
         log,
         witnesses,
+        links,
     } = record;
     let History {
         page,
@@ -752,6 +755,33 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
         }
         @for (position, item) in current.items.iter().enumerate() {
             (item_table(linker, item, if position == 0 { "The record's fields" } else { "Another item of the entry" }))
+        }
+        @if !links.is_empty() {
+            section aria-labelledby="links-heading" {
+                h2 id="links-heading" { "Links" }
+                p {
+                    "Each value that names a record of a register, as this server resolved it: a target on this server read from its store and proved against that register's signed checkpoint, one on another server verified with the key pinned for it. Your browser does not check these; "
+                    code { "regis get " (href) " --links --link-key REGISTER=VKEY" }
+                    " checks each against its own register's key."
+                }
+                table class="links" {
+                    thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for shown in links {
+                            tr class=(if shown.verified { "link-verified" } else { "link-unverified" }) {
+                                td { (shown.link.field) }
+                                td {
+                                    @match &shown.href {
+                                        Some(target) => a href=(target) { (shown.link.value) },
+                                        None => (shown.link.value),
+                                    }
+                                }
+                                td { (shown.status) }
+                            }
+                        }
+                    }
+                }
+            }
         }
         section id="verify" hidden
             aria-labelledby="verify-heading"

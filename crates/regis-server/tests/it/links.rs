@@ -154,6 +154,17 @@ fn warned_registers_take_dangling_links_and_say_so() {
     assert_eq!(taken.status, 200, "{}", taken.text());
     let warnings = taken.json()["link-warnings"].to_string();
     assert!(warnings.contains("\\\"nope\\\"") && warnings.contains("register datatype"), "{warnings}");
+
+    // The record's page shows each link verified or not.
+    let html = [("Accept", "text/html")];
+    let page = server.get_with("/registers/field/records/x-test", &html).text();
+    assert!(page.contains("class=\"link-unverified\""), "{page}");
+    assert!(page.contains("dangling: datatype has no record"), "{page}");
+    let page = server
+        .get_with("/registers/local-authority-eng/records/BRC", &html)
+        .text();
+    assert!(page.contains("class=\"link-verified\""), "{page}");
+    assert!(page.contains("href=\"/registers/local-authority-type/records/UA\""), "{page}");
 }
 
 #[test]
