@@ -675,7 +675,13 @@ pub(crate) fn verify_record_proof(
             key: key.to_owned(),
             error,
         })?;
-    let proved = accept_checkpoint(proof.checkpoint().clone(), origin, key_of_log, source, policy)?;
+    let proved = accept_checkpoint(
+        proof.checkpoint().clone(),
+        origin,
+        key_of_log,
+        source,
+        policy,
+    )?;
     let number = entry_number(proof.index());
     let entry = parse_leaf(number, leaf)?;
     if entry.key != key {

@@ -62,7 +62,7 @@ pub use client::{
 };
 pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
-pub use links::{LinkCheck, LinkOutcome, LinkedRecord, ProvedRecord};
 pub use events::{CheckpointEvent, Events, Received, StreamError};
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
+pub use links::{LinkCheck, LinkOutcome, LinkedRecord, ProvedRecord};
 pub use replayed::ReplayedRecords;

@@ -19,7 +19,7 @@ use crate::http::FetchFailure;
 pub enum LinkOutcome {
     /// The target record, proved against its register's checkpoint signed
     /// by the key given for that register.
-    Verified(VerifiedRecord),
+    Verified(Box<VerifiedRecord>),
     /// The server says the target register holds no such record. Absence
     /// is not proved: this is the server's word.
     Dangling,
@@ -215,7 +215,10 @@ fn check_link(
             link.field, link.value, link.register, link.key
         )));
     }
-    let url = value.get("register-url").and_then(Value::as_str).map(str::to_owned);
+    let url = value
+        .get("register-url")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let outcome = match text("status")?.as_str() {
         "dangling" => LinkOutcome::Dangling,
         "unresolvable" => LinkOutcome::Unresolvable,
@@ -242,14 +245,18 @@ fn check_link(
                     reason,
                 })
             })?;
-            LinkOutcome::Verified(VerifiedRecord {
+            LinkOutcome::Verified(Box::new(VerifiedRecord {
                 number,
                 entry,
                 items,
                 checkpoint: proved,
-            })
+            }))
         }
-        other => return Err(bad(format!("link status {other:?} is not one Regis serves"))),
+        other => {
+            return Err(bad(format!(
+                "link status {other:?} is not one Regis serves"
+            )));
+        }
     };
     Ok(LinkCheck { link, url, outcome })
 }

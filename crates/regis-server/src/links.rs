@@ -43,9 +43,11 @@ use axum::http::StatusCode;
 use regis_client::{Client, Error as ClientError, FetchFailure};
 use regis_model::api::records_json;
 use regis_model::rsf::{Command, RsfReader};
-use regis_model::{Item, ItemHash, Link, Log, Record, Schema, SystemKey, links};
+use regis_model::{
+    Item, ItemHash, Link, LinkCensus, Log, Record, Resolution, Schema, SystemKey, links,
+};
 use regis_note::Verifier;
-use regis_store::{DirBackend, RegistryError, write_atomically};
+use regis_store::{DirBackend, RegistryError, link_census, resolve_among, write_atomically};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -140,11 +142,13 @@ impl LinkSettings {
         let file: LinksFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut remotes = BTreeMap::new();
         for (name, remote) in file.remote {
-            let key = Verifier::parse(&remote.key)
-                .map_err(|e| format!("remote.{name}.key: {e}"))?;
+            let key =
+                Verifier::parse(&remote.key).map_err(|e| format!("remote.{name}.key: {e}"))?;
             let timeout = remote.timeout_seconds.unwrap_or(5);
             if timeout == 0 || timeout > 60 {
-                return Err(format!("remote.{name}.timeout-seconds must be from 1 to 60"));
+                return Err(format!(
+                    "remote.{name}.timeout-seconds must be from 1 to 60"
+                ));
             }
             // The client refuses a URL that is not a register's base URL.
             Client::new(&remote.url, key.clone()).map_err(|e| format!("remote.{name}.url: {e}"))?;
@@ -460,10 +464,16 @@ pub fn shown<B: DirBackend>(
         .into_iter()
         .map(|link| {
             let resolved = resolver.resolve(&link);
-            let local = resolved.url.as_deref().is_some_and(|url| url.starts_with('/'));
+            let local = resolved
+                .url
+                .as_deref()
+                .is_some_and(|url| url.starts_with('/'));
             let href = resolved.url.as_deref().map(|url| match local {
                 true => urls::record(&link.register, &link.key).to_string(),
-                false => format!("{url}/records/{}", regis_model::api::path_segment(&link.key)),
+                false => format!(
+                    "{url}/records/{}",
+                    regis_model::api::path_segment(&link.key)
+                ),
             });
             let (verified, status) = match resolved.outcome {
                 Outcome::Found(found) => (
@@ -473,12 +483,20 @@ pub fn shown<B: DirBackend>(
                         found.entry_number,
                         link.register,
                         found.size,
-                        if local { "" } else { " signed by the key pinned for it" }
+                        if local {
+                            ""
+                        } else {
+                            " signed by the key pinned for it"
+                        }
                     ),
                 ),
                 Outcome::Dangling => (
                     false,
-                    format!("dangling: {} has no record {}", link.register, quote(&link.key)),
+                    format!(
+                        "dangling: {} has no record {}",
+                        link.register,
+                        quote(&link.key)
+                    ),
                 ),
                 Outcome::Unresolvable => (
                     false,
@@ -569,7 +587,12 @@ fn rsf_links(schema: &mut Schema, file: &mut File) -> std::io::Result<Option<Vec
             && entry.log == Log::System
             && SystemKey::parse(&entry.key).is_ok()
         {
-            system.extend(entry.item_hashes.into_iter().map(|h| (entry.key.clone(), h)));
+            system.extend(
+                entry
+                    .item_hashes
+                    .into_iter()
+                    .map(|h| (entry.key.clone(), h)),
+            );
         }
     }
     // 2: their items, applied to the schema.
@@ -679,7 +702,11 @@ fn check_now<B: DirBackend>(
 }
 
 /// What is wrong with a link's resolution, if anything.
-fn problem<B: DirBackend>(reg: &RegisterState<B>, link: &Link, outcome: Outcome) -> Option<ApiError> {
+fn problem<B: DirBackend>(
+    reg: &RegisterState<B>,
+    link: &Link,
+    outcome: Outcome,
+) -> Option<ApiError> {
     match outcome {
         Outcome::Found(_) => None,
         Outcome::Dangling => Some(ApiError::new(
@@ -701,4 +728,71 @@ fn problem<B: DirBackend>(reg: &RegisterState<B>, link: &Link, outcome: Outcome)
         )),
         Outcome::Unavailable(error) => Some(error),
     }
+}
+
+/// Register `reg`'s links counted, each resolved against the registers of
+/// this server at their signed checkpoints (remote ones are not asked: a
+/// page must not wait on other servers; their links count as
+/// unresolvable, as in `regis fsck --links`).
+pub fn census<B: DirBackend>(app: &App<B>, reg: &RegisterState<B>) -> Result<LinkCensus, ApiError> {
+    let read = crate::request::RegisterRead::new(reg)?;
+    let mut snapshots = BTreeMap::new();
+    for other in app.registers() {
+        snapshots.insert(other.name.to_string(), other.snapshot()?);
+    }
+    Ok(link_census(&read.snapshot, read.schema()?, |link| {
+        resolve_among(&snapshots, link)
+    })?)
+}
+
+/// `GET B/links`: [`census`] as JSON.
+pub fn census_response<B: DirBackend>(
+    app: &App<B>,
+    reg: &RegisterState<B>,
+    ctx: &crate::request::Ctx<'_>,
+) -> Result<axum::response::Response, ApiError> {
+    if ctx.format != crate::http::Format::Json {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "a register's links are served as JSON (.json) or a page",
+        ));
+    }
+    let census = census(app, reg)?;
+    let by_register: serde_json::Map<String, Value> = census
+        .by_register
+        .iter()
+        .map(|(register, (links, dangling, unresolvable))| {
+            (
+                register.clone(),
+                json!({"links": links, "dangling": dangling, "unresolvable": unresolvable}),
+            )
+        })
+        .collect();
+    let listed: Vec<Value> = census
+        .listed
+        .iter()
+        .map(|(key, link, resolution)| {
+            json!({
+                "record": key,
+                "field": link.field,
+                "value": link.value,
+                "register": link.register,
+                "key": link.key,
+                "status": match resolution {
+                    Resolution::Dangling => "dangling",
+                    _ => "unresolvable",
+                },
+            })
+        })
+        .collect();
+    let body = json!({
+        "register": reg.name.as_str(),
+        "links": census.links,
+        "dangling": census.dangling,
+        "unresolvable": census.unresolvable,
+        "by-register": by_register,
+        "not-resolved": listed,
+    });
+    Ok(crate::http::json(body.to_string()))
 }

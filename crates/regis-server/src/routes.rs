@@ -70,6 +70,9 @@ pub enum Route {
     Events,
     /// `GET B/witness-policy`: the register's witness policy.
     WitnessPolicy,
+    /// `GET B/links`: the register's links, counted, and those that do not
+    /// resolve.
+    Links,
     /// `GET B/log/tile/{tile}`, `B/system-log/tile/{tile}`.
     Tile(Log),
     /// `GET /assets/…`: a script or stylesheet of the HTML pages.
@@ -225,6 +228,7 @@ pub const ROUTES: &[RouteSpec] = &[
         "/registers/{name}/witness-policy",
         false,
     ),
+    spec(Route::Links, "/registers/{name}/links", true),
     spec(Route::LoadRsf, "/registers/{name}/load-rsf", false),
     // A format suffix stays in the path moved to.
     spec(Route::Moved, "/registers/{name}/record/{key}", true),

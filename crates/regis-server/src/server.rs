@@ -792,6 +792,7 @@ fn handle<B: DirBackend>(
         Route::Checkpoint(log) => tlog::checkpoint(&reg, log),
         Route::Events => events::events(app, reg, headers),
         Route::WitnessPolicy => tlog::witness_policy(&reg),
+        Route::Links => crate::links::census_response(app, &reg, &ctx),
         Route::Tile(log) => tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, headers),
         Route::Home
         | Route::Catalogue

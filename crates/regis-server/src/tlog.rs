@@ -325,7 +325,8 @@ pub fn record_proof<B: DirBackend>(
 ) -> Result<Response, ApiError> {
     let with_links = crate::links::asked(ctx.query, "links", "1")?;
     let proved = proved_record(reg, key)?;
-    let (loaded, index, path, signed) = (&proved.loaded, proved.index, &proved.path, &proved.signed);
+    let (loaded, index, path, signed) =
+        (&proved.loaded, proved.index, &proved.path, &proved.signed);
     match ctx.format {
         Format::TlogProof if with_links => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,

@@ -128,6 +128,11 @@ pub fn download_rsf(name: &str) -> Href {
     register(name).join("download-rsf")
 }
 
+/// `B/links`: its links, counted.
+pub fn links(name: &str) -> Href {
+    register(name).join("links")
+}
+
 /// `B/events`: its new checkpoints as they are signed.
 pub fn events(name: &str) -> Href {
     register(name).join("events")

@@ -19,8 +19,8 @@ use regis_model::{PerLog, RegisterName, Resolution, format_hash, import};
 use regis_server::links::{LinkMode, LinkSettings};
 use regis_store::{
     Commands, DirBackend, FsckReport, Log, RedbBackend, RegisterKind, Registry, Request, Scope,
-    Sequencer, SequencerConfig, TOKENS_FILE, Tokens, fsck, link_census, load_schema,
-    resolve_among, system_clock,
+    Sequencer, SequencerConfig, TOKENS_FILE, Tokens, fsck, link_census, load_schema, resolve_among,
+    system_clock,
 };
 
 /// See `tikv-jemallocator` in the workspace's Cargo.toml for why.
@@ -463,7 +463,8 @@ fn check_links<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()>
         None => all,
     };
     for name in names {
-        let (Some(store), Some(snapshot)) = (stores.get(name.as_str()), snapshots.get(name.as_str()))
+        let (Some(store), Some(snapshot)) =
+            (stores.get(name.as_str()), snapshots.get(name.as_str()))
         else {
             bail!("{} holds no register {name}", data.display());
         };
@@ -475,7 +476,9 @@ fn check_links<B: DirBackend>(data: &Path, register: Option<&str>) -> Result<()>
             census.links, census.dangling, census.unresolvable
         );
         for (register, (links, dangling, unresolvable)) in &census.by_register {
-            println!("  to {register}: {links} links, {dangling} dangling, {unresolvable} unresolvable");
+            println!(
+                "  to {register}: {links} links, {dangling} dangling, {unresolvable} unresolvable"
+            );
         }
         for (key, link, resolution) in &census.listed {
             let what = match resolution {

@@ -121,6 +121,7 @@ pub fn page<B: DirBackend>(app: &App<B>, matched: &Matched, ctx: &Ctx<'_>) -> Op
         | Route::Entries
         | Route::Entry
         | Route::Item
+        | Route::Links
             if html =>
         {
             register_page(app, matched, ctx)
@@ -158,6 +159,7 @@ fn register_page<B: DirBackend>(
         Route::Entries => pages::entries(&page),
         Route::Entry => pages::entry(&page, param(1)?),
         Route::Item => pages::item(&page, param(1)?),
+        Route::Links => pages::links(app, &page),
         _ => Err(ApiError::internal(format!(
             "route {} has no page",
             matched.template

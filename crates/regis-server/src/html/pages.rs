@@ -282,3 +282,17 @@ pub(super) fn item<B: DirBackend>(
     let href = urls::item(shown.name(), &hash);
     Ok(shown.page(&title, &[("Item", href.as_str())], main, &[]))
 }
+
+/// `GET B/links` for a browser: the register's links counted, and each
+/// that does not resolve.
+pub(super) fn links<B: DirBackend>(
+    app: &App<B>,
+    page: &RegisterPage<'_, B>,
+) -> Result<Response, ApiError> {
+    let shown = &page.shown;
+    let census = crate::links::census(app, page.read.reg)?;
+    let main = views::links(shown, &census);
+    let title = format!("Links \u{2013} {}", shown.title());
+    let href = urls::links(shown.name());
+    Ok(shown.page(&title, &[("Links", href.as_str())], main, &[]))
+}

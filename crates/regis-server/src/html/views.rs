@@ -985,3 +985,44 @@ pub(super) fn item(shown: &Shown, hash: &str, item: &Item) -> Markup {
         p { "As " a href=(href.clone().suffixed("json")) { "JSON" } " or " a href=(href.suffixed("csv")) { "CSV" } "." }
     }
 }
+
+/// `B/links`: the register's links counted by target register, and each
+/// that does not resolve.
+pub(super) fn links(shown: &Shown, census: &regis_model::LinkCensus) -> Markup {
+    let href = urls::links(&shown.name);
+    html! {
+        h1 { "Links" }
+        p {
+            (census.links) " links in the register's records, " (census.dangling) " dangling (their register has no such record), "
+            (census.unresolvable) " unresolvable (their register is not on this server). Each is resolved against the registers of this server at their signed checkpoints; registers on other servers are not asked for this page."
+        }
+        @if !census.by_register.is_empty() {
+            table {
+                caption { "By the register they name" }
+                thead { tr { th scope="col" { "Register" } th scope="col" { "Links" } th scope="col" { "Dangling" } th scope="col" { "Unresolvable" } } }
+                tbody {
+                    @for (register, (links, dangling, unresolvable)) in &census.by_register {
+                        tr { td { (register) } td { (links) } td { (dangling) } td { (unresolvable) } }
+                    }
+                }
+            }
+        }
+        @if !census.listed.is_empty() {
+            table {
+                caption { "Links that do not resolve" @if census.listed.len() == regis_model::LinkCensus::LISTED { " (the first " (regis_model::LinkCensus::LISTED) ")" } }
+                thead { tr { th scope="col" { "Record" } th scope="col" { "Field" } th scope="col" { "Value" } th scope="col" { "Status" } } }
+                tbody {
+                    @for (key, link, resolution) in &census.listed {
+                        tr class="link-unverified" {
+                            td { a href=(urls::record(&shown.name, key)) { (key) } }
+                            td { (link.field) }
+                            td { (link.value) }
+                            td { @if *resolution == regis_model::Resolution::Dangling { "dangling" } @else { "unresolvable" } }
+                        }
+                    }
+                }
+            }
+        }
+        p { "As " a href=(href.suffixed("json")) { "JSON" } "; " code { "regis fsck --links" } " counts the same offline." }
+    }
+}

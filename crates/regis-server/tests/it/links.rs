@@ -101,22 +101,53 @@ fn checked_writes_refuse_dangling_links_and_take_good_ones() {
 
     let refused = post_json(&server, path, &token, &authority("ZZA", "NOPE"));
     assert_eq!(refused.error(422), "dangling-link");
-    let message = refused.json()["error"]["message"].as_str().unwrap().to_owned();
-    for part in ["entry 1", "local-authority-type", "\"NOPE\"", "register local-authority-type"] {
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "entry 1",
+        "local-authority-type",
+        "\"NOPE\"",
+        "register local-authority-type",
+    ] {
         assert!(message.contains(part), "{message}");
     }
-    assert_eq!(server.get("/registers/local-authority-eng/records/ZZA").status, 404);
+    assert_eq!(
+        server
+            .get("/registers/local-authority-eng/records/ZZA")
+            .status,
+        404
+    );
 
     let taken = post_json(&server, path, &token, &authority("ZZA", "UA"));
     assert_eq!(taken.status, 200, "{}", taken.text());
     assert!(taken.json().get("link-warnings").is_none());
-    assert_eq!(server.get("/registers/local-authority-eng/records/ZZA").status, 200);
+    assert_eq!(
+        server
+            .get("/registers/local-authority-eng/records/ZZA")
+            .status,
+        200
+    );
+
+    // A record just written to the target register counts once its write
+    // is answered: it is durable and covered by the signed checkpoint.
+    let kind = json!([{"key": "NEW", "item": {"local-authority-type": "NEW", "name": "New"}}]);
+    let kind_token = mint(&server, "local-authority-type");
+    let written = post_json(
+        &server,
+        "/registers/local-authority-type/entries",
+        &kind_token,
+        &kind,
+    );
+    assert_eq!(written.status, 200, "{}", written.text());
+    let taken = post_json(&server, path, &token, &authority("ZZN", "NEW"));
+    assert_eq!(taken.status, 200, "{}", taken.text());
 
     // An RSF load is checked the same way, naming the line.
-    let item = Item::parse(
-        r#"{"local-authority-eng":"ZZB","local-authority-type":"NOPE","name":"Test"}"#,
-    )
-    .unwrap();
+    let item =
+        Item::parse(r#"{"local-authority-eng":"ZZB","local-authority-type":"NOPE","name":"Test"}"#)
+            .unwrap();
     let rsf = format!(
         "add-item\t{}\nappend-entry\tuser\tZZB\t2020-01-01T00:00:00Z\t{}\n",
         item.as_str(),
@@ -132,13 +163,17 @@ fn checked_writes_refuse_dangling_links_and_take_good_ones() {
     let refused = load(&rsf);
     assert_eq!(refused.error(422), "dangling-link");
     assert!(refused.text().contains("line 2"), "{}", refused.text());
-    let taken = load(&rsf.replace("NOPE", "NMD").replace(
-        &item.hash().to_string(),
-        &Item::parse(r#"{"local-authority-eng":"ZZB","local-authority-type":"NMD","name":"Test"}"#)
+    let taken = load(
+        &rsf.replace("NOPE", "NMD").replace(
+            &item.hash().to_string(),
+            &Item::parse(
+                r#"{"local-authority-eng":"ZZB","local-authority-type":"NMD","name":"Test"}"#,
+            )
             .unwrap()
             .hash()
             .to_string(),
-    ));
+        ),
+    );
     assert_eq!(taken.status, 200, "{}", taken.text());
 }
 
@@ -153,18 +188,44 @@ fn warned_registers_take_dangling_links_and_say_so() {
     let taken = post_json(&server, "/registers/field/entries", &token, &body);
     assert_eq!(taken.status, 200, "{}", taken.text());
     let warnings = taken.json()["link-warnings"].to_string();
-    assert!(warnings.contains("\\\"nope\\\"") && warnings.contains("register datatype"), "{warnings}");
+    assert!(
+        warnings.contains("\\\"nope\\\"") && warnings.contains("register datatype"),
+        "{warnings}"
+    );
 
     // The record's page shows each link verified or not.
     let html = [("Accept", "text/html")];
-    let page = server.get_with("/registers/field/records/x-test", &html).text();
+    let page = server
+        .get_with("/registers/field/records/x-test", &html)
+        .text();
     assert!(page.contains("class=\"link-unverified\""), "{page}");
     assert!(page.contains("dangling: datatype has no record"), "{page}");
     let page = server
         .get_with("/registers/local-authority-eng/records/BRC", &html)
         .text();
     assert!(page.contains("class=\"link-verified\""), "{page}");
-    assert!(page.contains("href=\"/registers/local-authority-type/records/UA\""), "{page}");
+    assert!(
+        page.contains("href=\"/registers/local-authority-type/records/UA\""),
+        "{page}"
+    );
+
+    // The register's links page counts them and lists the dangling one.
+    let census = server.get("/registers/field/links.json").json();
+    assert_eq!(
+        (census["links"].as_u64(), census["dangling"].as_u64()),
+        (Some(155), Some(1))
+    );
+    assert_eq!(census["by-register"]["datatype"]["dangling"], 1);
+    assert_eq!(census["not-resolved"][0]["record"], "x-test");
+    assert_eq!(census["not-resolved"][0]["key"], "nope");
+    let census = server.get("/registers/local-authority-eng/links").json();
+    assert_eq!(
+        (census["links"].as_u64(), census["dangling"].as_u64()),
+        (Some(366), Some(0))
+    );
+    let page = server.get_with("/registers/field/links", &html).text();
+    assert!(page.contains("155 links in the register"), "{page}");
+    assert!(page.contains("x-test"), "{page}");
 }
 
 #[test]
@@ -184,7 +245,10 @@ fn registers_created_here_are_checked_and_unknown_registers_do_not_resolve() {
     );
     assert_eq!(created.status, 201, "{}", created.text());
     let marker = server.dir.path().join("registers/school/links.toml");
-    assert_eq!(std::fs::read_to_string(marker).unwrap(), "links = \"check\"\n");
+    assert_eq!(
+        std::fs::read_to_string(marker).unwrap(),
+        "links = \"check\"\n"
+    );
     let token = created.json()["token"].as_str().unwrap().to_owned();
     let path = "/registers/school/entries";
     let school = |authority: &str, country: Option<&str>| {
@@ -196,7 +260,11 @@ fn registers_created_here_are_checked_and_unknown_registers_do_not_resolve() {
     };
     let refused = post_json(&server, path, &token, &school("BRC", Some("GB")));
     assert_eq!(refused.error(422), "unresolvable-link");
-    assert!(refused.text().contains("register country"), "{}", refused.text());
+    assert!(
+        refused.text().contains("register country"),
+        "{}",
+        refused.text()
+    );
     let refused = post_json(&server, path, &token, &school("NOPE", None));
     assert_eq!(refused.error(422), "dangling-link");
     let taken = post_json(&server, path, &token, &school("BRC", None));
@@ -222,20 +290,34 @@ fn records_expand_their_links_with_each_target_record() {
         number
     );
     // register -> field, cardinality n: one link per value.
-    let register = server.get("/registers/register/records/country?expand=links").json();
+    let register = server
+        .get("/registers/register/records/country?expand=links")
+        .json();
     let links = register["country"]["links"].as_array().unwrap();
     assert!(links.len() > 1);
-    assert!(links.iter().all(|l| l["register"] == "field" && l["status"] == "found"));
+    assert!(
+        links
+            .iter()
+            .all(|l| l["register"] == "field" && l["status"] == "found")
+    );
     // The plain record is unchanged; bad values and CSV are refused.
-    assert!(server.get("/registers/local-authority-eng/records/BRC").json()["BRC"]
-        .get("links")
-        .is_none());
+    assert!(
+        server
+            .get("/registers/local-authority-eng/records/BRC")
+            .json()["BRC"]
+            .get("links")
+            .is_none()
+    );
     assert_eq!(
-        server.get("/registers/local-authority-eng/records/BRC?expand=all").error(400),
+        server
+            .get("/registers/local-authority-eng/records/BRC?expand=all")
+            .error(400),
         "bad-query"
     );
     assert_eq!(
-        server.get("/registers/local-authority-eng/records/BRC.csv?expand=links").status,
+        server
+            .get("/registers/local-authority-eng/records/BRC.csv?expand=links")
+            .status,
         406
     );
 }
@@ -266,7 +348,9 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
         "local-authority-type".to_owned(),
         key_of(&server, "datatype"),
     )]);
-    let error = client.record_with_links("BRC", &checkpoint, &wrong).unwrap_err();
+    let error = client
+        .record_with_links("BRC", &checkpoint, &wrong)
+        .unwrap_err();
     assert!(matches!(error, ClientError::Link { .. }), "{error}");
 
     // The tlog-proof is the one served alone, which is unchanged by links.
@@ -275,7 +359,9 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
         .json();
     let alone = server.get("/registers/local-authority-eng/records/BRC/proof.tlog-proof");
     assert_eq!(bundle["tlog-proof"].as_str().unwrap(), alone.text());
-    let plain = server.get("/registers/local-authority-eng/records/BRC/proof.json").json();
+    let plain = server
+        .get("/registers/local-authority-eng/records/BRC/proof.json")
+        .json();
     assert!(plain.get("links").is_none() && plain.get("tlog-proof").is_none());
     assert_eq!(
         server
@@ -285,10 +371,17 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
     );
 }
 
+/// What a lying server does to a body.
+type Lie = fn(&[u8]) -> Vec<u8>;
+
 /// A GET of `path` from `addr`, on a new connection.
 fn fetch(addr: SocketAddr, path: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: regis.test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: regis.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).unwrap();
     bytes
@@ -297,7 +390,7 @@ fn fetch(addr: SocketAddr, path: &str) -> Vec<u8> {
 /// A server in front of `upstream` that answers as it does, except that
 /// the body of each response to a path containing `lied_about` goes
 /// through `lie`. Its thread ends with the test process.
-fn lying_proxy(upstream: SocketAddr, lied_about: &'static str, lie: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+fn lying_proxy(upstream: SocketAddr, lied_about: &'static str, lie: Lie) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -312,7 +405,9 @@ fn lying_proxy(upstream: SocketAddr, lied_about: &'static str, lie: fn(&[u8]) ->
                 }
             }
             let head = String::from_utf8_lossy(&head).into_owned();
-            let Some(path) = head.split_whitespace().nth(1) else { continue };
+            let Some(path) = head.split_whitespace().nth(1) else {
+                continue;
+            };
             let answer = fetch(upstream, path);
             let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
             let (response_head, body) = answer.split_at(split);
@@ -322,10 +417,16 @@ fn lying_proxy(upstream: SocketAddr, lied_about: &'static str, lie: fn(&[u8]) ->
                 .unwrap_or("HTTP/1.1 500 Bad")
                 .to_owned();
             assert!(
-                !String::from_utf8_lossy(response_head).to_ascii_lowercase().contains("chunked"),
+                !String::from_utf8_lossy(response_head)
+                    .to_ascii_lowercase()
+                    .contains("chunked"),
                 "the proxy forwards whole bodies only"
             );
-            let body = if path.contains(lied_about) { lie(body) } else { body.to_vec() };
+            let body = if path.contains(lied_about) {
+                lie(body)
+            } else {
+                body.to_vec()
+            };
             let _ = write!(
                 stream,
                 "{status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -350,11 +451,14 @@ fn bad_proof(proof: &str) -> String {
 #[test]
 fn a_lying_server_is_caught_by_the_bundle_check() {
     let server = linked_server();
-    let lies: [fn(&[u8]) -> Vec<u8>; 3] = [
+    let lies: [Lie; 3] = [
         // The target record's proof does not verify.
         |body| {
             let mut bundle: Value = serde_json::from_slice(body).unwrap();
-            let proof = bundle["links"][0]["tlog-proof"].as_str().unwrap().to_owned();
+            let proof = bundle["links"][0]["tlog-proof"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             bundle["links"][0]["tlog-proof"] = json!(bad_proof(&proof));
             bundle.to_string().into_bytes()
         },
@@ -368,7 +472,10 @@ fn a_lying_server_is_caught_by_the_bundle_check() {
         // The target's item is not the one its entry names.
         |body| {
             let mut bundle: Value = serde_json::from_slice(body).unwrap();
-            let item = bundle["links"][0]["items"][0].as_str().unwrap().replace("Unitary", "Other");
+            let item = bundle["links"][0]["items"][0]
+                .as_str()
+                .unwrap()
+                .replace("Unitary", "Other");
             bundle["links"][0]["items"][0] = json!(item);
             bundle.to_string().into_bytes()
         },
@@ -385,9 +492,14 @@ fn a_lying_server_is_caught_by_the_bundle_check() {
         )
         .unwrap();
         let checkpoint = client.checkpoint().unwrap();
-        let error = client.record_with_links("BRC", &checkpoint, &keys).unwrap_err();
+        let error = client
+            .record_with_links("BRC", &checkpoint, &keys)
+            .unwrap_err();
         assert!(
-            matches!(error, ClientError::Link { .. } | ClientError::LinkBundle { .. }),
+            matches!(
+                error,
+                ClientError::Link { .. } | ClientError::LinkBundle { .. }
+            ),
             "{error}"
         );
     }
@@ -431,7 +543,10 @@ fn remote_registers_resolve_links_and_their_failures_refuse_checked_writes() {
     let linked = client.record_with_links("ZZA", &checkpoint, &keys).unwrap();
     assert!(matches!(linked.links[0].outcome, LinkOutcome::Verified(_)));
     let url = linked.links[0].url.as_deref().unwrap();
-    assert!(url.starts_with(&format!("http://{}/", remote.addr)), "{url}");
+    assert!(
+        url.starts_with(&format!("http://{}/", remote.addr)),
+        "{url}"
+    );
     drop(server);
 
     // A remote whose proofs do not verify: 502.
@@ -464,7 +579,11 @@ fn remote_registers_resolve_links_and_their_failures_refuse_checked_writes() {
         let started = Instant::now();
         let refused = post_json(&server, path, &token, &authority("ZZA", "UA"));
         assert_eq!(refused.error(503), "link-target-unavailable");
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
         // Reads go on, saying the link is not verified.
         let expanded = server.get("/registers/local-authority-eng/records/BRC?expand=links");
         assert_eq!(expanded.json()["BRC"]["links"][0]["status"], "unavailable");

@@ -41,7 +41,12 @@ fn load_fixtures(data: &Path) {
 }
 
 fn fsck_links(data: &Path) -> String {
-    ok(regis(&["fsck", "--links", "--data", data.to_str().unwrap()]))
+    ok(regis(&[
+        "fsck",
+        "--links",
+        "--data",
+        data.to_str().unwrap(),
+    ]))
 }
 
 fn key(data: &Path, name: &str) -> String {
@@ -64,12 +69,16 @@ fn fsck_counts_every_registers_links_and_history_loads_dangling_ones() {
     load_fixtures(data.path());
     let report = fsck_links(data.path());
     for (name, links, dangling, unresolvable) in CENSUS {
-        let line = format!("{name}: {links} links, {dangling} dangling, {unresolvable} unresolvable");
+        let line =
+            format!("{name}: {links} links, {dangling} dangling, {unresolvable} unresolvable");
         assert!(report.lines().any(|l| l == line), "{line}\n{report}");
     }
     // Registers loaded from history are warned of, not checked.
     let marker = data.path().join("registers/local-authority-eng/links.toml");
-    assert_eq!(std::fs::read_to_string(marker).unwrap(), "links = \"warn\"\n");
+    assert_eq!(
+        std::fs::read_to_string(marker).unwrap(),
+        "links = \"warn\"\n"
+    );
 
     // History with a dangling link loads; fsck then lists it.
     let patch = data.path().join("patch.rsf");
@@ -89,7 +98,8 @@ fn fsck_counts_every_registers_links_and_history_loads_dangling_ones() {
         "{report}"
     );
     assert!(
-        report.contains("  ZZA: local-authority-type=\"NOPE\" -> local-authority-type:NOPE dangling"),
+        report
+            .contains("  ZZA: local-authority-type=\"NOPE\" -> local-authority-type:NOPE dangling"),
         "{report}"
     );
 }
