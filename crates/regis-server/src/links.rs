@@ -796,3 +796,44 @@ pub fn census_response<B: DirBackend>(
     });
     Ok(crate::http::json(body.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C2SP signed-note's example verifier key.
+    const KEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+
+    #[test]
+    fn settings_parse_and_name_what_is_wrong() {
+        let remote = |extra: &str| {
+            format!(
+                "links = \"check\"\n[remote.country]\nurl = \"https://example.org/registers/country\"\nkey = \"{KEY}\"\n{extra}"
+            )
+        };
+        let settings = LinkSettings::parse(&remote("")).unwrap();
+        assert_eq!(settings.mode, LinkMode::Check);
+        assert_eq!(settings.remotes["country"].timeout, Duration::from_secs(5));
+        assert_eq!(LinkSettings::parse("").unwrap().mode, LinkMode::Warn);
+        assert_eq!(
+            LinkSettings::parse("links = \"off\"").unwrap().mode,
+            LinkMode::Off
+        );
+        for (text, wrong) in [
+            ("links = \"strict\"".to_owned(), "unknown variant"),
+            ("link = \"check\"".to_owned(), "unknown field"),
+            (
+                remote("timeout-seconds = 0"),
+                "timeout-seconds must be from 1 to 60",
+            ),
+            (remote("").replace(KEY, "nokey"), "remote.country.key"),
+            (
+                remote("").replace("https://example.org/registers/country", "ftp://x"),
+                "remote.country.url",
+            ),
+        ] {
+            let error = LinkSettings::parse(&text).unwrap_err();
+            assert!(error.contains(wrong), "{text}: {error}");
+        }
+    }
+}
