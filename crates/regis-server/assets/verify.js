@@ -19,6 +19,11 @@
 //      cosignature/v1) with a time neither zero nor in the future, and at
 //      least one is there if the policy requires cosignatures. Each
 //      witness's line in the list says what was found.
+// With data-links="true", the bundle is asked for with ?links=1 and each
+// row of the #links table that names a verifier key (a target the server
+// found) is checked the same way: the target's tlog-proof (leaf, items,
+// inclusion, the signature by that register's key), the row saying what
+// was found.
 "use strict";
 
 (function () {
@@ -278,10 +283,131 @@
     return cosigned;
   }
 
+  // Each item's SHA-256 is the entry's item-hash at its place.
+  async function checkItems(itemHashes, items) {
+    for (let i = 0; i < itemHashes.length; i++) {
+      if (typeof items[i] !== "string") {
+        fail("item hash: an item is not text");
+      }
+      const actual = await sha256(utf8.encode(items[i]));
+      if (!equal(actual, parseHash(itemHashes[i], "item hash: the entry's item-hash"))) {
+        fail("item hash: the item's SHA-256 is not the entry's item-hash");
+      }
+    }
+  }
+
+  // A C2SP tlog-proof: its header, `extra` (the leaf bytes), `index`, the
+  // audit path one base64 hash a line, a blank line and the checkpoint.
+  function parseTlogProof(text) {
+    if (typeof text !== "string") {
+      fail("tlog-proof: the bundle carries none");
+    }
+    const lines = text.split("\n");
+    if (lines[0] !== "c2sp.org/tlog-proof@v1") {
+      fail("tlog-proof: it is not a C2SP tlog-proof");
+    }
+    if (!(lines[1] || "").startsWith("extra ")) {
+      fail("tlog-proof: it carries no leaf bytes");
+    }
+    const leaf = fromBase64(lines[1].slice(6), "tlog-proof: its leaf bytes");
+    const index = /^index (0|[1-9][0-9]{0,19})$/.exec(lines[2] || "");
+    if (!index) {
+      fail("tlog-proof: it has no index line");
+    }
+    let i = 3;
+    const path = [];
+    for (; i < lines.length && lines[i] !== ""; i++) {
+      const hash = fromBase64(lines[i], "tlog-proof: an audit path hash");
+      if (hash.length !== 32) {
+        fail("tlog-proof: an audit path hash is not 32 bytes");
+      }
+      path.push(hash);
+    }
+    if (i >= lines.length) {
+      fail("tlog-proof: it carries no checkpoint");
+    }
+    const checkpoint = parseCheckpoint(lines.slice(i + 1).join("\n"));
+    return { leaf, index: BigInt(index[1]), path, checkpoint };
+  }
+
+  // One link of the bundle (`?links=1`): the target record's tlog-proof,
+  // checked against the verifier key the page gives for its register, as
+  // the record itself is checked.
+  async function verifyLink(link, row) {
+    if (!link || link.field !== row.dataset.linkField || link.value !== row.dataset.linkValue) {
+      fail("the bundle's link is not the one shown");
+    }
+    if (link.status !== "found") {
+      fail("the server says it is " + link.status);
+    }
+    const proof = parseTlogProof(link["tlog-proof"]);
+    let leaf;
+    try {
+      leaf = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(proof.leaf));
+    } catch (_) {
+      fail("entry: the leaf bytes are not JSON");
+    }
+    if (leaf.key !== link.key || link.key !== row.dataset.linkKey) {
+      fail("entry: the proof is for another key");
+    }
+    if (leaf["entry-number"] !== String(proof.index + 1n)) {
+      fail("entry: the proof's index is not its entry's");
+    }
+    const itemHashes = leaf["item-hash"];
+    if (
+      !Array.isArray(itemHashes) ||
+      !Array.isArray(link.items) ||
+      itemHashes.length === 0 ||
+      itemHashes.length !== link.items.length
+    ) {
+      fail("item hash: the proof's items do not match the entry's item-hash list");
+    }
+    await checkItems(itemHashes, link.items);
+    const leafHash = await sha256(concat(Uint8Array.of(0), proof.leaf));
+    const root = await rootFromInclusionProof(
+      proof.index,
+      proof.checkpoint.size,
+      leafHash,
+      proof.path,
+    );
+    if (!equal(root, proof.checkpoint.root)) {
+      fail("inclusion proof: the audit path does not lead to the checkpoint's root hash");
+    }
+    const key = row.dataset.verifierKey || "";
+    if (proof.checkpoint.origin !== key.split("+")[0]) {
+      fail("checkpoint: it is for another log (" + proof.checkpoint.origin + ")");
+    }
+    await checkSignature(proof.checkpoint, key);
+    return { number: leaf["entry-number"], size: proof.checkpoint.size };
+  }
+
+  // Checks each link row of the page against the bundle, and says on the
+  // row what was found; rows the server did not find are left as it said.
+  async function verifyLinks(bundle) {
+    for (const row of document.querySelectorAll("#links tr[data-verifier-key]")) {
+      const cell = row.querySelector(".link-status");
+      try {
+        const link = (bundle.links || [])[Number(row.dataset.linkIndex)];
+        const { number, size } = await verifyLink(link, row);
+        row.dataset.result = "verified";
+        cell.textContent =
+          "verified in your browser: entry " + number + " of " + link.register +
+          ", signed at size " + size;
+      } catch (error) {
+        row.dataset.result = "failed";
+        row.className = "link-unverified";
+        cell.textContent =
+          "not verified: " +
+          (error instanceof Failure ? error.message : "the check stopped (" + error + ")");
+      }
+    }
+  }
+
   async function verify(expected) {
     let response;
     try {
-      response = await fetch(expected.proofUrl, {
+      const url = expected.proofUrl + (expected.links === "true" ? "?links=1" : "");
+      response = await fetch(url, {
         headers: { Accept: "application/json" },
         cache: "no-store",
       });
@@ -296,6 +422,10 @@
       proof = await response.json();
     } catch (_) {
       fail("the proof is not JSON");
+    }
+
+    if (expected.links === "true") {
+      await verifyLinks(proof);
     }
 
     // 1. The entry and its items.
@@ -323,15 +453,7 @@
     ) {
       fail("item hash: the proof's items do not match the entry's item-hash list");
     }
-    for (let i = 0; i < itemHashes.length; i++) {
-      if (typeof proof.items[i] !== "string") {
-        fail("item hash: an item is not text");
-      }
-      const actual = await sha256(utf8.encode(proof.items[i]));
-      if (!equal(actual, parseHash(itemHashes[i], "item hash: the entry's item-hash"))) {
-        fail("item hash: the item's SHA-256 is not the entry's item-hash");
-      }
-    }
+    await checkItems(itemHashes, proof.items);
     if (itemHashes[0] !== expected.itemHash) {
       fail("item hash: the proven item is not the one shown on this page");
     }

@@ -225,6 +225,8 @@ enum Outcome {
 /// remote's base URL) and what it resolved to.
 struct Resolved {
     url: Option<String>,
+    /// The verifier key of its register's user log, when known.
+    verifier: Option<String>,
     outcome: Outcome,
 }
 
@@ -249,6 +251,7 @@ impl<'a, B: DirBackend> Resolver<'a, B> {
         match self.app.register(&link.register) {
             Ok(target) => Resolved {
                 url: Some(urls::register(target.name.as_str()).to_string()),
+                verifier: Some(target.verifier(Log::User).to_owned()),
                 outcome: local(&target, &link.key),
             },
             // Not a register of this server: perhaps a declared remote one.
@@ -259,16 +262,19 @@ impl<'a, B: DirBackend> Resolver<'a, B> {
                 match self.reg.links.remotes.get(&link.register) {
                     Some(remote) => Resolved {
                         url: Some(remote.url.clone()),
+                        verifier: Some(remote.key.to_string()),
                         outcome: self.remote(&link.register, remote, &link.key),
                     },
                     None => Resolved {
                         url: None,
+                        verifier: None,
                         outcome: Outcome::Unresolvable,
                     },
                 }
             }
             Err(error) => Resolved {
                 url: Some(urls::register(&link.register).to_string()),
+                verifier: None,
                 outcome: Outcome::Unavailable(error),
             },
         }
@@ -445,6 +451,9 @@ pub struct LinkShown {
     pub href: Option<String>,
     /// Whether this server found and verified the target record.
     pub verified: bool,
+    /// The verifier key a found target's proof is checked against (its
+    /// register's, on this server or pinned for a remote one).
+    pub verifier: Option<String>,
     /// What became of it, in words.
     pub status: String,
 }
@@ -479,7 +488,7 @@ pub fn shown<B: DirBackend>(
                 Outcome::Found(found) => (
                     true,
                     format!(
-                        "verified: entry {} of {}, proved against its checkpoint of size {}{}",
+                        "verified by this server: entry {} of {}, proved against its checkpoint of size {}{}",
                         found.entry_number,
                         link.register,
                         found.size,
@@ -509,6 +518,7 @@ pub fn shown<B: DirBackend>(
             };
             LinkShown {
                 href: href.filter(|_| verified),
+                verifier: resolved.verifier.filter(|_| verified),
                 link,
                 verified,
                 status,

@@ -757,18 +757,24 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
             (item_table(linker, item, if position == 0 { "The record's fields" } else { "Another item of the entry" }))
         }
         @if !links.is_empty() {
-            section aria-labelledby="links-heading" {
+            section id="links" aria-labelledby="links-heading" {
                 h2 id="links-heading" { "Links" }
                 p {
-                    "Each value that names a record of a register, as this server resolved it: a target on this server read from its store and proved against that register's signed checkpoint, one on another server verified with the key pinned for it. Your browser does not check these; "
-                    code { "regis get " (href) " --links --link-key REGISTER=VKEY" }
-                    " checks each against its own register's key."
+                    "Each value that names a record of a register, as this server resolved it. Your browser then checks each target it found: its proof against the signed checkpoint of its own register, with that register's verifier key as this server gives it (one on this server, or the key pinned for one on another). "
+                    code { "regis get <url> " (key) " --key " (log.verifier) " --links --link-key REGISTER=VKEY" }
+                    " checks them against keys you pin yourself."
                 }
                 table class="links" {
                     thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } th scope="col" { "Status" } } }
                     tbody {
-                        @for shown in links {
-                            tr class=(if shown.verified { "link-verified" } else { "link-unverified" }) {
+                        @for (index, shown) in links.iter().enumerate() {
+                            tr class=(if shown.verified { "link-verified" } else { "link-unverified" })
+                                data-link-index=(index)
+                                data-link-field=(shown.link.field)
+                                data-link-value=(shown.link.value)
+                                data-link-key=(shown.link.key)
+                                data-verifier-key=[shown.verifier.as_deref()]
+                            {
                                 td { (shown.link.field) }
                                 td {
                                     @match &shown.href {
@@ -776,7 +782,7 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
                                         None => (shown.link.value),
                                     }
                                 }
-                                td { (shown.status) }
+                                td class="link-status" { (shown.status) }
                             }
                         }
                     }
@@ -792,6 +798,7 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
             data-entry-number=(current.number)
             data-item-hash=(item_hash)
             data-witnesses-required=(witnesses.required)
+            data-links=(!links.is_empty())
         {
             h2 id="verify-heading" { "Verification" }
             p id="verify-status" class="status" role="status" aria-live="polite" { "Checking\u{2026}" }
@@ -810,6 +817,9 @@ pub(super) fn record(shown: &Shown, record: &RecordShown<'_>) -> Markup {
                     li { "The item's SHA-256 is the entry's item hash, and the entry names this key." }
                     li { "The entry's leaf hash, and the audit path from it to the signed root (RFC 9162)." }
                     li { "The custodian's Ed25519 signature on the checkpoint, against the verifier key " code { (log.verifier) } "." }
+                    @if !links.is_empty() {
+                        li { "For each link this server found, the same of the target record's proof (its C2SP tlog-proof in " code { "?links=1" } "), against its own register's checkpoint and verifier key; each link's row says what was found." }
+                    }
                     @if !witnesses.keys.is_empty() {
                         li {
                             "Each witness's cosignature on the checkpoint (C2SP cosignature/v1: Ed25519 over the checkpoint and the time it was made), against the witness's key listed below; none may fail or be dated in the future"

@@ -216,6 +216,8 @@ enum Tamper {
     Cosigned { time: u64, forged: bool },
     /// The checkpoint's cosignatures taken off (the log's signature kept).
     Uncosigned,
+    /// One audit-path hash of the first link's target proof (`?links=1`).
+    LinkProof,
 }
 
 /// `text`, a signed checkpoint, with only its first signature line (the
@@ -253,6 +255,13 @@ impl Tamper {
                 proof["checkpoint"] = forged.into();
             }
             Tamper::OtherRecord => {}
+            Tamper::LinkProof => {
+                let text = proof["links"][0]["tlog-proof"].as_str().unwrap().to_owned();
+                let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+                let first = lines[3].remove(0);
+                lines[3].insert(0, if first == 'A' { 'B' } else { 'A' });
+                proof["links"][0]["tlog-proof"] = lines.join("\n").into();
+            }
             Tamper::Uncosigned => {
                 let text = proof["checkpoint"].as_str().unwrap().to_owned();
                 proof["checkpoint"] = uncosigned(&text).to_string().into();
@@ -326,7 +335,7 @@ fn relay(mut client: TcpStream, upstream: SocketAddr, tamper: Tamper) {
     let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let upstream_head = String::from_utf8_lossy(&response[..end]).into_owned();
     let mut body = response[end + 4..].to_vec();
-    if path.ends_with("/proof") {
+    if path.ends_with("/proof") || path.ends_with("/proof?links=1") {
         let mut proof: serde_json::Value = serde_json::from_slice(&body).unwrap();
         tamper.apply(&mut proof);
         body = proof.to_string().into_bytes();
@@ -648,6 +657,38 @@ fn the_browser_checks_each_witness_cosignature_on_the_proof() {
             let lines: Vec<(String, String)> =
                 lines.into_iter().map(|(r, t)| (r.to_owned(), t)).collect();
             assert_eq!(found, lines, "{base}");
+        }
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_browser_checks_each_link_against_its_registers_key() {
+    let _browser = one_at_a_time();
+    let server = TestServer::start(
+        ["local-authority-type", "local-authority-eng"]
+            .map(|name| (name, rsf_commands(&format!("registry-data/{name}.rsf"))))
+            .to_vec(),
+    );
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let client = driver.client().await;
+        for (base, expected) in [
+            (server.addr, "verified in your browser: entry"),
+            (
+                lying_proxy(server.addr, Tamper::LinkProof),
+                "not verified: inclusion proof: the audit path does not lead to the checkpoint's root hash",
+            ),
+        ] {
+            client
+                .goto(&format!("http://{base}/registers/local-authority-eng/records/BRC"))
+                .await
+                .unwrap();
+            let (result, text) = verification(&client).await;
+            assert_eq!(result, "verified", "{text}");
+            let links = wait_for_text(&client, "#links tbody", expected).await;
+            assert!(links.contains("local-authority-type"), "{links}");
+            screenshot(&client, if base == server.addr { "record-links" } else { "record-links-tampered" }).await;
         }
         client.close().await.unwrap();
     });
