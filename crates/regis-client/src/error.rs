@@ -241,8 +241,10 @@ pub enum Error {
         reason: String,
     },
     /// A link's target record is served with a proof, but no verifier key
-    /// of its register was given.
-    #[error("record {key:?} links to register {register}, whose verifier key was not given")]
+    /// of its register was given, pinned or in a trusted registry.
+    #[error(
+        "record {key:?} links to register {register}, whose verifier key was not given (pinned, or in a trusted registry)"
+    )]
     LinkKey {
         /// The record's key.
         key: String,

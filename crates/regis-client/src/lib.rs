@@ -64,5 +64,5 @@ pub use entries::{CheckedEntries, CheckedEntry, LogRange};
 pub use error::Error;
 pub use events::{CheckpointEvent, Events, Received, StreamError};
 pub use http::{FetchError, FetchFailure, HttpTiles, Limits};
-pub use links::{LinkCheck, LinkOutcome, LinkedRecord, ProvedRecord};
+pub use links::{KEY_FIELD, LinkCheck, LinkKeys, LinkOutcome, LinkedRecord, ProvedRecord};
 pub use replayed::ReplayedRecords;

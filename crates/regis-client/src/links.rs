@@ -51,13 +51,81 @@ pub struct LinkedRecord {
     pub links: Vec<LinkCheck>,
 }
 
+/// Where the verifier keys of linked registers come from: keys pinned by
+/// register name, and optionally a trusted register of registers (its own
+/// key pinned) whose record for a register gives that register's key in
+/// its `log-public-key` field. A pinned key wins.
+#[derive(Debug, Default)]
+pub struct LinkKeys {
+    pinned: BTreeMap<String, Verifier>,
+    registry: Option<Client>,
+    found: BTreeMap<String, Option<Verifier>>,
+}
+
+/// The field of a register of registers' record that holds the register's
+/// user-log verifier key.
+pub const KEY_FIELD: &str = "log-public-key";
+
+impl LinkKeys {
+    /// Keys pinned by register name.
+    pub fn pinned(keys: BTreeMap<String, Verifier>) -> Self {
+        LinkKeys {
+            pinned: keys,
+            ..LinkKeys::default()
+        }
+    }
+
+    /// Also trusts `registry`, a register of registers read with its own
+    /// pinned key: a register without a pinned key takes the
+    /// `log-public-key` of its record there, verified as any record is.
+    pub fn with_registry(mut self, registry: Client) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// `register`'s key: pinned, or from the registry (`None` if neither
+    /// has one).
+    fn key(&mut self, register: &str) -> Result<Option<Verifier>, Error> {
+        if let Some(key) = self.pinned.get(register) {
+            return Ok(Some(key.clone()));
+        }
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        if let Some(found) = self.found.get(register) {
+            return Ok(found.clone());
+        }
+        let checkpoint = registry.checkpoint()?;
+        let found = match registry.record(register, &checkpoint) {
+            Err(Error::Fetch(error)) if error.failure == FetchFailure::Status(404) => None,
+            Err(error) => return Err(error),
+            Ok(record) => {
+                let text = record
+                    .items
+                    .iter()
+                    .find_map(|item| item.get_one(KEY_FIELD))
+                    .ok_or_else(|| Error::LinkBundle {
+                        key: register.to_owned(),
+                        reason: format!("its record in the registry has no {KEY_FIELD}"),
+                    })?;
+                Some(Verifier::parse(&text).map_err(|e| Error::LinkBundle {
+                    key: register.to_owned(),
+                    reason: format!("its {KEY_FIELD} in the registry: {e}"),
+                })?)
+            }
+        };
+        self.found.insert(register.to_owned(), found.clone());
+        Ok(found)
+    }
+}
+
 impl Client {
     /// Fetches record `key` with the proofs of the records it links to
     /// (`B/records/{key}/proof.json?links=1`) and verifies all of it: the
     /// record as [`Client::record`] does (its items from the bundle,
     /// re-hashed), that each link's field and value are in the record's
     /// item, and each target record's tlog-proof against the key `keys`
-    /// gives for its register (with no witness policy: the policy pinned
+    /// gives for its register (pinned, or from a trusted registry) (with no witness policy: the policy pinned
     /// is this register's). A target proved without a key given for its
     /// register is an error ([`Error::LinkKey`]), as is any that does not
     /// verify ([`Error::Link`]). That the server listed every link of the
@@ -66,7 +134,7 @@ impl Client {
         &self,
         key: &str,
         trusted: &VerifiedCheckpoint,
-        keys: &BTreeMap<String, Verifier>,
+        keys: &mut LinkKeys,
     ) -> Result<LinkedRecord, Error> {
         let path = format!("records/{}/proof.json?links=1", path_segment(key));
         let source = format!("{}/{path}", self.base_url());
@@ -97,7 +165,7 @@ impl Client {
         };
         let checks = links
             .iter()
-            .map(|value| check_link(key, value, &items, keys, &source))
+            .map(|value| check_link(key, value, &items, &mut *keys, &source))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LinkedRecord {
             record: VerifiedRecord {
@@ -188,7 +256,7 @@ fn check_link(
     key: &str,
     value: &Value,
     items: &[Item],
-    keys: &BTreeMap<String, Verifier>,
+    keys: &mut LinkKeys,
     source: &str,
 ) -> Result<LinkCheck, Error> {
     let bad = |reason: String| Error::LinkBundle {
@@ -224,7 +292,7 @@ fn check_link(
         "unresolvable" => LinkOutcome::Unresolvable,
         "unavailable" => LinkOutcome::Unavailable(text("error")?),
         "found" => {
-            let verifier = keys.get(&link.register).ok_or_else(|| Error::LinkKey {
+            let verifier = keys.key(&link.register)?.ok_or_else(|| Error::LinkKey {
                 key: key.to_owned(),
                 register: link.register.clone(),
             })?;
@@ -237,7 +305,7 @@ fn check_link(
             };
             let proof = text("tlog-proof")?;
             let (proved, number, entry) =
-                verify_record_proof(&link.key, proof.as_bytes(), verifier, None, source)
+                verify_record_proof(&link.key, proof.as_bytes(), &verifier, None, source)
                     .map_err(failed)?;
             let items = bundled_items(value, &entry).map_err(|reason| {
                 failed(Error::LinkBundle {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use regis_client::{Client, LinkOutcome, VerifiedCheckpoint};
+use regis_client::{Client, LinkKeys, LinkOutcome, VerifiedCheckpoint};
 use regis_model::api::records_json;
 use regis_model::{Record, Timestamp, format_hash};
 use regis_note::{Verifier, WitnessPolicy};
@@ -92,6 +92,14 @@ pub struct GetArgs {
     /// needs its register's key.
     #[arg(long = "link-key", value_name = "REGISTER=VKEY", requires = "links")]
     link_keys: Vec<String>,
+    /// A trusted register of registers (its base URL): a linked register
+    /// without a --link-key takes the `log-public-key` of its record there,
+    /// verified with --registry-key.
+    #[arg(long, value_name = "URL", requires_all = ["links", "registry_key"])]
+    registry: Option<String>,
+    /// The user-log verifier key of --registry, pinned.
+    #[arg(long = "registry-key", value_name = "VKEY", requires = "registry")]
+    registry_key: Option<String>,
 }
 
 /// `regis verify URL --key VKEY [--witness-policy FILE] [--full]`.
@@ -116,8 +124,12 @@ pub fn get(args: &GetArgs) -> Result<()> {
     let client = args.remote.client()?;
     let checkpoint = client.checkpoint()?;
     let (record, links) = if args.links {
-        let keys = link_keys(&args.link_keys)?;
-        let linked = client.record_with_links(&args.record, &checkpoint, &keys)?;
+        let mut keys = LinkKeys::pinned(link_keys(&args.link_keys)?);
+        if let (Some(url), Some(key)) = (&args.registry, &args.registry_key) {
+            let key = Verifier::parse(key).context("--registry-key")?;
+            keys = keys.with_registry(Client::new(url, key)?);
+        }
+        let linked = client.record_with_links(&args.record, &checkpoint, &mut keys)?;
         (linked.record, linked.links)
     } else {
         (client.record(&args.record, &checkpoint)?, Vec::new())

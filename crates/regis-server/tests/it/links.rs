@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use regis_client::{Client, Error as ClientError, LinkOutcome};
+use regis_client::{Client, Error as ClientError, LinkKeys, LinkOutcome};
 use regis_model::{Item, Log, RegisterName};
 use regis_note::Verifier;
 use regis_server::Limits;
@@ -331,7 +331,9 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
         "local-authority-type".to_owned(),
         key_of(&server, "local-authority-type"),
     )]);
-    let linked = client.record_with_links("BRC", &checkpoint, &keys).unwrap();
+    let linked = client
+        .record_with_links("BRC", &checkpoint, &mut LinkKeys::pinned(keys.clone()))
+        .unwrap();
     assert_eq!(linked.record.entry.key, "BRC");
     assert_eq!(linked.links.len(), 1);
     match &linked.links[0].outcome {
@@ -341,7 +343,7 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
 
     // Without the linked register's key, or with another's, it fails.
     let error = client
-        .record_with_links("BRC", &checkpoint, &BTreeMap::new())
+        .record_with_links("BRC", &checkpoint, &mut LinkKeys::default())
         .unwrap_err();
     assert!(matches!(error, ClientError::LinkKey { .. }), "{error}");
     let wrong = BTreeMap::from([(
@@ -349,7 +351,7 @@ fn a_proof_bundle_verifies_each_register_against_its_own_key() {
         key_of(&server, "datatype"),
     )]);
     let error = client
-        .record_with_links("BRC", &checkpoint, &wrong)
+        .record_with_links("BRC", &checkpoint, &mut LinkKeys::pinned(wrong))
         .unwrap_err();
     assert!(matches!(error, ClientError::Link { .. }), "{error}");
 
@@ -493,7 +495,7 @@ fn a_lying_server_is_caught_by_the_bundle_check() {
         .unwrap();
         let checkpoint = client.checkpoint().unwrap();
         let error = client
-            .record_with_links("BRC", &checkpoint, &keys)
+            .record_with_links("BRC", &checkpoint, &mut LinkKeys::pinned(keys.clone()))
             .unwrap_err();
         assert!(
             matches!(
@@ -540,7 +542,9 @@ fn remote_registers_resolve_links_and_their_failures_refuse_checked_writes() {
     let client = client_of(&server, "local-authority-eng");
     let checkpoint = client.checkpoint().unwrap();
     let keys = BTreeMap::from([("local-authority-type".to_owned(), key.clone())]);
-    let linked = client.record_with_links("ZZA", &checkpoint, &keys).unwrap();
+    let linked = client
+        .record_with_links("ZZA", &checkpoint, &mut LinkKeys::pinned(keys))
+        .unwrap();
     assert!(matches!(linked.links[0].outcome, LinkOutcome::Verified(_)));
     let url = linked.links[0].url.as_deref().unwrap();
     assert!(
@@ -589,4 +593,52 @@ fn remote_registers_resolve_links_and_their_failures_refuse_checked_writes() {
         assert_eq!(expanded.json()["BRC"]["links"][0]["status"], "unavailable");
     }
     drop(hanging);
+}
+
+#[test]
+fn a_linked_registers_key_may_come_from_a_trusted_register_of_registers() {
+    let server = TestServer::start_prepared(
+        |registry| load_fixtures(registry, &["local-authority-type", "local-authority-eng"]),
+        Limits::default(),
+    );
+    let admin = mint(&server, "");
+    let created = post_json(
+        &server,
+        "/registers",
+        &admin,
+        &json!({"name": "registry", "text": "Registers and their keys", "fields": [
+            {"field": "registry", "datatype": "string", "cardinality": "1"},
+            {"field": "log-public-key", "datatype": "string", "cardinality": "1"},
+        ]}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let token = created.json()["token"].as_str().unwrap().to_owned();
+    let list = |key: &Verifier| {
+        let body = json!([{"key": "local-authority-type", "item": {
+            "registry": "local-authority-type", "log-public-key": key.to_string()
+        }}]);
+        let answer = post_json(&server, "/registers/registry/entries", &token, &body);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    };
+    let client = client_of(&server, "local-authority-eng");
+    let checkpoint = client.checkpoint().unwrap();
+    let keys = || LinkKeys::default().with_registry(client_of(&server, "registry"));
+
+    // Not listed yet: no key.
+    let error = client
+        .record_with_links("BRC", &checkpoint, &mut keys())
+        .unwrap_err();
+    assert!(matches!(error, ClientError::LinkKey { .. }), "{error}");
+    // Listed with its key: verified.
+    list(&key_of(&server, "local-authority-type"));
+    let linked = client
+        .record_with_links("BRC", &checkpoint, &mut keys())
+        .unwrap();
+    assert!(matches!(linked.links[0].outcome, LinkOutcome::Verified(_)));
+    // Listed with another register's key: refused.
+    list(&key_of(&server, "local-authority-eng"));
+    let error = client
+        .record_with_links("BRC", &checkpoint, &mut keys())
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Link { .. }), "{error}");
 }
