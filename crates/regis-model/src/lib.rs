@@ -48,7 +48,7 @@ pub use entry::{
 };
 pub use item::{Fields, Item, ItemError, Value};
 pub use json::compare_keys;
-pub use links::{Link, LinkCensus, Resolution, links};
+pub use links::{Link, LinkCensus, Resolution, links, may_link};
 pub use name::{InvalidRegisterName, RegisterName, origin};
 pub use register::{DeltaError, Record, Register};
 pub use schema::{

@@ -62,6 +62,17 @@ pub fn links(schema: &Schema, item: &Item) -> Vec<Link> {
     found
 }
 
+/// Whether any field `schema` defines can hold a link: one with a
+/// `register` attribute (but the register's own primary key) or of
+/// datatype `curie`. When none can, no item has links.
+pub fn may_link(schema: &Schema) -> bool {
+    schema.fields().any(|field| {
+        let primary_key = schema.name() == Some(field.name.as_str())
+            && field.register.as_deref() == schema.name();
+        field.datatype == Datatype::Curie || (field.register.is_some() && !primary_key)
+    })
+}
+
 /// What a link resolves to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolution {
@@ -176,6 +187,11 @@ mod tests {
             ]
         );
         assert!(links(&schema(), &item(r#"{"local-authority":"","school":"1"}"#)).is_empty());
+        assert!(may_link(&schema()));
+        let mut plain = Schema::named("school");
+        let key = r#"{"cardinality":"1","datatype":"string","field":"school","register":"school"}"#;
+        plain.apply("field:school", &item(key)).unwrap();
+        assert!(!may_link(&plain));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use regis_client::{Client, Error as ClientError, FetchFailure};
 use regis_model::api::records_json;
 use regis_model::rsf::{Command, RsfReader};
 use regis_model::{
-    Item, ItemHash, Link, LinkCensus, Log, Record, Resolution, Schema, SystemKey, links,
+    Item, ItemHash, Link, LinkCensus, Log, Record, Resolution, Schema, SystemKey, links, may_link,
 };
 use regis_note::Verifier;
 use regis_store::{DirBackend, RegistryError, link_census, resolve_among, write_atomically};
@@ -563,8 +563,9 @@ pub fn posted_entries<B: DirBackend>(
 
 /// The links of a spooled RSF document's user entries, under `reg`'s
 /// schema with the document's own system entries applied (in their order;
-/// one the sequencer will refuse is skipped here). Three passes over the
-/// file, none holding more than the system items and the links found; the
+/// one the sequencer will refuse is skipped here). Up to three passes over
+/// the file (one when it defines nothing and no field can hold a link),
+/// none holding more than the system items and the links found; the
 /// file is left rewound. A document that does not read is left to the
 /// sequencer to refuse: no links are found in it.
 pub fn posted_rsf<B: DirBackend>(
@@ -623,7 +624,11 @@ fn rsf_links(schema: &mut Schema, file: &mut File) -> std::io::Result<Option<Vec
             }
         }
     }
-    // 3: each user entry's links, from its items' links.
+    // 3: each user entry's links, from its items' links; none if no field
+    // can hold one (the common case: one pass over the document).
+    if !may_link(schema) {
+        return Ok(Some(Vec::new()));
+    }
     let mut item_links: HashMap<ItemHash, Vec<Link>> = HashMap::new();
     let mut posted = Vec::new();
     for (line, command) in commands(file)?.flatten() {
