@@ -540,8 +540,25 @@ pub struct Posted {
     links: Vec<Link>,
 }
 
+/// Checks the links of a `POST B/entries` body's entries as [`check`]
+/// does, reading `reg`'s schema on the same blocking thread.
+pub async fn check_entries<B: DirBackend>(
+    app: &Arc<App<B>>,
+    reg: &Arc<RegisterState<B>>,
+    entries: &[(String, Item)],
+) -> Result<Vec<String>, ApiError> {
+    if reg.links.mode == LinkMode::Off {
+        return Ok(Vec::new());
+    }
+    let entries = entries.to_vec();
+    let (app, reg) = (Arc::clone(app), Arc::clone(reg));
+    tokio::task::spawn_blocking(move || check_now(&app, &reg, &posted_entries(&reg, &entries)?))
+        .await
+        .map_err(ApiError::internal)?
+}
+
 /// The links of a `POST B/entries` body's entries under `reg`'s schema.
-pub fn posted_entries<B: DirBackend>(
+fn posted_entries<B: DirBackend>(
     reg: &RegisterState<B>,
     entries: &[(String, Item)],
 ) -> Result<Vec<Posted>, ApiError> {

@@ -557,8 +557,7 @@ async fn append_entries<B: DirBackend>(
     let entries = tokio::task::spawn_blocking(move || parse_entries(&body))
         .await
         .map_err(ApiError::internal)??;
-    let posted = links::posted_entries(&reg, &entries)?;
-    let link_warnings = links::check(app, &reg, posted).await?;
+    let link_warnings = links::check_entries(app, &reg, &entries).await?;
     let keys: Vec<String> = entries.iter().map(|(key, _)| key.clone()).collect();
     let describe = |error: &RsfError| {
         // "Lines" of an append are its entries' positions.
