@@ -35,6 +35,7 @@ mod field_index;
 mod files;
 mod fsck;
 mod health;
+mod held_writes;
 mod item_filter;
 mod keys;
 mod kv;
