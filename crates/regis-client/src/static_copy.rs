@@ -494,3 +494,32 @@ impl<'t> ChunkEntries<'t> {
         self.user.check_end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_and_tails_are_where_the_publisher_puts_them() {
+        // (size, the tail's start)
+        for (size, start) in [
+            (0, 0),
+            (1, 0),
+            (255, 0),
+            (256, 0),
+            (257, 256),
+            (512, 256),
+            (513, 512),
+        ] {
+            assert_eq!(tail_start(size), start, "{size}");
+            assert_eq!(chunk_end(start, size), size, "{size}");
+            assert!(is_chunk_delta(start, size), "{size}");
+        }
+        assert_eq!(chunk_end(0, 257), 256);
+        assert_eq!(chunk_end(256, 513), 512);
+        // Deltas no static copy holds: the origin's.
+        for (from, to) in [(1, 9), (256, 256), (0, 257), (255, 300), (300, 300)] {
+            assert!(!is_chunk_delta(from, to), "{from}/{to}");
+        }
+    }
+}

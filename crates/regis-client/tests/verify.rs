@@ -705,10 +705,7 @@ fn the_rsf_replay_asks_for_user_entries_only() {
     let replay = client.replay(&checkpoint).unwrap();
     assert_eq!(replay.entries, 9);
     let paths = seen.lock().unwrap().clone();
-    assert!(
-        paths.contains(&"download-rsf/0/9".to_owned()),
-        "{paths:?}"
-    );
+    assert!(paths.contains(&"download-rsf/0/9".to_owned()), "{paths:?}");
 
     // A delta that places system entries among the user entries although
     // the replay holds them all is refused.

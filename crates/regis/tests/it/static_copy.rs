@@ -10,8 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use regis_store::Log;
+
 use crate::common::static_copy::{Publication, StaticCopy, Superseded};
 use crate::common::{free_port, ok, regis, serve, text};
+use crate::interop::GoVerifier;
 use crate::mirror::contents;
 use crate::synthetic;
 
@@ -285,7 +288,9 @@ fn mirrors_sync_from_a_static_copy_across_chunk_boundaries() {
     let url = copy.url(origin.name);
     let incremental = work.path().join("incremental");
     let mut key = String::new();
-    for (size, document) in SIZES.iter().zip(&documents) {
+    for (index, (size, document)) in SIZES.iter().zip(&documents).enumerate() {
+        // A bucket that does not let the reader list it, every other size.
+        copy.set_missing(if index % 2 == 0 { 404 } else { 403 });
         origin.load(document);
         if key.is_empty() {
             key = origin.key();
@@ -599,4 +604,39 @@ fn every_altered_object_of_a_static_copy_is_caught_and_named() {
     ]);
     fails(&output, "download-rsf/256/387");
     assert!(!mirrored.join("registers/local-authority-eng").exists());
+}
+
+#[test]
+fn gos_tlog_verifier_reads_the_static_copy_unchanged() {
+    let work = tempfile::tempdir().unwrap();
+    let origin = Origin::new(work.path(), "local-authority-eng");
+    origin.load(&regis_fixtures::path(LOCAL_AUTHORITY));
+    let keys = ok(regis(&[
+        "key",
+        "--data",
+        origin.data(),
+        "--register",
+        origin.name,
+    ]));
+    let copy = StaticCopy::start();
+    copy.publish(&origin.publication(), Superseded::Full);
+    let go = GoVerifier::build(work.path());
+    for (log, prefix, size) in [
+        (Log::User, "log-public-key: ", 387),
+        (Log::System, "system-log-public-key: ", 18),
+    ] {
+        let key = keys
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap();
+        let name = key.split('+').next().unwrap();
+        let output = go.run_at(&format!("{}/", copy.url(origin.name)), log, key, name);
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+        assert!(
+            stdout.contains(&format!("entries: all {size} hash to their tile leaves"))
+                && stdout.contains("inclusion and consistency proofs: ok"),
+            "{stdout}"
+        );
+    }
 }
