@@ -667,7 +667,9 @@ impl Client {
     /// holding the system log of the current verified system checkpoint
     /// (`?system-size=`), so it carries user entries only: any system
     /// entry in it was appended after that checkpoint, at user size
-    /// `size`, and ends the replay. Memory: one level-0 tile, up to
+    /// `size`, and ends the replay. Where that delta's path is a static
+    /// copy's tail, or the delta is not served (404, 403), the chain of RSF
+    /// chunks is read instead, its system entries passed over. Memory: one level-0 tile, up to
     /// 100,000 records (the rest go to sorted runs in temporary files,
     /// `replayed.rs`) and the set of distinct item hashes.
     pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {

@@ -159,7 +159,10 @@ impl Client {
     /// least the user checkpoint's: it must come after the last user entry,
     /// and ends the stream. (Where a system entry falls among user entries
     /// is stated by no leaf and signed by nothing: the reader takes the
-    /// server's word for it.)
+    /// server's word for it.) Where the delta's path is a static copy's
+    /// tail (a static host ignores the query), or the delta answers 404 or
+    /// 403, the chain of RSF chunks is read instead, from the chunk holding
+    /// the last user entry held (`static_copy.rs`).
     pub fn delta_entries<'t>(
         &self,
         user: LogRange<'t>,

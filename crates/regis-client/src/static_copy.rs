@@ -60,6 +60,12 @@ fn chunk_end(start: u64, size: u64) -> u64 {
     }
 }
 
+/// Whether `download-rsf/{start}/{end}` is a tail only, never a full
+/// chunk's path (a tail of 256 entries has the path its full chunk has).
+fn is_tail(start: u64, end: u64) -> bool {
+    end != start + CHUNK
+}
+
 /// Whether `download-rsf/{from}/{to}` is the path of the tail of a log of
 /// `to` user entries (the deltas a reader asks for end at the checkpoint).
 pub(crate) fn is_chunk_delta(from: u64, to: u64) -> bool {
@@ -84,7 +90,7 @@ fn open_chunk(
     let url = format!("{}/{path}", http.base());
     let stream = http
         .stream(&path, http.timeout())
-        .map_err(|error| superseded(error, end == size && end % CHUNK != 0, size))?;
+        .map_err(|error| superseded(error, is_tail(start, end), size))?;
     let entries = (end - start)
         .saturating_add(system)
         .saturating_add(SYSTEM_MARGIN);
@@ -515,6 +521,7 @@ mod tests {
             assert_eq!(chunk_end(start, size), size, "{size}");
             assert!(is_chunk_delta(start, size), "{size}");
         }
+        assert!(is_tail(0, 0) && is_tail(256, 300) && !is_tail(256, 512));
         assert_eq!(chunk_end(0, 257), 256);
         assert_eq!(chunk_end(256, 513), 512);
         // Deltas no static copy holds: the origin's.
