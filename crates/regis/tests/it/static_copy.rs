@@ -427,7 +427,12 @@ fn a_partial_object_deleted_after_the_checkpoint_was_read_sends_readers_to_the_n
         (Superseded::Older, "/log/checkpoint", 1, vec!["get", "BIR"]),
         // The record's item is read after the system checkpoint: its tail
         // (0/200) is what is gone.
-        (Superseded::Full, "/system-log/checkpoint", 1, vec!["get", "BAS"]),
+        (
+            Superseded::Full,
+            "/system-log/checkpoint",
+            1,
+            vec!["get", "BAS"],
+        ),
         (
             Superseded::Full,
             "/log/checkpoint",
@@ -645,4 +650,63 @@ fn gos_tlog_verifier_reads_the_static_copy_unchanged() {
             "{stdout}"
         );
     }
+}
+
+/// A static copy has no `B/events`: `mirror --follow` syncs again at each
+/// retry of the stream (1 s, doubling to 60 s), so it still follows.
+#[test]
+fn mirror_follow_polls_a_static_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let origin = Origin::new(work.path(), "local-authority-eng");
+    let rsf = std::fs::read(regis_fixtures::path(LOCAL_AUTHORITY)).unwrap();
+    let [first, rest] = documents(work.path(), &rsf, &[300]).try_into().unwrap();
+    origin.load(&first);
+    let key = origin.key();
+    let copy = StaticCopy::start();
+    copy.publish(&origin.publication(), Superseded::Full);
+    origin.load(&rest);
+    let newer = origin.publication();
+    let url = copy.url(origin.name);
+    let data = work.path().join("mirror");
+    /// Killed when dropped, a failed assertion too.
+    struct Following(std::process::Child);
+    impl Drop for Following {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Following(
+        std::process::Command::new(env!("CARGO_BIN_EXE_regis"))
+            .args(["mirror", &url, "--key", &key, "--follow", "--data"])
+            .arg(&data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout) {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        received
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap()
+    };
+    assert!(next().contains("user log 300 entries"));
+    copy.publish(&newer, Superseded::Full);
+    let synced = next();
+    drop(child);
+    reader.join().unwrap();
+    assert!(
+        synced.contains(": 87 user and 0 system entries copied")
+            && synced.contains("user log 387 entries"),
+        "{synced}"
+    );
 }
