@@ -278,8 +278,9 @@ pub(crate) struct ChunkEntries<'t> {
 
 impl<'t> ChunkEntries<'t> {
     /// The chain from the chunk holding `user`'s last held entry (or the
-    /// first) to the tail of its checkpoint. `system_size` is the size of
-    /// the system checkpoint the reader trusts (`system`'s end if given).
+    /// first) to the tail of its checkpoint. Without `system`,
+    /// `system_size` is the size of the system checkpoint the reader
+    /// trusts.
     pub(crate) fn new(
         client: &Client,
         user: LogRange<'t>,
@@ -287,6 +288,7 @@ impl<'t> ChunkEntries<'t> {
         system_size: u64,
     ) -> Self {
         let start = tail_start(user.size());
+        let system_size = system.as_ref().map_or(system_size, LogRange::end);
         ChunkEntries {
             http: client.http().clone(),
             system: system.map(|range| SystemChain {

@@ -376,7 +376,36 @@ fn system_entries_beyond_the_checkpoint_in_a_tail_are_left_to_the_next_sync() {
     assert_eq!(contents(&fresh, true, origin.name), expected);
 
     // Published: the next sync copies it, from the tail alone, where its
-    // number is found by its leaf hash.
+    // number is found by its leaf hash; a tail without it is caught.
+    copy.publish(&beyond, Superseded::Full);
+    let tail = "/registers/local-authority-eng/download-rsf/256/300";
+    copy.alter(tail, |bytes| {
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|line| line.starts_with("append-entry\tsystem"))
+            .unwrap();
+        *bytes = [&lines[..at - 1], &lines[at + 1..]]
+            .concat()
+            .join("\n")
+            .into_bytes();
+        bytes.push(b'\n');
+    });
+    fails(
+        &regis(&[
+            "mirror",
+            &url,
+            "--key",
+            &key,
+            "--data",
+            mirrored.to_str().unwrap(),
+        ]),
+        &format!(
+            "{tail}, line 90: the chunks end with 18 system entries, but the system checkpoint has 19"
+        ),
+    );
+    assert_eq!(contents(&mirrored, true, origin.name), expected);
     copy.publish(&beyond, Superseded::Full);
     copy.take_requests();
     let summary = mirror(&url, &key, &mirrored);
