@@ -182,7 +182,7 @@ impl Client {
                 }
                 let entry = parse_leaf_of(Log::User, number, leaf)?;
                 if entry.key == key {
-                    let items = self.chunk_item(number, &entry, hash, size)?;
+                    let items = self.chunk_item(number, hash, size)?;
                     return Ok(VerifiedRecord {
                         number,
                         entry,
@@ -200,13 +200,7 @@ impl Client {
 
     /// The item of user entry `number` (whose verified leaf hash is
     /// `leaf`), from the chunk holding it, re-hashed.
-    fn chunk_item(
-        &self,
-        number: u64,
-        entry: &Entry,
-        leaf: Hash,
-        size: u64,
-    ) -> Result<Vec<Item>, Error> {
+    fn chunk_item(&self, number: u64, leaf: Hash, size: u64) -> Result<Vec<Item>, Error> {
         let start = (number - 1) / CHUNK * CHUNK;
         let system = self.system()?.checkpoint()?.size();
         let mut reader = open_chunk(self.http(), start, chunk_end(start, size), size, system)?;
@@ -223,7 +217,7 @@ impl Client {
             }
             position += 1;
             if position == number {
-                if served.leaf_hash(number) != leaf || served != *entry {
+                if served.leaf_hash(number) != leaf {
                     return Err(Error::DeltaLeafHash {
                         url: reader.url().to_owned(),
                         log: Log::User,
