@@ -17,7 +17,7 @@ use regis_note::{SignedCheckpoint, Verifier, Verifiers, WitnessPolicy};
 use crate::delta::DigestState;
 use crate::entries::LogRange;
 use crate::error::Error;
-use crate::http::{FetchError, Http, HttpTiles, Limits};
+use crate::http::{FetchError, FetchFailure, Http, HttpTiles, Limits};
 use crate::replayed::ReplayedRecords;
 
 /// A client of one log of one register, holding the pinned verifier key of
@@ -101,7 +101,8 @@ impl fmt::Display for VerifiedCheckpoint {
 
 /// An entry proved to be in the log at a verified checkpoint, with its
 /// items, each re-hashed. That it is the key's *latest* entry is the
-/// server's word: only a replay ([`Client::replay`]) proves that.
+/// server's word: only a replay ([`Client::replay`]) proves that, or, from
+/// a static copy, the scan that read every entry after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedRecord {
     /// The entry's number (its leaf index + 1).
@@ -382,10 +383,21 @@ impl Client {
     /// hash recomputed from the leaf bytes, the leaf's key and number, and
     /// every item re-hashed. The proof may be against a newer or older
     /// checkpoint than `trusted` (the log moves on); it is accepted only if
-    /// the two are consistent, checked from tiles.
+    /// the two are consistent, checked from tiles. Where there is no proof
+    /// (404 or 403, but for the origin's own "no such record"), the base
+    /// URL is taken for a static copy: the entry bundles are scanned
+    /// (`static_copy.rs`).
     pub fn record(&self, key: &str, trusted: &VerifiedCheckpoint) -> Result<VerifiedRecord, Error> {
         let path = format!("records/{}/proof.tlog-proof", path_segment(key));
-        let bytes = self.http.document(&path)?;
+        let bytes = match self.http.document_or_missing(&path)? {
+            Ok(bytes) => bytes,
+            // The origin's word that there is no such record.
+            Err(missing) if missing.code.as_deref() == Some("no-record") => {
+                return Err(missing.error.into());
+            }
+            // No proofs here: a static copy.
+            Err(_) => return self.record_from_bundles(key, trusted),
+        };
         let (proved, number, entry) = verify_record_proof(
             key,
             &bytes,
@@ -414,6 +426,37 @@ impl Client {
     /// Fetches `B/<path>`, a document of at most the limit's size.
     pub(crate) fn document(&self, path: &str) -> Result<Vec<u8>, FetchError> {
         self.http.document(path)
+    }
+
+    /// [`Self::document`], a 404 or 403 told apart (`Http::document_or_missing`).
+    pub(crate) fn document_or_missing(
+        &self,
+        path: &str,
+    ) -> Result<Result<Vec<u8>, crate::http::Missing>, FetchError> {
+        self.http.document_or_missing(path)
+    }
+
+    /// Runs `read` on the log's checkpoint, fetched and verified. If a
+    /// partial object of it is gone ([`Error::is_superseded`]: a static
+    /// copy published a newer checkpoint and deleted it), the checkpoint is
+    /// fetched again, once, checked to extend the first (from tiles), and
+    /// `read` runs on it instead. Returns the checkpoint `read` succeeded
+    /// on.
+    pub fn at_checkpoint<T>(
+        &self,
+        mut read: impl FnMut(&VerifiedCheckpoint) -> Result<T, Error>,
+    ) -> Result<(VerifiedCheckpoint, T), Error> {
+        let first = self.checkpoint()?;
+        match read(&first) {
+            Ok(value) => Ok((first, value)),
+            Err(error) if error.is_superseded() => {
+                let newer = self.checkpoint()?;
+                self.consistency(&first, &newer)?;
+                let value = read(&newer)?;
+                Ok((newer, value))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Fetches `B/items/<hash>` and checks that its canonical JSON hashes
@@ -488,7 +531,12 @@ impl Client {
             // Paged by key: each page costs the server the same, however deep.
             let after = last_listed.as_deref().map(path_segment).unwrap_or_default();
             let path = format!("records.json?after={after}&page-size={page_size}");
-            let bytes = self.http.document(&path)?;
+            let bytes = match self.http.document(&path) {
+                Err(error) if page == 1 && error.is_missing() => {
+                    return Err(no_record_list(error));
+                }
+                bytes => bytes?,
+            };
             let listed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
                 .map_err(|error| {
                     wrong(
@@ -582,7 +630,9 @@ impl Client {
     /// holding the system log of the current verified system checkpoint
     /// (`?system-size=`), so it carries user entries only: any system
     /// entry in it was appended after that checkpoint, at user size
-    /// `size`, and ends the replay. Memory: one level-0 tile, up to
+    /// `size`, and ends the replay. Where that delta's path is a static
+    /// copy's tail, or the delta is not served (404, 403), the chain of RSF
+    /// chunks is read instead, its system entries passed over. Memory: one level-0 tile, up to
     /// 100,000 records (the rest go to sorted runs in temporary files,
     /// `replayed.rs`) and the set of distinct item hashes.
     pub fn replay(&self, checkpoint: &VerifiedCheckpoint) -> Result<Replay, Error> {
@@ -697,6 +747,17 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
+}
+
+/// A first page of `B/records` answered 404 or 403.
+fn no_record_list(error: FetchError) -> Error {
+    match error.failure {
+        FetchFailure::Status(status) => Error::NoRecordList {
+            url: error.url,
+            status,
+        },
+        _ => Error::Fetch(error),
+    }
 }
 
 pub(crate) fn tiles_error(size: u64) -> impl Fn(TileVerifyError<FetchError>) -> Error {

@@ -9,6 +9,9 @@
 //!   root at that point;
 //! - entry bundles (`tile/entries/…`, [`Client::bundle_entries`]): one
 //!   log's leaves, without items, as any tlog-tiles server serves them.
+//! - a static copy's RSF chunks (`download-rsf/{a}/{a+256}` to the tail,
+//!   `static_copy.rs`), which [`Client::delta_entries`] reads where the
+//!   delta answers 404 or 403, or where its path is a chunk's.
 //!
 //! Either way each entry's leaf hash must be the verified one at its index,
 //! and the stream ends only where its source ended where it must: at the
@@ -27,6 +30,7 @@ use crate::delta::{DeltaReader, Step};
 use crate::error::Error;
 use crate::http::{HttpStream, HttpTiles};
 use crate::leaves::LeafHashes;
+use crate::static_copy::{ChunkEntries, is_chunk_delta};
 
 /// An entry whose leaf hash is the verified one at its place in its log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,9 +53,9 @@ pub struct CheckedEntry {
 /// reader holds, up to the checkpoint whose tiles `tiles` reads.
 #[derive(Debug)]
 pub struct LogRange<'t> {
-    tiles: &'t TileHashReader<HttpTiles>,
-    leaves: LeafHashes<'t>,
-    tree: Frontier,
+    pub(crate) tiles: &'t TileHashReader<HttpTiles>,
+    pub(crate) leaves: LeafHashes<'t>,
+    pub(crate) tree: Frontier,
 }
 
 impl<'t> LogRange<'t> {
@@ -66,12 +70,12 @@ impl<'t> LogRange<'t> {
     }
 
     /// Entries read so far, with those held before.
-    fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.tree.size()
     }
 
     /// The checkpoint's size.
-    fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.tiles.size()
     }
 
@@ -89,7 +93,7 @@ impl<'t> LogRange<'t> {
 
     /// Adds `leaf` as the next leaf if it is the verified one at its index;
     /// returns whether it was.
-    fn push(&mut self, leaf: Hash) -> Result<bool, Error> {
+    pub(crate) fn push(&mut self, leaf: Hash) -> Result<bool, Error> {
         if self.leaves.get(self.size())? != leaf {
             return Ok(false);
         }
@@ -99,7 +103,7 @@ impl<'t> LogRange<'t> {
     }
 
     /// The leaves read reach the checkpoint and fold to its root.
-    fn check_end(&self) -> Result<(), Error> {
+    pub(crate) fn check_end(&self) -> Result<(), Error> {
         if self.size() != self.end() || self.tree.root() != *self.tiles.root() {
             return Err(Error::ReplayRoot { size: self.end() });
         }
@@ -120,6 +124,7 @@ pub struct CheckedEntries<'t> {
 enum Source<'t> {
     Delta(Box<DeltaEntries<'t>>),
     Bundles(Box<BundleEntries<'t>>),
+    Chunks(Box<ChunkEntries<'t>>),
 }
 
 impl Iterator for CheckedEntries<'_> {
@@ -132,6 +137,7 @@ impl Iterator for CheckedEntries<'_> {
         let next = match &mut self.source {
             Source::Delta(delta) => delta.next_entry(),
             Source::Bundles(bundles) => bundles.next_entry(),
+            Source::Chunks(chunks) => chunks.next_entry(),
         };
         self.done = !matches!(next, Ok(Some(_)));
         next.transpose()
@@ -153,7 +159,10 @@ impl Client {
     /// least the user checkpoint's: it must come after the last user entry,
     /// and ends the stream. (Where a system entry falls among user entries
     /// is stated by no leaf and signed by nothing: the reader takes the
-    /// server's word for it.)
+    /// server's word for it.) Where the delta's path is a static copy's
+    /// tail (a static host ignores the query), or the delta answers 404 or
+    /// 403, the chain of RSF chunks is read instead, from the chunk holding
+    /// the last user entry held (`static_copy.rs`).
     pub fn delta_entries<'t>(
         &self,
         user: LogRange<'t>,
@@ -177,9 +186,29 @@ impl Client {
             system.check_start()?;
             entries = entries.saturating_add(system.end() - system.size());
         }
+        // A static copy has no such delta: the chain of its RSF chunks
+        // instead. Where the delta's path is a chunk's (a static host
+        // ignores the query), the chain is the same one request.
+        let chunks = |user, system| {
+            Ok(CheckedEntries {
+                source: Source::Chunks(Box::new(ChunkEntries::new(
+                    self,
+                    user,
+                    system,
+                    held_system,
+                ))),
+                done: false,
+            })
+        };
+        if is_chunk_delta(from, to) {
+            return chunks(user, system);
+        }
         let path = format!("download-rsf/{from}/{to}?system-size={held_system}");
         let url = format!("{}/{path}", self.base_url());
-        let stream = self.http().stream(&path, self.http().timeout())?;
+        let stream = match self.http().stream(&path, self.http().timeout()) {
+            Err(error) if error.is_missing() => return chunks(user, system),
+            stream => stream?,
+        };
         let reader = DeltaReader::new(url, BufReader::with_capacity(1 << 16, stream), entries);
         Ok(CheckedEntries {
             source: Source::Delta(Box::new(DeltaEntries {

@@ -212,6 +212,42 @@ pub enum Error {
         /// How it disagrees.
         reason: String,
     },
+    /// No entry of the log at a checkpoint has the key: every entry bundle
+    /// of a static copy was read and checked (`static_copy.rs`).
+    #[error(
+        "none of the {size} entries of checkpoint {size} has the key {key:?}: every entry was read"
+    )]
+    NoRecord {
+        /// The key asked for.
+        key: String,
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// A partial tile, partial entry bundle or RSF tail of the checkpoint
+    /// read is not there (404 or 403): a static copy publishes a newer
+    /// checkpoint, then deletes what it supersedes. Reading the checkpoint
+    /// again and starting over from it gets past this
+    /// ([`Error::is_superseded`]).
+    #[error("GET {url}: status {status}: gone since the checkpoint of size {size} was read")]
+    Superseded {
+        /// What was asked for.
+        url: String,
+        /// The answer's status.
+        status: u16,
+        /// The checkpoint it belongs to.
+        size: u64,
+    },
+    /// `B/records` is not served here (404 or 403): a static copy lists no
+    /// records, so they cannot be compared.
+    #[error(
+        "GET {url}: status {status}: no list of records here (a static copy has none) to compare"
+    )]
+    NoRecordList {
+        /// The first page asked for.
+        url: String,
+        /// The answer's status.
+        status: u16,
+    },
     /// A newer checkpoint is smaller than an older one.
     #[error("checkpoint {new} is smaller than checkpoint {old}")]
     Shrunk {
@@ -265,4 +301,21 @@ pub enum Error {
         /// Why its proof failed.
         error: Box<Error>,
     },
+}
+
+impl Error {
+    /// Whether this is a partial object of a checkpoint gone from a
+    /// static copy ([`Error::Superseded`], or a partial hash tile answered
+    /// 404 or 403): the caller reads the checkpoint again, once, and
+    /// starts over from it.
+    pub fn is_superseded(&self) -> bool {
+        match self {
+            Error::Superseded { .. } => true,
+            Error::Tiles {
+                error: TileVerifyError::Fetch { tile, error },
+                ..
+            } => !tile.is_full() && error.is_missing(),
+            _ => false,
+        }
+    }
 }

@@ -45,6 +45,27 @@ pub struct FetchError {
     pub failure: FetchFailure,
 }
 
+impl FetchError {
+    /// Whether the answer was 404 or 403: what a static copy answers for a
+    /// path it holds no object at (S3 answers 403 to a reader without
+    /// permission to list the bucket).
+    pub fn is_missing(&self) -> bool {
+        matches!(self.failure, FetchFailure::Status(404 | 403))
+    }
+}
+
+/// A 404 or 403 answer to [`Http::document_or_missing`].
+#[derive(Debug)]
+pub(crate) struct Missing {
+    /// The answer, as an error.
+    pub(crate) error: FetchError,
+    /// The `code` of its JSON error body, if it is one (an origin's).
+    pub(crate) code: Option<String>,
+}
+
+/// The most of an error body read to find its code.
+const ERROR_BODY_BYTES: u64 = 64 << 10;
+
 /// What went wrong with a fetch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FetchFailure {
@@ -120,6 +141,44 @@ impl Http {
             .limit(limit)
             .read_to_vec()
             .map_err(transport(&url))
+    }
+
+    /// As [`Self::document`], for a document an origin serves and a static
+    /// copy does not: a 404 or 403 is `Ok(Err(_))`, with the `code` of the
+    /// JSON error body (`{"error":{"code":…}}`) if the answer is one, which
+    /// tells an origin's "no such thing" from a static copy's missing key.
+    pub(crate) fn document_or_missing(
+        &self,
+        path: &str,
+    ) -> Result<Result<Vec<u8>, Missing>, FetchError> {
+        let url = format!("{}/{path}", self.base);
+        let mut response = self.agent.get(&url).call().map_err(transport(&url))?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(self.limits.document_bytes);
+            return body.read_to_vec().map(Ok).map_err(transport(&url));
+        }
+        let error = FetchError {
+            url: url.clone(),
+            failure: FetchFailure::Status(status),
+        };
+        if !error.is_missing() {
+            return Err(error);
+        }
+        // An error body is small; one that is not is no JSON error.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(ERROR_BODY_BYTES)
+            .read_to_vec()
+            .unwrap_or_default();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|json| json["error"]["code"].as_str().map(str::to_owned));
+        Ok(Err(Missing { error, code }))
     }
 
     /// `GET <base>/<path>` as a stream of any length (an RSF delta, an

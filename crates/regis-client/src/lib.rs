@@ -30,6 +30,12 @@
 //!   entry bundles ([`Client::bundle_entries`]): each leaf against the
 //!   verified tiles, the delta's assertions against the root, the end at
 //!   the checkpoint.
+//! - A static copy (a bucket or CDN holding checkpoints, tiles, bundles and
+//!   RSF chunks) read at the same base URL: where an origin's endpoint
+//!   answers 404 or 403, a record comes from scanning entry bundles and a
+//!   delta from the chain of RSF chunks, checked as fully
+//!   ([`Client::at_checkpoint`] starts over once from a newer checkpoint
+//!   when a partial object is gone).
 //! - [`Client::events`]: the register's events, hints of new checkpoints.
 //! - [`audit`]: an auditor keeping the last checkpoints and writing
 //!   re-checkable evidence of a fork.
@@ -56,6 +62,7 @@ mod http;
 mod leaves;
 mod links;
 mod replayed;
+mod static_copy;
 
 pub use client::{
     Client, RecordsCheck, Replay, ReplayedRecord, VerifiedCheckpoint, VerifiedRecord,

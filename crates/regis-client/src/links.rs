@@ -192,12 +192,15 @@ pub struct ProvedRecord {
 
 impl Client {
     /// Fetches record `key`'s tlog-proof and items and verifies them;
-    /// `None` if the register answers 404 (it holds no such record).
+    /// `None` if the register says it holds no such record (404
+    /// `no-record`). A base URL that serves no proofs (a static copy) is
+    /// an error: a bundle carries proofs.
     pub fn proved_record(&self, key: &str) -> Result<Option<ProvedRecord>, Error> {
         let path = format!("records/{}/proof.tlog-proof", path_segment(key));
-        let bytes = match self.document(&path) {
-            Err(error) if error.failure == FetchFailure::Status(404) => return Ok(None),
-            other => other?,
+        let bytes = match self.document_or_missing(&path)? {
+            Ok(bytes) => bytes,
+            Err(missing) if missing.code.as_deref() == Some("no-record") => return Ok(None),
+            Err(missing) => return Err(missing.error.into()),
         };
         let source = format!("{}/{path}", self.base_url());
         let (proved, number, entry) =

@@ -368,6 +368,18 @@ impl<B: KvBackend> Mirror<B> {
         &mut self,
         progress: &mut dyn FnMut(SyncProgress),
     ) -> Result<SyncReport, MirrorError> {
+        match self.sync_once(progress) {
+            // A static copy deleted a partial object of the checkpoints
+            // read (nothing was stored): once more, from its newer ones.
+            Err(MirrorError::Verify(error)) if error.is_superseded() => self.sync_once(progress),
+            other => other,
+        }
+    }
+
+    fn sync_once(
+        &mut self,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<SyncReport, MirrorError> {
         self.check_keys()?;
         let snapshot = self.store.snapshot()?;
         let stored = PerLog {

@@ -28,8 +28,8 @@ use crate::kv::{KvSnapshot, Table};
 /// A row: digest (high 64 bits) ‖ record id (low 64 bits).
 pub(crate) type Row = u128;
 
-/// Rows a transaction gathers before writing them out as a run (32 MiB).
-pub(crate) const RUN_CAP_ROWS: usize = 2 << 20;
+/// Rows a transaction gathers before writing them out as a run (16 MiB).
+pub(crate) const RUN_CAP_ROWS: usize = 1 << 20;
 /// Fewer rows than this at commit go to the table instead of a run.
 pub(crate) const RUN_MIN_ROWS: usize = 1 << 12;
 /// More runs than this are merged into the other file.

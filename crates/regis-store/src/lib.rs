@@ -36,6 +36,7 @@ mod field_index;
 mod files;
 mod fsck;
 mod health;
+mod held_writes;
 mod item_filter;
 mod keys;
 mod kv;

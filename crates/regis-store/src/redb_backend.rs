@@ -20,7 +20,6 @@
 //! databases, small by construction, may need redb's repair walk.
 //! `spec/store.md`, "The databases", has the layout and the crash argument.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -31,9 +30,9 @@ use redb::{
 };
 
 use crate::StoreError;
+use crate::held_writes::HeldWrites;
 use crate::kv::{
-    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Overlay, Table, TxnSize, Visit, Write,
-    Writes,
+    DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Overlay, Table, TxnSize, Visit, Writes,
 };
 
 /// The main database file inside a register's directory.
@@ -786,8 +785,7 @@ impl KvBackend for RedbBackend {
                     .iter()
                     .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
                     .collect::<Result<Vec<_>, _>>()?,
-                pending: Default::default(),
-                pending_bytes: 0,
+                held: HeldWrites::with_capacity(HELD_BYTES),
             };
             let done = work(&mut writer)?;
             writer.flush()?;
@@ -803,11 +801,9 @@ impl KvBackend for RedbBackend {
 }
 
 /// Bytes of writes a bulk transaction holds back before applying them in
-/// key order (`BulkWriter`).
-const PENDING_BYTES: usize = 48 << 20;
-/// What one held-back write costs beyond its key and value (hash-table
-/// slot, vector headers, allocator rounding), for the bound above.
-const PENDING_OVERHEAD: usize = 96;
+/// key order (`BulkWriter`): with [`HeldWrites`]' packing, about 350,000
+/// of a load's rows.
+const HELD_BYTES: usize = 24 << 20;
 
 /// The main database's tables in a bulk transaction, indexed by [`Table`]
 /// position, and the writes held back from them.
@@ -819,17 +815,18 @@ const PENDING_OVERHEAD: usize = 96;
 /// held-back writes first.
 struct BulkWriter<'t> {
     tables: Vec<redb::Table<'t, Bytes, Bytes>>,
-    /// Per table: key → value, or `None` for a delete.
-    pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
-    pending_bytes: usize,
+    held: HeldWrites,
 }
 
 impl BulkWriter<'_> {
     fn hold(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        let bytes = key.len() + value.map_or(0, <[u8]>::len);
-        self.pending_bytes += bytes + PENDING_OVERHEAD;
-        self.pending[table.position()].insert(key.to_vec(), value.map(<[u8]>::to_vec));
-        if self.pending_bytes >= PENDING_BYTES {
+        self.held.hold(table, key, value).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "a row of table {} is longer than 4 GiB",
+                table.name()
+            ))
+        })?;
+        if self.held.bytes() >= HELD_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -837,31 +834,28 @@ impl BulkWriter<'_> {
 
     /// Applies every held-back write, table by table, in key order.
     fn flush(&mut self) -> Result<(), StoreError> {
-        for (table, pending) in self.tables.iter_mut().zip(&mut self.pending) {
-            let mut writes: Vec<Write> = pending.drain().collect();
-            writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (key, value) in writes {
-                match value {
-                    Some(value) => {
-                        table
-                            .insert(key.as_slice(), value.as_slice())
-                            .map_err(backend_error)?;
-                    }
-                    None => {
-                        table.remove(key.as_slice()).map_err(backend_error)?;
-                    }
+        let tables = &mut self.tables;
+        self.held.drain_sorted(|table, held| {
+            let open = tables
+                .get_mut(table.position())
+                .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))?;
+            match held.value {
+                Some(value) => {
+                    open.insert(held.key, value).map_err(backend_error)?;
+                }
+                None => {
+                    open.remove(held.key).map_err(backend_error)?;
                 }
             }
-        }
-        self.pending_bytes = 0;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
 impl KvWriter for BulkWriter<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(held) = self.pending[table.position()].get(key) {
-            return Ok(held.clone());
+        if let Some(held) = self.held.get(table, key) {
+            return Ok(held.map(<[u8]>::to_vec));
         }
         let open = self
             .tables

@@ -189,7 +189,12 @@ fn link_keys(values: &[String]) -> Result<BTreeMap<String, Verifier>> {
 /// Prints what was verified.
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     let client = args.remote.client()?;
-    let checkpoint = client.checkpoint()?;
+    // The replay reads the checkpoint's partial objects too: a static copy
+    // may delete them meanwhile, and then both are read again.
+    let (checkpoint, replay) = client.at_checkpoint(|checkpoint| {
+        client.verify_tree(checkpoint)?;
+        args.full.then(|| client.replay(checkpoint)).transpose()
+    })?;
     println!(
         "checkpoint {} of {} verified with the pinned key: root {}{}",
         checkpoint.size(),
@@ -197,10 +202,8 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         format_hash(checkpoint.root()),
         cosigned(&checkpoint)
     );
-    client.verify_tree(&checkpoint)?;
     println!("hash tiles: the right edge folds to the root");
-    if args.full {
-        let replay = client.replay(&checkpoint)?;
+    if let Some(replay) = replay {
         println!(
             "replayed {} entries: every leaf matches the verified tiles, {} items re-hashed, {} records re-derived, root recomputed",
             replay.entries,

@@ -194,6 +194,13 @@ impl Txn<'_> {
             }
         }
         for prefix in self.prefixes_of(&item)? {
+            if self.field_rows.len() == field_index::RUN_MIN_ROWS {
+                // A transaction this large fills a run: its buffer is
+                // taken once at the run's size, not grown by doubling
+                // (which holds the old and the new buffer at once).
+                self.field_rows
+                    .reserve_exact(field_index::RUN_CAP_ROWS - field_index::RUN_MIN_ROWS);
+            }
             self.field_rows.push(field_index::row(prefix, first));
         }
         if self.field_rows.len() >= field_index::RUN_CAP_ROWS {

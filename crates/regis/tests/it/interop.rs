@@ -265,13 +265,14 @@ impl Server {
 
 // Go: interop/go-tlog-verify.
 
-/// `interop/go-tlog-verify`, built with Debian's Go packages, offline.
-struct GoVerifier {
+/// `interop/go-tlog-verify`, built with Debian's Go packages, offline
+/// (also run against a static copy, `static_copy.rs`).
+pub struct GoVerifier {
     binary: PathBuf,
 }
 
 impl GoVerifier {
-    fn build(dir: &Path) -> GoVerifier {
+    pub fn build(dir: &Path) -> GoVerifier {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go-tlog-verify");
         let binary = dir.join("go-tlog-verify");
         let output = Command::new("go")
@@ -293,13 +294,18 @@ impl GoVerifier {
     }
 
     fn run(&self, server: &Server, name: &str, log: Log, key: &str, origin: &str) -> Output {
+        self.run_at(&server.base(name), log, key, origin)
+    }
+
+    /// Runs it on `log` of the register at `base` (ending with `/`).
+    pub fn run_at(&self, base: &str, log: Log, key: &str, origin: &str) -> Output {
         let prefix = match log {
             Log::User => "log",
             Log::System => "system-log",
         };
         Command::new(&self.binary)
             .arg("-url")
-            .arg(format!("{}{prefix}", server.base(name)))
+            .arg(format!("{base}{prefix}"))
             .args(["-key", key, "-origin", origin])
             .output()
             .unwrap()

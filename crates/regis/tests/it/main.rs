@@ -23,6 +23,7 @@ mod litewitness;
 mod mirror;
 mod remote;
 mod serve;
+mod static_copy;
 mod witness_cli;
 mod witness_policy;
 mod witnessing_crash;

@@ -13,7 +13,7 @@ use crate::common::http::{exchange, get, get_answer};
 use crate::common::{free_port, ok, regis, serve};
 use std::time::Duration;
 
-use regis_model::RegisterName;
+use regis_model::{PerLog, RegisterName};
 use regis_store::{Log, RedbBackend, Registry};
 
 use crate::synthetic;
@@ -34,35 +34,39 @@ fn documents(dir: &Path) -> [std::path::PathBuf; 2] {
     [base, update]
 }
 
-/// Both logs' leaves, roots and stored checkpoints, and the user records,
-/// of register `synthetic` in `data` (a mirror or one's own).
-type Contents = (Vec<Vec<u8>>, [u8; 32], Option<String>, u64, usize);
+/// Each log's leaves, root and stored checkpoint, and the user records,
+/// of register `name` in `data` (a mirror or one's own).
+pub type Contents = (PerLog<(Vec<Vec<u8>>, [u8; 32], Option<String>)>, usize);
 
-fn contents(data: &Path, mirror: bool) -> Contents {
+pub fn contents(data: &Path, mirror: bool, name: &str) -> Contents {
     let registry = Registry::new(data, "regis.test");
-    let name = RegisterName::new("synthetic").unwrap();
+    let name = RegisterName::new(name).unwrap();
     let store = if mirror {
         registry.open_mirror::<RedbBackend>(&name).unwrap().store
     } else {
         registry.open::<RedbBackend>(&name).unwrap().store
     };
     let snapshot = store.snapshot().unwrap();
-    let size = snapshot.size(Log::User);
-    let checkpoint = snapshot.checkpoint(Log::User).unwrap();
-    if let Some(checkpoint) = &checkpoint {
-        // A mirror holds nothing its stored checkpoint does not cover.
-        assert_eq!(checkpoint.size, size);
-    }
+    let logs = PerLog::from_fn(|log| {
+        let size = snapshot.size(log);
+        let checkpoint = snapshot.checkpoint(log).unwrap();
+        if let Some(checkpoint) = &checkpoint {
+            // A mirror holds nothing its stored checkpoint does not cover.
+            assert_eq!(checkpoint.size, size);
+        }
+        (
+            snapshot
+                .entries(log, 1, size)
+                .unwrap()
+                .into_iter()
+                .map(|(_, leaf)| leaf)
+                .collect(),
+            snapshot.root(log).unwrap(),
+            checkpoint.map(|c| c.text),
+        )
+    });
     (
-        snapshot
-            .entries(Log::User, 1, size)
-            .unwrap()
-            .into_iter()
-            .map(|(_, leaf)| leaf)
-            .collect(),
-        snapshot.root(Log::User).unwrap(),
-        checkpoint.map(|c| c.text),
-        snapshot.size(Log::System),
+        logs,
         snapshot.records(Log::User, 0, u64::MAX).unwrap().len(),
     )
 }
@@ -122,8 +126,8 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
     ]);
     assert!(!output.status.success());
     drop(server);
-    let base_contents = contents(&down, true);
-    assert_eq!(base_contents, contents(&up, false));
+    let base_contents = contents(&down, true, "synthetic");
+    assert_eq!(base_contents, contents(&up, false, "synthetic"));
 
     // The upstream grows; mirrors are killed at random moments while they
     // copy it.
@@ -135,7 +139,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
         "synthetic",
         update.to_str().unwrap(),
     ]));
-    let expected = contents(&up, false);
+    let expected = contents(&up, false, "synthetic");
     let server = serve(&up, &format!("127.0.0.1:{port}"));
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(port);
     let mut kills = 0;
@@ -159,7 +163,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
             child.kill().unwrap();
         }
         let status = child.wait().unwrap();
-        let now = contents(&down, true);
+        let now = contents(&down, true, "synthetic");
         // All of the sync or none of it.
         assert!(
             now == base_contents || now == expected,
@@ -182,7 +186,7 @@ fn mirror_fsck_then_resume_after_kill_9_ends_identical() {
         "{stdout}"
     );
     drop(server);
-    assert_eq!(contents(&down, true), expected);
+    assert_eq!(contents(&down, true, "synthetic"), expected);
     let fsck = ok(regis(&["fsck", "--data", down_s]));
     assert!(
         fsck.starts_with(&format!("synthetic: ok: {TOTAL} user and 0 system entries")),

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use regis_model::Timestamp;
 use regis_note::{Cosigner, KeyName, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof};
 
 use crate::common::http::{exchange, get_text};
+use crate::common::static_copy::{Publication, StaticCopy, Superseded};
 use crate::common::{ok, regis, serve, text};
 
 /// Witness `n`: a real cosignature/v1 key.
@@ -124,6 +125,27 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A policy file in `dir` that needs witnesses 1 and 2, as `w1`, `w2`.
+fn both_witnesses(dir: &Path) -> PathBuf {
+    let policy = dir.join("policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "# Both witnesses.\nwitness w1 {}\nwitness w2 {}\ngroup both all w1 w2\nquorum both\n",
+            witness(1).verifier(),
+            witness(2).verifier()
+        ),
+    )
+    .unwrap();
+    policy
+}
+
+/// What the commands print of `both_witnesses`' cosignatures at `time`.
+fn cosigned_by(time: u64) -> String {
+    let at = Timestamp::from_unix_seconds(time as i64).unwrap();
+    format!(", cosigned by w1 at {at}, w2 at {at}", at = at.as_str())
+}
+
 #[test]
 fn get_verify_audit_and_mirror_require_the_quorum_of_the_policy() {
     let work = tempfile::tempdir().unwrap();
@@ -149,19 +171,9 @@ fn get_verify_audit_and_mirror_require_the_quorum_of_the_policy() {
     let only_one = cosigning_proxy(upstream, vec![witness(2)], time);
     let only_one = format!("http://{only_one}/registers/country");
 
-    let policy = work.path().join("policy");
-    std::fs::write(
-        &policy,
-        format!(
-            "# Both witnesses.\nwitness w1 {}\nwitness w2 {}\ngroup both all w1 w2\nquorum both\n",
-            witness(1).verifier(),
-            witness(2).verifier()
-        ),
-    )
-    .unwrap();
+    let policy = both_witnesses(work.path());
     let policy = policy.to_str().unwrap();
-    let at = Timestamp::from_unix_seconds(time as i64).unwrap();
-    let cosigned_by = format!(", cosigned by w1 at {at}, w2 at {at}", at = at.as_str());
+    let cosigned_by = cosigned_by(time);
 
     // Through the cosigning proxy: accepted, and who cosigned is said.
     let stdout = ok(regis(&[
@@ -297,6 +309,57 @@ fn get_verify_audit_and_mirror_require_the_quorum_of_the_policy() {
         policy,
     ]));
     assert!(stdout.contains(&format!("{cosigned_by}\n")), "{stdout}");
+}
+
+/// A static copy of a witnessed register holds the checkpoints its
+/// publisher read, cosignatures and all: read from it, the origin stopped,
+/// they meet the policy as the origin's do.
+#[test]
+fn a_static_copy_of_a_witnessed_register_meets_the_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fixture = regis_fixtures::path("registers/registry-data/country.rsf");
+    ok(regis(&[
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--register",
+        "country",
+        "--host",
+        "regis.test",
+        fixture.to_str().unwrap(),
+    ]));
+    let vkey = key(&data);
+    let server = serve(&data, "127.0.0.1:0");
+    let time = now();
+    let upstream = server.url.trim_start_matches("http://").to_owned();
+    let proxy = cosigning_proxy(upstream, vec![witness(1), witness(2)], time);
+    let publication = Publication::read(&proxy, "country");
+    drop(server);
+    let copy = StaticCopy::start();
+    copy.publish(&publication, Superseded::Full);
+    let url = copy.url("country");
+    let policy = both_witnesses(work.path());
+    let policy = policy.to_str().unwrap();
+    let cosigned_by = cosigned_by(time);
+    let mirror = work.path().join("mirror");
+    for args in [
+        vec!["get", &url, "CZ"],
+        vec!["verify", &url, "--full"],
+        vec!["mirror", &url, "--data", mirror.to_str().unwrap()],
+    ] {
+        let mut args = args;
+        args.extend(["--key", &vkey, "--witness-policy", policy]);
+        let stdout = ok(regis(&args));
+        match args[0] {
+            "mirror" => assert!(stdout.contains("user log 210 entries"), "{stdout}"),
+            _ => assert!(
+                stdout.contains("checkpoint 210 of regis.test/registers/country")
+                    && stdout.contains(&format!("{cosigned_by}\n")),
+                "{stdout}"
+            ),
+        }
+    }
 }
 
 #[test]

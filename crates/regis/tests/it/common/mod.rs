@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod static_copy;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
