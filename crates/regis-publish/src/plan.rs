@@ -118,7 +118,8 @@ pub struct Plan {
 
 /// Stored hashes at tile level `level` in a tree of `size`.
 fn hashes_at(level: u8, size: u64) -> u64 {
-    size.checked_shr(u32::from(level) * TILE_HEIGHT).unwrap_or(0)
+    size.checked_shr(u32::from(level) * TILE_HEIGHT)
+        .unwrap_or(0)
 }
 
 /// The tiles (or bundles, `kind` being [`TileKind::Entries`]) of one level

@@ -25,8 +25,7 @@ pub type SnapshotOf<B> = Snapshot<<B as KvBackend>::Snapshot>;
 
 /// Renders `B/register` from a snapshot (the server's own renderer: the
 /// bucket's bytes are the origin's).
-pub type RenderRegister<B> =
-    Arc<dyn Fn(SnapshotOf<B>) -> Result<Vec<u8>, String> + Send + Sync>;
+pub type RenderRegister<B> = Arc<dyn Fn(SnapshotOf<B>) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// A log's origin and key: what the target's checkpoints must verify with.
 #[derive(Clone, Debug)]
@@ -487,15 +486,16 @@ impl<B: DirBackend> Publication<B> {
         for batch in objects.chunks(self.settings.concurrency.max(1)) {
             let mut bodies = Vec::with_capacity(batch.len());
             for &object in batch {
-                let bytes = match (object, snapshot.as_ref()) {
-                    (Object::Register, Some(_)) => {
-                        let taken = snapshot.take().ok_or_else(|| self.store_error("no snapshot"))?;
-                        Bytes::from(
-                            (self.source.render_register)(taken)
-                                .map_err(|error| self.store_error(error))?,
-                        )
+                let bytes = match (object, snapshot.take()) {
+                    (Object::Register, Some(taken)) => Bytes::from(
+                        (self.source.render_register)(taken)
+                            .map_err(|error| self.store_error(error))?,
+                    ),
+                    (object, Some(kept)) => {
+                        let bytes = self.render(&kept, object, to)?;
+                        snapshot = Some(kept);
+                        bytes
                     }
-                    (_, Some(snapshot)) => self.render(snapshot, object, to)?,
                     (object, None) => self.render_without_snapshot(object, to)?,
                 };
                 bodies.push((object, bytes));
@@ -546,7 +546,9 @@ impl<B: DirBackend> Publication<B> {
             };
             for path in paths.into_iter().filter(|path| Some(path) != kept.as_ref()) {
                 if let Err(error) = self
-                    .request(Request::Delete, "DELETE", &path, || self.target.delete(&path))
+                    .request(Request::Delete, "DELETE", &path, || {
+                        self.target.delete(&path)
+                    })
                     .await
                 {
                     tracing::warn!(%error, "a superseded object left in place");
@@ -580,10 +582,7 @@ impl<B: DirBackend> Publication<B> {
             .store
             .snapshot()
             .map_err(|error| self.store_error(error))?;
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .served = sizes(to);
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).served = sizes(to);
         let target_sizes = sizes(to);
         let below = PerLog::<()>::LOGS
             .into_iter()

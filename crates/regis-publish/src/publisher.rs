@@ -13,9 +13,9 @@ use regis_store::{DirBackend, SignedTree};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::Settings;
 use crate::publish::{Publication, Resume, SharedStatus, SnapshotOf, Source, Status, publishable};
 use crate::target::Target;
-use crate::Settings;
 
 /// What a register serves at `B/log/checkpoint` and
 /// `B/system-log/checkpoint`, and when it changes.
@@ -245,7 +245,10 @@ async fn follow<B: DirBackend>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut back_off = BackOff::new(&publication.settings);
-    let Resume { mut from, mut floor } = loop {
+    let Resume {
+        mut from,
+        mut floor,
+    } = loop {
         match publication.resume().await {
             Ok(resume) => break resume,
             Err(error) if error.is_refusal() => {

@@ -16,6 +16,8 @@
 //!   `POST B/load-rsf`, `POST /registers`, each answered once durable and
 //!   signed;
 //! - `/metrics`, `/healthz`, `/readyz`;
+//! - with `[publish]` ([`publishing`]), a static copy of every register in
+//!   object storage, kept up to date;
 //! - with a witness policy ([`witnessing`]), checkpoints cosigned by
 //!   witnesses (C2SP tlog-witness): `B/log/checkpoint` and record proofs
 //!   serve the newest one that meets the policy, `?wait=witnessed` on a
@@ -41,6 +43,7 @@ pub mod events;
 pub mod html;
 pub mod http;
 pub mod metrics;
+pub mod publishing;
 pub mod request;
 mod room;
 pub mod routes;
@@ -64,7 +67,8 @@ use regis_store::{DirBackend, Registry};
 
 /// Runs a server for `config` until Ctrl-C or SIGTERM: reads the witness
 /// policy, opens every register under `config.data` (starting their
-/// sequencers and witnessings), listens, calls `on_listen` with the bound
+/// sequencers and witnessings), starts publishing if `[publish]` says
+/// where, listens, calls `on_listen` with the bound
 /// address, serves, drains, and stops the witnessings and sequencers.
 pub fn run<B: DirBackend>(
     config: &Config,
@@ -73,6 +77,10 @@ pub fn run<B: DirBackend>(
     config.check()?;
     let registry = Registry::new(&config.data, &config.host);
     let opened = App::<B>::open_with(&registry, config.limits, config.witness_settings()?)?;
+    if let Some(publish) = &config.publish {
+        let publishing = publishing::Publishing::start(publish, &opened.app)?;
+        opened.app.set_publishing(publishing);
+    }
     // Every read handler and RSF stream runs on a blocking thread: the
     // pool holds all the limits allow, and some for file I/O and writes.
     let blocking = config.limits.concurrency + config.limits.max_rsf_streams + 64;

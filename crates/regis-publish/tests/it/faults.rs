@@ -116,7 +116,11 @@ fn publications_cut_short_at_each_upload_never_show_a_checkpoint_without_its_obj
     let faulty = Faulty::new(file_target(bucket.path()), Mode::Working);
     let publication = fixture.publication(faulty.clone(), quick());
     let runtime = runtime();
-    assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+    assert!(
+        runtime
+            .block_on(publication.catch_up(&fixture.pair()))
+            .unwrap()
+    );
     let mut cut = 0;
     loop {
         fixture.append(200);
@@ -138,7 +142,11 @@ fn publications_cut_short_at_each_upload_never_show_a_checkpoint_without_its_obj
         }
         // Working again, it converges (redoing at most this publication).
         faulty.set(Mode::Working);
-        assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+        assert!(
+            runtime
+                .block_on(publication.catch_up(&fixture.pair()))
+                .unwrap()
+        );
         assert_eq!(
             runtime.block_on(verify_copy(&*faulty, &fixture.store, &fixture.keys)),
             want
@@ -197,7 +205,10 @@ fn a_hanging_target_times_out() {
         .block_on(publication.catch_up(&fixture.pair()))
         .unwrap_err()
         .to_string();
-    assert!(error.contains("no answer within the request timeout"), "{error}");
+    assert!(
+        error.contains("no answer within the request timeout"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -210,7 +221,11 @@ fn a_target_holding_another_logs_checkpoint_is_refused() {
     let target = file_target(bucket.path());
     let runtime = runtime();
     let publication = theirs.publication(Arc::clone(&target), quick());
-    assert!(runtime.block_on(publication.catch_up(&theirs.pair())).unwrap());
+    assert!(
+        runtime
+            .block_on(publication.catch_up(&theirs.pair()))
+            .unwrap()
+    );
     let publication = ours.publication(Arc::clone(&target), quick());
     let error = runtime
         .block_on(publication.catch_up(&ours.pair()))

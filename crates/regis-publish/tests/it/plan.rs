@@ -40,7 +40,10 @@ fn tiles_of(size: u64) -> HashSet<TilePath> {
 }
 
 fn user(size: u64) -> PerLog<u64> {
-    PerLog { user: size, system: 3 }
+    PerLog {
+        user: size,
+        system: 3,
+    }
 }
 
 #[test]
@@ -85,7 +88,10 @@ fn a_publication_uploads_exactly_what_its_size_adds() {
             }));
             assert_eq!(
                 plan.checkpoints,
-                [Object::Checkpoint(Log::System), Object::Checkpoint(Log::User)]
+                [
+                    Object::Checkpoint(Log::System),
+                    Object::Checkpoint(Log::User)
+                ]
             );
             // Partials superseded: those of tiles partial at `from` and
             // full at `to`.
@@ -129,8 +135,10 @@ fn chained_publications_upload_each_full_object_once() {
             }
         }
         let last = *chain.last().unwrap();
-        let expected: HashSet<TilePath> =
-            tiles_of(last).into_iter().filter(|tile| tile.is_full()).collect();
+        let expected: HashSet<TilePath> = tiles_of(last)
+            .into_iter()
+            .filter(|tile| tile.is_full())
+            .collect();
         assert_eq!(full, expected, "chain by {step}");
         assert_eq!(chunks.len() as u64, last.saturating_sub(1) / CHUNK);
     }
@@ -141,8 +149,12 @@ fn the_system_log_and_the_same_sizes() {
     assert_eq!(plan(user(5), user(5), false), None);
     // Only the system log grew: its tiles, the tail again (it gains
     // system entries), no user tile.
-    let plan = plan(PerLog { user: 5, system: 3 }, PerLog { user: 5, system: 4 }, false)
-        .unwrap();
+    let plan = plan(
+        PerLog { user: 5, system: 3 },
+        PerLog { user: 5, system: 4 },
+        false,
+    )
+    .unwrap();
     assert_eq!(
         plan.objects,
         [
@@ -167,7 +179,10 @@ fn paths_are_the_servers() {
         Object::Tile(Log::System, TilePath::entries(0, 256).unwrap()).path(name),
         "registers/country/system-log/tile/entries/000"
     );
-    assert_eq!(Object::RsfChunk(256).path(name), "registers/country/download-rsf/256/512");
+    assert_eq!(
+        Object::RsfChunk(256).path(name),
+        "registers/country/download-rsf/256/512"
+    );
     assert_eq!(
         Object::RsfTail { start: 0, end: 0 }.path(name),
         "registers/country/download-rsf/0/0"

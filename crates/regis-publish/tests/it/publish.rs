@@ -49,7 +49,16 @@ fn copies_at_several_sizes_verify_and_keep_no_superseded_object() {
     let target = file_target(bucket.path());
     let publication = fixture.publication(Arc::clone(&target), quick());
     let runtime = runtime();
-    for (grow, custodian) in [(0, false), (1, false), (254, true), (1, false), (300, false), (1, false), (512, true), (3, false)] {
+    for (grow, custodian) in [
+        (0, false),
+        (1, false),
+        (254, true),
+        (1, false),
+        (300, false),
+        (1, false),
+        (512, true),
+        (3, false),
+    ] {
         fixture.append(grow);
         if custodian {
             fixture.new_custodian("Someone else");
@@ -67,7 +76,10 @@ fn copies_at_several_sizes_verify_and_keep_no_superseded_object() {
         // No partial tile of a full one, no tail of a full chunk.
         for file in files(bucket.path()) {
             if let Some((tile, _)) = file.split_once(".p/") {
-                assert!(!std::path::Path::new(bucket.path()).join(tile).exists(), "{file}");
+                assert!(
+                    !std::path::Path::new(bucket.path()).join(tile).exists(),
+                    "{file}"
+                );
             }
             if let Some(rest) = file.strip_prefix(&format!("registers/{NAME}/download-rsf/")) {
                 let (start, end) = rest.split_once('/').unwrap();
@@ -93,20 +105,31 @@ fn an_emptied_target_is_published_again_from_nothing_and_the_state_from_the_targ
     let target = file_target(bucket.path());
     let publication = fixture.publication(Arc::clone(&target), quick());
     let runtime = runtime();
-    assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+    assert!(
+        runtime
+            .block_on(publication.catch_up(&fixture.pair()))
+            .unwrap()
+    );
     // The bucket emptied: the state says 600, the bucket nothing; resumed
     // from nothing.
     std::fs::remove_dir_all(bucket.path().join("registers")).unwrap();
     let resume = runtime.block_on(publication.resume()).unwrap();
     assert_eq!(resume.from, PerLog { user: 0, system: 0 });
     fixture.append(1);
-    assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+    assert!(
+        runtime
+            .block_on(publication.catch_up(&fixture.pair()))
+            .unwrap()
+    );
     runtime.block_on(verify_copy(&*target, &fixture.store, &fixture.keys));
     // The state lost: resumed from nothing too, the floor the bucket's.
     std::fs::remove_file(state::path(&fixture.register_dir(), target.url())).unwrap();
     let resume = runtime.block_on(publication.resume()).unwrap();
     assert_eq!(resume.from, PerLog { user: 0, system: 0 });
-    assert_eq!(resume.floor, PerLog::from_fn(|log| fixture.pair()[log].size));
+    assert_eq!(
+        resume.floor,
+        PerLog::from_fn(|log| fixture.pair()[log].size)
+    );
 }
 
 #[test]

@@ -94,7 +94,11 @@ fn a_copy_in_s3_verifies_at_several_sizes_and_survives_the_server_going_away() {
     let runtime = runtime();
     for grow in [1, 255, 1, 300] {
         fixture.append(grow);
-        assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+        assert!(
+            runtime
+                .block_on(publication.catch_up(&fixture.pair()))
+                .unwrap()
+        );
         let sizes = runtime.block_on(verify_copy(&*target, &fixture.store, &fixture.keys));
         assert_eq!(sizes, PerLog::from_fn(|log| fixture.pair()[log].size));
     }
@@ -106,7 +110,10 @@ fn a_copy_in_s3_verifies_at_several_sizes_and_survives_the_server_going_away() {
     let listed = runtime
         .block_on(target.list("registers/demo/log/tile/0/"))
         .unwrap();
-    assert!(listed.contains(&"registers/demo/log/tile/0/000".to_owned()), "{listed:?}");
+    assert!(
+        listed.contains(&"registers/demo/log/tile/0/000".to_owned()),
+        "{listed:?}"
+    );
     // The server goes away: publications fail, writes go on.
     drop(server);
     fixture.append(10);
@@ -116,7 +123,11 @@ fn a_copy_in_s3_verifies_at_several_sizes_and_survives_the_server_going_away() {
     assert!(!error.is_refusal(), "{error}");
     // Back on the same port, over the same directory: caught up.
     let _server = S3Server::start(root.path(), addr);
-    assert!(runtime.block_on(publication.catch_up(&fixture.pair())).unwrap());
+    assert!(
+        runtime
+            .block_on(publication.catch_up(&fixture.pair()))
+            .unwrap()
+    );
     let sizes = runtime.block_on(verify_copy(&*target, &fixture.store, &fixture.keys));
     assert_eq!(sizes.user, 567);
 }

@@ -6,7 +6,10 @@ use regis_publish::state;
 #[test]
 fn the_state_file_round_trips_and_is_parsed_strictly() {
     let url = "s3://bucket/prefix";
-    let sizes = PerLog { user: 1234, system: 9 };
+    let sizes = PerLog {
+        user: 1234,
+        system: 9,
+    };
     let bytes = state::encode(url, sizes);
     assert_eq!(
         bytes,
@@ -18,7 +21,10 @@ fn the_state_file_round_trips_and_is_parsed_strictly() {
         (text.replace("/1\n", "/2\n"), "line 1"),
         (text.replace("prefix", "other"), "another target"),
         (text.replace("1234", "01234"), "line 3"),
-        (text.replace("log 1234\nsystem-log 9", "system-log 9\nlog 1234"), "line 3"),
+        (
+            text.replace("log 1234\nsystem-log 9", "system-log 9\nlog 1234"),
+            "line 3",
+        ),
         (text.trim_end().to_owned(), "newline"),
         (format!("{text}extra\n"), "5 lines"),
     ] {
@@ -42,7 +48,11 @@ fn each_target_has_its_own_durable_state() {
     );
     assert_eq!(state::read(dir.path(), b).unwrap(), None);
     // A file for another target under this one's name is refused.
-    std::fs::write(state::path(dir.path(), b), state::encode(a, PerLog::default())).unwrap();
+    std::fs::write(
+        state::path(dir.path(), b),
+        state::encode(a, PerLog::default()),
+    )
+    .unwrap();
     let error = state::read(dir.path(), b).unwrap_err().to_string();
     assert!(error.contains("another target"), "{error}");
 }

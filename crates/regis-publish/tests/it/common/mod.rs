@@ -18,7 +18,9 @@ use regis_model::{
 use regis_note::{SignedCheckpoint, Verifier, Verifiers};
 use regis_publish::plan::{CHUNK, log_dir, tail_start};
 use regis_publish::{LogKey, Publication, Settings, SharedStatus, Source, Target};
-use regis_store::{RedbBackend, Registry, Request, Sequencer, SequencerConfig, SignedTree, Store, system_clock};
+use regis_store::{
+    RedbBackend, Registry, Request, Sequencer, SequencerConfig, SignedTree, Store, system_clock,
+};
 
 pub const NAME: &str = "demo";
 
@@ -149,7 +151,11 @@ impl Fixture {
     }
 
     /// A publication of this register to `target`.
-    pub fn publication(&self, target: Arc<dyn Target>, settings: Settings) -> Publication<RedbBackend> {
+    pub fn publication(
+        &self,
+        target: Arc<dyn Target>,
+        settings: Settings,
+    ) -> Publication<RedbBackend> {
         Publication {
             source: self.source(None),
             target,
@@ -233,7 +239,9 @@ pub async fn verify_copy(
         let signed = SignedCheckpoint::parse(&bytes).unwrap();
         let key: &LogKey = &keys[log];
         let verifier: &Verifier = &key.verifier;
-        signed.verify(&key.origin, verifier, &Verifiers::default()).unwrap();
+        signed
+            .verify(&key.origin, verifier, &Verifiers::default())
+            .unwrap();
         let size = signed.checkpoint().size();
         checked.push((size, *signed.checkpoint().root_hash()));
         for tile in tiles_of(size) {
@@ -280,7 +288,10 @@ pub async fn verify_copy(
     }
     assert_eq!(user_entries, user, "user entries in the RSF chain");
     assert!(system_entries >= system, "system entries in the RSF chain");
-    assert_eq!(root, user_root, "the RSF chain ends at the checkpoint's root");
+    assert_eq!(
+        root, user_root,
+        "the RSF chain ends at the checkpoint's root"
+    );
     get(target, &format!("registers/{NAME}/register")).await;
     sizes
 }
