@@ -20,6 +20,7 @@ mod disk_full;
 mod interop;
 mod litewitness;
 mod mirror;
+mod publish;
 mod remote;
 mod serve;
 mod witness_cli;
