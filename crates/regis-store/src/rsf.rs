@@ -217,10 +217,9 @@ pub fn write_delta<S: KvSnapshot, W: Write>(
         Frontier::from_reader(&snapshot.hashes(Log::User), start).map_err(store_error)?;
     let mut writer = RsfWriter::resume(out, frontier);
     writer.assert_root_hash()?;
-    let mut numbers = delta_system_entries(start, end, held, |n| {
-        system_entries_through(snapshot, n)
-    })
-    .map_err(store_error)?;
+    let mut numbers =
+        delta_system_entries(start, end, held, |n| system_entries_through(snapshot, n))
+            .map_err(store_error)?;
     if let Some(limit) = system_limit {
         numbers.end = numbers.end.min(limit.saturating_add(1)).max(numbers.start);
     }
