@@ -67,8 +67,8 @@ impl Drop for S3Server {
     }
 }
 
-fn s3_target(addr: SocketAddr) -> Arc<dyn Target> {
-    let options = [
+fn s3_options(addr: SocketAddr) -> [(String, String); 6] {
+    [
         ("aws_endpoint", format!("http://{addr}")),
         ("aws_allow_http", "true".to_owned()),
         ("aws_access_key_id", ACCESS_KEY.to_owned()),
@@ -76,8 +76,32 @@ fn s3_target(addr: SocketAddr) -> Arc<dyn Target> {
         ("aws_region", "us-east-1".to_owned()),
         ("aws_virtual_hosted_style_request", "false".to_owned()),
     ]
-    .map(|(key, value)| (key.to_owned(), value));
-    Arc::new(ObjectStoreTarget::new("s3://static/copy", &options).unwrap())
+    .map(|(key, value)| (key.to_owned(), value))
+}
+
+fn s3_target(addr: SocketAddr) -> Arc<dyn Target> {
+    Arc::new(ObjectStoreTarget::new("s3://static/copy", &s3_options(addr)).unwrap())
+}
+
+/// The `Cache-Control` and `Content-Type` S3 keeps for `path` (read with
+/// `object_store` directly).
+async fn headers(addr: SocketAddr, path: &str) -> (String, String) {
+    use object_store::{Attribute, ObjectStoreExt as _};
+    let url = url::Url::parse("s3://static/copy").unwrap();
+    let (store, prefix) = object_store::parse_url_opts(&url, s3_options(addr)).unwrap();
+    let location = path.split('/').fold(prefix, |full, part| full.join(part));
+    let result = store.get(&location).await.unwrap();
+    let attribute = |name| {
+        result
+            .attributes
+            .get(&name)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    (
+        attribute(Attribute::CacheControl),
+        attribute(Attribute::ContentType),
+    )
 }
 
 #[test]
@@ -102,6 +126,21 @@ fn a_copy_in_s3_verifies_at_several_sizes_and_survives_the_server_going_away() {
         let sizes = runtime.block_on(verify_copy(&*target, &fixture.store, &fixture.keys));
         assert_eq!(sizes, PerLog::from_fn(|log| fixture.pair()[log].size));
     }
+    // S3 keeps each object's headers, as the server sends them.
+    assert_eq!(
+        runtime.block_on(headers(addr, "registers/demo/log/tile/0/000")),
+        (
+            "public, max-age=604800, immutable".to_owned(),
+            "application/octet-stream".to_owned()
+        )
+    );
+    assert_eq!(
+        runtime.block_on(headers(addr, "registers/demo/log/checkpoint")),
+        (
+            "no-cache".to_owned(),
+            "text/plain; charset=utf-8".to_owned()
+        )
+    );
     // Superseded partials were deleted through S3's list and delete.
     let partials = runtime
         .block_on(target.list("registers/demo/log/tile/0/000.p/"))
