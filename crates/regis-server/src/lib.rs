@@ -68,8 +68,8 @@ use regis_store::{DirBackend, Registry};
 /// Runs a server for `config` until Ctrl-C or SIGTERM: reads the witness
 /// policy, opens every register under `config.data` (starting their
 /// sequencers and witnessings), starts publishing if `[publish]` says
-/// where, listens, calls `on_listen` with the bound
-/// address, serves, drains, and stops the witnessings and sequencers.
+/// where, listens, calls `on_listen` with the bound address, serves,
+/// drains, and stops the publishing, the witnessings and the sequencers.
 pub fn run<B: DirBackend>(
     config: &Config,
     on_listen: impl FnOnce(SocketAddr, &App<B>),
