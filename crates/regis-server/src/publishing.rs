@@ -345,6 +345,11 @@ struct LogLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RegisterLabels {
+    register: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     register: String,
     kind: &'static str,
@@ -394,12 +399,19 @@ impl<B: DirBackend> App<B> {
 
 /// Registers the publishing families: `regis_published_size`,
 /// `regis_publish_lag_entries` (served − published) per register and log,
-/// and `regis_publish_requests` by kind and outcome.
+/// `regis_publish_requests` by kind and outcome, and
+/// `regis_publish_refused` (1 for a register the target refuses).
 pub fn register_metrics(registry: &mut Registry, registers: Vec<PublishedSizes>) {
     let published = Family::<LogLabels, Gauge>::default();
     let lag = Family::<LogLabels, Gauge>::default();
     let requests = Family::<RequestLabels, Counter>::default();
+    let refused = Family::<RegisterLabels, Gauge>::default();
     for PublishedSizes { status, served } in registers {
+        refused
+            .get_or_create(&RegisterLabels {
+                register: status.name.clone(),
+            })
+            .set(i64::from(status.status.refused.is_some()));
         for log in PerLog::<()>::LOGS {
             let labels = LogLabels {
                 register: status.name.clone(),
@@ -438,6 +450,12 @@ pub fn register_metrics(registry: &mut Registry, registers: Vec<PublishedSizes>)
         "regis_publish_requests",
         "Requests to the [publish] target, by kind and outcome",
         requests,
+    );
+    registry.register(
+        "regis_publish_refused",
+        "1 for a register not published because the target holds another log's checkpoint \
+         or one ahead of this data directory",
+        refused,
     );
 }
 

@@ -335,6 +335,7 @@ fn a_served_register_is_published_verifies_through_nginx_and_survives_outages_an
     assert!(metrics.contains(&format!(
         "regis_publish_requests_total{{register=\"{NAME}\",kind=\"put\",outcome=\"ok\"}}"
     )));
+    assert!(metrics.contains(&format!("regis_publish_refused{{register=\"{NAME}\"}} 0\n")));
 
     // The target unreachable (its folder replaced by a file): writes go
     // on, /readyz says why the copy is behind; back, it converges.
