@@ -775,12 +775,14 @@ fn a_witnessed_register_is_published_at_its_witnessed_checkpoints() {
     w1.set(Fault::None);
     let next = register.witnessed_at_least(Log::User, signed);
     assert_eq!(wait_published(next.size), next.text);
-    let metrics = register.metrics();
-    assert!(
-        metrics.contains(&format!(
-            "regis_published_size{{register=\"{NAME}\",log=\"user\"}} {}\n",
-            next.size
-        )),
-        "{metrics}"
+    // The status follows the state file, written after the checkpoints.
+    let series = format!(
+        "regis_published_size{{register=\"{NAME}\",log=\"user\"}} {}\n",
+        next.size
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !register.metrics().contains(&series) {
+        assert!(Instant::now() < deadline, "{}", register.metrics());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

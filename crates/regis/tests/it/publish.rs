@@ -321,21 +321,19 @@ fn a_served_register_is_published_verifies_through_nginx_and_survives_outages_an
             size
         );
     }
-    let (_, metrics) = get_bytes(&origin.addr, "/metrics");
-    let metrics = text(&metrics);
-    assert!(
-        metrics.contains(&format!(
-            "regis_published_size{{register=\"{NAME}\",log=\"user\"}} {size}\n"
-        )),
-        "{metrics}"
-    );
-    assert!(metrics.contains(&format!(
-        "regis_publish_lag_entries{{register=\"{NAME}\",log=\"user\"}} 0\n"
-    )));
-    assert!(metrics.contains(&format!(
-        "regis_publish_requests_total{{register=\"{NAME}\",kind=\"put\",outcome=\"ok\"}}"
-    )));
-    assert!(metrics.contains(&format!("regis_publish_refused{{register=\"{NAME}\"}} 0\n")));
+    // The status follows the state file, written after the checkpoints.
+    let published = format!("regis_published_size{{register=\"{NAME}\",log=\"user\"}} {size}\n");
+    wait_for("regis_published_size", || {
+        text(&get_bytes(&origin.addr, "/metrics").1).contains(&published)
+    });
+    let metrics = text(&get_bytes(&origin.addr, "/metrics").1);
+    for series in [
+        format!("regis_publish_lag_entries{{register=\"{NAME}\",log=\"user\"}} 0\n"),
+        format!("regis_publish_requests_total{{register=\"{NAME}\",kind=\"put\",outcome=\"ok\"}}"),
+        format!("regis_publish_refused{{register=\"{NAME}\"}} 0\n"),
+    ] {
+        assert!(metrics.contains(&series), "{series}: {metrics}");
+    }
 
     // The target unreachable (its folder replaced by a file): writes go
     // on, /readyz says why the copy is behind; back, it converges.
