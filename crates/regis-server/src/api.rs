@@ -299,6 +299,11 @@ pub fn register<B: DirBackend>(
             "register metadata is served as JSON only",
         ));
     }
+    Ok(http::json(register_json(read)?))
+}
+
+/// The body of `GET B/register` (also what the publisher stores there).
+pub fn register_json<B: DirBackend>(read: &RegisterRead<'_, B>) -> Result<String, ApiError> {
     let mut summary = summary(read)?;
     let schema = read.schema()?;
     let record = match schema.definition() {
@@ -324,7 +329,7 @@ pub fn register<B: DirBackend>(
         map.insert("register-record".into(), record);
         map.insert("fields".into(), Value::Array(fields));
     }
-    Ok(http::json(summary.to_string()))
+    Ok(summary.to_string())
 }
 
 /// `GET /registers`: every register's summary.

@@ -296,6 +296,8 @@ pub struct App<B> {
     pub tiles: TileCache,
     /// Room on the disk for writes: the reserve and each register's share.
     pub room: crate::room::Room,
+    /// Its publishing to object storage, if `[publish]` says where.
+    publishing: crate::publishing::PublishingSlot,
 }
 
 /// A server's state, and the sequencers and witnessings to join once it
@@ -307,10 +309,21 @@ pub struct Opened<B> {
 }
 
 impl<B> Opened<B> {
-    /// Stops the witnessings, then the sequencers (after the server has
-    /// stopped): each sequencer finishes the requests queued, answering
-    /// every waiter still there.
+    /// Stops the publishing, the witnessings, then the sequencers (after
+    /// the server has stopped): each sequencer finishes the requests
+    /// queued, answering every waiter still there.
     pub fn shutdown(self) {
+        // The publisher holds registers (their sequencer handles) until
+        // its tasks end.
+        let publishing = self
+            .app
+            .publishing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(publishing) = publishing {
+            publishing.stop();
+        }
         let witnessings = std::mem::take(
             &mut *self
                 .app
@@ -377,7 +390,22 @@ impl<B: DirBackend> App<B> {
             stopping: watch::Sender::new(false),
             tiles: TileCache::new(TILE_CACHE_BYTES),
             room: crate::room::Room::default(),
+            publishing: crate::publishing::PublishingSlot::default(),
         }
+    }
+
+    /// Publishes every register, and those created from now on, with
+    /// `publishing`.
+    pub fn set_publishing(&self, publishing: crate::publishing::Publishing) {
+        *self.publishing.lock().unwrap_or_else(|e| e.into_inner()) = Some(publishing);
+    }
+
+    /// Each published register's publishing; `None` without `[publish]`.
+    pub fn publishing_status(&self) -> Option<Vec<regis_publish::RegisterStatus>> {
+        let publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        publishing
+            .as_ref()
+            .map(crate::publishing::Publishing::status)
     }
 
     /// [`App::open_with`] with no server-wide witness policy (a register
@@ -491,6 +519,9 @@ impl<B: DirBackend> App<B> {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), Arc::clone(&register));
+        if let Some(publishing) = &*self.publishing.lock().unwrap_or_else(|e| e.into_inner()) {
+            publishing.add(self, &register);
+        }
         Ok((register, defined?))
     }
 

@@ -44,6 +44,11 @@
 //! `write-timeout-seconds` is closed and its buffers freed, and one client
 //! address holds at most `max-connections-per-address` of the connections.
 //!
+//! `[publish]` (none by default) keeps a static copy of every register in
+//! object storage: `url = "s3://bucket/prefix"` or `"file:///srv/…"`,
+//! `interval-ms`, `request-timeout-seconds`, and any other key passed to
+//! `object_store` ([`crate::publishing`], `spec/static.md`).
+//!
 //! `witness-policy` is a C2SP tlog-policy file (`witness NAME VKEY URL`,
 //! `group NAME all|any|K MEMBER…`, `quorum NAME`; no `log` line is needed,
 //! the log being the register's own) for every register without a policy of
@@ -63,6 +68,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::publishing::PublishConfig;
 use crate::witnessing::{PolicyFile, WitnessSettings};
 
 /// Where to listen, what to serve, and the bounds on every request.
@@ -87,6 +93,9 @@ pub struct Config {
     pub witness_timeout_seconds: u64,
     /// Bounds on requests.
     pub limits: Limits,
+    /// Where to publish a static copy of every register, if anywhere
+    /// (`[publish]`, [`crate::publishing`]).
+    pub publish: Option<PublishConfig>,
 }
 
 /// Bounds on every request.
@@ -166,6 +175,7 @@ impl Default for Config {
             witness_interval_ms: 1000,
             witness_timeout_seconds: 10,
             limits: Limits::default(),
+            publish: None,
         }
     }
 }
@@ -334,7 +344,7 @@ impl Config {
         {
             Some("host must be non-empty, without spaces, control characters or '+'")
         } else {
-            None
+            self.publish.as_ref().and_then(PublishConfig::problem)
         };
         match problem {
             Some(problem) => Err(ServerError::Config {
@@ -384,6 +394,36 @@ mod tests {
         assert!(Config::from_toml("witness-timeout-seconds = 601").is_err());
         assert!(Config::from_toml("witness-interval-ms = 3600001").is_err());
         assert!(Config::from_toml("").is_ok());
+    }
+
+    #[test]
+    fn reads_publish_with_object_store_options_and_bounds_it() {
+        let config = Config::from_toml(
+            "[publish]\nurl = \"s3://bucket/prefix\"\ninterval-ms = 250\n\
+             aws_endpoint = \"http://127.0.0.1:9000\"\naws_allow_http = true\n",
+        )
+        .unwrap();
+        let publish = config.publish.unwrap();
+        assert_eq!(publish.url, "s3://bucket/prefix");
+        assert_eq!(publish.interval_ms, 250);
+        assert_eq!(publish.request_timeout_seconds, 30);
+        assert_eq!(
+            publish.options(),
+            [
+                ("aws_allow_http".to_owned(), "true".to_owned()),
+                (
+                    "aws_endpoint".to_owned(),
+                    "http://127.0.0.1:9000".to_owned()
+                ),
+            ]
+        );
+        assert!(Config::from_toml("[publish]\ninterval-ms = 5").is_err());
+        assert!(Config::from_toml("[publish]\nurl = \"\"").is_err());
+        assert!(
+            Config::from_toml("[publish]\nurl = \"file:///x\"\nrequest-timeout-seconds = 0")
+                .is_err()
+        );
+        assert!(Config::default().publish.is_none());
     }
 
     #[test]

@@ -225,6 +225,9 @@ pub enum ServerError {
         /// Why.
         error: String,
     },
+    /// A register could not be published (`regis publish`).
+    #[error(transparent)]
+    Publish(Box<regis_publish::PublishError>),
     /// A register's sequencer could not start.
     #[error("register {name}: {error}")]
     Sequencer {

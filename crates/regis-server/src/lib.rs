@@ -16,6 +16,8 @@
 //!   `POST B/load-rsf`, `POST /registers`, each answered once durable and
 //!   signed;
 //! - `/metrics`, `/healthz`, `/readyz`;
+//! - with `[publish]` ([`publishing`]), a static copy of every register in
+//!   object storage, kept up to date;
 //! - with a witness policy ([`witnessing`]), checkpoints cosigned by
 //!   witnesses (C2SP tlog-witness): `B/log/checkpoint` and record proofs
 //!   serve the newest one that meets the policy, `?wait=witnessed` on a
@@ -42,6 +44,7 @@ pub mod html;
 pub mod http;
 pub mod links;
 pub mod metrics;
+pub mod publishing;
 pub mod request;
 mod room;
 pub mod routes;
@@ -65,8 +68,9 @@ use regis_store::{DirBackend, Registry};
 
 /// Runs a server for `config` until Ctrl-C or SIGTERM: reads the witness
 /// policy, opens every register under `config.data` (starting their
-/// sequencers and witnessings), listens, calls `on_listen` with the bound
-/// address, serves, drains, and stops the witnessings and sequencers.
+/// sequencers and witnessings), starts publishing if `[publish]` says
+/// where, listens, calls `on_listen` with the bound address, serves,
+/// drains, and stops the publishing, the witnessings and the sequencers.
 pub fn run<B: DirBackend>(
     config: &Config,
     on_listen: impl FnOnce(SocketAddr, &App<B>),
@@ -74,6 +78,10 @@ pub fn run<B: DirBackend>(
     config.check()?;
     let registry = Registry::new(&config.data, &config.host);
     let opened = App::<B>::open_with(&registry, config.limits, config.witness_settings()?)?;
+    if let Some(publish) = &config.publish {
+        let publishing = publishing::Publishing::start(publish, &opened.app)?;
+        opened.app.set_publishing(publishing);
+    }
     // Every read handler and RSF stream runs on a blocking thread: the
     // pool holds all the limits allow, and some for file I/O and writes.
     let blocking = config.limits.concurrency + config.limits.max_rsf_streams + 64;

@@ -4,7 +4,8 @@
 //! entries appended, batch sizes, time queued, to signed and to durable),
 //! and each witnessed register's witnessing (per log and witness: the size
 //! last cosigned, requests by outcome; per log: the witnessed size and its
-//! lag behind the signed one). Every label comes from a fixed set (route
+//! lag behind the signed one), and with `[publish]` each register's
+//! published sizes, lag and requests to the target. Every label comes from a fixed set (route
 //! templates, status classes, outcomes, the registers the server holds,
 //! the witnesses their policies name), never from client input, so the
 //! series cannot grow with requests.
@@ -373,10 +374,12 @@ pub fn render(
     requests: &Metrics,
     writes: &WriteMetrics,
     registers: impl IntoIterator<Item = RegisterSizes>,
+    published: Vec<crate::publishing::PublishedSizes>,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     requests.register(&mut registry);
     writes.register(&mut registry);
+    crate::publishing::register_metrics(&mut registry, published);
     let log_size = Family::<RegisterLogLabels, Gauge>::default();
     let records = Family::<RegisterLabels, Gauge>::default();
     let witnessed_size = Family::<RegisterLogLabels, Gauge>::default();
@@ -479,7 +482,7 @@ mod tests {
         metrics.record("/healthz", 200, Duration::from_micros(100));
         metrics.record("/healthz", 200, Duration::from_millis(30));
         metrics.record(UNMATCHED, 404, Duration::from_secs(10));
-        let text = render(&metrics, &WriteMetrics::default(), []).unwrap();
+        let text = render(&metrics, &WriteMetrics::default(), [], Vec::new()).unwrap();
         assert!(text.contains("regis_http_requests_total{route=\"/healthz\",status=\"2xx\"} 2\n"));
         assert!(text.contains("regis_http_requests_total{route=\"unmatched\",status=\"4xx\"} 1\n"));
         assert!(text.contains(

@@ -297,6 +297,15 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
         })
     }
 
+    /// A read of `reg` in `snapshot`.
+    pub fn at(reg: &'a RegisterState<B>, snapshot: Snapshot<<B as KvBackend>::Snapshot>) -> Self {
+        RegisterRead {
+            snapshot,
+            reg,
+            schema: OnceCell::new(),
+        }
+    }
+
     /// The register's name.
     pub fn name(&self) -> &str {
         self.reg.name.as_str()

@@ -663,6 +663,11 @@ fn readyz<B: DirBackend>(app: &App<B>) -> Response {
             }));
         }
     }
+    for (name, reason) in app.publish_problems() {
+        problems.push(serde_json::json!({
+            "name": name, "state": "publish-behind", "reason": reason,
+        }));
+    }
     let ready = app.is_ready() && !registers.is_empty() && problems.is_empty();
     let body = serde_json::json!({
         "ready": ready,
@@ -696,8 +701,13 @@ fn metrics<B: DirBackend>(app: &App<B>) -> Result<Response, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let text =
-        metrics::render(&app.metrics, &app.write_metrics, sizes).map_err(ApiError::internal)?;
+    let text = metrics::render(
+        &app.metrics,
+        &app.write_metrics,
+        sizes,
+        app.published_sizes(),
+    )
+    .map_err(ApiError::internal)?;
     Ok(http::ok(metrics::CONTENT_TYPE, http::NO_STORE, text))
 }
 

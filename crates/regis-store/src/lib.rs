@@ -23,6 +23,7 @@
 //! - [`Mirror`]: a register copied from another server, verified by
 //!   regis-mirror before it is stored: no signing key, the upstream's URL
 //!   and pinned keys in its directory ([`Registry::open_mirror`]).
+//! - [`rsf`]: RSF (the full dump and deltas) written from a snapshot.
 //! - [`fsck()`]: recomputes everything and reports the first difference.
 //! - [`link_census`]: a register's links, counted by what they resolve to.
 
@@ -45,6 +46,7 @@ mod mirror;
 mod published;
 mod redb_backend;
 mod registry;
+pub mod rsf;
 mod sequencer;
 #[cfg(feature = "sled")]
 mod sled_backend;

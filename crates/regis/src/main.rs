@@ -30,6 +30,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod audit;
 mod mirror;
+mod publish;
 mod remote;
 mod serve;
 mod witness;
@@ -134,6 +135,9 @@ enum Command {
     /// Check that a remote register's logs extend the checkpoints last seen
     /// (kept in --state); on a fork, write the evidence and fail.
     Audit(audit::AuditArgs),
+    /// Publish a static copy of registers to object storage (s3://…,
+    /// file://…): one catch-up from where the target stands; resumable.
+    Publish(publish::Args),
     /// Run a witness (C2SP tlog-witness) that cosigns the checkpoints of
     /// the logs it trusts, each only if it extends the last it cosigned.
     Witness {
@@ -160,6 +164,7 @@ fn run(command: Command) -> Result<()> {
         | Command::Fsck { data, .. } => data.backend,
         Command::Serve(args) => args.backend,
         Command::Mirror(args) => args.data.backend,
+        Command::Publish(args) => args.backend,
         // Remote commands open no store: any backend will do.
         Command::Get(_) | Command::Verify(_) | Command::Audit(_) | Command::Witness { .. } => {
             Backend::Redb
@@ -204,6 +209,7 @@ fn run_with<B: DirBackend>(command: Command) -> Result<()> {
         Command::Get(args) => remote::get(&args),
         Command::Verify(args) => remote::verify(&args),
         Command::Mirror(args) => mirror::run::<B>(&args),
+        Command::Publish(args) => publish::run::<B>(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Witness { command } => witness::run(command),
     }

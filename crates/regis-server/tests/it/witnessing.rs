@@ -701,3 +701,88 @@ fn a_policy_that_does_not_parse_stops_the_server_and_a_damaged_state_takes_its_r
     assert!(reason.contains("line 2"), "{reason}");
     opened.shutdown();
 }
+
+/// Every checkpoint of `log` the `bucket` shows: `(size, text)`, if any.
+fn published(bucket: &std::path::Path, log: Log) -> Option<(u64, String)> {
+    let dir = match log {
+        Log::User => "log",
+        Log::System => "system-log",
+    };
+    let text =
+        std::fs::read_to_string(bucket.join(format!("registers/{NAME}/{dir}/checkpoint"))).ok()?;
+    let size = text.lines().nth(1)?.parse().ok()?;
+    Some((size, text))
+}
+
+/// With `[publish]`, a witnessed register's static copy follows its
+/// witnessed checkpoints (cosignatures and all), never a checkpoint the
+/// quorum has not cosigned, and carries its witness policy.
+#[test]
+fn a_witnessed_register_is_published_at_its_witnessed_checkpoints() {
+    use regis_server::publishing::{PublishConfig, Publishing};
+    let w1 = start_witness(1);
+    let policy = policy_text(&[&w1], "all");
+    let register = Witnessed::start_with(
+        &[&w1],
+        &policy,
+        settings_for(Duration::from_secs(1)),
+        PolicyIn::RegisterFile,
+    );
+    let bucket = tempfile::tempdir().unwrap();
+    let config = PublishConfig {
+        url: format!("file://{}", bucket.path().display()),
+        interval_ms: 10,
+        request_timeout_seconds: 5,
+        options: Default::default(),
+    };
+    let app = register.server.app();
+    app.set_publishing(Publishing::start(&config, app).unwrap());
+    let wait_published = |size: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((published, text)) = published(bucket.path(), Log::User) {
+                // Whatever the bucket shows meets the policy.
+                assert_eq!(register.verify(Log::User, &text).1, ["w1"]);
+                if published == size {
+                    return text;
+                }
+            }
+            assert!(Instant::now() < deadline, "not published at {size}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let first = register.witnessed_at_least(Log::User, register.signed_size(Log::User));
+    assert_eq!(wait_published(first.size), first.text);
+    let (_, system) = published(bucket.path(), Log::System).unwrap();
+    assert_eq!(register.verify(Log::System, &system).1, ["w1"]);
+    assert_eq!(
+        std::fs::read_to_string(
+            bucket
+                .path()
+                .join(format!("registers/{NAME}/witness-policy"))
+        )
+        .unwrap(),
+        policy
+    );
+    // The witness down: writes are signed, not witnessed, not published.
+    w1.set(Fault::Down);
+    let receipt = register.write("XA", "Atlantis", false);
+    assert_eq!(receipt.status, 200, "{}", receipt.text());
+    let signed = register.signed_size(Log::User);
+    assert!(signed > first.size);
+    assert_eq!(published(bucket.path(), Log::User).unwrap().0, first.size);
+    // Back: witnessed, then published, cosigned.
+    w1.set(Fault::None);
+    let next = register.witnessed_at_least(Log::User, signed);
+    assert_eq!(wait_published(next.size), next.text);
+    // The status follows the state file, written after the checkpoints.
+    let series = format!(
+        "regis_published_size{{register=\"{NAME}\",log=\"user\"}} {}\n",
+        next.size
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !register.metrics().contains(&series) {
+        assert!(Instant::now() < deadline, "{}", register.metrics());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -273,24 +273,9 @@ pub struct GoVerifier {
 
 impl GoVerifier {
     pub fn build(dir: &Path) -> GoVerifier {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go-tlog-verify");
-        let binary = dir.join("go-tlog-verify");
-        let output = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&binary)
-            .arg(".")
-            .current_dir(&source)
-            .env("GO111MODULE", "off")
-            .env("GOPATH", "/usr/share/gocode")
-            .env("GOCACHE", dir.join("go-cache"))
-            .output()
-            .expect("go is not installed: apt-get install golang-go golang-golang-x-mod-dev");
-        assert!(
-            output.status.success(),
-            "go build: {}",
-            text(&output.stderr)
-        );
-        GoVerifier { binary }
+        GoVerifier {
+            binary: crate::common::build_go_verifier(dir),
+        }
     }
 
     fn run(&self, server: &Server, name: &str, log: Log, key: &str, origin: &str) -> Output {

@@ -21,6 +21,7 @@ mod interop;
 mod links;
 mod litewitness;
 mod mirror;
+mod publish;
 mod remote;
 mod serve;
 mod static_copy;

@@ -199,3 +199,26 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Builds `interop/go-tlog-verify` (Go's own tlog code) in `dir` with
+/// Debian's Go packages, offline; its path.
+pub fn build_go_verifier(dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go-tlog-verify");
+    let binary = dir.join("go-tlog-verify");
+    let output = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&source)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", dir.join("go-cache"))
+        .output()
+        .expect("go is not installed: apt-get install golang-go golang-golang-x-mod-dev");
+    assert!(
+        output.status.success(),
+        "go build: {}",
+        text(&output.stderr)
+    );
+    binary
+}
