@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use regis_model::Log;
 
 use crate::common::http::{exchange, get_answer};
+use crate::common::{copy_dir, countries_rsf, free_port, load_country, ok, regis, text};
 use crate::interop::GoVerifier;
-use crate::common::{
-    copy_dir, countries_rsf, free_port, load_country, ok, regis, text,
-};
 
 const NAME: &str = "country";
 
