@@ -191,6 +191,9 @@ pub struct Status {
     /// Why the last publication (or start-up check) failed, until one
     /// succeeds.
     pub last_error: Option<String>,
+    /// Since when publications fail: the first failure after the last
+    /// success.
+    pub failing_since: Option<std::time::Instant>,
     /// Why the register is not published at all (the target holds another
     /// log's checkpoint, or one ahead of this data directory).
     pub refused: Option<String>,

@@ -235,6 +235,9 @@ fn record_error<B: DirBackend>(publication: &Publication<B>, error: &crate::Publ
         status.refused = Some(error.to_string());
     } else {
         status.last_error = Some(error.to_string());
+        status
+            .failing_since
+            .get_or_insert_with(std::time::Instant::now);
     }
 }
 
@@ -268,6 +271,7 @@ async fn follow<B: DirBackend>(
         let mut status = publication.status.lock().unwrap_or_else(|e| e.into_inner());
         status.published = floor;
         status.last_error = None;
+        status.failing_since = None;
     }
     let mut open = true;
     loop {
@@ -277,11 +281,9 @@ async fn follow<B: DirBackend>(
                 from = published;
                 floor = published;
                 back_off.succeeded();
-                publication
-                    .status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_error = None;
+                let mut status = publication.status.lock().unwrap_or_else(|e| e.into_inner());
+                status.last_error = None;
+                status.failing_since = None;
                 None
             }
             Ok(None) => None,

@@ -408,6 +408,16 @@ impl<B: DirBackend> App<B> {
             .map(crate::publishing::Publishing::status)
     }
 
+    /// The reason, for `/readyz`, that each register whose publishing is
+    /// refused, or has failed for `behind-after-seconds`, is behind.
+    pub fn publish_problems(&self) -> Vec<(String, String)> {
+        let publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        publishing
+            .as_ref()
+            .map(|publishing| publishing.problems(std::time::Instant::now()))
+            .unwrap_or_default()
+    }
+
     /// [`App::open_with`] with no server-wide witness policy (a register
     /// with its own is still witnessed).
     pub fn open(registry: &Registry, limits: Limits) -> Result<Opened<B>, ServerError> {

@@ -9,6 +9,7 @@
 //! url = "s3://bucket/prefix"      # or file:///srv/regis-static
 //! interval-ms = 1000
 //! request-timeout-seconds = 30
+//! behind-after-seconds = 60      # failing this long: /readyz publish-behind
 //! aws_endpoint = "http://127.0.0.1:9000"   # any other key: object_store's
 //! aws_allow_http = true
 //! ```
@@ -48,6 +49,11 @@ pub struct PublishConfig {
     /// The longest one request to the target may take.
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// How long publications may fail before `/readyz` reports the
+    /// register (`publish-behind`): a bucket's blip, retried, is not a
+    /// reason to take the origin out of service.
+    #[serde(default = "default_behind_after_seconds")]
+    pub behind_after_seconds: u64,
     /// Every other key: an `object_store` option (`aws_endpoint`,
     /// `aws_region`, `aws_allow_http`…).
     #[serde(flatten)]
@@ -84,6 +90,10 @@ fn default_request_timeout_seconds() -> u64 {
     30
 }
 
+fn default_behind_after_seconds() -> u64 {
+    60
+}
+
 impl PublishConfig {
     /// What is wrong with it, if anything.
     pub fn problem(&self) -> Option<&'static str> {
@@ -93,6 +103,8 @@ impl PublishConfig {
             Some("publish.interval-ms must be at most 3600000")
         } else if self.request_timeout_seconds == 0 || self.request_timeout_seconds > 3600 {
             Some("publish.request-timeout-seconds must be from 1 to 3600")
+        } else if self.behind_after_seconds > 86_400 {
+            Some("publish.behind-after-seconds must be at most 86400")
         } else {
             None
         }
@@ -120,6 +132,7 @@ impl PublishConfig {
 #[derive(Debug)]
 pub struct Publishing {
     publisher: Publisher,
+    behind_after: Duration,
 }
 
 impl Publishing {
@@ -136,7 +149,10 @@ impl Publishing {
             .map_err(|error| failed(error.to_string()))?;
         let publisher = Publisher::start(Arc::new(target), config.settings())
             .map_err(|error| failed(format!("starting the publisher: {error}")))?;
-        let publishing = Publishing { publisher };
+        let publishing = Publishing {
+            publisher,
+            behind_after: Duration::from_secs(config.behind_after_seconds),
+        };
         for register in app.registers() {
             publishing.add(app, &register);
         }
@@ -164,6 +180,23 @@ impl Publishing {
     /// Each register's publishing.
     pub fn status(&self) -> Vec<RegisterStatus> {
         self.publisher.status()
+    }
+
+    /// Each register whose publishing is refused, or has failed for
+    /// `behind_after` by `now`, and why.
+    pub(crate) fn problems(&self, now: std::time::Instant) -> Vec<(String, String)> {
+        self.status()
+            .into_iter()
+            .filter_map(|RegisterStatus { name, status }| {
+                let failing_long = status
+                    .failing_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= self.behind_after);
+                let reason = status
+                    .refused
+                    .or(status.last_error.filter(|_| failing_long))?;
+                Some((name, reason))
+            })
+            .collect()
     }
 
     /// The target's URL.
@@ -379,19 +412,6 @@ impl<B: DirBackend> App<B> {
                     .register(&status.name)
                     .map_or(status.status.served, |register| served_sizes(&register));
                 PublishedSizes { status, served }
-            })
-            .collect()
-    }
-
-    /// The reason, for `/readyz`, that each register whose publishing is
-    /// refused or failing is behind.
-    pub fn publish_problems(&self) -> Vec<(String, String)> {
-        self.publishing_status()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|RegisterStatus { name, status }| {
-                let reason = status.refused.or(status.last_error)?;
-                Some((name, reason))
             })
             .collect()
     }

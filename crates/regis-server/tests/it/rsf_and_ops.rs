@@ -442,3 +442,58 @@ fn a_slow_client_is_cut_off_and_others_are_served() {
     );
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+/// Publications to a target that fails are counted in `/metrics` at once,
+/// but make `/readyz` report `publish-behind` only once they have failed
+/// for `behind-after-seconds`: a bucket's blip does not take the origin out
+/// of service, a long outage is reported.
+#[test]
+fn a_failing_publish_target_is_reported_not_ready_only_after_its_delay() {
+    use regis_server::publishing::{PublishConfig, Publishing};
+    let work = tempfile::tempdir().unwrap();
+    // A file where the target's folder would be: every upload fails.
+    let blocked = work.path().join("bucket");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let config = |behind_after_seconds| PublishConfig {
+        url: format!("file://{}", blocked.display()),
+        interval_ms: 10,
+        request_timeout_seconds: 5,
+        behind_after_seconds,
+        options: Default::default(),
+    };
+    // Failed requests to the target, all kinds: a publication fails after
+    // at most `tries` (3) of them, so a fourth means one failed already.
+    let failed = |server: &TestServer| -> u64 {
+        let metrics = server.get("/metrics").text();
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("regis_publish_requests_total{register=\"country\"")
+                    && line.contains("outcome=\"failed\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    for (behind_after, reported) in [(3600, false), (0, true)] {
+        let server = country();
+        let app = server.app();
+        app.set_publishing(Publishing::start(&config(behind_after), app).unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = server.get("/readyz");
+            let behind = ready.status == 503 && ready.text().contains("publish-behind");
+            if failed(&server) >= 4 && behind == reported {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline && (reported || !behind),
+                "behind-after-seconds = {behind_after}: {} failed requests, {}",
+                failed(&server),
+                ready.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Writes go on either way.
+        assert_eq!(server.get("/registers/country/records/GB").status, 200);
+    }
+}

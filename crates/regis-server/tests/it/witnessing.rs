@@ -733,6 +733,7 @@ fn a_witnessed_register_is_published_at_its_witnessed_checkpoints() {
         url: format!("file://{}", bucket.path().display()),
         interval_ms: 10,
         request_timeout_seconds: 5,
+        behind_after_seconds: 60,
         options: Default::default(),
     };
     let app = register.server.app();

@@ -305,7 +305,7 @@ fn a_served_register_is_published_verifies_through_nginx_and_survives_outages_an
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata = \"{}\"\nhost = \"regis.test\"\n\n[publish]\nurl = \"file://{}\"\ninterval-ms = 20\n",
+            "listen = \"127.0.0.1:0\"\ndata = \"{}\"\nhost = \"regis.test\"\n\n[publish]\nurl = \"file://{}\"\ninterval-ms = 20\nbehind-after-seconds = 0\n",
             data.display(),
             bucket.display()
         ),
