@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::common::http::rewriting_proxy;
 use crate::common::{ok, regis, serve, text};
 
 /// Every registry-data register, and what `regis fsck --links` counts in
@@ -145,5 +146,69 @@ fn get_links_verifies_each_linked_register_with_its_own_key() {
         text(&output.stderr).contains("local-authority-type"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+/// A server that lies about a linked record (one hash of the target's
+/// inclusion proof changed, what a server that serves a record the target
+/// register never signed must do) is caught by `regis get --links`, which
+/// names the link; the same record through the honest server verifies.
+#[test]
+fn get_links_catches_a_server_that_serves_a_target_with_a_bad_proof() {
+    let data = tempfile::tempdir().unwrap();
+    for name in ["local-authority-type", "local-authority-eng"] {
+        let file = regis_fixtures::path(format!("registers/registry-data/{name}.rsf"));
+        load(data.path(), name, &file);
+    }
+    let (eng, kind) = (
+        key(data.path(), "local-authority-eng"),
+        key(data.path(), "local-authority-type"),
+    );
+    let serving = serve(data.path(), "127.0.0.1:0");
+    let upstream = serving.url.trim_start_matches("http://").to_owned();
+    let lying = rewriting_proxy(upstream, |path, status, body| {
+        if status != 200 || !path.contains("?links=1") {
+            return body;
+        }
+        let mut bundle: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for link in bundle["links"].as_array_mut().unwrap() {
+            let Some(proof) = link["tlog-proof"].as_str() else {
+                continue;
+            };
+            // The first hash of the proof's path (the line after `index N`).
+            let mut lines: Vec<String> = proof.split('\n').map(str::to_owned).collect();
+            let at = lines
+                .iter()
+                .position(|line| line.starts_with("index "))
+                .unwrap()
+                + 1;
+            let first = lines[at].remove(0);
+            lines[at].insert(0, if first == 'A' { 'B' } else { 'A' });
+            link["tlog-proof"] = serde_json::Value::from(lines.join("\n"));
+        }
+        bundle.to_string().into_bytes()
+    });
+    let link_key = format!("local-authority-type={kind}");
+    let get = |base: &str| {
+        let url = format!("{base}/registers/local-authority-eng");
+        regis(&[
+            "get",
+            &url,
+            "BRC",
+            "--key",
+            &eng,
+            "--links",
+            "--link-key",
+            &link_key,
+        ])
+    };
+    ok(get(&serving.url));
+    let output = get(&format!("http://{lying}"));
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    let error = text(&output.stderr);
+    assert!(
+        error.contains("link local-authority-type=\"UA\" to register local-authority-type")
+            && error.contains("does not verify"),
+        "{error}"
     );
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use regis_model::Timestamp;
 use regis_note::{Cosigner, KeyName, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof};
 
-use crate::common::http::{exchange, get_text};
+use crate::common::http::{get_text, rewriting_proxy};
 use crate::common::static_copy::{Publication, StaticCopy, Superseded};
 use crate::common::{ok, regis, serve, text};
 
@@ -28,68 +28,32 @@ fn witness(n: u8) -> Cosigner {
 /// passes: both logs' and those of record proofs (tlog-proof). Its
 /// address.
 fn cosigning_proxy(upstream: String, witnesses: Vec<Cosigner>, time: u64) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let cosign = Arc::new(move |signed: &SignedCheckpoint| {
+    let cosign = move |signed: &SignedCheckpoint| {
         let mut signed = signed.clone();
         for witness in &witnesses {
             let line = witness.cosign(signed.checkpoint(), time).unwrap();
             signed.add_signature(NoteSignature::from(line)).unwrap();
         }
         signed
-    });
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (upstream, cosign) = (upstream.clone(), Arc::clone(&cosign));
-            std::thread::spawn(move || relay(stream, &upstream, &*cosign));
-        }
-    });
-    addr
-}
-
-/// One request: passed to `upstream`, its answer passed back with the
-/// checkpoints cosigned.
-fn relay(
-    mut client: TcpStream,
-    upstream: &str,
-    cosign: &dyn Fn(&SignedCheckpoint) -> SignedCheckpoint,
-) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let Some(answer) = exchange(upstream, request.as_bytes()) else {
-        return;
     };
-    let mut body = answer.body;
-    if answer.status == 200 && path.ends_with("/checkpoint") {
-        let signed = SignedCheckpoint::parse(&body).unwrap();
-        body = cosign(&signed).to_string().into_bytes();
-    } else if answer.status == 200 && path.ends_with("/proof.tlog-proof") {
-        let proof = TlogProof::parse(&body).unwrap();
-        let cosigned = TlogProof::new(
-            proof.extra().map(<[u8]>::to_vec),
-            proof.index(),
-            proof.path().to_vec(),
-            cosign(proof.checkpoint()),
-        );
-        body = cosigned.to_string().into_bytes();
-    }
-    let _ = write!(
-        client,
-        "HTTP/1.1 {} Relayed\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        answer.status,
-        body.len()
-    );
-    let _ = client.write_all(&body);
+    rewriting_proxy(upstream, move |path, status, body| {
+        if status == 200 && path.ends_with("/checkpoint") {
+            let signed = SignedCheckpoint::parse(&body).unwrap();
+            cosign(&signed).to_string().into_bytes()
+        } else if status == 200 && path.ends_with("/proof.tlog-proof") {
+            let proof = TlogProof::parse(&body).unwrap();
+            TlogProof::new(
+                proof.extra().map(<[u8]>::to_vec),
+                proof.index(),
+                proof.path().to_vec(),
+                cosign(proof.checkpoint()),
+            )
+            .to_string()
+            .into_bytes()
+        } else {
+            body
+        }
+    })
 }
 
 /// The value of `prefix` in `regis key`'s output.

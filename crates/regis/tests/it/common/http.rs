@@ -91,3 +91,50 @@ pub fn get_text(addr: &str, path: &str) -> String {
     assert_eq!(answer.status, 200, "{path}: {}", answer.text());
     answer.text()
 }
+
+/// A proxy in front of `upstream` (`host:port`) that passes each GET on and
+/// the answer back, its body first given to `rewrite(path, status, body)`:
+/// what a server that lies, or whose witnesses cosigned, would answer. Its
+/// address.
+pub fn rewriting_proxy(
+    upstream: String,
+    rewrite: impl Fn(&str, u16, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let rewrite = std::sync::Arc::new(rewrite);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let (upstream, rewrite) = (upstream.clone(), std::sync::Arc::clone(&rewrite));
+            std::thread::spawn(move || relay(stream, &upstream, &*rewrite));
+        }
+    });
+    addr
+}
+
+/// One request of [`rewriting_proxy`].
+fn relay(mut client: TcpStream, upstream: &str, rewrite: &dyn Fn(&str, u16, Vec<u8>) -> Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let Some(answer) = exchange(upstream, request.as_bytes()) else {
+        return;
+    };
+    let body = rewrite(&path, answer.status, answer.body);
+    let _ = write!(
+        client,
+        "HTTP/1.1 {} Relayed\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.status,
+        body.len()
+    );
+    let _ = client.write_all(&body);
+}
