@@ -5,11 +5,8 @@
 //! mirror of the cosigned one, served onward; and policy files that do not
 //! parse.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
 use regis_model::Timestamp;
 use regis_note::{Cosigner, KeyName, NoteSignature, NoteSigner, SignedCheckpoint, TlogProof};

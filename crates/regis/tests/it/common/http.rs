@@ -100,9 +100,9 @@ pub fn rewriting_proxy(
     upstream: String,
     rewrite: impl Fn(&str, u16, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
 ) -> String {
+    let rewrite: std::sync::Arc<Rewrite> = std::sync::Arc::new(rewrite);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let rewrite = std::sync::Arc::new(rewrite);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
@@ -113,8 +113,12 @@ pub fn rewriting_proxy(
     addr
 }
 
+/// What [`rewriting_proxy`] makes of an answer: `(path, status, body)` to
+/// the body passed back.
+type Rewrite = dyn Fn(&str, u16, Vec<u8>) -> Vec<u8> + Send + Sync;
+
 /// One request of [`rewriting_proxy`].
-fn relay(mut client: TcpStream, upstream: &str, rewrite: &dyn Fn(&str, u16, Vec<u8>) -> Vec<u8>) {
+fn relay(mut client: TcpStream, upstream: &str, rewrite: &Rewrite) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
