@@ -3,7 +3,7 @@
 //! against lying servers, each lie caught by the error that names it, with
 //! the mirror's store unchanged.
 
-#[path = "../../regis-client/tests/common/mod.rs"]
+#[path = "../../../regis-client/tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

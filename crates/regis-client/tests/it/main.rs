@@ -3,7 +3,6 @@
 //! caught, by the error that names it.
 
 mod common;
-#[path = "verify/witnesses.rs"]
 mod witnesses;
 
 use std::sync::atomic::{AtomicBool, Ordering};
