@@ -59,8 +59,9 @@ fn hash_text(hash: &Hash) -> [u8; PREFIX.len() + 64] {
 
 /// Appends `sha-256:<lower-case hex>` to `out`.
 pub(crate) fn push_hash(out: &mut String, hash: &Hash) {
-    // Every byte of the text is ASCII (`PREFIX` and `HEX`).
-    out.extend(hash_text(hash).map(char::from));
+    let text = hash_text(hash);
+    // Every byte of the text is ASCII (`PREFIX` and `HEX`), so it is UTF-8.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// `sha-256:<lower-case hex>`.

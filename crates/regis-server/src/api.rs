@@ -66,7 +66,7 @@ fn entries_response(
                 body.extend_from_slice(leaf);
             }
             body.push(b']');
-            Ok(http::ok("application/json", http::SHORT, body))
+            Ok(http::tagged("application/json", http::SHORT, body))
         }
         Format::Csv => {
             let parsed = entries
@@ -129,8 +129,7 @@ pub fn record<B: DirBackend>(
     key: &str,
 ) -> Result<Response, ApiError> {
     let schema = read.schema()?;
-    let record = read.record(key)?;
-    let loaded = read.load(Log::User, record.entry_number)?;
+    let loaded = read.load_record(key)?;
     let expand = crate::links::asked(ctx.query, "expand", "links")?;
     let mut response = match ctx.format {
         Format::Json if expand => {
@@ -241,7 +240,7 @@ pub fn item<B: DirBackend>(
 ) -> Result<Response, ApiError> {
     let (_, item) = read.find_item(hash)?;
     match ctx.format {
-        Format::Json => Ok(http::ok(
+        Format::Json => Ok(http::tagged(
             "application/json",
             http::IMMUTABLE,
             item.as_str().to_owned(),

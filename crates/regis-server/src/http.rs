@@ -215,14 +215,30 @@ pub fn moved_permanently(location: &str) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// A JSON response.
+/// A JSON response, with its ETag.
 pub fn json(body: String) -> Response {
-    ok("application/json", SHORT, body)
+    tagged("application/json", SHORT, body)
 }
 
-/// A CSV response.
+/// A CSV response, with its ETag.
 pub fn csv(body: String) -> Response {
-    ok("text/csv; charset=utf-8", SHORT, body)
+    tagged("text/csv; charset=utf-8", SHORT, body)
+}
+
+/// A 200 response with `body` and a strong ETag naming its bytes, so that
+/// a client holding them is answered 304 (`finish`): what a record or page
+/// of entries is changes only when its bytes do.
+pub fn tagged(
+    content_type: &'static str,
+    cache: &'static str,
+    body: impl AsRef<[u8]> + Into<Body>,
+) -> Response {
+    let tag = etag(&etag_digest(body.as_ref()), "");
+    let mut response = ok(content_type, cache, body);
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
 }
 
 /// What the strong entity tag of `bytes` names: a prefix of their SHA-256
@@ -239,28 +255,13 @@ pub fn etag(digest: &[u8; 16], variant: &str) -> String {
     format!("\"{}{variant}\"", hex::encode(digest))
 }
 
-/// Whether `If-None-Match` matches `tag` (weak comparison, as RFC 9110
-/// asks for this header).
-pub fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+/// Whether an `If-None-Match` value (`candidates`, a list of tags or `*`)
+/// matches `tag`, weakly, as RFC 9110 §13.1.2 asks for this header.
+pub fn etag_matches(candidates: &str, tag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|candidate| candidate.trim() == "*" || bare(candidate) == tag)
-}
-
-/// A 304 with the headers a 200 would carry that matter for caching.
-pub fn not_modified_response(tag: &str, cache: &'static str) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::NOT_MODIFIED;
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(tag) {
-        headers.insert(header::ETAG, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    response
+    candidates
+        .split(',')
+        .any(|candidate| candidate.trim() == "*" || bare(candidate) == bare(tag))
 }
 
 /// Whether the client accepts gzip.
@@ -360,14 +361,13 @@ mod tests {
     #[test]
     fn etags_match_weakly() {
         let tag = etag(&etag_digest(b"abc"), "");
-        let mut headers = HeaderMap::new();
-        assert!(!not_modified(&headers, &tag));
-        headers.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(),
-        );
-        assert!(not_modified(&headers, &tag));
-        assert!(!not_modified(&headers, &etag(&etag_digest(b"abd"), "")));
+        assert!(!etag_matches("", &tag));
+        assert!(etag_matches(&format!("\"x\", W/{tag}"), &tag));
+        assert!(etag_matches(" * ", &tag));
+        assert!(!etag_matches(
+            &format!("\"x\", W/{tag}"),
+            &etag(&etag_digest(b"abd"), "")
+        ));
     }
 
     #[test]

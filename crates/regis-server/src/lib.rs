@@ -1,4 +1,4 @@
-//! The Regis HTTP API, on axum (hyper, tokio) and tower-http.
+//! The Regis HTTP API, on hyper and tokio (with axum's body and response types).
 //!
 //! One server hosts many registers; `B` is `/registers/{name}`. The routes
 //! ([`routes::ROUTES`], documented in `spec/openapi.yaml`):
@@ -40,6 +40,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
+mod finish;
 pub mod html;
 pub mod http;
 pub mod links;
@@ -59,7 +60,7 @@ pub mod write;
 pub use app::{App, Opened, RegisterState, Started};
 pub use config::{Config, Limits};
 pub use error::{ApiError, ServerError};
-pub use server::{bind, router, serve, shutdown_signal};
+pub use server::{bind, serve, shutdown_signal};
 pub use witnessing::{PolicyFile, WitnessSettings};
 
 use std::net::SocketAddr;

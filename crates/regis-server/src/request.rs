@@ -333,16 +333,21 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
 
     /// The record `key`, or a 404 that names it.
     pub fn record(&self, key: &str) -> Result<Record, ApiError> {
-        self.snapshot.record(Log::User, key)?.ok_or_else(|| {
-            ApiError::not_found(
-                "no-record",
-                format!(
-                    "register {} has no record with key {}",
-                    self.name(),
-                    quote(key)
-                ),
-            )
-        })
+        self.snapshot
+            .record(Log::User, key)?
+            .ok_or_else(|| self.no_record(key))
+    }
+
+    /// The 404 for a key with no record.
+    pub fn no_record(&self, key: &str) -> ApiError {
+        ApiError::not_found(
+            "no-record",
+            format!(
+                "register {} has no record with key {}",
+                self.name(),
+                quote(key)
+            ),
+        )
     }
 
     /// Entry `number` (a path segment) of `log`: 404 for what is not an
@@ -431,7 +436,25 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
 
     /// Entry `number` of `log`, which exists, with its items.
     pub fn load(&self, log: Log, number: u64) -> Result<Loaded, ApiError> {
-        let (entry, leaf) = self.existing_entry(log, number)?;
+        let (_, leaf) = self.existing_entry(log, number)?;
+        self.load_leaf(log, number, leaf)
+    }
+
+    /// The current entry of record `key`, with its items: 404 if there is
+    /// no such record.
+    pub fn load_record(&self, key: &str) -> Result<Loaded, ApiError> {
+        let size = self.snapshot.size(Log::User);
+        let (record, leaf) = self
+            .snapshot
+            .record_with_leaf(Log::User, key, size)?
+            .ok_or_else(|| self.no_record(key))?;
+        self.load_leaf(Log::User, record.entry_number, leaf)
+    }
+
+    /// Entry `number` of `log` from its leaf bytes, read and checked by
+    /// the store, with its items.
+    pub fn load_leaf(&self, log: Log, number: u64, leaf: Vec<u8>) -> Result<Loaded, ApiError> {
+        let entry = parse_entry(log, number, &leaf)?;
         let mut items = Vec::with_capacity(entry.item_hashes.len());
         for hash in &entry.item_hashes {
             items.push(self.item(hash.as_bytes())?.ok_or_else(|| {

@@ -13,6 +13,8 @@
 //! moved to plural ones (`record/{key}`, `entry/{number}`…) are routes of
 //! their own, answered 301 to the plural path ([`moved_to`]).
 
+use std::sync::LazyLock;
+
 use regis_store::Log;
 
 use crate::error::ApiError;
@@ -324,23 +326,23 @@ pub fn match_path(path: &str) -> Result<Option<Matched>, ApiError> {
         if let Some(slot) = stripped.last_mut() {
             slot.text = last;
         }
-        for spec in ROUTES.iter().filter(|spec| spec.formats) {
-            if let Some(params) = match_template(spec.template, &stripped) {
+        for compiled in COMPILED.iter().filter(|c| c.spec.formats) {
+            if let Some(params) = compiled.params(&stripped) {
                 let allowed = match format {
-                    Format::TlogProof => spec.route == Route::RecordProof,
+                    Format::TlogProof => compiled.spec.route == Route::RecordProof,
                     Format::Json | Format::Csv => true,
                     // No suffix asks for a page: `Accept` does.
                     Format::Html => false,
                 };
                 if allowed {
-                    return Ok(Some(matched(spec, params, Some(format))?));
+                    return Ok(Some(compiled.matched(params, Some(format))?));
                 }
             }
         }
     }
-    for spec in ROUTES {
-        if let Some(params) = match_template(spec.template, &segments) {
-            return Ok(Some(matched(spec, params, None)?));
+    for compiled in COMPILED.iter() {
+        if let Some(params) = compiled.params(&segments) {
+            return Ok(Some(compiled.matched(params, None)?));
         }
     }
     Ok(None)
@@ -353,61 +355,110 @@ struct Segment<'a> {
     tail: &'a str,
 }
 
-fn matched(spec: &RouteSpec, raw: Vec<&str>, format: Option<Format>) -> Result<Matched, ApiError> {
-    let names = template_params(spec.template);
-    let mut params = Vec::with_capacity(raw.len());
-    for (name, value) in names.iter().zip(raw) {
-        if *name == "tile" {
-            params.push(value.to_owned());
-        } else {
-            params.push(decode(value, &format!("path parameter {{{name}}}"), false)?);
-        }
-    }
-    Ok(Matched {
-        route: spec.route,
-        template: spec.template,
-        params,
-        format,
-    })
+/// One segment of a template.
+#[derive(Debug)]
+enum Part {
+    /// Itself.
+    Literal(&'static str),
+    /// `{name}`: any one segment, not empty.
+    Param(&'static str),
+    /// `{tile}`: every remaining segment, at least one.
+    Tile,
 }
 
-/// The parameter names of a template, in order.
-pub fn template_params(template: &str) -> Vec<&str> {
-    template
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+/// A route's template split once into its parts, so that matching a path
+/// against the table allocates nothing until a template fits.
+#[derive(Debug)]
+struct Compiled {
+    spec: &'static RouteSpec,
+    parts: Vec<Part>,
+}
+
+/// Every route of [`ROUTES`], compiled, in matching order.
+static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|spec| Compiled {
+            spec,
+            parts: spec
+                .template
+                .split('/')
+                .filter(|part| !part.is_empty())
+                .map(|part| match part {
+                    "{tile}" => Part::Tile,
+                    _ => match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                        Some(name) => Part::Param(name),
+                        None => Part::Literal(part),
+                    },
+                })
+                .collect(),
+        })
         .collect()
-}
+});
 
-/// The raw parameter values if `segments` has the template's shape. A
-/// parameter segment is never empty; `{tile}` takes every remaining segment.
-fn match_template<'a>(template: &str, segments: &[Segment<'a>]) -> Option<Vec<&'a str>> {
-    let parts = template
-        .strip_prefix('/')?
-        .split('/')
-        .filter(|p| !p.is_empty());
-    let mut params = Vec::new();
-    let mut index = 0;
-    for part in parts {
-        let segment = segments.get(index)?;
-        if part == "{tile}" {
-            if segment.tail.is_empty() {
-                return None;
-            }
-            params.push(segment.tail);
-            return Some(params);
-        }
-        if part.starts_with('{') {
-            if segment.text.is_empty() {
-                return None;
-            }
-            params.push(segment.text);
-        } else if part != segment.text {
+impl Compiled {
+    /// Whether `segments` has the template's shape.
+    fn fits(&self, segments: &[Segment<'_>]) -> bool {
+        let tile = matches!(self.parts.last(), Some(Part::Tile));
+        let count_fits = if tile {
+            segments.len() >= self.parts.len()
+        } else {
+            segments.len() == self.parts.len()
+        };
+        count_fits
+            && self
+                .parts
+                .iter()
+                .zip(segments)
+                .all(|(part, segment)| match part {
+                    Part::Literal(text) => *text == segment.text,
+                    Part::Param(_) => !segment.text.is_empty(),
+                    Part::Tile => !segment.tail.is_empty(),
+                })
+    }
+
+    /// The raw parameter values if `segments` has the template's shape.
+    fn params<'a>(&self, segments: &[Segment<'a>]) -> Option<Vec<&'a str>> {
+        if !self.fits(segments) {
             return None;
         }
-        index += 1;
+        let params = self
+            .parts
+            .iter()
+            .zip(segments)
+            .filter_map(|(part, segment)| match part {
+                Part::Literal(_) => None,
+                Part::Param(_) => Some(segment.text),
+                Part::Tile => Some(segment.tail),
+            })
+            .collect();
+        Some(params)
     }
-    (index == segments.len()).then_some(params)
+
+    /// The match of `raw` parameter values: each percent-decoded but a
+    /// tile path, parsed later as it is.
+    fn matched(&self, raw: Vec<&str>, format: Option<Format>) -> Result<Matched, ApiError> {
+        let names = self.parts.iter().filter_map(|part| match part {
+            Part::Literal(_) => None,
+            Part::Param(name) => Some(*name),
+            Part::Tile => Some("tile"),
+        });
+        let mut params = Vec::with_capacity(raw.len());
+        for (name, value) in names.zip(raw) {
+            // A segment without `%` decodes to itself.
+            if name == "tile" || !value.contains('%') {
+                params.push(value.to_owned());
+            } else {
+                params.push(decode(value, &format!("path parameter {{{name}}}"), false)?);
+            }
+        }
+        Ok(Matched {
+            route: self.spec.route,
+            template: self.spec.template,
+            params,
+            format,
+        })
+    }
 }
 
 #[cfg(test)]

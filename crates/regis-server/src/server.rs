@@ -5,32 +5,30 @@
 //! a write timeout.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use regis_store::{DirBackend, Log};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::api;
 use crate::app::App;
@@ -41,43 +39,13 @@ use crate::metrics::{self, RegisterSizes, UNMATCHED};
 use crate::request::{Ctx, RegisterRead};
 use crate::routes::{Matched, ROUTES, Route, match_path, moved_to};
 use crate::rsf::{self, Range};
-use crate::{events, html, tlog, write};
+use crate::{events, finish, html, tlog, write};
 
 /// What every request reads: the app, and the slots of RSF downloads
 /// streaming (`limits.max-rsf-streams`).
 struct Served<B> {
     app: Arc<App<B>>,
     rsf_streams: Arc<Semaphore>,
-}
-
-/// The router serving `app`, with its layers: CORS `*` on reads, gzip for
-/// text bodies, and a last-resort panic guard. (Request bodies are read
-/// only by the write routes, each with its own size and time limits.)
-pub fn router<B: DirBackend>(app: Arc<App<B>>) -> Router {
-    let rsf_streams = Arc::new(Semaphore::new(app.limits.max_rsf_streams));
-    Router::new()
-        .fallback(dispatch::<B>)
-        .with_state(Arc::new(Served { app, rsf_streams }))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal("a handler panicked").into_response()
-        }))
-        .layer(CompressionLayer::new().compress_when(
-            DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
-        ))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET, Method::HEAD])
-                // What GOV.UK Registers allowed, for as long.
-                .allow_headers([
-                    HeaderName::from_static("x-requested-with"),
-                    header::CONTENT_TYPE,
-                    header::ACCEPT,
-                    header::ORIGIN,
-                ])
-                .max_age(Duration::from_secs(1800))
-                .expose_headers([header::LINK, header::ETAG]),
-        )
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
@@ -99,7 +67,11 @@ pub async fn serve<B: DirBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let limits = app.limits;
-    let router = router(Arc::clone(&app));
+    let rsf_streams = Arc::new(Semaphore::new(limits.max_rsf_streams));
+    let served = Arc::new(Served {
+        app: Arc::clone(&app),
+        rsf_streams,
+    });
     let connections = Arc::new(Connections::new(&limits));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -132,7 +104,8 @@ pub async fn serve<B: DirBackend>(
             }
         };
         let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout()));
-        let service = TowerToHyperService::new(router.clone());
+        let served = Arc::clone(&served);
+        let service = service_fn(move |request| dispatch(Arc::clone(&served), request));
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -405,18 +378,36 @@ pub async fn shutdown_signal() {
 /// Pauses before a read that met a disk error is tried again.
 const READ_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(100)];
 
+/// Answers one request: preflights at once, anything else through
+/// [`respond`], then [`finish::finish`]; records its metrics and log line.
+/// A panic is answered 500, never a dropped connection.
 async fn dispatch<B: DirBackend>(
-    State(served): State<Arc<Served<B>>>,
-    request: axum::extract::Request,
-) -> Response {
+    served: Arc<Served<B>>,
+    request: Request<Incoming>,
+) -> Result<Response, Infallible> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
-    let (template, mut response) = respond(&served, &method, &uri, headers, body).await;
-    let app = &served.app;
+    if method == Method::OPTIONS {
+        return Ok(finish::preflight());
+    }
+    let asked = finish::Asked::new(&headers);
+    let answered = AssertUnwindSafe(respond(&served, &method, &uri, headers, Body::new(body)))
+        .catch_unwind()
+        .await;
+    let (template, response) = answered.unwrap_or_else(|_| {
+        (
+            UNMATCHED,
+            ApiError::internal("a handler panicked").into_response(),
+        )
+    });
+    let response = finish::finish(&asked, response);
     let elapsed = started.elapsed();
     let status = response.status();
-    app.metrics.record(template, status.as_u16(), elapsed);
+    served
+        .app
+        .metrics
+        .record(template, status.as_u16(), elapsed);
     tracing::info!(
         method = %method,
         path = uri.path(),
@@ -425,10 +416,7 @@ async fn dispatch<B: DirBackend>(
         micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
-    if method == Method::HEAD {
-        *response.body_mut() = Body::empty();
-    }
-    response
+    Ok(response)
 }
 
 async fn respond<B: DirBackend>(
@@ -487,10 +475,89 @@ async fn respond<B: DirBackend>(
     // A full tile already read needs no store and no blocking thread.
     if let Route::Tile(log) = matched.route
         && let (Ok(register), Ok(rest)) = (param(&matched, 0), param(&matched, 1))
-        && let Some(response) = tlog::cached_tile(&app.tiles, register, log, rest, &headers)
+        && let Some(response) = tlog::cached_tile(
+            &app.tiles,
+            register,
+            log,
+            rest,
+            http::accepts_gzip(&headers),
+        )
     {
         return (template, response);
     }
+    let negotiated = matched.format.is_none()
+        && ROUTES
+            .iter()
+            .any(|spec| spec.template == template && spec.formats);
+    let format = matched.format.unwrap_or_else(|| http::accepted(&headers));
+    let path = uri.path();
+    let mut response = if point_read(&matched, &query, format) {
+        match handle(
+            app,
+            &matched,
+            &query,
+            format,
+            &headers,
+            path,
+            &served.rsf_streams,
+        ) {
+            Ok(response) => response,
+            // Tried again on the blocking pool, after its pause.
+            Err(error) if error.code == "disk-error" => {
+                on_blocking_thread(served, matched, query, format, headers, path).await
+            }
+            Err(error) => error.into_response(),
+        }
+    } else {
+        on_blocking_thread(served, matched, query, format, headers, path).await
+    };
+    if negotiated {
+        // The representation depended on `Accept`.
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    (template, response)
+}
+
+/// Whether a read is a point read: a few reads of its register's own files
+/// and indexes (`O(log n)`), a small answer, nothing remote. These are
+/// answered on the event loop, as nginx serves a file: handing a request
+/// to a blocking thread and back costs two context switches, more than
+/// such a read of the page cache, where a server's hot set lives. So a
+/// point read that goes to the disk holds its event-loop thread for that
+/// read. Lists, pages, streams and link resolution (which may ask another
+/// server) go to the blocking pool, bounded by permits and a timeout, as
+/// does a point read that met a disk error, to be tried again there.
+fn point_read(matched: &Matched, query: &Query, format: Format) -> bool {
+    let own_data = query.get("links").is_none() && query.get("expand").is_none();
+    let point = matches!(
+        matched.route,
+        Route::RecordProof
+            | Route::Record
+            | Route::Entry
+            | Route::Item
+            | Route::RegisterProof
+            | Route::EntryProof
+            | Route::ConsistencyProof
+            | Route::Checkpoint(_)
+            | Route::Tile(_)
+    );
+    point && own_data && format != Format::Html
+}
+
+/// Answers a read on a blocking thread, within a permit
+/// (`limits.concurrency`: beyond it a 503 `busy`) and the request timeout;
+/// a read that met a disk error is tried again after a pause.
+async fn on_blocking_thread<B: DirBackend>(
+    served: &Served<B>,
+    matched: Matched,
+    query: Query,
+    format: Format,
+    headers: HeaderMap,
+    path: &str,
+) -> Response {
+    let app = &served.app;
     let Ok(permit) = Arc::clone(&app.permits).try_acquire_owned() else {
         let error = ApiError::unavailable(
             "busy",
@@ -499,17 +566,12 @@ async fn respond<B: DirBackend>(
                 app.limits.concurrency
             ),
         );
-        return (template, error.into_response());
+        return error.into_response();
     };
-    let negotiated = matched.format.is_none()
-        && ROUTES
-            .iter()
-            .any(|spec| spec.template == template && spec.formats);
-    let format = matched.format.unwrap_or_else(|| http::accepted(&headers));
     let work = {
         let app = Arc::clone(app);
         let rsf_streams = Arc::clone(&served.rsf_streams);
-        let path = uri.path().to_owned();
+        let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             // The permit bounds the work of building a response, not the
             // time its client takes to read it: it goes once the head is
@@ -543,7 +605,7 @@ async fn respond<B: DirBackend>(
             answer
         })
     };
-    let response = match tokio::time::timeout(app.limits.request_timeout(), work).await {
+    match tokio::time::timeout(app.limits.request_timeout(), work).await {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(error))) => error.into_response(),
         Ok(Err(join)) => ApiError::internal(join).into_response(),
@@ -555,15 +617,7 @@ async fn respond<B: DirBackend>(
             ),
         )
         .into_response(),
-    };
-    let mut response = response;
-    if negotiated {
-        // The representation depended on `Accept`.
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("Accept"));
     }
-    (template, response)
 }
 
 /// The format suffixes GOV.UK Registers retired in 2018, answered 410.
@@ -803,7 +857,10 @@ fn handle<B: DirBackend>(
         Route::Events => events::events(app, reg, headers),
         Route::WitnessPolicy => tlog::witness_policy(&reg),
         Route::Links => crate::links::census_response(app, &reg, &ctx),
-        Route::Tile(log) => tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, headers),
+        Route::Tile(log) => {
+            let gzip = http::accepts_gzip(headers);
+            tlog::tile(&app.tiles, &reg, log, param(matched, 1)?, gzip)
+        }
         Route::Home
         | Route::Catalogue
         | Route::Metrics

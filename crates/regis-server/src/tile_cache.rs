@@ -19,20 +19,32 @@ pub const TILE_CACHE_BYTES: usize = 16 << 20;
 /// Register name, log, tile.
 type Key = (String, Log, TilePath);
 
-/// A tile's bytes and their [`crate::http::etag_digest`].
+/// A tile's bytes, their [`crate::http::etag_digest`], and for an entry
+/// bundle its gzip, made once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileBytes {
     /// The tile as served.
     pub bytes: Bytes,
     /// What its entity tag names.
     pub digest: [u8; 16],
+    /// The tile gzipped, if made.
+    pub gzip: Option<Bytes>,
 }
 
 impl TileBytes {
-    /// `bytes` with their digest.
-    pub fn new(bytes: Bytes) -> TileBytes {
+    /// `bytes` with their digest, and their gzip if made.
+    pub fn new(bytes: Bytes, gzip: Option<Bytes>) -> TileBytes {
         let digest = crate::http::etag_digest(&bytes);
-        TileBytes { bytes, digest }
+        TileBytes {
+            bytes,
+            digest,
+            gzip,
+        }
+    }
+
+    /// The memory it holds.
+    fn len(&self) -> usize {
+        self.bytes.len() + self.gzip.as_ref().map_or(0, Bytes::len)
     }
 }
 
@@ -76,7 +88,7 @@ impl TileCache {
     /// dropping the oldest tiles to stay within the capacity. A tile larger
     /// than the whole capacity is not kept.
     pub fn insert(&self, register: &str, log: Log, path: &TilePath, tile: TileBytes) {
-        let len = tile.bytes.len();
+        let len = tile.len();
         if len > self.capacity {
             return;
         }
@@ -90,7 +102,7 @@ impl TileCache {
                 break;
             };
             if let Some(dropped) = inner.tiles.remove(&oldest) {
-                inner.bytes -= dropped.bytes.len();
+                inner.bytes -= dropped.len();
             }
         }
         inner.bytes += len;
@@ -110,7 +122,7 @@ mod tests {
     #[test]
     fn keeps_tiles_within_its_capacity_dropping_the_oldest() {
         let cache = TileCache::new(3 * 8192);
-        let bytes = |n: u8| TileBytes::new(Bytes::from(vec![n; 8192]));
+        let bytes = |n: u8| TileBytes::new(Bytes::from(vec![n; 8192]), None);
         for n in 0..3 {
             cache.insert("a", Log::User, &tile(n.into()), bytes(n));
         }
@@ -125,7 +137,10 @@ mod tests {
         }
         assert_eq!(cache.lock().bytes, 3 * 8192);
         // Too large to keep at all.
-        let large = TileBytes::new(Bytes::from(vec![0; 4 * 8192]));
+        let large = TileBytes::new(
+            Bytes::from(vec![0; 3 * 8192]),
+            Some(Bytes::from(vec![0; 8192])),
+        );
         cache.insert("a", Log::User, &tile(4), large);
         assert_eq!(cache.get("a", Log::User, &tile(4)), None);
         assert_eq!(cache.get("a", Log::User, &tile(3)), Some(bytes(3)));

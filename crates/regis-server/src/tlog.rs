@@ -5,8 +5,7 @@
 
 use std::io::Write as _;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use flate2::Compression;
@@ -17,6 +16,8 @@ use regis_model::api::records_json;
 use regis_model::format_hash;
 use regis_note::{SignedCheckpoint, TlogProof};
 use regis_store::{DirBackend, Log, SignedTree, StoreError};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::app::{App, RegisterState};
@@ -89,13 +90,13 @@ pub fn checkpoint<B: DirBackend>(reg: &RegisterState<B>, log: Log) -> Result<Res
 /// tlog-tiles. Every tile is immutable at its exact path (a partial tile's
 /// path names its width), so all are cached for a week, with a strong
 /// ETag; entry bundles are gzipped for clients that accept it. Full tiles
-/// are kept in `cache` once read.
+/// are kept in `cache` once read, a bundle with its gzip.
 pub fn tile<B: DirBackend>(
     cache: &TileCache,
     reg: &RegisterState<B>,
     log: Log,
     rest: &str,
-    headers: &HeaderMap,
+    gzip: bool,
 ) -> Result<Response, ApiError> {
     let text = format!("tile/{rest}");
     let path = TilePath::parse(&text)
@@ -107,72 +108,61 @@ pub fn tile<B: DirBackend>(
     let tile = match cached {
         Some(tile) => tile,
         None => {
-            let tile = TileBytes::new(Bytes::from(read_tile(reg, log, &path, &text)?));
+            let bytes = Bytes::from(read_tile(reg, log, &path, &text)?);
+            let bundle = path.kind() == TileKind::Entries;
+            let gzipped = if bundle && (gzip || path.is_full()) {
+                Some(Bytes::from(gzip_bytes(&bytes)?))
+            } else {
+                None
+            };
+            let tile = TileBytes::new(bytes, gzipped);
             if path.is_full() {
                 cache.insert(reg.name.as_str(), log, &path, tile.clone());
             }
             tile
         }
     };
-    tile_response(&path, tile, headers)
+    Ok(tile_response(&path, tile, gzip))
 }
 
-/// [`tile`] for a full tile already in `cache` that needs no gzip: only a
-/// map look-up, so the server answers it on its event loop, without a
-/// blocking thread. `None` for anything else (then [`tile`] answers).
+/// [`tile`] for a full tile already in `cache`: only a map look-up, so the
+/// server answers it on its event loop, without a blocking thread. `None`
+/// for anything else (then [`tile`] answers).
 pub fn cached_tile(
     cache: &TileCache,
     register: &str,
     log: Log,
     rest: &str,
-    headers: &HeaderMap,
+    gzip: bool,
 ) -> Option<Response> {
     let path = TilePath::parse(&format!("tile/{rest}")).ok()?;
-    if !path.is_full() || (path.kind() == TileKind::Entries && http::accepts_gzip(headers)) {
+    if !path.is_full() {
         return None;
     }
     let tile = cache.get(register, log, &path)?;
-    tile_response(&path, tile, headers).ok()
+    Some(tile_response(&path, tile, gzip))
 }
 
-/// A tile's response: its bytes (gzipped for a bundle when accepted) or a
-/// 304, with its ETag and caching headers.
-fn tile_response(
-    path: &TilePath,
-    TileBytes { bytes, digest }: TileBytes,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let gzip = path.kind() == TileKind::Entries && http::accepts_gzip(headers);
-    let tag = http::etag(&digest, if gzip { "-gzip" } else { "" });
-    let mut response = if http::not_modified(headers, &tag) {
-        http::not_modified_response(&tag, http::IMMUTABLE)
-    } else {
-        let body = if gzip {
-            Bytes::from(gzip_bytes(&bytes)?)
-        } else {
-            bytes
-        };
-        let mut response = http::ok(
-            "application/octet-stream",
-            http::IMMUTABLE,
-            Body::from(body),
-        );
-        if let Ok(value) = HeaderValue::from_str(&tag) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
-        if gzip {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        response
+/// A tile's response: its bytes, or for a bundle its gzip when accepted,
+/// with the ETag of what is sent and caching headers (a 304 is made from
+/// it on the way out: `finish`).
+fn tile_response(path: &TilePath, tile: TileBytes, gzip: bool) -> Response {
+    let (body, variant, encoded) = match tile.gzip {
+        Some(gzipped) if gzip => (gzipped, "-gzip", true),
+        _ => (tile.bytes, "", false),
     };
-    if path.kind() == TileKind::Entries {
-        response
-            .headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    let mut response = http::ok("application/octet-stream", http::IMMUTABLE, body);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&http::etag(&tile.digest, variant)) {
+        headers.insert(header::ETAG, value);
     }
-    Ok(response)
+    if encoded {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if path.kind() == TileKind::Entries {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    response
 }
 
 /// A tile's bytes from a snapshot of the store, or why there are none.
@@ -339,28 +329,34 @@ pub fn record_proof<B: DirBackend>(
             proved.tlog_proof()?,
         )),
         Format::Json => {
-            let leaf = String::from_utf8(loaded.leaf.clone()).map_err(ApiError::internal)?;
-            let record_body: Value = serde_json::from_str(&records_json([loaded.model()]))
-                .map_err(ApiError::internal)?;
-            let mut body = json!({
-                "proof-identifier": PROOF_IDENTIFIER,
-                "record": record_body,
-                "entry-number": loaded.number.to_string(),
-                "leaf": leaf,
-                "leaf-hash": format_hash(&leaf_hash(&loaded.leaf)),
-                "items": loaded.items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
-                "leaf-index": index,
-                "tree-size": signed.size,
-                "root-hash": format_hash(&signed.root),
-                "merkle-audit-path": hashes_json(path),
-                "log-origin": reg.origin(Log::User),
-                "checkpoint": signed.text,
-            });
-            if with_links {
-                body["tlog-proof"] = Value::String(proved.tlog_proof()?);
-                body["links"] = crate::links::proofs_json(app, reg, &proved)?;
-            }
-            Ok(http::json(body.to_string()))
+            let leaf_hashed = leaf_hash(&loaded.leaf);
+            let record = records_json([loaded.model()]);
+            let (tlog_proof, links) = if with_links {
+                let links = crate::links::proofs_json(app, reg, &proved)?;
+                (Some(proved.tlog_proof()?), Some(links))
+            } else {
+                (None, None)
+            };
+            let body = RecordProofJson {
+                checkpoint: &signed.text,
+                entry_number: loaded.number.to_string(),
+                items: loaded.items.iter().map(|item| item.as_str()).collect(),
+                leaf: std::str::from_utf8(&loaded.leaf).map_err(ApiError::internal)?,
+                leaf_hash: format_hash(&leaf_hashed),
+                leaf_index: index,
+                links,
+                log_origin: reg.origin(Log::User),
+                merkle_audit_path: hashes_json(path),
+                proof_identifier: PROOF_IDENTIFIER,
+                record: RawValue::from_string(record).map_err(ApiError::internal)?,
+                root_hash: format_hash(&signed.root),
+                tlog_proof,
+                tree_size: signed.size,
+            };
+            // Not `http::json`: a proof changes with every checkpoint, so
+            // an ETag would cost a hash of each answer and save little.
+            let text = serde_json::to_string(&body).map_err(ApiError::internal)?;
+            Ok(http::ok("application/json", http::SHORT, text))
         }
         Format::Csv | Format::Html => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -368,6 +364,30 @@ pub fn record_proof<B: DirBackend>(
             "a record proof is served as JSON (.json) or C2SP tlog-proof (.tlog-proof)",
         )),
     }
+}
+
+/// A record proof as JSON (`spec/formats.md`, "Record proofs"), its keys
+/// in alphabetical order; `record` is the record's own JSON, as
+/// `B/records/{key}` serves it.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct RecordProofJson<'a> {
+    checkpoint: &'a str,
+    entry_number: String,
+    items: Vec<&'a str>,
+    leaf: &'a str,
+    leaf_hash: String,
+    leaf_index: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    links: Option<Value>,
+    log_origin: &'a str,
+    merkle_audit_path: Vec<String>,
+    proof_identifier: &'static str,
+    record: Box<RawValue>,
+    root_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tlog_proof: Option<String>,
+    tree_size: u64,
 }
 
 /// A record proved against the register's served checkpoint: its entry,
@@ -420,7 +440,7 @@ pub fn proved_record<B: DirBackend>(
             )
         })?,
     };
-    let Some(record) = snapshot.record_at(Log::User, key, signed.size)? else {
+    let Some((record, leaf)) = snapshot.record_with_leaf(Log::User, key, signed.size)? else {
         // A record none of whose entries the checkpoint covers yet, or none.
         read.record(key)?;
         let (code, what) = match reg.witnessed() {
@@ -432,7 +452,7 @@ pub fn proved_record<B: DirBackend>(
             format!("record {} is not yet covered by {what}; retry", quote(key)),
         ));
     };
-    let loaded = read.load(Log::User, record.entry_number)?;
+    let loaded = read.load_leaf(Log::User, record.entry_number, leaf)?;
     let index = record
         .entry_number
         .checked_sub(1)

@@ -21,7 +21,7 @@
 //! `spec/store.md`, "The databases", has the layout and the crash argument.
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use redb::{
@@ -874,34 +874,42 @@ impl KvWriter for BulkWriter<'_> {
     }
 }
 
-/// One database of a read view: a read transaction with every table open.
+/// One database of a read view: a read transaction, and its tables opened
+/// as they are first read (a point read needs two or three of them, and
+/// opening each costs a look-up in the database's table tree).
 struct Layer {
     /// Indexed by [`Table`] position.
-    tables: Vec<ReadOnlyTable<Bytes, Bytes>>,
+    tables: [OnceLock<ReadOnlyTable<Bytes, Bytes>>; Table::ALL.len()],
     /// A recent database (tagged values), or the main one.
     recent: bool,
-    /// Keeps the snapshot alive as long as the tables.
-    _txn: ReadTransaction,
+    txn: ReadTransaction,
 }
 
 impl Layer {
     fn begin(db: &Database, recent: bool) -> Result<Layer, StoreError> {
         let txn = db.begin_read().map_err(backend_error)?;
-        let tables = Table::ALL
-            .iter()
-            .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Layer {
-            tables,
+            tables: Default::default(),
             recent,
-            _txn: txn,
+            txn,
         })
     }
 
     fn table(&self, table: Table) -> Result<&ReadOnlyTable<Bytes, Bytes>, StoreError> {
-        self.tables
+        let slot = self
+            .tables
             .get(table.position())
-            .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))
+            .ok_or_else(|| StoreError::Corrupt(format!("table {} not known", table.name())))?;
+        if let Some(open) = slot.get() {
+            return Ok(open);
+        }
+        let open = self
+            .txn
+            .open_table(definition(table))
+            .map_err(backend_error)?;
+        // Another thread may have opened it meanwhile: either is the same
+        // table of the same transaction.
+        Ok(slot.get_or_init(|| open))
     }
 
     /// What a stored value stands for (`None`: deleted).

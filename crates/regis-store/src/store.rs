@@ -19,6 +19,7 @@
 mod batch;
 mod filter;
 mod open;
+mod proof_cache;
 mod read;
 mod tree;
 mod txn;
@@ -37,6 +38,7 @@ use crate::item_filter::{BuildThread, ItemFilters, WriteFilters};
 use crate::keys::{self, Head};
 use crate::kv::KvWriter;
 use crate::published::Published;
+use proof_cache::ProofCache;
 
 pub use batch::Batch;
 pub use filter::INLINE_FILTER_ENTRIES;
@@ -117,6 +119,8 @@ pub struct Store<B> {
     item_filter_build: Arc<BuildThread>,
     /// Shared by every clone and snapshot: the first corrupt read marks it.
     health: Arc<Health>,
+    /// What checked proofs read, for the next ones.
+    proofs: Arc<ProofCache>,
 }
 
 impl<B> Clone for Store<B> {
@@ -127,6 +131,7 @@ impl<B> Clone for Store<B> {
             items: Arc::clone(&self.items),
             item_filter_build: Arc::clone(&self.item_filter_build),
             health: Arc::clone(&self.health),
+            proofs: Arc::clone(&self.proofs),
         }
     }
 }
@@ -233,6 +238,7 @@ pub struct Snapshot<S> {
     files: Files,
     items: Arc<ItemFilters>,
     health: Arc<Health>,
+    proofs: Arc<ProofCache>,
     head: Head,
     runs: Runs,
     /// Keeps the field-index file `runs` names from being merged into.

@@ -288,8 +288,87 @@ fn pages_are_bounded_and_linked() {
             .header("cache-control"),
         Some("public, max-age=5")
     );
-    // HEAD: headers, no body.
+    // HEAD: headers, no body, the length GET has.
     let head = server.request("HEAD", &format!("{b}/records/GB"), &[]);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
+    let got = server.get(&format!("{b}/records/GB"));
+    assert_eq!(
+        head.header("content-length"),
+        Some(got.body.len().to_string().as_str())
+    );
+}
+
+/// JSON and CSV answers carry an ETag naming their bytes; a matching
+/// `If-None-Match` is a 304; gzip, when accepted, is a variant with its
+/// own tag, and decodes to the same bytes.
+#[test]
+fn json_and_csv_answer_conditional_requests_and_gzip() {
+    let server = TestServer::start(vec![(
+        "country",
+        rsf_commands("openregister-java/country-data.rsf"),
+    )]);
+    let b = "/registers/country";
+    for path in [
+        "records/GB",
+        "records/GB.csv",
+        "records",
+        "entries?start=2&limit=3",
+        "entries/1",
+        "register",
+        "records/GB/entries",
+    ] {
+        let url = format!("{b}/{path}");
+        let plain = server.get(&url);
+        assert_eq!(plain.status, 200, "{path}");
+        let tag = plain.header("etag").expect(path).to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "{path}: {tag}");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert!(
+            plain.header_all("vary").contains("Accept-Encoding"),
+            "{path}"
+        );
+
+        let again = server.get_with(&url, &[("If-None-Match", &tag)]);
+        assert_eq!(again.status, 304, "{path}");
+        assert!(again.body.is_empty(), "{path}");
+        assert_eq!(again.header("etag"), Some(tag.as_str()), "{path}");
+        assert_eq!(
+            again.header("cache-control"),
+            plain.header("cache-control"),
+            "{path}"
+        );
+        let weak = format!("\"other\", W/{tag}");
+        assert_eq!(
+            server.get_with(&url, &[("If-None-Match", &weak)]).status,
+            304
+        );
+        let other = server.get_with(&url, &[("If-None-Match", "\"other\"")]);
+        assert_eq!(other.status, 200, "{path}");
+        assert_eq!(other.body, plain.body, "{path}");
+
+        let gzip = [("Accept-Encoding", "gzip")];
+        let gzipped = server.get_with(&url, &gzip);
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{path}");
+        let gzip_tag = format!("{}-gzip\"", tag.strip_suffix('"').unwrap());
+        assert_eq!(gzipped.header("etag"), Some(gzip_tag.as_str()), "{path}");
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzipped.body[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, plain.body, "{path}");
+        let cached = server.get_with(
+            &url,
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", &gzip_tag)],
+        );
+        assert_eq!(cached.status, 304, "{path}");
+        // The identity's tag does not name the gzip variant.
+        let mismatched = server.get_with(
+            &url,
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", &tag)],
+        );
+        assert_eq!(mismatched.status, 200, "{path}");
+    }
 }

@@ -406,6 +406,59 @@ fn the_concurrency_limit_answers_503_not_a_hang() {
     assert_eq!(server.get("/registers/country/records/GB").status, 200);
 }
 
+/// Point reads are answered on the event loop, needing no read permit:
+/// with every permit taken, records, entries, items, proofs, checkpoints
+/// and tiles are still served, while lists and pages are refused `busy`.
+#[test]
+fn only_point_reads_run_on_the_event_loop() {
+    let server = TestServer::start(vec![(
+        "country",
+        rsf_commands("openregister-java/country-data.rsf"),
+    )]);
+    let b = "/registers/country";
+    let item = server.get(&format!("{b}/entries/1")).json()[0]["item-hash"][0].clone();
+    let permits = &server.app().permits;
+    let taken = permits
+        .try_acquire_many(u32::try_from(permits.available_permits()).unwrap())
+        .unwrap();
+    for path in [
+        "records/GB".to_owned(),
+        "records/GB.csv".to_owned(),
+        "records/GB/proof".to_owned(),
+        "records/GB/proof.tlog-proof".to_owned(),
+        "entries/1".to_owned(),
+        format!("items/{}", item.as_str().unwrap()),
+        "proof/register/merkle:sha-256".to_owned(),
+        "proof/entries/1/208/merkle:sha-256".to_owned(),
+        "proof/consistency/1/208/merkle:sha-256".to_owned(),
+        "log/checkpoint".to_owned(),
+        "log/tile/0/000.p/208".to_owned(),
+        "log/tile/entries/000.p/208".to_owned(),
+    ] {
+        assert_eq!(server.get(&format!("{b}/{path}")).status, 200, "{path}");
+    }
+    for path in [
+        "records",
+        "entries",
+        "records/GB/entries",
+        "records/GB/proof?links=1",
+        "records/GB?expand=links",
+        "download-rsf",
+        "register",
+    ] {
+        assert_eq!(
+            server.get(&format!("{b}/{path}")).error(503),
+            "busy",
+            "{path}"
+        );
+    }
+    // A browser's page of a record is a page, not a point read.
+    let page = server.get_with(&format!("{b}/records/GB"), &[("Accept", "text/html")]);
+    assert_eq!(page.error(503), "busy");
+    drop(taken);
+    assert_eq!(server.get(&format!("{b}/records")).status, 200);
+}
+
 #[test]
 fn a_slow_client_is_cut_off_and_others_are_served() {
     let limits = Limits {

@@ -72,6 +72,7 @@ impl<B: KvBackend> Store<B> {
             items: Arc::default(),
             item_filter_build: Arc::default(),
             health: Arc::default(),
+            proofs: Arc::default(),
         };
         let mut durable = store.durable()?;
         if !durable.unsynced.rows.is_empty() {

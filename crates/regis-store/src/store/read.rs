@@ -40,6 +40,7 @@ impl<B: KvBackend> Store<B> {
             files: self.files.clone(),
             items: Arc::clone(&self.items),
             health: Arc::clone(&self.health),
+            proofs: Arc::clone(&self.proofs),
             head,
             runs,
             _runs_user: runs_user,
@@ -239,18 +240,35 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// checkpoint proves. `None` if the key has no entry that early. Walks
     /// back from the key's latest entry, one read per later entry of it.
     pub fn record_at(&self, log: Log, key: &str, size: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self
+            .record_with_leaf(log, key, size)?
+            .map(|(record, _)| record))
+    }
+
+    /// [`Snapshot::record_at`] with the leaf bytes of the record's entry,
+    /// read and checked on the way, so that its reader need not read them
+    /// again.
+    pub fn record_with_leaf(
+        &self,
+        log: Log,
+        key: &str,
+        size: u64,
+    ) -> Result<Option<(Record, Vec<u8>)>, StoreError> {
         self.watch(|| {
             let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(None);
             };
             let size = size.min(self.size(log));
-            Ok(self
-                .latest_at_most(log, key, row.latest, size)?
-                .map(|(entry_number, stored)| Record {
-                    key: key.to_owned(),
-                    entry_number,
-                    item_hash: stored.item_hash(),
-                }))
+            Ok(self.latest_at_most(log, key, row.latest, size)?.map(
+                |(entry_number, stored, leaf)| {
+                    let record = Record {
+                        key: key.to_owned(),
+                        entry_number,
+                        item_hash: stored.item_hash(),
+                    };
+                    (record, leaf)
+                },
+            ))
         })
     }
 
@@ -266,11 +284,11 @@ impl<S: KvSnapshot> Snapshot<S> {
         key: &str,
         mut number: u64,
         size: u64,
-    ) -> Result<Option<(u64, StoredEntry)>, StoreError> {
+    ) -> Result<Option<(u64, StoredEntry, Vec<u8>)>, StoreError> {
         loop {
-            let stored = self.entry_of(log, key, number)?;
+            let (stored, leaf) = self.entry_of(log, key, number)?;
             if number <= size {
-                return Ok(Some((number, stored)));
+                return Ok(Some((number, stored, leaf)));
             }
             if stored.prev == 0 {
                 return Ok(None);
@@ -285,17 +303,22 @@ impl<S: KvSnapshot> Snapshot<S> {
         }
     }
 
-    /// Entry `number` of `log`, checked against its leaf hash and to be of
-    /// `key`.
-    fn entry_of(&self, log: Log, key: &str, number: u64) -> Result<StoredEntry, StoreError> {
-        let (stored, _) = self.read_entry(log, number)?;
+    /// Entry `number` of `log` and its leaf bytes, checked against its leaf
+    /// hash and to be of `key`.
+    fn entry_of(
+        &self,
+        log: Log,
+        key: &str,
+        number: u64,
+    ) -> Result<(StoredEntry, Vec<u8>), StoreError> {
+        let (stored, leaf) = self.read_entry(log, number)?;
         if stored.entry.key != key {
             return Err(corrupt(format!(
                 "{log} record {key:?}: its row or history names entry {number}, of key {:?}",
                 stored.entry.key
             )));
         }
-        Ok(stored)
+        Ok((stored, leaf))
     }
 
     /// Every item (hash and JSON), in hash order, until `visit` returns
@@ -407,7 +430,7 @@ impl<S: KvSnapshot> Snapshot<S> {
                 &mut |key, value| {
                     let key = record_key_text(key)?;
                     let row = RecordRow::decode(value)?;
-                    let Some((entry_number, stored)) =
+                    let Some((entry_number, stored, _)) =
                         self.latest_at_most(log, key, row.latest, self.size(log))?
                     else {
                         return Ok(true);
@@ -503,7 +526,7 @@ impl<S: KvSnapshot> Snapshot<S> {
             let Some(row) = record_row(&self.kv, log, key)? else {
                 return Ok(Vec::new());
             };
-            let Some((mut number, mut stored)) =
+            let Some((mut number, mut stored, _)) =
                 self.latest_at_most(log, key, row.latest, self.size(log))?
             else {
                 return Ok(Vec::new());
@@ -533,7 +556,7 @@ impl<S: KvSnapshot> Snapshot<S> {
                 if stored.prev >= number {
                     return Err(broken(number));
                 }
-                let before = self.entry_of(log, key, stored.prev)?;
+                let (before, _) = self.entry_of(log, key, stored.prev)?;
                 if before.ordinal.checked_add(1) != Some(stored.ordinal) {
                     return Err(broken(stored.prev));
                 }

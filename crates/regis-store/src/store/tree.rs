@@ -7,6 +7,9 @@ use regis_merkle::{
     root_with_run, verify_consistency, verify_inclusion,
 };
 
+use std::sync::Arc;
+
+use super::proof_cache::CachedHashes;
 use super::read::reported;
 use super::{LogHashes, SignedTree, Snapshot};
 use crate::files::{self, FileId, ReadFiles};
@@ -199,9 +202,9 @@ impl<S: KvSnapshot> Snapshot<S> {
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
-        let hashes = self.hashes(log);
+        let hashes = CachedHashes::new(self.hashes(log), &self.proofs);
         self.watch(|| {
-            let edge = Edge::from_reader(&hashes, size)?;
+            let edge = self.edge(&hashes, log, size)?;
             let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
             let leaf = hashes.read_hash(0, index)?;
             if verify_inclusion(&leaf, index, size, &path, &edge.root()).is_err() {
@@ -212,9 +215,24 @@ impl<S: KvSnapshot> Snapshot<S> {
                 )));
             }
             self.check_head(log, size, &edge.root())?;
+            hashes.keep(edge);
             Ok(path)
         })
         .map_err(ProofError::Read)
+    }
+
+    /// The right edge of `log`'s tree of `size` leaves: kept from an
+    /// earlier proof, or read.
+    fn edge(
+        &self,
+        hashes: &CachedHashes<'_>,
+        log: Log,
+        size: u64,
+    ) -> Result<Arc<Edge>, StoreError> {
+        match self.proofs.edge(log, size) {
+            Some(edge) => Ok(edge),
+            None => Ok(Arc::new(Edge::from_reader(hashes, size)?)),
+        }
     }
 
     /// The proof that the tree of `old` entries of `log` is a prefix of the
@@ -238,9 +256,9 @@ impl<S: KvSnapshot> Snapshot<S> {
                 new: self.size(log),
             });
         }
-        let hashes = self.hashes(log);
+        let hashes = CachedHashes::new(self.hashes(log), &self.proofs);
         self.watch(|| {
-            let edge = Edge::from_reader(&hashes, new)?;
+            let edge = self.edge(&hashes, log, new)?;
             let path = consistency_proof(&hashes, &edge, old).map_err(proof_error)?;
             let old_root = Frontier::from_reader(&hashes, old)?.root();
             if verify_consistency(old, new, &path, &old_root, &edge.root()).is_err() {
@@ -250,6 +268,7 @@ impl<S: KvSnapshot> Snapshot<S> {
                 )));
             }
             self.check_head(log, new, &edge.root())?;
+            hashes.keep(edge);
             Ok(path)
         })
         .map_err(ProofError::Read)

@@ -259,6 +259,26 @@ pub fn assert_matches<B: KvBackend>(store: &Store<B>, model: &Model) {
                     regis_merkle::inclusion_proof(&memory, &memory_edge, index).unwrap()
                 );
             }
+            // The snapshot's own proofs, through the store's proof cache,
+            // which outlives snapshots and commits: at this size and at an
+            // older one, the same.
+            for tree in [size, size / 2 + 1] {
+                let memory_edge = regis_merkle::Edge::from_reader(&memory, tree).unwrap();
+                for index in (0..tree).step_by(7).chain([tree - 1]) {
+                    assert_eq!(
+                        snapshot.inclusion_proof(log, index, tree).unwrap(),
+                        regis_merkle::inclusion_proof(&memory, &memory_edge, index).unwrap(),
+                        "{log} inclusion of {index} at {tree}"
+                    );
+                }
+                for old in (0..=tree).step_by(11) {
+                    assert_eq!(
+                        snapshot.consistency_proof(log, old, tree).unwrap(),
+                        regis_merkle::consistency_proof(&memory, &memory_edge, old).unwrap(),
+                        "{log} consistency {old} to {tree}"
+                    );
+                }
+            }
         }
         // Records, pages of records, history.
         let records = model.records(log);
