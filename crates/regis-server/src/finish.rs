@@ -4,6 +4,7 @@
 //! `If-None-Match` that matches its ETag, and gzip where the client asks
 //! and the content is text.
 
+use std::cell::RefCell;
 use std::io;
 
 use async_compression::Level;
@@ -12,6 +13,8 @@ use axum::body::Body;
 use axum::http::header::GetAll;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use futures_util::TryStreamExt as _;
 use http_body::Body as _;
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -27,6 +30,9 @@ const ALLOWED_HEADERS: &str = "x-requested-with,content-type,accept,origin";
 const EXPOSED_HEADERS: &str = "link,etag";
 /// Bodies shorter than this are sent as they are: gzip would not save.
 const GZIP_MIN_BYTES: u64 = 32;
+/// Bodies of known length up to this are gzipped whole, with a reused
+/// compressor ([`gzip_whole`]); larger or streamed ones as they stream.
+const GZIP_WHOLE_BYTES: u64 = 1 << 20;
 /// Bytes read from a compressed body at a time.
 const GZIP_CHUNK: usize = 16 * 1024;
 
@@ -83,7 +89,7 @@ pub fn preflight() -> Response {
 /// `response` as sent: with CORS headers; gzipped if asked and it is
 /// compressible text (its ETag then names the gzip variant); a 304 if its
 /// ETag matches `If-None-Match`.
-pub fn finish(asked: &Asked, mut response: Response) -> Response {
+pub async fn finish(asked: &Asked, mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -114,7 +120,12 @@ pub fn finish(asked: &Asked, mut response: Response) -> Response {
     // A HEAD's body is left to hyper, which sends none but the headers GET
     // would have (and does not read it).
     if gzip {
-        response = response.map(gzip_body);
+        let (mut parts, body) = response.into_parts();
+        let (body, length) = gzipped(body).await;
+        if let Some(length) = length {
+            parts.headers.insert(header::CONTENT_LENGTH, length.into());
+        }
+        response = Response::from_parts(parts, body);
     }
     response
 }
@@ -155,6 +166,67 @@ fn gzip_headers(headers: &mut HeaderMap) {
     {
         headers.insert(header::ETAG, value);
     }
+}
+
+/// `body` gzipped, and its length when it is known: a body of known,
+/// modest length whole, any other as it streams.
+async fn gzipped(body: Body) -> (Body, Option<usize>) {
+    let whole = body
+        .size_hint()
+        .exact()
+        .is_some_and(|len| len <= GZIP_WHOLE_BYTES);
+    if !whole {
+        return (gzip_body(body), None);
+    }
+    // A body of known length is in memory: this does not wait.
+    match axum::body::to_bytes(body, GZIP_WHOLE_BYTES as usize).await {
+        Ok(bytes) => {
+            let gzipped = gzip_whole(&bytes);
+            let length = gzipped.len();
+            (Body::from(gzipped), Some(length))
+        }
+        // As the stream would have failed.
+        Err(error) => {
+            let failed: [Result<Bytes, io::Error>; 1] = [Err(io::Error::other(error))];
+            (Body::from_stream(futures_util::stream::iter(failed)), None)
+        }
+    }
+}
+
+/// `bytes` gzipped (RFC 1952) with this thread's compressor, reset rather
+/// than made anew: a deflate state is some 300 KiB to allocate and clear,
+/// which for a record's few hundred bytes cost five times the rest of its
+/// request.
+fn gzip_whole(bytes: &[u8]) -> Vec<u8> {
+    thread_local! {
+        static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    }
+    // ID1 ID2, deflate, no flags, no time, no extra flags, unknown OS.
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    DEFLATE.with_borrow_mut(|deflate| {
+        deflate.reset();
+        loop {
+            // Room to progress: deflate stops only when its output is full.
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.len().max(1024));
+            }
+            let read = usize::try_from(deflate.total_in()).unwrap_or(bytes.len());
+            let rest = bytes.get(read..).unwrap_or_default();
+            match deflate.compress_vec(rest, &mut out, FlushCompress::Finish) {
+                Ok(Status::Ok | Status::BufError) => {}
+                // Deflating memory into memory does not fail; were it to,
+                // what was written is a gzip member its reader rejects.
+                Ok(Status::StreamEnd) | Err(_) => break,
+            }
+        }
+    });
+    let mut crc = Crc::new();
+    crc.update(bytes);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the length modulo 2^32, as RFC 1952 defines it.
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out
 }
 
 /// `body` gzipped as it streams, at the level nginx uses by default (1):

@@ -401,7 +401,7 @@ async fn dispatch<B: DirBackend>(
             ApiError::internal("a handler panicked").into_response(),
         )
     });
-    let response = finish::finish(&asked, response);
+    let response = finish::finish(&asked, response).await;
     let elapsed = started.elapsed();
     let status = response.status();
     served
