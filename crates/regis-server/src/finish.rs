@@ -196,8 +196,8 @@ async fn gzipped(body: Body) -> (Body, Option<usize>) {
 /// `bytes` gzipped (RFC 1952) with this thread's compressor, reset rather
 /// than made anew: a deflate state is some 300 KiB to allocate and clear,
 /// which for a record's few hundred bytes cost five times the rest of its
-/// request.
-fn gzip_whole(bytes: &[u8]) -> Vec<u8> {
+/// request. Entry bundles are gzipped with it too, once each.
+pub(crate) fn gzip_whole(bytes: &[u8]) -> Vec<u8> {
     thread_local! {
         static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
     }

@@ -1,6 +1,7 @@
-//! The router and the request pipeline: match the route strictly, bound
-//! the request (concurrency permit, timeout), run the handler on a blocking
-//! thread over one store snapshot, record metrics and a log line; and the
+//! The request pipeline: match the route strictly; answer a point read on
+//! the event loop and any other read on a blocking thread, bounded by a
+//! concurrency permit and a timeout, each over one store snapshot; finish
+//! the response (`finish`); record metrics and a log line. And the
 //! connections: counted, per client address too, with bounded buffers and
 //! a write timeout.
 

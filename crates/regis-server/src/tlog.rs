@@ -3,13 +3,9 @@
 //! witness policy, the checkpoints served, and those records are proved
 //! against, are the newest that meet it, with their cosignatures.
 
-use std::io::Write as _;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use regis_merkle::tile::{TileKind, TilePath};
 use regis_merkle::{Hash, ProofError, leaf_hash};
 use regis_model::api::records_json;
@@ -111,7 +107,7 @@ pub fn tile<B: DirBackend>(
             let bytes = Bytes::from(read_tile(reg, log, &path, &text)?);
             let bundle = path.kind() == TileKind::Entries;
             let gzipped = if bundle && (gzip || path.is_full()) {
-                Some(Bytes::from(gzip_bytes(&bytes)?))
+                Some(Bytes::from(crate::finish::gzip_whole(&bytes)))
             } else {
                 None
             };
@@ -192,12 +188,6 @@ fn read_tile<B: DirBackend>(
             ),
         )
     })
-}
-
-fn gzip_bytes(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::fast());
-    encoder.write_all(bytes).map_err(ApiError::internal)?;
-    encoder.finish().map_err(ApiError::internal)
 }
 
 fn hashes_json(hashes: &[Hash]) -> Vec<String> {
