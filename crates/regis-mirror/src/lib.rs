@@ -178,7 +178,7 @@ pub enum FollowEvent {
 
 /// A mirror register and the verifying client of its upstream.
 #[derive(Debug)]
-pub struct Mirror<B> {
+pub struct Mirror<B: regis_store::KvBackend> {
     name: RegisterName,
     user: Client,
     system: Client,

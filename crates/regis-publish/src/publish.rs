@@ -21,7 +21,7 @@ use crate::state::{self, StateError};
 use crate::target::{Headers, IMMUTABLE, NO_CACHE, Target, TargetError};
 
 /// A store snapshot of backend `B`.
-pub type SnapshotOf<B> = Snapshot<<B as KvBackend>::Snapshot>;
+pub type SnapshotOf<B> = Arc<Snapshot<<B as KvBackend>::Snapshot>>;
 
 /// Renders `B/register` from a snapshot (the server's own renderer: the
 /// bucket's bytes are the origin's).

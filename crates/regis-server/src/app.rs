@@ -26,7 +26,7 @@ use crate::witnessing::{
 
 /// One register as the server serves it.
 #[derive(Debug)]
-pub struct RegisterState<B> {
+pub struct RegisterState<B: regis_store::KvBackend> {
     /// Its name.
     pub name: RegisterName,
     /// Its read side.
@@ -62,7 +62,7 @@ enum Source {
 /// A register of this server's own, started: what reads need, its
 /// sequencer and its witnessing (each stopped and joined at shutdown).
 #[derive(Debug)]
-pub struct Started<B> {
+pub struct Started<B: regis_store::KvBackend> {
     /// What reads need.
     pub state: RegisterState<B>,
     /// Its sequencer.
@@ -222,7 +222,9 @@ impl<B: DirBackend> RegisterState<B> {
     }
 
     /// A snapshot of the store.
-    pub fn snapshot(&self) -> Result<Snapshot<<B as regis_store::KvBackend>::Snapshot>, ApiError> {
+    pub fn snapshot(
+        &self,
+    ) -> Result<Arc<Snapshot<<B as regis_store::KvBackend>::Snapshot>>, ApiError> {
         Ok(self.store.snapshot()?)
     }
 
@@ -259,7 +261,7 @@ fn public_reason(error: &ServerError) -> String {
 
 /// Everything a request handler reads.
 #[derive(Debug)]
-pub struct App<B> {
+pub struct App<B: regis_store::KvBackend> {
     /// The registers served, by name; registers created over HTTP join it.
     registers: RwLock<BTreeMap<String, Arc<RegisterState<B>>>>,
     /// Their sequencers, joined when the server stops.
@@ -303,12 +305,12 @@ pub struct App<B> {
 /// A server's state, and the sequencers and witnessings to join once it
 /// has stopped.
 #[derive(Debug)]
-pub struct Opened<B> {
+pub struct Opened<B: regis_store::KvBackend> {
     /// The shared state.
     pub app: Arc<App<B>>,
 }
 
-impl<B> Opened<B> {
+impl<B: regis_store::KvBackend> Opened<B> {
     /// Stops the publishing, the witnessings, then the sequencers (after
     /// the server has stopped): each sequencer finishes the requests
     /// queued, answering every waiter still there.

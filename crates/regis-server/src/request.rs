@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use regis_merkle::Hash;
 use regis_model::{Entry, Item, Schema, format_hash, parse_hash};
-use regis_store::{DirBackend, KvBackend, Log, Record, Snapshot};
+use regis_store::{DirBackend, KvBackend, Log, Record, RecordEntry, Snapshot};
 
 use crate::app::RegisterState;
 use crate::config::Limits;
@@ -273,7 +273,7 @@ pub struct RegisterRead<'a, B: DirBackend> {
     /// The register.
     pub reg: &'a RegisterState<B>,
     /// The snapshot every read of the request is made in.
-    pub snapshot: Snapshot<<B as KvBackend>::Snapshot>,
+    pub snapshot: Arc<Snapshot<<B as KvBackend>::Snapshot>>,
     schema: OnceCell<Arc<Schema>>,
 }
 
@@ -298,7 +298,10 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
     }
 
     /// A read of `reg` in `snapshot`.
-    pub fn at(reg: &'a RegisterState<B>, snapshot: Snapshot<<B as KvBackend>::Snapshot>) -> Self {
+    pub fn at(
+        reg: &'a RegisterState<B>,
+        snapshot: Arc<Snapshot<<B as KvBackend>::Snapshot>>,
+    ) -> Self {
         RegisterRead {
             snapshot,
             reg,
@@ -436,25 +439,28 @@ impl<'a, B: DirBackend> RegisterRead<'a, B> {
 
     /// Entry `number` of `log`, which exists, with its items.
     pub fn load(&self, log: Log, number: u64) -> Result<Loaded, ApiError> {
-        let (_, leaf) = self.existing_entry(log, number)?;
-        self.load_leaf(log, number, leaf)
+        let (entry, leaf) = self.existing_entry(log, number)?;
+        self.load_entry(number, entry, leaf)
     }
 
     /// The current entry of record `key`, with its items: 404 if there is
     /// no such record.
     pub fn load_record(&self, key: &str) -> Result<Loaded, ApiError> {
         let size = self.snapshot.size(Log::User);
-        let (record, leaf) = self
+        let found = self
             .snapshot
             .record_with_leaf(Log::User, key, size)?
             .ok_or_else(|| self.no_record(key))?;
-        self.load_leaf(Log::User, record.entry_number, leaf)
+        self.load_found(found)
     }
 
-    /// Entry `number` of `log` from its leaf bytes, read and checked by
-    /// the store, with its items.
-    pub fn load_leaf(&self, log: Log, number: u64, leaf: Vec<u8>) -> Result<Loaded, ApiError> {
-        let entry = parse_entry(log, number, &leaf)?;
+    /// A record's entry as the store read and checked it, with its items.
+    pub fn load_found(&self, found: RecordEntry) -> Result<Loaded, ApiError> {
+        self.load_entry(found.record.entry_number, found.entry, found.leaf)
+    }
+
+    /// Entry `number` and its leaf bytes, with its items.
+    fn load_entry(&self, number: u64, entry: Entry, leaf: Vec<u8>) -> Result<Loaded, ApiError> {
         let mut items = Vec::with_capacity(entry.item_hashes.len());
         for hash in &entry.item_hashes {
             items.push(self.item(hash.as_bytes())?.ok_or_else(|| {

@@ -44,7 +44,7 @@ use crate::{events, finish, html, tlog, write};
 
 /// What every request reads: the app, and the slots of RSF downloads
 /// streaming (`limits.max-rsf-streams`).
-struct Served<B> {
+struct Served<B: regis_store::KvBackend> {
     app: Arc<App<B>>,
     rsf_streams: Arc<Semaphore>,
 }

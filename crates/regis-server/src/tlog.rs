@@ -430,7 +430,10 @@ pub fn proved_record<B: DirBackend>(
             )
         })?,
     };
-    let Some((record, leaf)) = snapshot.record_with_leaf(Log::User, key, signed.size)? else {
+    let Some((found, path)) = snapshot
+        .record_with_proof(Log::User, key, signed.size)
+        .map_err(proof_error)?
+    else {
         // A record none of whose entries the checkpoint covers yet, or none.
         read.record(key)?;
         let (code, what) = match reg.witnessed() {
@@ -442,14 +445,12 @@ pub fn proved_record<B: DirBackend>(
             format!("record {} is not yet covered by {what}; retry", quote(key)),
         ));
     };
-    let loaded = read.load_leaf(Log::User, record.entry_number, leaf)?;
-    let index = record
+    let index = found
+        .record
         .entry_number
         .checked_sub(1)
         .ok_or_else(|| ApiError::internal(format!("record {} names entry 0", quote(key))))?;
-    let path = snapshot
-        .inclusion_proof(Log::User, index, signed.size)
-        .map_err(proof_error)?;
+    let loaded = read.load_found(found)?;
     Ok(ProvedRecord {
         loaded,
         index,

@@ -328,7 +328,7 @@ impl Witnessing {
 /// A register's witnessing with its state read, checked and ready to serve,
 /// not yet running (the register's sequencer starts between the two).
 #[derive(Debug)]
-pub struct PreparedWitnessing<B> {
+pub struct PreparedWitnessing<B: regis_store::KvBackend> {
     rounds: Rounds<B>,
 }
 
@@ -913,7 +913,7 @@ struct Asked {
 
 /// The witnessing of one register: its thread's state.
 #[derive(Debug)]
-struct Rounds<B> {
+struct Rounds<B: regis_store::KvBackend> {
     name: String,
     dir: PathBuf,
     store: Store<B>,

@@ -2,7 +2,8 @@
 //! items and entries in one data file, each log's entry offsets and stored
 //! hashes in fixed-width files. They are written before the commit that
 //! names their new lengths, and nothing beyond the committed lengths is ever
-//! read, so the key-value commit stays the one atomic step.
+//! used (a record is read with the bytes after it, which its frame cuts off),
+//! so the key-value commit stays the one atomic step.
 
 use std::fmt;
 use std::io;
@@ -53,6 +54,13 @@ pub trait BlobFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`; fails if the file ends before.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Fills as much of `buf` from `offset` as the file holds: the count.
+    fn read_at_most(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let held = self.len()?.saturating_sub(offset);
+        let count = buf.len().min(usize::try_from(held).unwrap_or(usize::MAX));
+        self.read_exact_at(offset, &mut buf[..count])?;
+        Ok(count)
+    }
     /// Writes all of `data` at `offset`, extending the file.
     fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes every write so far durable, with the length it implies.
@@ -67,6 +75,18 @@ impl BlobFile for std::fs::File {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         FileExt::read_exact_at(self, buf, offset)
+    }
+    fn read_at_most(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut count = 0;
+        while count < buf.len() {
+            match FileExt::read_at(self, &mut buf[count..], offset + count as u64) {
+                Ok(0) => break,
+                Ok(read) => count += read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(count)
     }
     fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         FileExt::write_all_at(self, data, offset)
@@ -287,18 +307,33 @@ fn sync_files(files: &[&dyn BlobFile]) -> Result<(), StoreError> {
 
 /// Positioned reads of the files, as a snapshot or a transaction sees them.
 pub(crate) trait ReadFiles {
+    /// Fills `buf` from `offset`.
     fn read_at(&self, id: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
+    /// Fills as much of `buf` from `offset` as the file holds: the count.
+    /// Bytes beyond the committed length may come back; the reader frames
+    /// what it reads.
+    fn read_at_most(&self, id: FileId, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError>;
+}
+
+/// A failed read of `len` bytes of `id` at `offset`.
+fn read_failed(id: FileId, offset: u64, len: usize, e: io::Error) -> StoreError {
+    corrupt(format!(
+        "{}: reading {len} bytes at {offset}: {e}",
+        id.name()
+    ))
 }
 
 impl ReadFiles for Files {
     fn read_at(&self, id: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
-        self.file(id).read_exact_at(offset, buf).map_err(|e| {
-            corrupt(format!(
-                "{}: reading {} bytes at {offset}: {e}",
-                id.name(),
-                buf.len()
-            ))
-        })
+        self.file(id)
+            .read_exact_at(offset, buf)
+            .map_err(|e| read_failed(id, offset, buf.len(), e))
+    }
+
+    fn read_at_most(&self, id: FileId, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        self.file(id)
+            .read_at_most(offset, buf)
+            .map_err(|e| read_failed(id, offset, buf.len(), e))
     }
 }
 
@@ -474,6 +509,13 @@ impl ReadFiles for Appenders<'_> {
         }
         Ok(())
     }
+
+    fn read_at_most(&self, id: FileId, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let held = self.appenders[id.slot()].len().saturating_sub(offset);
+        let count = buf.len().min(usize::try_from(held).unwrap_or(usize::MAX));
+        self.read_at(id, offset, &mut buf[..count])?;
+        Ok(count)
+    }
 }
 
 /// An entry as the data file keeps it: the entry, its item (the store
@@ -560,16 +602,30 @@ pub(crate) fn append_hash(
     }
 }
 
+/// Bytes of a data record read at once: entries and most items fit, so
+/// that a record costs one read, not two (its frame, then its payload).
+const RECORD_READ: usize = 512;
+
 /// Reads the record at `offset` of the data file: its tag and payload.
 fn read_record(files: &dyn ReadFiles, offset: u64) -> Result<(u8, Vec<u8>), StoreError> {
-    let mut header = [0; FRAME];
-    files.read_at(FileId::Data, offset, &mut header)?;
+    let mut first = [0; RECORD_READ];
+    let read = files.read_at_most(FileId::Data, offset, &mut first)?;
+    let Some(header) = first[..read].first_chunk::<FRAME>() else {
+        return Err(corrupt(format!(
+            "{}: the record at {offset} is cut short in its frame",
+            FileId::Data.name()
+        )));
+    };
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    // Read in chunks, so that a rotten length fails at the end of the file
-    // instead of allocating up to 4 GiB first.
-    let mut payload = Vec::new();
-    let mut at = offset + FRAME as u64;
-    let end = at + u64::from(len);
+    let end = offset + FRAME as u64 + u64::from(len);
+    let have = &first[FRAME..read];
+    if let Some(payload) = have.get(..len as usize) {
+        return Ok((header[0], payload.to_vec()));
+    }
+    // Read the rest in chunks, so that a rotten length fails at the end of
+    // the file instead of allocating up to 4 GiB first.
+    let mut payload = have.to_vec();
+    let mut at = offset + read as u64;
     while at < end {
         let chunk = (end - at).min(BUFFER_BYTES as u64) as usize;
         let filled = payload.len();

@@ -244,7 +244,7 @@ pub trait DirBackend: KvBackend + Sized {
 }
 
 /// Reads from a [`KvBackend`] view.
-pub trait KvSnapshot: Send {
+pub trait KvSnapshot: Send + Sync {
     /// The value at `key`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -72,8 +72,8 @@ pub use sequencer::{
 #[cfg(feature = "sled")]
 pub use sled_backend::{SLED_DIR, SledBackend, SledSnapshot};
 pub use store::{
-    Batch, INLINE_FILTER_ENTRIES, LogHashes, NewEntry, Record, SignedTree, Snapshot, Store,
-    TAIL_BYTES, TreeHead, Txn, Writer,
+    Batch, INLINE_FILTER_ENTRIES, LogHashes, NewEntry, Record, RecordEntry, SignedTree, Snapshot,
+    Store, TAIL_BYTES, TreeHead, Txn, Writer,
 };
 pub use tokens::{MintedToken, Scope, TOKENS_FILE, TokenError, Tokens};
 

@@ -3,6 +3,7 @@
 //! the registers a caller has snapshots of (`spec/store.md`, "Links").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use regis_model::{Item, Link, LinkCensus, Resolution, Schema, links};
 
@@ -45,7 +46,7 @@ pub fn link_census<S: KvSnapshot, E: From<StoreError>>(
 /// signed checkpoint, [`Resolution::Dangling`] if it is among them and does
 /// not, [`Resolution::Unresolvable`] if it is not among them.
 pub fn resolve_among<S: KvSnapshot>(
-    registers: &BTreeMap<String, Snapshot<S>>,
+    registers: &BTreeMap<String, Arc<Snapshot<S>>>,
     link: &Link,
 ) -> Result<Resolution, StoreError> {
     let Some(target) = registers.get(&link.register) else {

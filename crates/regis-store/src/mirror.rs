@@ -111,7 +111,7 @@ impl Upstream {
 /// An open mirror: its store, its writer (for the verifying copier only)
 /// and what it copies.
 #[derive(Debug)]
-pub struct Mirror<B> {
+pub struct Mirror<B: crate::KvBackend> {
     /// Its name (the directory's).
     pub name: RegisterName,
     /// The read side, shared.

@@ -88,7 +88,7 @@ pub struct Registry {
 
 /// An open register: its store, its single writer and its signers.
 #[derive(Debug)]
-pub struct Register<B> {
+pub struct Register<B: crate::KvBackend> {
     /// Its name.
     pub name: RegisterName,
     /// The read side, shared.

@@ -503,7 +503,7 @@ impl Tip {
 /// is known to be committed: one batch is in flight at most, and one whose
 /// predecessor failed (and so was staged on a state that never came to
 /// be) is refused with that failure.
-struct Stager<B> {
+struct Stager<B: KvBackend> {
     name: String,
     store: Store<B>,
     signers: Arc<LogSigners>,
@@ -525,7 +525,7 @@ struct Stager<B> {
 }
 
 /// The sequencer's second thread: the register's only writer.
-struct Committer<B> {
+struct Committer<B: KvBackend> {
     name: String,
     store: Store<B>,
     writer: Writer<B>,

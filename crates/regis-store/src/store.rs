@@ -25,19 +25,19 @@ mod tree;
 mod txn;
 mod write;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use regis_merkle::{Frontier, Hash};
 use regis_model::{Entry, PerLog};
 
-use crate::Log;
 use crate::field_index::{Row, Runs};
 use crate::files::{Appenders, Files};
 use crate::health::Health;
 use crate::item_filter::{BuildThread, ItemFilters, WriteFilters};
 use crate::keys::{self, Head};
-use crate::kv::KvWriter;
+use crate::kv::{KvBackend, KvWriter};
 use crate::published::Published;
+use crate::{Log, StoreError};
 use proof_cache::ProofCache;
 
 pub use batch::Batch;
@@ -108,9 +108,20 @@ pub struct Record {
     pub item_hash: Hash,
 }
 
+/// A record with its entry, read and checked against the entry's stored
+/// leaf hash ([`Snapshot::record_with_leaf`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// The record.
+    pub record: Record,
+    /// Its entry.
+    pub entry: Entry,
+    /// The entry's leaf bytes.
+    pub leaf: Vec<u8>,
+}
+
 /// A register's store: cheap to clone, shared by every reader.
-#[derive(Debug)]
-pub struct Store<B> {
+pub struct Store<B: KvBackend> {
     kv: Arc<B>,
     files: Files,
     items: Arc<ItemFilters>,
@@ -121,9 +132,23 @@ pub struct Store<B> {
     health: Arc<Health>,
     /// What checked proofs read, for the next ones.
     proofs: Arc<ProofCache>,
+    /// The snapshot of the last commit, for the reads that begin before
+    /// the next one.
+    latest: Arc<Latest<B::Snapshot>>,
 }
 
-impl<B> Clone for Store<B> {
+impl<B: KvBackend + std::fmt::Debug> std::fmt::Debug for Store<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("kv", &self.kv)
+            .field("files", &self.files)
+            .field("health", &self.health)
+            .field("latest", &self.latest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: KvBackend> Clone for Store<B> {
     fn clone(&self) -> Self {
         Store {
             kv: Arc::clone(&self.kv),
@@ -132,11 +157,72 @@ impl<B> Clone for Store<B> {
             item_filter_build: Arc::clone(&self.item_filter_build),
             health: Arc::clone(&self.health),
             proofs: Arc::clone(&self.proofs),
+            latest: Arc::clone(&self.latest),
         }
     }
 }
 
-impl<B> Store<B> {
+/// The snapshot of the last commit, shared by every read that begins
+/// before the next commit ([`Store::snapshot`]): a read then begins no
+/// database transaction, opens no table and reads no head of its own.
+struct Latest<S> {
+    /// Commits (and reopenings) so far, and the snapshot made since the
+    /// last one, if any was.
+    state: Mutex<(u64, Option<Arc<Snapshot<S>>>)>,
+}
+
+impl<S> std::fmt::Debug for Latest<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Latest")
+            .field("commits", &state.0)
+            .field("kept", &state.1.is_some())
+            .finish()
+    }
+}
+
+impl<S> Default for Latest<S> {
+    fn default() -> Self {
+        Latest {
+            state: Mutex::new((0, None)),
+        }
+    }
+}
+
+impl<S> Latest<S> {
+    /// The snapshot made since the last commit, else `make`'s, kept for
+    /// the next reads unless a commit came meanwhile.
+    fn get_or_make(
+        &self,
+        make: impl FnOnce() -> Result<Snapshot<S>, StoreError>,
+    ) -> Result<Arc<Snapshot<S>>, StoreError> {
+        let seen = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(latest) = &state.1 {
+                return Ok(Arc::clone(latest));
+            }
+            state.0
+        };
+        // Made outside the lock: it reads the database. It holds every
+        // commit counted in `seen` (each is counted once it is durable).
+        let made = Arc::new(make()?);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 == seen && state.1.is_none() {
+            state.1 = Some(Arc::clone(&made));
+        }
+        Ok(made)
+    }
+
+    /// After a commit, or anything else that changes what a snapshot
+    /// reads: the next read makes a new snapshot.
+    fn committed(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 += 1;
+        state.1 = None;
+    }
+}
+
+impl<B: KvBackend> Store<B> {
     /// The register's health: what the first read that found corruption
     /// found (every read checks what it serves; [`Snapshot`]).
     pub fn health(&self) -> &Health {
@@ -148,7 +234,7 @@ impl<B> Store<B> {
 /// right edge of each tree (64 hashes at most), the record count, the data
 /// file's committed length and the field index's runs.
 #[derive(Debug)]
-pub struct Writer<B> {
+pub struct Writer<B: KvBackend> {
     /// The store it writes (the same as its readers').
     store: Store<B>,
     trees: PerLog<Frontier>,

@@ -507,12 +507,12 @@ fn check_one<B: DirBackend>(registry: &Registry, name: &RegisterName) -> Result<
     let report = match registry.kind(name) {
         RegisterKind::Own => {
             let opened = registry.open::<B>(name)?;
-            fsck(&opened.store.snapshot()?, &opened.signers)
+            fsck(&*opened.store.snapshot()?, &opened.signers)
         }
         RegisterKind::Mirror => {
             let opened = registry.open_mirror::<B>(name)?;
             let keys = PerLog::from_fn(|log| opened.upstream.verifier(log));
-            regis_store::fsck_with_keys(&opened.store.snapshot()?, keys)
+            regis_store::fsck_with_keys(&*opened.store.snapshot()?, keys)
         }
     }?;
     Ok(report)

@@ -73,6 +73,7 @@ impl<B: KvBackend> Store<B> {
             item_filter_build: Arc::default(),
             health: Arc::default(),
             proofs: Arc::default(),
+            latest: Arc::default(),
         };
         let mut durable = store.durable()?;
         if !durable.unsynced.rows.is_empty() {
@@ -82,6 +83,7 @@ impl<B: KvBackend> Store<B> {
                 batch.delete(Table::FileTails, key.to_vec());
             }
             store.kv.commit(batch)?;
+            store.latest.committed();
             durable.unsynced = Unsynced::default();
         }
         let writer = Writer {
@@ -197,7 +199,11 @@ impl<B: KvBackend> Writer<B> {
         // A build's scan holds the database open, which reopening closes.
         self.store.item_filter_build.stop();
         self.store.kv.recover()?;
+        // Snapshots of the databases closed are stale from here on.
+        self.store.latest.committed();
         let durable = self.store.durable()?;
+        // And those made while the files were brought back.
+        self.store.latest.committed();
         self.trees = durable.trees;
         self.records = durable.head.records;
         self.data = durable.head.data;

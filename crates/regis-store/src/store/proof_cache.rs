@@ -1,9 +1,9 @@
 //! What checked proofs have read, kept for the next ones: the right edge of
 //! the tree at the size proofs are asked against (the signed size, nearly
-//! always), and the stored hashes of subtrees of 256 leaves or more. A
-//! record proof then reads from the disk only its leaf and the bottom of
-//! its path, inside one level-0 tile (8 hashes), instead of all `O(log n)`
-//! of its hashes and the edge's peaks.
+//! always), and the stored hashes of subtrees of 16 leaves or more. A
+//! record proof then reads from the disk only the level-4 subtree around
+//! its leaf (31 hashes in one read: its leaf hash and the bottom four of
+//! its path), instead of all `O(log n)` of its hashes and the edge's peaks.
 //!
 //! Only what a proof that passed its checks read is kept: every hash of it
 //! led to the signed root (`Snapshot::check_head`). Stored hashes never
@@ -12,29 +12,30 @@
 //! is still checked whole against the root before it is served.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use regis_merkle::tile::TILE_HEIGHT;
-use regis_merkle::{Edge, Hash, HashReader};
+use regis_merkle::{Edge, Hash, HashReader, postorder};
 use regis_model::PerLog;
 
 use super::LogHashes;
+use crate::keys::corrupt;
 use crate::{Log, StoreError};
 
-/// Hashes of subtrees this high or higher are kept: a level-0 tile's
-/// subtree is one read away, every level above it would be one read each.
-const LOWEST_KEPT_LEVEL: u8 = TILE_HEIGHT as u8;
+/// Hashes below this level are read with the rest of their subtree of
+/// `2^SPAN_HEIGHT` leaves, which post-order stores contiguously (31
+/// hashes, 992 bytes): one read for what would be five. Hashes at this
+/// level and above are kept.
+const SPAN_HEIGHT: u8 = 4;
 
-/// At most this many hashes are kept (4 MiB or so). The first kept are the
-/// highest, which every proof shares; a log of up to 2^23 entries fits
-/// whole.
-const KEPT_HASHES: usize = 1 << 16;
+/// The kept hashes of one log take at most this much memory (about
+/// 4 bytes an entry: a log of 2 million entries keeps every level from
+/// `SPAN_HEIGHT` up; a larger one keeps its higher levels only).
+const KEPT_BYTES: u64 = 8 << 20;
 
 /// The proof material of one store, shared by its snapshots.
 #[derive(Debug, Default)]
 pub(crate) struct ProofCache {
-    hashes: RwLock<HashMap<(Log, u8, u64), Hash>>,
+    kept: RwLock<PerLog<Kept>>,
     edges: Mutex<PerLog<Option<Arc<Edge>>>>,
 }
 
@@ -49,18 +50,81 @@ impl ProofCache {
     }
 
     fn hash(&self, log: Log, level: u8, index: u64) -> Option<Hash> {
-        let hashes = self.hashes.read().unwrap_or_else(PoisonError::into_inner);
-        hashes.get(&(log, level, index)).copied()
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
+        kept[log].get(level, index)
     }
 }
 
+/// One log's kept hashes: `levels[l]` holds level `SPAN_HEIGHT + l` by
+/// index, each level as long as the largest tree a proof has checked
+/// holds there.
+#[derive(Debug, Default)]
+struct Kept {
+    levels: Vec<Vec<Option<Hash>>>,
+}
+
+impl Kept {
+    fn get(&self, level: u8, index: u64) -> Option<Hash> {
+        let slots = self
+            .levels
+            .get(usize::from(level.checked_sub(SPAN_HEIGHT)?))?;
+        *slots.get(usize::try_from(index).ok()?)?
+    }
+
+    /// Keeps `hash`, stored hash `(level, index)` of a tree of `size`
+    /// leaves, if its level is one kept at that size.
+    fn keep(&mut self, size: u64, level: u8, index: u64, hash: Hash) {
+        let lowest = lowest_kept_level(size);
+        // A log grown past the budget gives up its lowest levels.
+        for slots in self
+            .levels
+            .iter_mut()
+            .take(usize::from(lowest - SPAN_HEIGHT))
+        {
+            *slots = Vec::new();
+        }
+        if level < lowest {
+            return;
+        }
+        let at = usize::from(level - SPAN_HEIGHT);
+        if self.levels.len() <= at {
+            self.levels.resize_with(at + 1, Vec::new);
+        }
+        let (Ok(index), Ok(width)) = (
+            usize::try_from(index),
+            usize::try_from(size.checked_shr(u32::from(level)).unwrap_or(0)),
+        ) else {
+            return;
+        };
+        let slots = &mut self.levels[at];
+        if slots.len() <= index {
+            slots.resize(width.max(index + 1), None);
+        }
+        slots[index] = Some(hash);
+    }
+}
+
+/// The lowest level kept for a tree of `size` leaves: the lowest whose
+/// levels, from it up, fit in [`KEPT_BYTES`].
+fn lowest_kept_level(size: u64) -> u8 {
+    let slot = size_of::<Option<Hash>>() as u64;
+    // Levels `level` and up hold fewer than `size >> (level - 1)` hashes.
+    (SPAN_HEIGHT..64)
+        .find(|level| (size >> (level - 1)).saturating_mul(slot) <= KEPT_BYTES)
+        .unwrap_or(64)
+}
+
 /// A log's stored hashes read through a [`ProofCache`]: the kept ones from
-/// memory, the rest from the files, noting what it read so that
-/// [`CachedHashes::keep`] can keep it once the proof checked.
+/// memory, the level-4 subtree of what is not kept in one read, the rest
+/// from the files, noting what it read so that [`CachedHashes::keep`] can
+/// keep it once the proof checked.
 pub(crate) struct CachedHashes<'a> {
     hashes: LogHashes<'a>,
     cache: &'a ProofCache,
     read: RefCell<Vec<(u8, u64, Hash)>>,
+    /// The last level-4 subtree read: its index and its 31 hashes, in
+    /// post-order.
+    span: RefCell<Option<(u64, Vec<Hash>)>>,
 }
 
 impl<'a> CachedHashes<'a> {
@@ -69,6 +133,7 @@ impl<'a> CachedHashes<'a> {
             hashes,
             cache,
             read: RefCell::default(),
+            span: RefCell::default(),
         }
     }
 
@@ -76,6 +141,7 @@ impl<'a> CachedHashes<'a> {
     /// them checked against the signed root.
     pub(crate) fn keep(self, edge: Arc<Edge>) {
         let log = self.hashes.log;
+        let size = edge.size();
         {
             let mut edges = self
                 .cache
@@ -95,17 +161,38 @@ impl<'a> CachedHashes<'a> {
         if read.is_empty() {
             return;
         }
-        let mut hashes = self
+        let mut kept = self
             .cache
-            .hashes
+            .kept
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         for (level, index, hash) in read {
-            if hashes.len() >= KEPT_HASHES {
-                break;
-            }
-            hashes.insert((log, level, index), hash);
+            kept[log].keep(size, level, index, hash);
         }
+    }
+
+    /// Stored hash `(level, index)`, below [`SPAN_HEIGHT`]: from the
+    /// level-4 subtree around it, read whole if the tree holds all of it.
+    fn spanned(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        let subtree = index >> (SPAN_HEIGHT - level);
+        let at = |first: u64| {
+            postorder::position(level, index)
+                .and_then(|position| position.checked_sub(first))
+                .and_then(|offset| usize::try_from(offset).ok())
+        };
+        let first = postorder::position(0, subtree << SPAN_HEIGHT)
+            .ok_or_else(|| corrupt(format!("no stored hash ({level}, {index})")))?;
+        let mut span = self.span.borrow_mut();
+        if span.as_ref().is_none_or(|(kept, _)| *kept != subtree) {
+            match self.hashes.read_subtree(SPAN_HEIGHT, subtree)? {
+                Some(hashes) => *span = Some((subtree, hashes)),
+                None => return self.hashes.read_hash(level, index),
+            }
+        }
+        span.as_ref()
+            .and_then(|(_, hashes)| hashes.get(at(first)?))
+            .copied()
+            .ok_or_else(|| corrupt(format!("no stored hash ({level}, {index}) in its subtree")))
     }
 }
 
@@ -113,8 +200,8 @@ impl HashReader for CachedHashes<'_> {
     type Error = StoreError;
 
     fn read_hash(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        if level < LOWEST_KEPT_LEVEL {
-            return self.hashes.read_hash(level, index);
+        if level < SPAN_HEIGHT {
+            return self.spanned(level, index);
         }
         if let Some(hash) = self.cache.hash(self.hashes.log, level, index) {
             return Ok(hash);
@@ -122,5 +209,34 @@ impl HashReader for CachedHashes<'_> {
         let hash = self.hashes.read_hash(level, index)?;
         self.read.borrow_mut().push((level, index, hash));
         Ok(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_levels_fit_the_budget() {
+        let slot = size_of::<Option<Hash>>() as u64;
+        for size in [0, 1, 255, 100_000, 1 << 20, 2_000_000, 10_000_000, u64::MAX] {
+            let lowest = lowest_kept_level(size);
+            let kept: u64 = (lowest..64)
+                .map(|level| (size >> level).saturating_mul(slot))
+                .fold(0, u64::saturating_add);
+            assert!(
+                kept <= KEPT_BYTES,
+                "size {size}: {kept} bytes from level {lowest}"
+            );
+            if lowest > SPAN_HEIGHT {
+                // One level lower would not fit.
+                let more = kept.saturating_add((size >> (lowest - 1)).saturating_mul(slot));
+                assert!(
+                    more > KEPT_BYTES / 2,
+                    "size {size}: level {lowest} is too high"
+                );
+            }
+        }
+        assert_eq!(lowest_kept_level(1 << 20), SPAN_HEIGHT);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use regis_merkle::{Hash, HashReader, leaf_hash};
 use regis_model::{ItemHash, PerLog};
 
-use super::{Record, Snapshot, Store, hex, item_fields};
+use super::{Record, RecordEntry, Snapshot, Store, hex, item_fields};
 use crate::field_index::{Candidates, Row, Runs};
 use crate::files::{self, Files, ReadFiles, StoredEntry};
 use crate::health::Health;
@@ -16,8 +16,14 @@ use crate::kv::{KvBackend, KvSnapshot, KvWriter, Table, prefix_end};
 use crate::{Log, StoreError};
 
 impl<B: KvBackend> Store<B> {
-    /// A consistent view of the store as of the last commit.
-    pub fn snapshot(&self) -> Result<Snapshot<B::Snapshot>, StoreError> {
+    /// A consistent view of the store as of the last commit, shared with
+    /// the other reads made before the next commit.
+    pub fn snapshot(&self) -> Result<Arc<Snapshot<B::Snapshot>>, StoreError> {
+        self.latest.get_or_make(|| self.fresh_snapshot())
+    }
+
+    /// A view of the store as of the last commit, made now.
+    fn fresh_snapshot(&self) -> Result<Snapshot<B::Snapshot>, StoreError> {
         // Hold both field-index files before reading which one is current,
         // so that no merge starts into it meanwhile (`field_index`).
         let [first, second] = self.files.users().both();
@@ -102,21 +108,28 @@ impl<S: KvSnapshot> Snapshot<S> {
         if number == 0 || number > self.size(log) {
             return Ok(None);
         }
-        self.watch(|| Ok(Some(self.read_entry(log, number)?.0)))
+        self.watch(|| Ok(Some(self.read_entry(&self.hashes(log), log, number)?.0)))
     }
 
     /// Entry `number` of `log` (which the files hold) and its leaf bytes,
-    /// checked against its stored leaf hash: one more read of 32 bytes and
-    /// one SHA-256 of the leaf.
-    fn read_entry(&self, log: Log, number: u64) -> Result<(StoredEntry, Vec<u8>), StoreError> {
+    /// checked against its stored leaf hash, read from `hashes` if this
+    /// snapshot's tree holds it: one more read of 32 bytes and one SHA-256
+    /// of the leaf.
+    fn read_entry(
+        &self,
+        hashes: &impl HashReader<Error = StoreError>,
+        log: Log,
+        number: u64,
+    ) -> Result<(StoredEntry, Vec<u8>), StoreError> {
         let stored = files::read_entry(&self.files, log, number)?;
         let index = number - 1;
-        let leaf = checked_leaf(
-            log,
-            number,
-            &stored,
-            &files::read_hash(&self.files, log, 0, index)?,
-        )?;
+        let stored_hash = if number <= self.size(log) {
+            hashes.read_hash(0, index)?
+        } else {
+            // A later commit's entry (sled, `latest_at_most`).
+            files::read_hash(&self.files, log, 0, index)?
+        };
+        let leaf = checked_leaf(log, number, &stored, &stored_hash)?;
         Ok((stored, leaf))
     }
 
@@ -125,7 +138,7 @@ impl<S: KvSnapshot> Snapshot<S> {
         if number == 0 || number > self.size(log) {
             return Ok(None);
         }
-        self.watch(|| Ok(Some(self.read_entry(log, number)?.1)))
+        self.watch(|| Ok(Some(self.read_entry(&self.hashes(log), log, number)?.1)))
     }
 
     /// Up to `limit` entries of `log` from number `start` on, with their
@@ -242,10 +255,10 @@ impl<S: KvSnapshot> Snapshot<S> {
     pub fn record_at(&self, log: Log, key: &str, size: u64) -> Result<Option<Record>, StoreError> {
         Ok(self
             .record_with_leaf(log, key, size)?
-            .map(|(record, _)| record))
+            .map(|found| found.record))
     }
 
-    /// [`Snapshot::record_at`] with the leaf bytes of the record's entry,
+    /// [`Snapshot::record_at`] with the record's entry and its leaf bytes,
     /// read and checked on the way, so that its reader need not read them
     /// again.
     pub fn record_with_leaf(
@@ -253,23 +266,34 @@ impl<S: KvSnapshot> Snapshot<S> {
         log: Log,
         key: &str,
         size: u64,
-    ) -> Result<Option<(Record, Vec<u8>)>, StoreError> {
-        self.watch(|| {
-            let Some(row) = record_row(&self.kv, log, key)? else {
-                return Ok(None);
-            };
-            let size = size.min(self.size(log));
-            Ok(self.latest_at_most(log, key, row.latest, size)?.map(
-                |(entry_number, stored, leaf)| {
-                    let record = Record {
-                        key: key.to_owned(),
-                        entry_number,
-                        item_hash: stored.item_hash(),
-                    };
-                    (record, leaf)
+    ) -> Result<Option<RecordEntry>, StoreError> {
+        self.watch(|| self.record_via(&self.hashes(log), log, key, size))
+    }
+
+    /// [`Snapshot::record_with_leaf`], its entries checked against leaf
+    /// hashes read from `hashes`.
+    pub(super) fn record_via(
+        &self,
+        hashes: &impl HashReader<Error = StoreError>,
+        log: Log,
+        key: &str,
+        size: u64,
+    ) -> Result<Option<RecordEntry>, StoreError> {
+        let Some(row) = record_row(&self.kv, log, key)? else {
+            return Ok(None);
+        };
+        let size = size.min(self.size(log));
+        Ok(self
+            .latest_at_most(hashes, log, key, row.latest, size)?
+            .map(|(entry_number, stored, leaf)| RecordEntry {
+                record: Record {
+                    key: key.to_owned(),
+                    entry_number,
+                    item_hash: stored.item_hash(),
                 },
-            ))
-        })
+                entry: stored.entry,
+                leaf,
+            }))
     }
 
     /// Walks `key`'s history back from its entry `number` to its latest
@@ -280,13 +304,14 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// be of `key`: a record row that names another key's entry is corrupt.
     fn latest_at_most(
         &self,
+        hashes: &impl HashReader<Error = StoreError>,
         log: Log,
         key: &str,
         mut number: u64,
         size: u64,
     ) -> Result<Option<(u64, StoredEntry, Vec<u8>)>, StoreError> {
         loop {
-            let (stored, leaf) = self.entry_of(log, key, number)?;
+            let (stored, leaf) = self.entry_of(hashes, log, key, number)?;
             if number <= size {
                 return Ok(Some((number, stored, leaf)));
             }
@@ -307,11 +332,12 @@ impl<S: KvSnapshot> Snapshot<S> {
     /// hash and to be of `key`.
     fn entry_of(
         &self,
+        hashes: &impl HashReader<Error = StoreError>,
         log: Log,
         key: &str,
         number: u64,
     ) -> Result<(StoredEntry, Vec<u8>), StoreError> {
-        let (stored, leaf) = self.read_entry(log, number)?;
+        let (stored, leaf) = self.read_entry(hashes, log, number)?;
         if stored.entry.key != key {
             return Err(corrupt(format!(
                 "{log} record {key:?}: its row or history names entry {number}, of key {:?}",
@@ -430,8 +456,13 @@ impl<S: KvSnapshot> Snapshot<S> {
                 &mut |key, value| {
                     let key = record_key_text(key)?;
                     let row = RecordRow::decode(value)?;
-                    let Some((entry_number, stored, _)) =
-                        self.latest_at_most(log, key, row.latest, self.size(log))?
+                    let Some((entry_number, stored, _)) = self.latest_at_most(
+                        &self.hashes(log),
+                        log,
+                        key,
+                        row.latest,
+                        self.size(log),
+                    )?
                     else {
                         return Ok(true);
                     };
@@ -527,7 +558,7 @@ impl<S: KvSnapshot> Snapshot<S> {
                 return Ok(Vec::new());
             };
             let Some((mut number, mut stored, _)) =
-                self.latest_at_most(log, key, row.latest, self.size(log))?
+                self.latest_at_most(&self.hashes(log), log, key, row.latest, self.size(log))?
             else {
                 return Ok(Vec::new());
             };
@@ -556,7 +587,7 @@ impl<S: KvSnapshot> Snapshot<S> {
                 if stored.prev >= number {
                     return Err(broken(number));
                 }
-                let (before, _) = self.entry_of(log, key, stored.prev)?;
+                let (before, _) = self.entry_of(&self.hashes(log), log, key, stored.prev)?;
                 if before.ordinal.checked_add(1) != Some(stored.ordinal) {
                     return Err(broken(stored.prev));
                 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::proof_cache::CachedHashes;
 use super::read::reported;
-use super::{LogHashes, SignedTree, Snapshot};
+use super::{LogHashes, RecordEntry, SignedTree, Snapshot};
 use crate::files::{self, FileId, ReadFiles};
 use crate::keys::{self, corrupt};
 use crate::kv::KvSnapshot;
@@ -77,16 +77,48 @@ impl LogHashes<'_> {
             }
             return Ok(());
         }
-        let mut span = vec![0; ((last_at - first_at + 1) * 32) as usize];
-        self.files
-            .read_at(FileId::Hashes(self.log), first_at * 32, &mut span)?;
+        let span = self.read_positions(first_at, last_at)?;
         for index in start..=last {
-            let at = ((self.position(level, index)? - first_at) * 32) as usize;
-            let mut hash = [0; 32];
-            hash.copy_from_slice(&span[at..at + 32]);
-            out.push(hash);
+            let at = (self.position(level, index)? - first_at) as usize;
+            out.push(span[at]);
         }
         Ok(())
+    }
+
+    /// The stored hashes of the perfect subtree `(height, index)`, all of
+    /// them in post-order (`2^(height + 1) − 1`, ending with its root), in
+    /// one read; `None` if the tree does not hold all of it yet.
+    pub(super) fn read_subtree(
+        &self,
+        height: u8,
+        index: u64,
+    ) -> Result<Option<Vec<Hash>>, StoreError> {
+        let root_at = postorder::position(height, index);
+        let first_at = index
+            .checked_shl(u32::from(height))
+            .and_then(|leaf| postorder::position(0, leaf));
+        match (first_at, root_at, self.count) {
+            (Some(first_at), Some(root_at), Some(count)) if root_at < count => {
+                reported(self.health, self.read_positions(first_at, root_at)).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The stored hashes at post-order positions `first..=last`, which the
+    /// caller knows the tree holds: one read.
+    fn read_positions(&self, first: u64, last: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut span = vec![0; ((last - first + 1) * 32) as usize];
+        self.files
+            .read_at(FileId::Hashes(self.log), first * 32, &mut span)?;
+        Ok(span
+            .chunks_exact(32)
+            .map(|chunk| {
+                let mut hash = [0; 32];
+                hash.copy_from_slice(chunk);
+                hash
+            })
+            .collect())
     }
 }
 
@@ -203,22 +235,62 @@ impl<S: KvSnapshot> Snapshot<S> {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
         let hashes = CachedHashes::new(self.hashes(log), &self.proofs);
+        self.watch(|| self.checked_inclusion(hashes, log, index, size))
+            .map_err(ProofError::Read)
+    }
+
+    /// [`Snapshot::record_with_leaf`] in the tree of `size` entries, with
+    /// the audit path of the record's entry, made and checked as
+    /// [`Snapshot::inclusion_proof`] makes and checks it: `None` if the
+    /// key has no entry that early. One read of the entry's subtree of 16
+    /// leaves serves both the leaf's check and the bottom of its path.
+    pub fn record_with_proof(
+        &self,
+        log: Log,
+        key: &str,
+        size: u64,
+    ) -> Result<Option<(RecordEntry, Vec<Hash>)>, ProofError<StoreError>> {
+        if size > self.size(log) {
+            return Err(ProofError::SizeOutOfRange {
+                old: size,
+                new: self.size(log),
+            });
+        }
+        let hashes = CachedHashes::new(self.hashes(log), &self.proofs);
         self.watch(|| {
-            let edge = self.edge(&hashes, log, size)?;
-            let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
-            let leaf = hashes.read_hash(0, index)?;
-            if verify_inclusion(&leaf, index, size, &path, &edge.root()).is_err() {
-                return Err(corrupt(format!(
-                    "the {log} inclusion proof of entry {} at size {size}: its stored hashes \
-                     do not lead to the tree's root",
-                    index + 1
-                )));
-            }
-            self.check_head(log, size, &edge.root())?;
-            hashes.keep(edge);
-            Ok(path)
+            let Some(found) = self.record_via(&hashes, log, key, size)? else {
+                return Ok(None);
+            };
+            let index = found.record.entry_number - 1;
+            let path = self.checked_inclusion(hashes, log, index, size)?;
+            Ok(Some((found, path)))
         })
         .map_err(ProofError::Read)
+    }
+
+    /// The checked audit path of leaf `index` in the tree of `size`
+    /// leaves, which the snapshot holds; what was read is kept once it
+    /// checked.
+    fn checked_inclusion(
+        &self,
+        hashes: CachedHashes<'_>,
+        log: Log,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let edge = self.edge(&hashes, log, size)?;
+        let path = inclusion_proof(&hashes, &edge, index).map_err(proof_error)?;
+        let leaf = hashes.read_hash(0, index)?;
+        if verify_inclusion(&leaf, index, size, &path, &edge.root()).is_err() {
+            return Err(corrupt(format!(
+                "the {log} inclusion proof of entry {} at size {size}: its stored hashes \
+                 do not lead to the tree's root",
+                index + 1
+            )));
+        }
+        self.check_head(log, size, &edge.root())?;
+        hashes.keep(edge);
+        Ok(path)
     }
 
     /// The right edge of `log`'s tree of `size` leaves: kept from an

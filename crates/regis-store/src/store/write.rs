@@ -93,6 +93,9 @@ impl<B: KvBackend> Writer<B> {
         // failure is the database's (a commit, a merge).
         let mut disk_failed = false;
         let mut refused = false;
+        // No kept snapshot holds the database's pages through the commit
+        // (redb reuses a page only once no read holds it).
+        self.store.latest.committed();
         let done = self.store.kv.transact(size, |kv| -> Result<T, E> {
             let mut watched = Watched { kv, failed: false };
             let mut txn = Txn {
@@ -115,6 +118,9 @@ impl<B: KvBackend> Writer<B> {
             Ok(done)
         });
         drop(item_filters);
+        // Committed or not (a failed commit may have left the database
+        // refusing reads): the next read takes a new snapshot.
+        self.store.latest.committed();
         if done.is_err() && !refused {
             self.failed = Some(if disk_failed {
                 "a write to the disk failed".to_owned()

@@ -209,6 +209,8 @@ fn snapshots_do_not_move<B: KvBackend>(open: Open<B>) {
     writer.commit(&batch).unwrap();
     let old = store.snapshot().unwrap();
     let old_digest = digest(&old);
+    // Reads between two commits share one snapshot.
+    assert!(Arc::ptr_eq(&old, &store.snapshot().unwrap()));
 
     let mut batch = Batch::new();
     model.append(&mut batch, Log::User, "a", "alpha", &["new"]);
@@ -226,6 +228,11 @@ fn snapshots_do_not_move<B: KvBackend>(open: Open<B>) {
     );
     writer.commit(&batch).unwrap();
 
+    // A read after a commit sees it.
+    let new = store.snapshot().unwrap();
+    assert!(!Arc::ptr_eq(&old, &new));
+    assert_eq!(new.size(Log::User), 4);
+    assert_eq!(new.checkpoint(Log::User).unwrap().unwrap().size, 4);
     // Sizes, entries, records, history and the record count stay as they
     // were when the snapshot began.
     assert_eq!(digest(&old), old_digest);

@@ -292,10 +292,43 @@ pub fn assert_matches<B: KvBackend>(store: &Store<B>, model: &Model) {
                 .collect();
             assert_eq!(snapshot.records(log, offset, limit).unwrap(), expected);
         }
+        let memory_edge =
+            (size > 0).then(|| regis_merkle::Edge::from_reader(&memory, size).unwrap());
         for record in &records {
             assert_eq!(
                 snapshot.record(log, &record.key).unwrap().as_ref(),
                 Some(record)
+            );
+            // The record with its entry, and with its proof: the entry the
+            // leaf bytes say, the path regis-merkle makes from memory.
+            let found = snapshot
+                .record_with_leaf(log, &record.key, size)
+                .unwrap()
+                .unwrap();
+            assert_eq!(&found.record, record);
+            let leaf = &leaves[record.entry_number as usize - 1];
+            assert_eq!(&found.leaf, leaf);
+            assert_eq!(
+                found.entry,
+                regis_model::Entry::parse_leaf(log, leaf).unwrap().1,
+                "{log} {}: the entry as read is the leaf's",
+                record.key
+            );
+            let (proved, path) = snapshot
+                .record_with_proof(log, &record.key, size)
+                .unwrap()
+                .unwrap();
+            assert_eq!(proved, found);
+            assert_eq!(
+                path,
+                regis_merkle::inclusion_proof(
+                    &memory,
+                    memory_edge.as_ref().unwrap(),
+                    record.entry_number - 1
+                )
+                .unwrap(),
+                "{log} proof of {}",
+                record.key
             );
             let history = &model.history[&(slot(log) as u8, record.key.clone())];
             assert_eq!(
@@ -308,6 +341,12 @@ pub fn assert_matches<B: KvBackend>(store: &Store<B>, model: &Model) {
             );
         }
         assert_eq!(snapshot.record(log, "no such key").unwrap(), None);
+        assert_eq!(
+            snapshot
+                .record_with_proof(log, "no such key", size)
+                .unwrap(),
+            None
+        );
         assert!(
             snapshot
                 .history(log, "no such key", 0, 10)
