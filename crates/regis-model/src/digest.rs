@@ -45,8 +45,9 @@ fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
-/// `sha-256:<lower-case hex>`, as ASCII bytes on the stack.
-fn hash_text(hash: &Hash) -> [u8; PREFIX.len() + 64] {
+/// `sha-256:<lower-case hex>`, as ASCII bytes on the stack: what
+/// [`format_hash`] returns, without allocating.
+pub fn hash_text(hash: &Hash) -> [u8; PREFIX.len() + 64] {
     let mut text = [0u8; PREFIX.len() + 64];
     let (prefix, hex) = text.split_at_mut(PREFIX.len());
     prefix.copy_from_slice(PREFIX.as_bytes());

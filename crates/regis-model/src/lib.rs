@@ -41,7 +41,7 @@ mod schema;
 
 pub use datatype::Datatype;
 pub use define::{DefinitionError, definition_commands};
-pub use digest::{HashError, ItemHash, format_hash, parse_hash};
+pub use digest::{HashError, ItemHash, format_hash, hash_text, parse_hash};
 pub use entry::{
     Entry, KeyError, LeafError, Log, MAX_LEAF_BYTES, PerLog, Timestamp, TimestampError, check_key,
     check_key_syntax, entry_number, leaf_index,

@@ -70,7 +70,9 @@ pub use policy::{
     PolicyLineError, PolicyLog, PolicyParseError, PolicyRole, PolicyWitness, WitnessPolicy,
     Witnessed,
 };
-pub use proof::{MAX_PROOF_HASHES, TlogProof, TlogProofError, TlogProofVerifyError};
+pub use proof::{
+    MAX_PROOF_HASHES, TlogProof, TlogProofError, TlogProofVerifyError, tlog_proof_text,
+};
 pub use signer::{CosignatureV1, Cosigner, Ed25519, NoteSigner, Signer, SignerKind};
 pub use text::{DecimalError, parse_decimal};
 pub use verifier::{DuplicateVerifier, SignatureError, Verifier, Verifiers, system_verifier};

@@ -194,17 +194,45 @@ impl TlogProof {
 /// The proof's exact bytes.
 impl fmt::Display for TlogProof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{HEADER}")?;
-        if let Some(extra) = &self.extra {
-            writeln!(f, "extra {}", BASE64.encode(extra))?;
-        }
-        writeln!(f, "index {}", self.index)?;
-        for hash in &self.path {
-            writeln!(f, "{}", BASE64.encode(hash))?;
-        }
-        writeln!(f)?;
-        self.checkpoint.fmt(f)
+        f.write_str(&tlog_proof_text(
+            self.extra.as_deref(),
+            self.index,
+            &self.path,
+            &self.checkpoint.to_string(),
+        ))
     }
+}
+
+/// The text of the tlog-proof of leaf `index` with `extra` and `path`,
+/// against the signed checkpoint whose note is `checkpoint` (its text,
+/// verbatim): what a [`TlogProof`] formats to, for a server that keeps its
+/// checkpoint as text and need not parse it for every proof.
+pub fn tlog_proof_text(
+    extra: Option<&[u8]>,
+    index: u64,
+    path: &[Hash],
+    checkpoint: &str,
+) -> String {
+    let mut out = String::with_capacity(
+        64 + 45 * path.len() + 4 * extra.map_or(0, <[u8]>::len) / 3 + checkpoint.len(),
+    );
+    out.push_str(HEADER);
+    out.push('\n');
+    if let Some(extra) = extra {
+        out.push_str("extra ");
+        BASE64.encode_string(extra, &mut out);
+        out.push('\n');
+    }
+    out.push_str("index ");
+    out.push_str(&index.to_string());
+    out.push('\n');
+    for hash in path {
+        BASE64.encode_string(hash, &mut out);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(checkpoint);
+    out
 }
 
 #[cfg(test)]

@@ -348,21 +348,18 @@ fn local<B: DirBackend>(target: &RegisterState<B>, key: &str) -> Outcome {
         Err(error) if error.status == StatusCode::NOT_FOUND => return Outcome::Dangling,
         Err(error) => return Outcome::Unavailable(error),
     };
-    match proved.tlog_proof() {
-        Ok(tlog_proof) => Outcome::Found(Found {
-            entry_number: proved.loaded.number,
-            size: proved.signed.size,
-            record: record_json(proved.loaded.model()),
-            tlog_proof,
-            items: proved
-                .loaded
-                .items
-                .iter()
-                .map(|item| item.as_str().to_owned())
-                .collect(),
-        }),
-        Err(error) => Outcome::Unavailable(error),
-    }
+    Outcome::Found(Found {
+        entry_number: proved.loaded.number,
+        size: proved.signed.size,
+        record: record_json(proved.loaded.model()),
+        tlog_proof: proved.tlog_proof(),
+        items: proved
+            .loaded
+            .items
+            .iter()
+            .map(|item| item.as_str().to_owned())
+            .collect(),
+    })
 }
 
 /// A record as `B/records/{key}` serves it, without its key around it.

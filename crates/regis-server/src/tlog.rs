@@ -10,10 +10,8 @@ use regis_merkle::tile::{TileKind, TilePath};
 use regis_merkle::{Hash, ProofError, leaf_hash};
 use regis_model::api::records_json;
 use regis_model::format_hash;
-use regis_note::{SignedCheckpoint, TlogProof};
+use regis_note::tlog_proof_text;
 use regis_store::{DirBackend, Log, SignedTree, StoreError};
-use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::app::{App, RegisterState};
@@ -305,8 +303,6 @@ pub fn record_proof<B: DirBackend>(
 ) -> Result<Response, ApiError> {
     let with_links = crate::links::asked(ctx.query, "links", "1")?;
     let proved = proved_record(reg, key)?;
-    let (loaded, index, path, signed) =
-        (&proved.loaded, proved.index, &proved.path, &proved.signed);
     match ctx.format {
         Format::TlogProof if with_links => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -316,37 +312,16 @@ pub fn record_proof<B: DirBackend>(
         Format::TlogProof => Ok(http::ok(
             "text/plain; charset=utf-8",
             http::SHORT,
-            proved.tlog_proof()?,
+            proved.tlog_proof(),
         )),
         Format::Json => {
-            let leaf_hashed = leaf_hash(&loaded.leaf);
-            let record = records_json([loaded.model()]);
-            let (tlog_proof, links) = if with_links {
-                let links = crate::links::proofs_json(app, reg, &proved)?;
-                (Some(proved.tlog_proof()?), Some(links))
-            } else {
-                (None, None)
-            };
-            let body = RecordProofJson {
-                checkpoint: &signed.text,
-                entry_number: loaded.number.to_string(),
-                items: loaded.items.iter().map(|item| item.as_str()).collect(),
-                leaf: std::str::from_utf8(&loaded.leaf).map_err(ApiError::internal)?,
-                leaf_hash: format_hash(&leaf_hashed),
-                leaf_index: index,
-                links,
-                log_origin: reg.origin(Log::User),
-                merkle_audit_path: hashes_json(path),
-                proof_identifier: PROOF_IDENTIFIER,
-                record: RawValue::from_string(record).map_err(ApiError::internal)?,
-                root_hash: format_hash(&signed.root),
-                tlog_proof,
-                tree_size: signed.size,
-            };
+            let links = with_links
+                .then(|| crate::links::proofs_json(app, reg, &proved))
+                .transpose()?;
+            let body = record_proof_json(&proved, reg.origin(Log::User), links.as_ref())?;
             // Not `http::json`: a proof changes with every checkpoint, so
             // an ETag would cost a hash of each answer and save little.
-            let text = serde_json::to_string(&body).map_err(ApiError::internal)?;
-            Ok(http::ok("application/json", http::SHORT, text))
+            Ok(http::ok("application/json", http::SHORT, body))
         }
         Format::Csv | Format::Html => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -358,26 +333,111 @@ pub fn record_proof<B: DirBackend>(
 
 /// A record proof as JSON (`spec/formats.md`, "Record proofs"), its keys
 /// in alphabetical order; `record` is the record's own JSON, as
-/// `B/records/{key}` serves it.
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct RecordProofJson<'a> {
-    checkpoint: &'a str,
-    entry_number: String,
-    items: Vec<&'a str>,
-    leaf: &'a str,
-    leaf_hash: String,
-    leaf_index: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    links: Option<Value>,
-    log_origin: &'a str,
-    merkle_audit_path: Vec<String>,
-    proof_identifier: &'static str,
-    record: Box<RawValue>,
-    root_hash: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tlog_proof: Option<String>,
-    tree_size: u64,
+/// `B/records/{key}` serves it, and `tlog-proof` is there with `links`.
+/// Written field by field: serde would parse `record` again to embed it.
+fn record_proof_json(
+    proved: &ProvedRecord,
+    log_origin: &str,
+    links: Option<&Value>,
+) -> Result<Vec<u8>, ApiError> {
+    let loaded = &proved.loaded;
+    let leaf = std::str::from_utf8(&loaded.leaf).map_err(ApiError::internal)?;
+    let mut out = Vec::with_capacity(1024 + 2 * loaded.leaf.len());
+    // A key and the value serde writes for `value`, after a comma unless
+    // first.
+    let field = |out: &mut Vec<u8>, key: &str, value: &dyn erased::Value| {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        serde_json::to_writer(&mut *out, key).map_err(ApiError::internal)?;
+        out.push(b':');
+        value.write(out).map_err(ApiError::internal)
+    };
+    let items: Vec<&str> = loaded.items.iter().map(|item| item.as_str()).collect();
+    field(&mut out, "checkpoint", &proved.signed.text.as_str())?;
+    field(
+        &mut out,
+        "entry-number",
+        &loaded.number.to_string().as_str(),
+    )?;
+    field(&mut out, "items", &items.as_slice())?;
+    field(&mut out, "leaf", &leaf)?;
+    field(
+        &mut out,
+        "leaf-hash",
+        &erased::Hash(&leaf_hash(&loaded.leaf)),
+    )?;
+    field(&mut out, "leaf-index", &proved.index)?;
+    if let Some(links) = links {
+        field(&mut out, "links", links)?;
+    }
+    field(&mut out, "log-origin", &log_origin)?;
+    field(&mut out, "merkle-audit-path", &erased::Hashes(&proved.path))?;
+    field(&mut out, "proof-identifier", &PROOF_IDENTIFIER)?;
+    field(
+        &mut out,
+        "record",
+        &erased::Raw(&records_json([loaded.model()])),
+    )?;
+    field(&mut out, "root-hash", &erased::Hash(&proved.signed.root))?;
+    if links.is_some() {
+        field(&mut out, "tlog-proof", &proved.tlog_proof().as_str())?;
+    }
+    field(&mut out, "tree-size", &proved.signed.size)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+/// What [`record_proof_json`] writes as a field's value.
+mod erased {
+    /// A value written as JSON.
+    pub trait Value {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+    }
+
+    impl<T: serde::Serialize + ?Sized> Value for T {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+            serde_json::to_writer(out, self)
+        }
+    }
+
+    /// JSON text written as it is: the record's own JSON, which
+    /// `records_json` made.
+    pub struct Raw<'a>(pub &'a str);
+
+    impl Value for Raw<'_> {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+            out.extend_from_slice(self.0.as_bytes());
+            Ok(())
+        }
+    }
+
+    /// A hash as the string `sha-256:<hex>`, which needs no escaping.
+    pub struct Hash<'a>(pub &'a regis_merkle::Hash);
+
+    impl Value for Hash<'_> {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+            out.push(b'"');
+            out.extend_from_slice(&regis_model::hash_text(self.0));
+            out.push(b'"');
+            Ok(())
+        }
+    }
+
+    /// Hashes as an array of such strings.
+    pub struct Hashes<'a>(pub &'a [regis_merkle::Hash]);
+
+    impl Value for Hashes<'_> {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+            out.push(b'[');
+            for (at, hash) in self.0.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                Hash(hash).write(out)?;
+            }
+            out.push(b']');
+            Ok(())
+        }
+    }
 }
 
 /// A record proved against the register's served checkpoint: its entry,
@@ -396,16 +456,14 @@ pub struct ProvedRecord {
 
 impl ProvedRecord {
     /// The C2SP tlog-proof, the leaf bytes as its `extra`.
-    pub fn tlog_proof(&self) -> Result<String, ApiError> {
-        let checkpoint =
-            SignedCheckpoint::parse(self.signed.text.as_bytes()).map_err(ApiError::internal)?;
-        let proof = TlogProof::new(
-            Some(self.loaded.leaf.clone()),
+    pub fn tlog_proof(&self) -> String {
+        // The checkpoint as stored: its signature was checked on open.
+        tlog_proof_text(
+            Some(&self.loaded.leaf),
             self.index,
-            self.path.clone(),
-            checkpoint,
-        );
-        Ok(proof.to_string())
+            &self.path,
+            &self.signed.text,
+        )
     }
 }
 
