@@ -198,8 +198,10 @@ impl<B: KvBackend> Writer<B> {
     pub fn recover(&mut self) -> Result<PerLog<TreeHead>, StoreError> {
         // A build's scan holds the database open, which reopening closes.
         self.store.item_filter_build.stop();
+        // The kept snapshot holds the databases open, which reopening
+        // closes; one made meanwhile reads the closed ones.
+        self.store.latest.committed();
         self.store.kv.recover()?;
-        // Snapshots of the databases closed are stale from here on.
         self.store.latest.committed();
         let durable = self.store.durable()?;
         // And those made while the files were brought back.
