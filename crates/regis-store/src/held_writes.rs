@@ -1,5 +1,5 @@
 //! Writes a bulk transaction holds back to apply later in key order
-//! (`redb_backend`'s `BulkWriter`), packed for memory.
+//! (`redb_backend::bulk`), packed for memory.
 //!
 //! A bulk load holds hundreds of thousands of small rows (a record row, an
 //! item's index row: tens of bytes each). Kept as a `HashMap` of two
@@ -116,24 +116,45 @@ impl HeldWrites {
             .map(|&held| row(&self.arena, held).value)
     }
 
-    /// Hands each table's held writes to `apply` in key order, then holds
-    /// nothing (keeping the arena's and indexes' memory for the next).
-    pub(crate) fn drain_sorted<E>(
-        &mut self,
+    /// Rows held, over all tables.
+    pub(crate) fn rows(&self) -> usize {
+        self.index.iter().map(HashTable::len).sum()
+    }
+
+    /// Hands each table's held writes to `apply` in key order. The order
+    /// is sorted by each key's first eight bytes, and only keys that share
+    /// them are compared whole: most rows' keys are then never read.
+    pub(crate) fn for_each_sorted<E>(
+        &self,
         mut apply: impl FnMut(Table, Held<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut offsets = Vec::new();
-        for (position, index) in self.index.iter_mut().enumerate() {
-            offsets.clear();
-            offsets.extend(index.drain());
-            offsets.sort_unstable_by(|&a, &b| row(&self.arena, a).key.cmp(row(&self.arena, b).key));
+        let mut order: Vec<(u64, usize)> = Vec::new();
+        for (position, index) in self.index.iter().enumerate() {
+            order.clear();
+            order.extend(index.iter().map(|&held| {
+                let key = row(&self.arena, held).key;
+                let mut prefix = [0u8; 8];
+                let len = key.len().min(8);
+                prefix[..len].copy_from_slice(&key[..len]);
+                (u64::from_be_bytes(prefix), held)
+            }));
+            order.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| row(&self.arena, a.1).key.cmp(row(&self.arena, b.1).key))
+            });
             let table = Table::ALL[position];
-            for &offset in &offsets {
-                apply(table, row(&self.arena, offset))?;
+            for &(_, held) in &order {
+                apply(table, row(&self.arena, held))?;
             }
         }
-        self.arena.clear();
         Ok(())
+    }
+
+    /// Holds nothing, keeping the arena's and indexes' memory for the next
+    /// writes.
+    pub(crate) fn clear(&mut self) {
+        self.arena.clear();
+        self.index.iter_mut().for_each(HashTable::clear);
     }
 }
 
@@ -166,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latest_write_wins_and_drain_is_in_key_order() {
+    fn latest_write_wins_and_rows_come_in_key_order() {
         let mut held = HeldWrites::with_capacity(64);
         let table = Table::ALL[0];
         let other = Table::ALL[1];
@@ -179,7 +200,12 @@ mod tests {
         assert_eq!(held.get(other, b"b"), Some(Some(&b""[..])));
         assert_eq!(held.get(table, b"c"), None);
         let mut seen = Vec::new();
-        held.drain_sorted(|t, row| {
+        // Keys sharing an eight-byte prefix, and one that is a prefix.
+        for key in [&b"prefix-b"[..], b"prefix-a1", b"prefix-a"] {
+            held.hold(other, key, Some(b"p")).unwrap();
+        }
+        assert_eq!(held.rows(), 6);
+        held.for_each_sorted(|t, row| {
             seen.push((
                 t.position(),
                 row.key.to_vec(),
@@ -194,8 +220,13 @@ mod tests {
                 (0, b"a".to_vec(), Some(b"2".to_vec())),
                 (0, b"b".to_vec(), None),
                 (1, b"b".to_vec(), Some(Vec::new())),
+                (1, b"prefix-a".to_vec(), Some(b"p".to_vec())),
+                (1, b"prefix-a1".to_vec(), Some(b"p".to_vec())),
+                (1, b"prefix-b".to_vec(), Some(b"p".to_vec())),
             ]
         );
+        held.clear();
         assert_eq!(held.get(table, b"a"), None);
+        assert_eq!(held.rows(), 0);
     }
 }

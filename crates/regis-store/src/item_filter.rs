@@ -31,94 +31,46 @@
 //! A transaction that fails leaves its items in the filters: a false
 //! "maybe", which costs a lookup, never an error.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use regis_merkle::Hash;
 
-/// Bits per item a filter is sized for. With [`PROBES`] probes in one
-/// block that gives about 0.1% false positives at capacity.
-const BITS_PER_ITEM: u64 = 16;
-/// Bits set per item, all in one 512-bit block (a cache line).
-const PROBES: usize = 8;
-const BLOCK_WORDS: usize = 8;
-/// The smallest filter: 128 KiB.
-const MIN_BITS: u64 = 1 << 20;
-/// The largest filter: 16 MiB, sized for 8M items.
-pub const MAX_BITS: u64 = 1 << 27;
+use crate::bloom::{BITS_PER_ITEM, Bloom, Fingerprint, MAX_BITS};
 
-/// One Bloom filter of item hashes, safe to add to and read at once.
+/// One Bloom filter of item hashes.
 #[derive(Debug)]
-pub struct ItemFilter {
-    words: Box<[AtomicU64]>,
-    /// Blocks minus one (their count is a power of two).
-    block_mask: u64,
-    /// Items added, and the count it is sized for.
-    added: AtomicU64,
-    capacity: u64,
-}
+pub struct ItemFilter(Bloom);
 
 impl ItemFilter {
-    /// An empty filter for about `items` items (within the size bounds).
+    /// An empty filter for about `items` items (within [`Bloom`]'s size
+    /// bounds).
     pub fn for_items(items: u64) -> ItemFilter {
-        let bits = items
-            .saturating_mul(BITS_PER_ITEM)
-            .clamp(MIN_BITS, MAX_BITS)
-            .next_power_of_two()
-            .min(MAX_BITS);
-        // At most 2^21 words: fits any usize this builds for.
-        let words = usize::try_from(bits / 64).unwrap_or(usize::MAX >> 6);
-        let blocks = u64::try_from(words / BLOCK_WORDS).unwrap_or(1).max(1);
-        ItemFilter {
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            block_mask: blocks - 1,
-            added: AtomicU64::new(0),
-            capacity: bits / BITS_PER_ITEM,
-        }
-    }
-
-    /// The words and bits of `hash`'s probes. A SHA-256 digest is uniform,
-    /// so its bytes serve as the filter's hash functions: eight to pick the
-    /// block, then nine bits per probe within it.
-    fn probes(&self, hash: &Hash) -> impl Iterator<Item = (usize, u64)> {
-        let mut block = [0u8; 8];
-        block.copy_from_slice(&hash[..8]);
-        let block = u64::from_le_bytes(block) & self.block_mask;
-        // `block` is below the block count, whose words all exist.
-        let base = usize::try_from(block).unwrap_or(0) * BLOCK_WORDS;
-        hash[8..8 + 2 * PROBES].chunks_exact(2).map(move |pair| {
-            let bit = u16::from_le_bytes([pair[0], pair[1]]) & 511;
-            (base + usize::from(bit >> 6), 1u64 << (bit & 63))
-        })
+        ItemFilter(Bloom::for_items(items))
     }
 
     /// Adds an item.
     pub fn insert(&self, hash: &Hash) {
-        for (word, bit) in self.probes(hash) {
-            if let Some(word) = self.words.get(word) {
-                word.fetch_or(bit, Ordering::Relaxed);
-            }
-        }
-        self.added.fetch_add(1, Ordering::Relaxed);
+        self.0.insert(fingerprint(hash));
     }
 
     /// `false` if the item was never added; `true` if it was, or (rarely)
     /// if other items set the same bits.
     pub fn may_contain(&self, hash: &Hash) -> bool {
-        self.probes(hash).all(|(word, bit)| {
-            self.words
-                .get(word)
-                .is_none_or(|word| word.load(Ordering::Relaxed) & bit != 0)
-        })
+        self.0.may_contain(fingerprint(hash))
     }
 
     /// Whether it holds more items than it was sized for, and a larger
     /// filter is allowed.
     fn outgrown(&self) -> bool {
-        self.added.load(Ordering::Relaxed) > self.capacity
-            && self.capacity < MAX_BITS / BITS_PER_ITEM
+        self.0.added() > self.0.capacity() && self.0.capacity() < MAX_BITS / BITS_PER_ITEM
     }
+}
+
+/// A SHA-256 digest is uniform: its first bytes are a fingerprint.
+fn fingerprint(hash: &Hash) -> &Fingerprint {
+    hash.first_chunk().unwrap_or(&[0; 24])
 }
 
 /// A register's item filters: the published one readers use, and the
@@ -231,7 +183,7 @@ impl ItemFilters {
             return None;
         }
         let published = self.published_filter();
-        let held = published.map_or(0, |filter| filter.added.load(Ordering::Relaxed));
+        let held = published.map_or(0, |filter| filter.0.added());
         let mut writes = self.lock_writes();
         if writes.building.is_some() {
             return None;
@@ -387,33 +339,14 @@ mod tests {
     }
 
     #[test]
-    fn added_items_are_always_found_and_others_rarely() {
+    fn a_filter_past_its_capacity_is_outgrown_below_the_largest() {
         let filter = ItemFilter::for_items(100_000);
-        assert_eq!(filter.capacity, (1 << 21) / BITS_PER_ITEM);
-        let capacity = filter.capacity;
-        for n in 0..capacity {
-            filter.insert(&hash(n));
-        }
-        assert!((0..capacity).all(|n| filter.may_contain(&hash(n))));
-        let false_positives = (capacity..capacity + 100_000)
-            .filter(|&n| filter.may_contain(&hash(n)))
-            .count();
-        // About 0.1% expected at capacity; 0.5% would mean broken probes.
-        assert!(false_positives < 500, "{false_positives} in 100,000");
+        filter.0.pretend_added(filter.0.capacity());
         assert!(!filter.outgrown());
-        filter.insert(&hash(capacity));
+        filter.insert(&hash(0));
         assert!(filter.outgrown());
-    }
-
-    #[test]
-    fn sizes_stay_within_bounds() {
-        assert_eq!(ItemFilter::for_items(0).words.len() as u64, MIN_BITS / 64);
-        assert_eq!(
-            ItemFilter::for_items(u64::MAX).words.len() as u64,
-            MAX_BITS / 64
-        );
         let largest = ItemFilter::for_items(u64::MAX);
-        largest.added.store(u64::MAX, Ordering::Relaxed);
+        largest.0.pretend_added(u64::MAX);
         assert!(!largest.outgrown(), "no filter beyond the largest");
     }
 
@@ -447,11 +380,7 @@ mod tests {
         write.insert(&hash(4));
         assert!(write.may_contain(&hash(4)));
         // A build abandoned (dropped) leaves the published filter.
-        write.targets[0]
-            .as_ref()
-            .unwrap()
-            .added
-            .store(u64::MAX, Ordering::Relaxed);
+        write.targets[0].as_ref().unwrap().0.pretend_added(u64::MAX);
         drop(write);
         assert!(filters.wants_build());
         drop(filters.begin_build(10).unwrap());

@@ -32,6 +32,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod bloom;
 mod error;
 mod field_index;
 mod files;

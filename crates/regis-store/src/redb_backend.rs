@@ -30,10 +30,11 @@ use redb::{
 };
 
 use crate::StoreError;
-use crate::held_writes::HeldWrites;
 use crate::kv::{
     DirBackend, KvBackend, KvBatch, KvSnapshot, KvWriter, Overlay, Table, TxnSize, Visit, Writes,
 };
+
+mod bulk;
 
 /// The main database file inside a register's directory.
 pub const REDB_FILE: &str = "store.redb";
@@ -86,10 +87,16 @@ pub struct RedbOptions {
     /// Bytes of rows (keys and values) the active recent database takes
     /// before it is frozen and merged into the main database.
     pub merge_bytes: usize,
-    /// Merge on the backend's own thread (`true`), or in the thread whose
-    /// commit filled the recent database, before that commit returns:
-    /// slower, but deterministic (for crash tests).
+    /// Merge on the backend's own thread, and apply a bulk transaction's
+    /// writes on a thread of their own (`true`); or in the thread whose
+    /// commit filled the recent database, before that commit returns, and
+    /// in the thread writing the bulk transaction: slower, but every write
+    /// happens in one order (for crash tests).
     pub background: bool,
+    /// Bytes of writes a bulk transaction gathers before it applies them
+    /// in key order (`bulk`); twice that may be held, one batch being
+    /// applied while the next is gathered.
+    pub bulk_batch_bytes: usize,
 }
 
 impl Default for RedbOptions {
@@ -97,6 +104,8 @@ impl Default for RedbOptions {
         RedbOptions {
             merge_bytes: 8 << 20,
             background: true,
+            // With `HeldWrites`' packing, about 180,000 of a load's rows.
+            bulk_batch_bytes: 12 << 20,
         }
     }
 }
@@ -774,22 +783,38 @@ impl KvBackend for RedbBackend {
             return Ok(done);
         }
         shared.drain()?;
+        // Begun before the write, it sees the database as the transaction
+        // finds it: what `BulkWriter` reads of keys it has not written.
+        let base = Layer::begin(&shared.main, false)?;
         let mut txn = shared.main.begin_write().map_err(backend_error)?;
         // Immediate is redb's default; set it so that no future default can
         // weaken what `commit` promises.
         txn.set_durability(Durability::Immediate)
             .map_err(backend_error)?;
         let done = {
-            let mut writer = BulkWriter {
-                tables: Table::ALL
+            let tables = bulk::Tables::new(
+                Table::ALL
                     .iter()
                     .map(|&table| txn.open_table(definition(table)).map_err(backend_error))
                     .collect::<Result<Vec<_>, _>>()?,
-                held: HeldWrites::with_capacity(HELD_BYTES),
+            );
+            let applier = if shared.options.background {
+                bulk::Applier::Thread
+            } else {
+                bulk::Applier::Inline
             };
-            let done = work(&mut writer)?;
-            writer.flush()?;
-            done
+            std::thread::scope(|scope| {
+                let mut writer = bulk::BulkWriter::new(
+                    scope,
+                    &tables,
+                    base,
+                    applier,
+                    shared.options.bulk_batch_bytes,
+                );
+                let done = work(&mut writer)?;
+                writer.finish()?;
+                Ok::<_, E>(done)
+            })?
         };
         // Like every commit of the main database, it saves the allocator
         // state (set at the end: it changes nothing before the commit).
@@ -797,80 +822,6 @@ impl KvBackend for RedbBackend {
         // An error above drops the transaction uncommitted: redb aborts it.
         txn.commit().map_err(backend_error)?;
         Ok(done)
-    }
-}
-
-/// Bytes of writes a bulk transaction holds back before applying them in
-/// key order (`BulkWriter`): with [`HeldWrites`]' packing, about 350,000
-/// of a load's rows.
-const HELD_BYTES: usize = 24 << 20;
-
-/// The main database's tables in a bulk transaction, indexed by [`Table`]
-/// position, and the writes held back from them.
-///
-/// A bulk transaction writes rows at random places of B-trees far larger
-/// than redb's write buffer: applied one by one, nearly every write would
-/// read back and rewrite a page that was already written out. Held back and
-/// applied in key order, a batch of them rewrites each page once. Reads see
-/// held-back writes first.
-struct BulkWriter<'t> {
-    tables: Vec<redb::Table<'t, Bytes, Bytes>>,
-    held: HeldWrites,
-}
-
-impl BulkWriter<'_> {
-    fn hold(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.held.hold(table, key, value).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "a row of table {} is longer than 4 GiB",
-                table.name()
-            ))
-        })?;
-        if self.held.bytes() >= HELD_BYTES {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Applies every held-back write, table by table, in key order.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let tables = &mut self.tables;
-        self.held.drain_sorted(|table, held| {
-            let open = tables
-                .get_mut(table.position())
-                .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))?;
-            match held.value {
-                Some(value) => {
-                    open.insert(held.key, value).map_err(backend_error)?;
-                }
-                None => {
-                    open.remove(held.key).map_err(backend_error)?;
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-impl KvWriter for BulkWriter<'_> {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(held) = self.held.get(table, key) {
-            return Ok(held.map(<[u8]>::to_vec));
-        }
-        let open = self
-            .tables
-            .get(table.position())
-            .ok_or_else(|| StoreError::Corrupt(format!("table {} not open", table.name())))?;
-        let value = open.get(key).map_err(backend_error)?;
-        Ok(value.map(|guard| guard.value().to_vec()))
-    }
-
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.hold(table, key, Some(value))
-    }
-
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
-        self.hold(table, key, None)
     }
 }
 
@@ -910,6 +861,15 @@ impl Layer {
         // Another thread may have opened it meanwhile: either is the same
         // table of the same transaction.
         Ok(slot.get_or_init(|| open))
+    }
+
+    /// The value at `key` if this layer has a row for it: `Some(None)` for
+    /// a tombstone.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let Some(stored) = self.table(table)?.get(key).map_err(backend_error)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.value(stored.value())?.map(<[u8]>::to_vec)))
     }
 
     /// What a stored value stands for (`None`: deleted).
@@ -963,8 +923,8 @@ impl Cursor<'_> {
 impl KvSnapshot for RedbSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         for layer in &self.layers {
-            if let Some(stored) = layer.table(table)?.get(key).map_err(backend_error)? {
-                return Ok(layer.value(stored.value())?.map(<[u8]>::to_vec));
+            if let Some(value) = layer.get(table, key)? {
+                return Ok(value);
             }
         }
         Ok(None)

@@ -1113,6 +1113,90 @@ fn large_transactions_index_fields_in_runs<B: KvBackend>(open: Open<B>) {
     check(&store);
 }
 
+/// A bulk transaction reads its own writes, whichever batch holds them
+/// (gathered, being applied, applied) and over rows committed before it;
+/// it commits them all, or (when its work fails) none. With small bulk
+/// batches (`redb_merging*`) its reads cross many batches' applies.
+fn bulk_transactions_read_their_own_writes<B: KvBackend>(open: Open<B>) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use regis_store::TxnSize;
+    use std::collections::BTreeMap;
+    // One step: (table, key, what: 0 get, 1 delete, else put that value).
+    let step = (any::<bool>(), 0..400u16, 0..6u8);
+    let steps = proptest::collection::vec(step, 1..1500);
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let key = |n: u16| format!("key-{n:05}").into_bytes();
+    runner
+        .run(&steps, |steps| {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = open(dir.path());
+            let mut model: BTreeMap<(bool, Vec<u8>), Vec<u8>> = BTreeMap::new();
+            let mut base = KvBatch::new();
+            for n in (0..400).step_by(3) {
+                for items in [false, true] {
+                    let table = if items { Table::Items } else { Table::Records };
+                    base.put(table, key(n), b"base".to_vec());
+                    model.insert((items, key(n)), b"base".to_vec());
+                }
+            }
+            kv.commit(base).unwrap();
+            let before = model.clone();
+            let table_of = |items: bool| if items { Table::Items } else { Table::Records };
+            let run = |model: &mut BTreeMap<(bool, Vec<u8>), Vec<u8>>, fail: bool| {
+                kv.transact(TxnSize::Bulk, |writer| {
+                    for &(items, n, what) in &steps {
+                        let (table, key) = (table_of(items), key(n));
+                        match what {
+                            0 => assert_eq!(
+                                writer.get(table, &key)?,
+                                model.get(&(items, key.clone())).cloned(),
+                                "{table:?} {n}"
+                            ),
+                            1 => {
+                                writer.delete(table, &key)?;
+                                model.remove(&(items, key));
+                            }
+                            value => {
+                                let value = vec![value; usize::from(n % 50)];
+                                writer.put(table, &key, &value)?;
+                                model.insert((items, key), value);
+                            }
+                        }
+                    }
+                    if fail {
+                        return Err(StoreError::Corrupt("the work fails".into()));
+                    }
+                    Ok(())
+                })
+            };
+            // Failed work leaves what was committed before.
+            let mut failed = before.clone();
+            assert!(run(&mut failed, true).is_err());
+            let stored = |kv: &B| {
+                let snapshot = kv.snapshot().unwrap();
+                let mut rows = BTreeMap::new();
+                for items in [false, true] {
+                    for n in 0..400 {
+                        if let Some(value) = snapshot.get(table_of(items), &key(n)).unwrap() {
+                            rows.insert((items, key(n)), value);
+                        }
+                    }
+                }
+                rows
+            };
+            prop_assert_eq!(stored(&kv), before);
+            run(&mut model, false).unwrap();
+            prop_assert_eq!(stored(&kv), model);
+            Ok(())
+        })
+        .unwrap();
+}
+
 macro_rules! conformance {
     ($backend:ident, $kv:ty, $open:expr) => {
         mod $backend {
@@ -1135,6 +1219,7 @@ macro_rules! conformance {
                 invalid_documents_change_nothing,
                 stored_hashes_are_exactly_the_frontiers,
                 large_transactions_index_fields_in_runs,
+                bulk_transactions_read_their_own_writes,
             );
         }
     };
@@ -1152,11 +1237,13 @@ conformance!(redb, regis_store::RedbBackend, |dir| {
     regis_store::RedbBackend::open_dir(dir).unwrap()
 });
 // redb merging its recent databases into the main one every commit or two,
-// in the committing thread and on the merger thread.
+// and applying bulk writes in batches of a few rows: in the committing
+// thread, and on the merger's and the applier's threads.
 conformance!(redb_merging, regis_store::RedbBackend, |dir| {
     let options = regis_store::RedbOptions {
         merge_bytes: 1 << 10,
         background: false,
+        bulk_batch_bytes: 4 << 10,
     };
     regis_store::RedbBackend::open_dir_with(dir, options).unwrap()
 });
@@ -1164,6 +1251,7 @@ conformance!(redb_merging_background, regis_store::RedbBackend, |dir| {
     let options = regis_store::RedbOptions {
         merge_bytes: 1,
         background: true,
+        bulk_batch_bytes: 1 << 10,
     };
     regis_store::RedbBackend::open_dir_with(dir, options).unwrap()
 });

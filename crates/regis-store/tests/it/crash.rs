@@ -8,7 +8,7 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use crate::common::{Model, digest};
+use crate::common::{Model, digest, item, new_entry, sha256};
 use redb::StorageBackend;
 use regis_model::PerLog;
 use regis_store::{
@@ -392,13 +392,19 @@ fn open(
         RedbOptions {
             merge_bytes: MERGE_BYTES,
             background: false,
+            ..RedbOptions::default()
         },
+        None,
     )
 }
 
+/// Opens the store on `machine`'s disks, with redb's default page cache
+/// unless `cache_bytes` says otherwise (a small one spills the pages a
+/// transaction dirties to the disk as it goes, not only when it commits).
 fn open_with(
     machine: &Arc<Mutex<Machine>>,
     options: RedbOptions,
+    cache_bytes: Option<usize>,
 ) -> Result<(Store<RedbBackend>, Writer<RedbBackend>), StoreError> {
     let disk = |slot| CrashDisk {
         machine: Arc::clone(machine),
@@ -411,7 +417,11 @@ fn open_with(
     let reopen = Arc::clone(machine);
     let opener: regis_store::Opener = Box::new(move || {
         let database = |slot| {
-            redb::Builder::new()
+            let mut builder = redb::Builder::new();
+            if let Some(bytes) = cache_bytes {
+                builder.set_cache_size(bytes);
+            }
+            builder
                 .create_with_backend(CrashDisk {
                     machine: Arc::clone(&reopen),
                     slot,
@@ -700,8 +710,9 @@ fn commits_made_during_a_merge_survive_a_crash_in_it() {
     let options = RedbOptions {
         merge_bytes: 64 << 10,
         background: true,
+        ..RedbOptions::default()
     };
-    let (store, mut writer) = open_with(&disk, options).unwrap();
+    let (store, mut writer) = open_with(&disk, options, None).unwrap();
     let gate = Arc::clone(&disk.lock().unwrap().gate);
     gate.set_closed(true);
     let mut model = Model::default();
@@ -741,4 +752,83 @@ fn commits_made_during_a_merge_survive_a_crash_in_it() {
     gate.set_closed(false);
     drop((store, writer));
     assert_eq!(after.unwrap(), acknowledged);
+}
+
+/// Appends `count` user entries after the first `from`, each with a new
+/// item, over 97 keys (so that records are updated), in one bulk
+/// transaction.
+fn bulk_load(writer: &mut Writer<RedbBackend>, from: u64, count: u64) -> Result<(), StoreError> {
+    writer.transact(|txn| {
+        for n in 0..count {
+            let json = item(&format!("bulk-{from}-{n}"), &["t"]);
+            let hash = sha256(&json);
+            txn.add_item(&hash, &json)?;
+            let key = format!("b{}", n % 97);
+            txn.add_entry(&new_entry(Log::User, from + n + 1, &key, &hash))?;
+        }
+        Ok(())
+    })
+}
+
+/// A bulk transaction whose writes are applied on a thread of their own,
+/// in small batches: a disk that fails at any operation fails it with the
+/// disk's error; reopened, the store has all of it or none of it (a
+/// commit whose last sync failed may have landed), and a power cut then
+/// keeps exactly that. (Which operation a number names varies with the
+/// threads' interleaving; what must hold does not.)
+#[test]
+fn a_bulk_transaction_failing_at_any_operation_is_all_or_nothing() {
+    let options = RedbOptions {
+        merge_bytes: MERGE_BYTES,
+        background: true,
+        bulk_batch_bytes: 2 << 10,
+    };
+    let setup = |disk: &Arc<Mutex<Machine>>| {
+        // A page cache of a few pages: the applier writes to the disk.
+        let (store, mut writer) = open_with(disk, options, Some(64 << 10)).unwrap();
+        bulk_load(&mut writer, 0, 50).unwrap();
+        let before = digest(&store.snapshot().unwrap());
+        (store, writer, before)
+    };
+    let disk = Machine::empty(0, Loss::Unsynced);
+    let (store, mut writer, _) = setup(&disk);
+    let start = operations(&disk);
+    bulk_load(&mut writer, 50, 150).unwrap();
+    let total = operations(&disk);
+    let loaded = digest(&store.snapshot().unwrap());
+    drop((store, writer));
+    let mut failed = 0;
+    for fault in [Fault::Eio, Fault::Full] {
+        for at in start..total {
+            let context = format!("{fault:?} at operation {at} of {total}");
+            let disk = Machine::empty(0, Loss::Unsynced);
+            let (store, mut writer, before) = setup(&disk);
+            inject(&disk, at, fault);
+            if let Err(error) = bulk_load(&mut writer, 50, 150) {
+                failed += 1;
+                assert!(error.is_io(), "{context}: {error}");
+                free(&disk);
+                writer
+                    .recover()
+                    .unwrap_or_else(|e| panic!("{context}: reopening failed: {e}"));
+            }
+            let reported = digest(&store.snapshot().unwrap());
+            assert!(
+                reported == before || reported == loaded,
+                "{context}: part of it"
+            );
+            drop((store, writer));
+            let after = Machine::new(power_cut(&disk), 0, Loss::Nothing);
+            let (store, _writer) =
+                open(&after).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+            let kept = digest(&store.snapshot().unwrap());
+            assert!(kept == reported, "{context}: not what was reported");
+        }
+    }
+    // Every operation of the transaction writes or syncs: an EIO fails it.
+    assert!(
+        failed as u64 >= total - start,
+        "{failed} of {}",
+        total - start
+    );
 }
