@@ -348,6 +348,11 @@ impl Drop for BulkWriter<'_, '_, '_> {
     /// longer matters (the transaction is dropped uncommitted), so that
     /// the scope does not find a panicked thread.
     fn drop(&mut self) {
+        // A read that panicked may have left the applier waiting for it.
+        let open = self.tables.lock();
+        self.tables.wanted.store(false, Ordering::Release);
+        drop(open);
+        self.tables.released.notify_all();
         let _ = self.wait_for_apply();
     }
 }
