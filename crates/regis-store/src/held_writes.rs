@@ -47,12 +47,14 @@ impl std::fmt::Debug for HeldWrites {
 impl HeldWrites {
     /// Room for `bytes` of rows, taken at once: an arena grown by doubling
     /// would briefly hold its old and its new buffer. (Pages not yet
-    /// written to take no memory.)
-    pub(crate) fn with_capacity(bytes: usize) -> HeldWrites {
+    /// written to take no memory.) Keys are hashed by `hasher`: one
+    /// transaction's batches share one, so that a key looked up in each is
+    /// hashed once ([`HeldWrites::get`]).
+    pub(crate) fn with_capacity(bytes: usize, hasher: std::hash::RandomState) -> HeldWrites {
         HeldWrites {
             arena: Vec::with_capacity(bytes),
             index: std::array::from_fn(|_| HashTable::new()),
-            hasher: std::hash::RandomState::new(),
+            hasher,
         }
     }
 
@@ -107,13 +109,17 @@ impl HeldWrites {
         Ok(())
     }
 
-    /// What is held for `key` of `table`: `None` if nothing is,
-    /// `Some(None)` for a delete.
-    pub(crate) fn get(&self, table: Table, key: &[u8]) -> Option<Option<&[u8]>> {
-        let hash = self.hasher.hash_one(key);
+    /// What is held for `key` of `table`, whose hash by this batch's
+    /// hasher is `hash`: `None` if nothing is, `Some(None)` for a delete.
+    pub(crate) fn get(&self, table: Table, key: &[u8], hash: u64) -> Option<Option<&[u8]>> {
         self.index[table.position()]
             .find(hash, |&held| row(&self.arena, held).key == key)
             .map(|&held| row(&self.arena, held).value)
+    }
+
+    /// What hashes the keys.
+    pub(crate) fn hasher(&self) -> &std::hash::RandomState {
+        &self.hasher
     }
 
     /// Rows held, over all tables.
@@ -188,17 +194,22 @@ mod tests {
 
     #[test]
     fn latest_write_wins_and_rows_come_in_key_order() {
-        let mut held = HeldWrites::with_capacity(64);
+        let hasher = std::hash::RandomState::new();
+        let mut held = HeldWrites::with_capacity(64, hasher.clone());
+        let get = |held: &HeldWrites, table, key: &[u8]| {
+            held.get(table, key, hasher.hash_one(key))
+                .map(|v| v.map(<[u8]>::to_vec))
+        };
         let table = Table::ALL[0];
         let other = Table::ALL[1];
         held.hold(table, b"b", Some(b"1")).unwrap();
         held.hold(table, b"a", Some(b"2")).unwrap();
         held.hold(table, b"b", None).unwrap();
         held.hold(other, b"b", Some(b"")).unwrap();
-        assert_eq!(held.get(table, b"a"), Some(Some(&b"2"[..])));
-        assert_eq!(held.get(table, b"b"), Some(None));
-        assert_eq!(held.get(other, b"b"), Some(Some(&b""[..])));
-        assert_eq!(held.get(table, b"c"), None);
+        assert_eq!(get(&held, table, b"a"), Some(Some(b"2".to_vec())));
+        assert_eq!(get(&held, table, b"b"), Some(None));
+        assert_eq!(get(&held, other, b"b"), Some(Some(Vec::new())));
+        assert_eq!(get(&held, table, b"c"), None);
         let mut seen = Vec::new();
         // Keys sharing an eight-byte prefix, and one that is a prefix.
         for key in [&b"prefix-b"[..], b"prefix-a1", b"prefix-a"] {
@@ -226,7 +237,7 @@ mod tests {
             ]
         );
         held.clear();
-        assert_eq!(held.get(table, b"a"), None);
+        assert_eq!(get(&held, table, b"a"), None);
         assert_eq!(held.rows(), 0);
     }
 }

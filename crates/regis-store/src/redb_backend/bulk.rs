@@ -31,6 +31,7 @@
 //! applier).
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -87,6 +88,7 @@ impl<'t> Tables<'t> {
     /// letting a waiting reader in between rows.
     fn apply(&self, batch: &HeldWrites, written: &WrittenKeys) -> Result<(), StoreError> {
         let target = written.newest();
+        let hasher = batch.hasher();
         let mut open = Some(self.lock());
         batch.for_each_sorted(|table, held| {
             if self.wanted.load(Ordering::Acquire)
@@ -99,7 +101,8 @@ impl<'t> Tables<'t> {
                 );
             }
             if let Some(target) = target {
-                target.insert(&written.fingerprint(table, held.key));
+                // The applier is the one thread that adds to the filters.
+                target.insert_by_sole_writer(&fingerprint(table, hasher.hash_one(held.key)));
             }
             let open = open
                 .as_deref_mut()
@@ -158,19 +161,21 @@ fn apply_row(
     .map_err(backend_error)
 }
 
-/// The keys a transaction has handed to the applier: Bloom filters, each
-/// twice the size of the one before, so that the keys of a load of any size
-/// fit at about 16 bits a key (within [`WRITTEN_FILTER_BYTES`]).
+/// The keys a transaction has handed to the applier: Bloom filters at 16
+/// bits a key, the first for a million keys (2 MiB), each later one for
+/// three times the keys of those before it, so that a load of any size
+/// probes few of them (within [`WRITTEN_FILTER_BYTES`]).
+#[derive(Default)]
 struct WrittenKeys {
-    hasher: std::hash::RandomState,
     filters: Vec<Arc<Bloom>>,
 }
 
-impl WrittenKeys {
-    fn fingerprint(&self, table: Table, key: &[u8]) -> bloom::Fingerprint {
-        bloom::fingerprint_of(&self.hasher, (table.id(), key))
-    }
+/// The fingerprint of `key` of `table`, whose hash is `hash`.
+fn fingerprint(table: Table, hash: u64) -> bloom::Fingerprint {
+    bloom::fingerprint_of(hash ^ u64::from(table.id()).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
 
+impl WrittenKeys {
     /// Makes room in the newest filter for `keys` more (called while no
     /// apply runs: the applier adds to the newest filter).
     fn reserve(&mut self, keys: usize) {
@@ -184,7 +189,7 @@ impl WrittenKeys {
         }
         let held: u64 = self.filters.iter().map(|filter| filter.capacity()).sum();
         let bytes: u64 = self.filters.iter().map(|filter| filter.bytes()).sum();
-        let next = Bloom::for_items(keys.max(held));
+        let next = Bloom::for_items(keys.max(held.saturating_mul(3)).max(1 << 20));
         if self.filters.is_empty() || bytes + next.bytes() <= WRITTEN_FILTER_BYTES {
             self.filters.push(Arc::new(next));
         }
@@ -194,10 +199,10 @@ impl WrittenKeys {
         self.filters.last()
     }
 
-    /// Whether the transaction may have handed `key` of `table` to the
-    /// applier.
-    fn may_contain(&self, table: Table, key: &[u8]) -> bool {
-        let fingerprint = self.fingerprint(table, key);
+    /// Whether the transaction may have handed `key` of `table`, whose
+    /// hash is `hash`, to the applier.
+    fn may_contain(&self, table: Table, hash: u64) -> bool {
+        let fingerprint = fingerprint(table, hash);
         self.filters
             .iter()
             .any(|filter| filter.may_contain(&fingerprint))
@@ -236,6 +241,8 @@ pub(super) struct BulkWriter<'scope, 'env: 'scope, 't> {
     spare: Option<HeldWrites>,
     applying: Option<Applying<'scope>>,
     written: Arc<WrittenKeys>,
+    /// Hashes keys for every batch and for `written`.
+    hasher: std::hash::RandomState,
 }
 
 impl<'scope, 'env: 'scope, 't: 'env> BulkWriter<'scope, 'env, 't> {
@@ -246,19 +253,18 @@ impl<'scope, 'env: 'scope, 't: 'env> BulkWriter<'scope, 'env, 't> {
         applier: Applier,
         batch_bytes: usize,
     ) -> Self {
+        let hasher = std::hash::RandomState::new();
         BulkWriter {
             scope,
             tables,
             base,
             applier,
             batch_bytes,
-            gathering: HeldWrites::with_capacity(batch_bytes),
+            gathering: HeldWrites::with_capacity(batch_bytes, hasher.clone()),
             spare: None,
             applying: None,
-            written: Arc::new(WrittenKeys {
-                hasher: std::hash::RandomState::new(),
-                filters: Vec::new(),
-            }),
+            written: Arc::default(),
+            hasher,
         }
     }
 
@@ -301,7 +307,7 @@ impl<'scope, 'env: 'scope, 't: 'env> BulkWriter<'scope, 'env, 't> {
         let next = self
             .spare
             .take()
-            .unwrap_or_else(|| HeldWrites::with_capacity(self.batch_bytes));
+            .unwrap_or_else(|| HeldWrites::with_capacity(self.batch_bytes, self.hasher.clone()));
         let batch = std::mem::replace(&mut self.gathering, next);
         // No apply runs: the filters are this thread's alone.
         let Some(written) = Arc::get_mut(&mut self.written) else {
@@ -359,14 +365,15 @@ impl Drop for BulkWriter<'_, '_, '_> {
 
 impl KvWriter for BulkWriter<'_, '_, '_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let hash = self.hasher.hash_one(key);
         let in_hand = std::iter::once(&self.gathering)
             .chain(self.applying.as_ref().map(|applying| &*applying.batch));
         for batch in in_hand {
-            if let Some(held) = batch.get(table, key) {
+            if let Some(held) = batch.get(table, key, hash) {
                 return Ok(held.map(<[u8]>::to_vec));
             }
         }
-        if self.written.may_contain(table, key) {
+        if self.written.may_contain(table, hash) {
             let interrupt = self.applying.as_ref().is_some_and(|applying| {
                 let left = applying.interruptions.get();
                 applying.interruptions.set(left.saturating_sub(1));
